@@ -1,0 +1,125 @@
+//! Benchmarks behind `rote bench`: they print figures and never assert times. Results go into
+//! `docs/performance.md` with the command and machine.
+
+use std::time::Instant;
+
+use crate::data::Dataset;
+use crate::error::CoreResult;
+use crate::gpu::{Backend, PackedImages, gpu, pairwise_sq_l2_cpu, pairwise_sq_l2_gpu, top_k_rows};
+use crate::job::JobCtx;
+use crate::train::{TrainConfig, train};
+
+/// Figures from the neighbour-search benchmark.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NnBench {
+    /// Queries.
+    pub m: usize,
+    /// References.
+    pub n: usize,
+    /// Pixels per image.
+    pub dim: usize,
+    /// CPU twin seconds (distance matrix + top-k).
+    pub cpu_secs: f64,
+    /// wgpu seconds (distance matrix + top-k), when an adapter exists.
+    pub gpu_secs: Option<f64>,
+    /// The adapter used.
+    pub gpu_adapter: Option<String>,
+    /// Why there is no GPU figure.
+    pub gpu_unavailable: Option<String>,
+    /// Whether both backends gave identical neighbours.
+    pub identical: Option<bool>,
+    /// Squared-difference operations per second on the CPU (x 1e9).
+    pub cpu_gops: f64,
+    /// The same on the GPU.
+    pub gpu_gops: Option<f64>,
+}
+
+/// Nearest neighbours of the first `m` images among the first `n` of `ds`, k = 10, on both backends.
+pub fn bench_nn(ds: &Dataset, m: usize, n: usize) -> CoreResult<NnBench> {
+    let m = m.min(ds.n);
+    let n = n.min(ds.n);
+    let qi: Vec<usize> = (0..m).collect();
+    let ri: Vec<usize> = (0..n).collect();
+    let a = PackedImages::from_dataset(ds, &qi);
+    let b = PackedImages::from_dataset(ds, &ri);
+    let ops = (m * n * ds.image_len()) as f64;
+    let skip = |i: usize, j: usize| i == j;
+    let block = 1024;
+    let run = |f: &dyn Fn(&PackedImages) -> CoreResult<Vec<u32>>| -> CoreResult<(f64, Vec<Vec<(usize, u32)>>)> {
+        let t0 = Instant::now();
+        let mut tops = Vec::new();
+        for s in (0..m).step_by(block) {
+            let e = (s + block).min(m);
+            let rows: Vec<&[u8]> = (s..e).map(|r| &a.data[r * a.row_bytes..(r + 1) * a.row_bytes]).collect();
+            let qa = PackedImages::from_rows(&rows);
+            let d = f(&qa)?;
+            let off_skip = |i: usize, j: usize| skip(i + s, j);
+            tops.extend(top_k_rows(&d, e - s, n, 10, &off_skip));
+        }
+        Ok((t0.elapsed().as_secs_f64(), tops))
+    };
+    let (cpu_secs, cpu_top) = run(&|qa| Ok(pairwise_sq_l2_cpu(qa, &b)))?;
+    let (gpu_secs, gpu_adapter, gpu_unavailable, identical) = match gpu() {
+        Ok(g) => {
+            // Warm up (pipeline compile) before timing.
+            let warm = PackedImages::from_rows(&[&a.data[..a.row_bytes]]);
+            pairwise_sq_l2_gpu(&g, &warm, &b)?;
+            let (secs, top) = run(&|qa| pairwise_sq_l2_gpu(&g, qa, &b))?;
+            (
+                Some(secs),
+                Some(Backend::Wgpu(g.info.name.clone()).to_string()),
+                None,
+                Some(top == cpu_top),
+            )
+        }
+        Err(why) => (None, None, Some(why), None),
+    };
+    Ok(NnBench {
+        m,
+        n,
+        dim: ds.image_len(),
+        cpu_secs,
+        gpu_secs,
+        gpu_adapter,
+        gpu_unavailable,
+        identical,
+        cpu_gops: ops / cpu_secs / 1e9,
+        gpu_gops: gpu_secs.map(|s| ops / s / 1e9),
+    })
+}
+
+/// Figures from the training benchmark.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainBench {
+    /// Family.
+    pub family: String,
+    /// Device.
+    pub device: String,
+    /// Training samples.
+    pub n_train: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Mean seconds per epoch (training steps + evaluation).
+    pub secs_per_epoch: f64,
+    /// Samples per second.
+    pub samples_per_sec: f64,
+    /// Final test accuracy.
+    pub test_acc: f64,
+}
+
+/// Trains `cfg` on `ds` and reports the epoch time.
+pub fn bench_train(cfg: &TrainConfig, ds: &Dataset, ctx: &JobCtx<'_>) -> CoreResult<TrainBench> {
+    let t0 = Instant::now();
+    let out = train(cfg, ds, ctx)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let n_train = out.card.metrics.n_train;
+    Ok(TrainBench {
+        family: cfg.family.as_str().into(),
+        device: cfg.device.clone(),
+        n_train,
+        epochs: cfg.epochs,
+        secs_per_epoch: secs / cfg.epochs as f64,
+        samples_per_sec: (n_train * cfg.epochs) as f64 / secs,
+        test_acc: out.card.metrics.test_acc,
+    })
+}

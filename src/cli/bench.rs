@@ -1,0 +1,71 @@
+//! `rote bench ...`.
+
+use serde_json::json;
+
+use super::{BenchWhich, CliSink};
+use crate::bench::{bench_nn, bench_train};
+use crate::data;
+use crate::error::CoreResult;
+use crate::job::{CancelToken, JobCtx};
+use crate::train::TrainConfig;
+
+/// Runs a benchmark and prints its figures.
+pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
+    let ds = data::load("mnist10k")?;
+    match which {
+        BenchWhich::Nn { m, n } => {
+            let r = bench_nn(&ds, m, n)?;
+            if json {
+                println!("{}", json!({ "bench": "nn", "result": r }));
+            } else {
+                println!(
+                    "nearest neighbours (k=10), {} x {} MNIST images of {} pixels",
+                    r.m, r.n, r.dim
+                );
+                println!(
+                    "  cpu twin : {:>8.3} s  ({:.2} G sq-diff/s)",
+                    r.cpu_secs, r.cpu_gops
+                );
+                match (r.gpu_secs, &r.gpu_adapter) {
+                    (Some(s), Some(a)) => println!(
+                        "  {a}: {s:>8.3} s  ({:.2} G sq-diff/s), speed-up {:.2}x, identical neighbours: {}",
+                        r.gpu_gops.unwrap_or(0.0),
+                        r.cpu_secs / s,
+                        r.identical.unwrap_or(false)
+                    ),
+                    _ => println!(
+                        "  wgpu     : unavailable ({})",
+                        r.gpu_unavailable.unwrap_or_default()
+                    ),
+                }
+            }
+        }
+        BenchWhich::Train {
+            family,
+            epochs,
+            device,
+        } => {
+            let cfg = TrainConfig {
+                family,
+                epochs,
+                device,
+                ..TrainConfig::default()
+            };
+            let cancel = CancelToken::new();
+            let sink = CliSink::new(true);
+            let ctx = JobCtx::new(&cancel, &sink);
+            let r = bench_train(&cfg, &ds, &ctx);
+            sink.finish();
+            let r = r?;
+            if json {
+                println!("{}", json!({ "bench": "train", "result": r }));
+            } else {
+                println!(
+                    "{} on mnist10k ({} samples), {}: {:.2} s/epoch, {:.0} samples/s, test acc {:.4}",
+                    r.family, r.n_train, r.device, r.secs_per_epoch, r.samples_per_sec, r.test_acc
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The subcommands.
+
+use serde_json::json;
+
+use super::{CliSink, Command, TrainArgs};
+use crate::data::{self, BundledKind, bundled_all};
+use crate::error::{CoreError, CoreResult};
+use crate::gpu::nearest_neighbours;
+use crate::job::{CancelToken, JobCtx};
+use crate::study::Study;
+use crate::train::{TrainConfig, train_into_study};
+
+fn print(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+/// Runs one subcommand (everything except opening the window).
+pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
+    match cmd {
+        Command::Datasets => datasets(json),
+        Command::Train(args) => train_cmd(args, json),
+        Command::Nn {
+            data,
+            index,
+            k,
+            train_only,
+            cpu,
+        } => nn(&data, index, k, train_only, !cpu, json),
+        Command::Models { study } => models(&study, json),
+        Command::Demo {
+            rebuild,
+            update_assets,
+            out,
+        } => demo(&out, rebuild, update_assets, json),
+        Command::Bench { which } => super::bench::run(which, json),
+        Command::Screenshot {
+            view,
+            out,
+            study,
+            width,
+            height,
+        } => screenshot(&view, &out, study, width, height),
+    }
+}
+
+#[cfg(feature = "gui")]
+fn screenshot(
+    view: &str,
+    out: &std::path::Path,
+    study: Option<std::path::PathBuf>,
+    w: f32,
+    h: f32,
+) -> CoreResult<()> {
+    crate::ui::screenshot::render_view(view, out, study, [w, h])
+}
+
+#[cfg(not(feature = "gui"))]
+fn screenshot(
+    _: &str,
+    _: &std::path::Path,
+    _: Option<std::path::PathBuf>,
+    _: f32,
+    _: f32,
+) -> CoreResult<()> {
+    Err(CoreError::Invalid(
+        "this build has no GUI (built without the 'gui' feature)".into(),
+    ))
+}
+
+fn datasets(json: bool) -> CoreResult<()> {
+    let mut rows = Vec::new();
+    for b in bundled_all() {
+        let mut row = json!({"name": b.name, "kind": b.kind, "description": b.description, "credit": b.credit});
+        if b.kind == BundledKind::Images {
+            let ds = data::load_bundled(b.name)?;
+            row["n"] = json!(ds.n);
+            row["shape"] = json!([ds.c, ds.h, ds.w]);
+            row["classes"] = json!(ds.n_classes());
+            row["n_train"] = json!(ds.train_indices().len());
+            row["n_test"] = json!(ds.test_indices().len());
+            row["hash"] = json!(ds.hash);
+        }
+        rows.push(row);
+    }
+    let value = json!({ "datasets": rows });
+    print(json, &value, || {
+        let mut s = String::new();
+        for (b, r) in bundled_all().iter().zip(&rows) {
+            let shape = r.get("shape").map(|v| format!(" {v}")).unwrap_or_default();
+            s.push_str(&format!(
+                "{:<14} {:<7}{shape}  {}\n",
+                b.name,
+                format!("{:?}", b.kind).to_lowercase(),
+                b.description
+            ));
+        }
+        s.trim_end().to_string()
+    });
+    Ok(())
+}
+
+fn train_cmd(args: TrainArgs, json: bool) -> CoreResult<()> {
+    let cfg = TrainConfig {
+        family: args.family,
+        data: args.data,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        optimizer: args.optimizer,
+        lr: args.lr,
+        momentum: args.momentum,
+        weight_decay: args.weight_decay,
+        subset_ratio: args.subset_ratio,
+        seed: args.seed,
+        device: args.device,
+        id: args.id.unwrap_or_default(),
+    };
+    let ds = data::load(&cfg.data)?;
+    let mut study = Study::open_or_create(&args.out)?;
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let outcome = train_into_study(&cfg, &ds, &mut study, &ctx);
+    sink.finish();
+    let outcome = outcome?;
+    let card = &outcome.card;
+    let path = study.models_dir().join(&card.id);
+    let value = json!({
+        "model_id": card.id,
+        "path": path,
+        "n_train": card.metrics.n_train,
+        "n_test": card.metrics.n_test,
+        "train_acc": card.metrics.train_acc,
+        "test_acc": card.metrics.test_acc,
+        "seconds": card.metrics.seconds,
+        "dataset_hash": card.dataset.hash,
+    });
+    print(json, &value, || {
+        format!(
+            "trained {} on {} samples in {:.1}s: train acc {:.4}, test acc {:.4}\nsaved to {}",
+            card.id,
+            card.metrics.n_train,
+            card.metrics.seconds,
+            card.metrics.train_acc,
+            card.metrics.test_acc,
+            path.display()
+        )
+    });
+    Ok(())
+}
+
+fn nn(
+    data_name: &str,
+    index: usize,
+    k: usize,
+    train_only: bool,
+    prefer_gpu: bool,
+    json: bool,
+) -> CoreResult<()> {
+    let ds = data::load(data_name)?;
+    if index >= ds.n {
+        return Err(CoreError::Invalid(format!(
+            "index {index} is out of range: {data_name} has {} images",
+            ds.n
+        )));
+    }
+    let refs: Vec<usize> = if train_only {
+        ds.train_indices()
+    } else {
+        (0..ds.n).collect()
+    };
+    let (mut found, backend) = nearest_neighbours(&ds, &[index], &refs, k, prefer_gpu, None)?;
+    let found = found.pop().unwrap_or_default();
+    let rows: Vec<_> = found
+        .iter()
+        .map(|nb| {
+            json!({
+                "index": nb.index,
+                "label": ds.labels[nb.index],
+                "class": ds.class_names[ds.labels[nb.index] as usize],
+                "split": ds.split[nb.index],
+                "distance": nb.distance,
+                "sq_l2": nb.sq_l2,
+            })
+        })
+        .collect();
+    let value = json!({
+        "data": data_name,
+        "index": index,
+        "label": ds.labels[index],
+        "k": k,
+        "backend": backend.to_string(),
+        "neighbours": rows,
+    });
+    print(json, &value, || {
+        let mut s = format!(
+            "neighbours of {data_name}[{index}] (label {}) by {backend}:\n",
+            ds.labels[index]
+        );
+        for nb in &found {
+            s.push_str(&format!(
+                "  {:>6}  label {:<3} distance {:.4}\n",
+                nb.index, ds.labels[nb.index], nb.distance
+            ));
+        }
+        s.trim_end().to_string()
+    });
+    Ok(())
+}
+
+fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
+    let study = Study::open(path)?;
+    let (good, bad) = study.models();
+    let rows: Vec<_> = good
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "family": m.card.spec.family,
+                "dataset": m.card.dataset.name,
+                "path": m.dir,
+                "metrics": m.card.metrics,
+            })
+        })
+        .collect();
+    let problems: Vec<String> = bad.iter().map(ToString::to_string).collect();
+    let value = json!({ "study": path, "models": rows, "problems": problems });
+    print(json, &value, || {
+        let mut s = String::new();
+        for m in &good {
+            s.push_str(&format!(
+                "{:<28} {:<4} {:<14} n_train {:>6}  test acc {:.4}\n",
+                m.id,
+                m.card.spec.family.as_str(),
+                m.card.dataset.name,
+                m.card.metrics.n_train,
+                m.card.metrics.test_acc
+            ));
+        }
+        for p in &problems {
+            s.push_str(&format!("problem: {p}\n"));
+        }
+        if s.is_empty() {
+            s = "no models".into();
+        }
+        s.trim_end().to_string()
+    });
+    Ok(())
+}
+
+fn demo(out: &std::path::Path, rebuild: bool, update_assets: bool, json: bool) -> CoreResult<()> {
+    let t0 = std::time::Instant::now();
+    let study = if rebuild {
+        let cancel = CancelToken::new();
+        let sink = CliSink::new(json);
+        let ctx = JobCtx::new(&cancel, &sink);
+        let s = crate::demo::rebuild_demo(out, update_assets, &ctx);
+        sink.finish();
+        s?
+    } else {
+        crate::demo::write_demo(out)?
+    };
+    let (models, _) = study.models();
+    let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
+    let value = json!({ "study": out, "models": ids, "rebuilt": rebuild, "seconds": t0.elapsed().as_secs_f64() });
+    print(json, &value, || {
+        format!(
+            "demo study at {} with models {}",
+            out.display(),
+            ids.join(", ")
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The command-line interface. Every subcommand calls the same core entry points as the GUI and
+//! prints one JSON object on stdout with `--json`, human text otherwise. Progress goes to stderr.
+
+mod bench;
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::model::Family;
+use crate::train::OptimizerKind;
+
+pub use commands::run_command;
+pub use progress::CliSink;
+
+/// rote: see what a model memorized from its training data.
+#[derive(Debug, Parser)]
+#[command(name = "rote", version, about)]
+pub struct Cli {
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Study folder to open in the GUI (default: the demo study, written on first launch).
+    #[arg(long)]
+    pub study: Option<PathBuf>,
+
+    /// What to do; without a command the GUI opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the bundled data sets.
+    Datasets,
+
+    /// Train a classifier and add it to a study.
+    Train(TrainArgs),
+
+    /// Nearest neighbours of one image by pixel distance.
+    Nn {
+        /// Data set: bundled name or path.
+        #[arg(long)]
+        data: String,
+        /// Image index.
+        #[arg(long)]
+        index: usize,
+        /// Number of neighbours.
+        #[arg(long, default_value_t = 8)]
+        k: usize,
+        /// Search the training split only (default: the whole data set).
+        #[arg(long)]
+        train_only: bool,
+        /// Force the CPU twin instead of the GPU kernel.
+        #[arg(long)]
+        cpu: bool,
+    },
+
+    /// List the models of a study.
+    Models {
+        /// Study folder.
+        study: PathBuf,
+    },
+
+    /// Write the demo study.
+    Demo {
+        /// Retrain every demo model from scratch instead of copying the shipped weights.
+        #[arg(long)]
+        rebuild: bool,
+        /// With --rebuild: also replace the shipped files in assets/demo/.
+        #[arg(long, requires = "rebuild")]
+        update_assets: bool,
+        /// Study folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+
+    /// Render a view of the GUI headlessly into a PNG.
+    Screenshot {
+        /// View: data, models or settings.
+        #[arg(long)]
+        view: String,
+        /// Output PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Study to show (default: a fresh demo study in a temporary folder).
+        #[arg(long)]
+        study: Option<PathBuf>,
+        /// Width in points.
+        #[arg(long, default_value_t = 1280.0)]
+        width: f32,
+        /// Height in points.
+        #[arg(long, default_value_t = 800.0)]
+        height: f32,
+    },
+
+    /// Benchmarks (print figures; see docs/performance.md).
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        which: BenchWhich,
+    },
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchWhich {
+    /// wgpu kernel vs CPU twin: nearest neighbours on MNIST-10k.
+    Nn {
+        /// Queries.
+        #[arg(long, default_value_t = 10_000)]
+        m: usize,
+        /// References.
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+    },
+    /// MLP/CNN training time per epoch on MNIST-10k.
+    Train {
+        /// Family.
+        #[arg(long, value_enum, default_value_t = Family::Mlp)]
+        family: Family,
+        /// Epochs.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+/// Options of `rote train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Model family.
+    #[arg(long, value_enum)]
+    pub family: Family,
+    /// Data set: bundled name or path.
+    #[arg(long)]
+    pub data: String,
+    /// Study folder (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Epochs.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Seed for subset, initialisation and batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of the training split to train on.
+    #[arg(long, default_value_t = 1.0)]
+    pub subset_ratio: f64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adamw)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Momentum (SGD).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Model id (default: family-data-seed).
+    #[arg(long)]
+    pub id: Option<String>,
+}

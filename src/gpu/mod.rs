@@ -1,0 +1,12 @@
+//! GPU compute through wgpu: our own WGSL kernels from `shaders/`, each with a CPU twin that gives
+//! the same numbers. Jobs use the GPU when an adapter exists and fall back to the twin otherwise.
+//! (candle has no wgpu backend; model maths runs on candle, distances and neighbours run here.)
+
+mod context;
+mod pairwise_l2;
+
+pub use context::{Gpu, GpuInfo, gpu, gpu_info};
+pub use pairwise_l2::{
+    Backend, Neighbour, PackedImages, nearest_neighbours, pairwise_sq_l2, pairwise_sq_l2_cpu,
+    pairwise_sq_l2_gpu, top_k_rows,
+};

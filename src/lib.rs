@@ -1,0 +1,35 @@
+//! **rote** shows what a machine-learning model memorized from its training data.
+//!
+//! The crate is one library with a thin binary (`src/main.rs`). Everything outside [`ui`] is the
+//! headless core and builds with `--no-default-features`:
+//!
+//! * [`data`]: the [`data::Dataset`] type, loaders (IDX, image folder, NPY, CIFAR binary, text, CSV)
+//!   and the bundled data sets in `assets/`.
+//! * [`model`]: MLP and CNN classifiers as explicit candle structs, model cards, checkpoints.
+//! * [`train`]: deterministic training on an index subset, SGD-momentum and AdamW.
+//! * [`gpu`]: wgpu compute kernels from `shaders/`, each with a CPU twin.
+//! * [`job`]: cancellable, progress-reporting background jobs.
+//! * [`study`]: the on-disk study folder (atomic writes).
+//! * [`demo`]: the bundled demo study.
+//! * [`cli`]: the command-line interface.
+//! * [`ui`] (feature `gui`): the egui front end.
+
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod demo;
+pub mod error;
+pub mod gpu;
+pub mod job;
+pub mod model;
+pub mod paths;
+pub mod study;
+pub mod train;
+
+#[cfg(feature = "gui")]
+pub mod ui;
+
+pub use error::{CoreError, CoreResult};
+
+/// The version recorded in every model card.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,165 @@
+//! Saving and loading weights (`weights.safetensors`) with every check a user needs: the card
+//! must match the data set, the tensors must match the architecture, and nothing may be NaN. A
+//! PyTorch pickle is recognised and refused (rote never runs code from a model file).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::{Classifier, ModelCard};
+use crate::data::Dataset;
+use crate::error::{CoreError, CoreResult};
+use crate::study::write_atomic;
+
+/// A model ready to run, with its card.
+pub struct LoadedModel {
+    /// The model.
+    pub model: Classifier,
+    /// Its parameters (for gradients w.r.t. weights, or saving again).
+    pub varmap: VarMap,
+    /// Its card.
+    pub card: ModelCard,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+/// Writes a var map as safetensors, atomically.
+pub fn save_weights(varmap: &VarMap, path: &Path) -> CoreResult<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+    let tensors: HashMap<String, Tensor> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    drop(data);
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| CoreError::format(path, format!("cannot serialise weights: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+fn sniff_pickle(path: &Path) -> CoreResult<()> {
+    let mut head = [0u8; 4];
+    let n = {
+        use std::io::Read as _;
+        let mut f = std::fs::File::open(path).map_err(|e| CoreError::io(path, e))?;
+        f.read(&mut head).map_err(|e| CoreError::io(path, e))?
+    };
+    let is_zip = n >= 4 && head == *b"PK\x03\x04";
+    let is_pickle = n >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]);
+    if is_zip || is_pickle {
+        return Err(CoreError::format(
+            path,
+            "this is a PyTorch pickle (.pt/.pth); rote never loads pickles because they can run code. \
+             Convert it in Python with safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')",
+        ));
+    }
+    Ok(())
+}
+
+/// Loads `weights.safetensors` into the architecture of `card`, checking names, shapes and values.
+pub fn load_weights(
+    card: &ModelCard,
+    path: &Path,
+    device: &Device,
+) -> CoreResult<(Classifier, VarMap)> {
+    sniff_pickle(path)?;
+    let loaded = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| CoreError::format(path, format!("not a readable safetensors file: {e}")))?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let model = Classifier::new(&card.spec, vb)?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+    let mut problems = Vec::new();
+    let mut expected: Vec<&String> = data.keys().collect();
+    expected.sort();
+    for name in &expected {
+        let var = &data[*name];
+        match loaded.get(*name) {
+            None => problems.push(format!("missing tensor '{name}'")),
+            Some(t) if t.dims() != var.dims() => problems.push(format!(
+                "tensor '{name}' has shape {:?}, the {} architecture in the card needs {:?}",
+                t.dims(),
+                card.spec.family.as_str(),
+                var.dims()
+            )),
+            Some(t) => {
+                let t = t.to_dtype(DType::F32)?;
+                let finite = t
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .all(|v| v.is_finite());
+                if finite {
+                    var.set(&t.to_device(device)?)?;
+                } else {
+                    problems.push(format!("tensor '{name}' contains NaN or infinite values"));
+                }
+            }
+        }
+    }
+    let mut extra: Vec<&String> = loaded.keys().filter(|k| !data.contains_key(*k)).collect();
+    extra.sort();
+    for k in extra {
+        problems.push(format!("unexpected tensor '{k}'"));
+    }
+    drop(data);
+    if !problems.is_empty() {
+        return Err(CoreError::format(path, problems.join("; ")));
+    }
+    Ok((model, varmap))
+}
+
+/// Loads a model folder (`card.json` + `weights.safetensors`). When `dataset` is given, its hash and
+/// shape must match what the card says the model was trained on.
+pub fn load_model(
+    dir: &Path,
+    dataset: Option<&Dataset>,
+    device: &Device,
+) -> CoreResult<LoadedModel> {
+    let card = ModelCard::load(&dir.join("card.json"))?;
+    if let Some(ds) = dataset {
+        check_dataset(&card, ds)?;
+    }
+    let (model, varmap) = load_weights(&card, &dir.join("weights.safetensors"), device)?;
+    Ok(LoadedModel {
+        model,
+        varmap,
+        card,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Explains any disagreement between a card and a data set.
+pub fn check_dataset(card: &ModelCard, ds: &Dataset) -> CoreResult<()> {
+    let input = [ds.c, ds.h, ds.w];
+    if card.spec.input != input {
+        return Err(CoreError::Mismatch(format!(
+            "model '{}' takes {:?} (C, H, W) images but data set '{}' has {:?}",
+            card.id, card.spec.input, ds.name, input
+        )));
+    }
+    if card.spec.n_classes != ds.n_classes() {
+        return Err(CoreError::Mismatch(format!(
+            "model '{}' has {} classes but data set '{}' has {}",
+            card.id,
+            card.spec.n_classes,
+            ds.name,
+            ds.n_classes()
+        )));
+    }
+    if card.dataset.hash != ds.hash {
+        return Err(CoreError::Mismatch(format!(
+            "model '{}' was trained on '{}' (hash {}, {} images) but data set '{}' has hash {} ({} images): \
+             different images or labels, so its membership records do not apply",
+            card.id, card.dataset.name, card.dataset.hash, card.dataset.n, ds.name, ds.hash, ds.n
+        )));
+    }
+    Ok(())
+}

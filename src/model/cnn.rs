@@ -1,0 +1,65 @@
+//! A small CNN: 3x3 convolutions (the 2nd and 3rd with stride 2 instead of max-pooling, whose
+//! backward pass is mis-scaled in candle 0.11), a hidden fully connected layer and the output.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
+
+use super::ModelSpec;
+
+/// The CNN: `conv1` (stride 1), `conv2`, `conv3` (stride 2), `fc1`, `out`.
+pub struct Cnn {
+    convs: Vec<Conv2d>,
+    fc1: Linear,
+    out: Linear,
+}
+
+/// Output size of a 3x3, padding-1 convolution with `stride`.
+fn conv_out(n: usize, stride: usize) -> usize {
+    (n + 2 - 3) / stride + 1
+}
+
+impl Cnn {
+    /// Builds the CNN of `spec`: widths are [conv1, conv2, conv3, fc1] channels/units.
+    pub fn new(spec: &ModelSpec, vb: VarBuilder<'_>) -> Result<Self> {
+        let [c, mut h, mut w] = spec.input;
+        let widths = if spec.widths.len() == 4 {
+            spec.widths.clone()
+        } else {
+            vec![32, 64, 64, 128]
+        };
+        let mut in_c = c;
+        let mut convs = Vec::new();
+        for (k, &out_c) in widths[..3].iter().enumerate() {
+            let stride = if k == 0 { 1 } else { 2 };
+            let cfg = Conv2dConfig {
+                padding: 1,
+                stride,
+                ..Default::default()
+            };
+            convs.push(conv2d(
+                in_c,
+                out_c,
+                3,
+                cfg,
+                vb.pp(format!("conv{}", k + 1)),
+            )?);
+            h = conv_out(h, stride);
+            w = conv_out(w, stride);
+            in_c = out_c;
+        }
+        let fc1 = linear(in_c * h * w, widths[3], vb.pp("fc1"))?;
+        let out = linear(widths[3], spec.n_classes, vb.pp("out"))?;
+        Ok(Self { convs, fc1, out })
+    }
+}
+
+impl Module for Cnn {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut x = xs.clone();
+        for conv in &self.convs {
+            x = conv.forward(&x)?.relu()?;
+        }
+        let x = self.fc1.forward(&x.flatten_from(1)?)?.relu()?;
+        self.out.forward(&x)
+    }
+}

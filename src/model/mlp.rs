@@ -1,0 +1,37 @@
+//! Multi-layer perceptron on flattened pixels (the Feldman-Zhang MNIST recipe is 784-512-256-10).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder, linear};
+
+use super::ModelSpec;
+
+/// An MLP: `fc1 .. fcN` with ReLU, then `out`.
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    out: Linear,
+}
+
+impl Mlp {
+    /// Builds the MLP of `spec` (widths are the hidden layer sizes).
+    pub fn new(spec: &ModelSpec, vb: VarBuilder<'_>) -> Result<Self> {
+        let [c, h, w] = spec.input;
+        let mut in_dim = c * h * w;
+        let mut hidden = Vec::with_capacity(spec.widths.len());
+        for (k, &width) in spec.widths.iter().enumerate() {
+            hidden.push(linear(in_dim, width, vb.pp(format!("fc{}", k + 1)))?);
+            in_dim = width;
+        }
+        let out = linear(in_dim, spec.n_classes, vb.pp("out"))?;
+        Ok(Self { hidden, out })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut x = xs.flatten_from(1)?;
+        for layer in &self.hidden {
+            x = layer.forward(&x)?.relu()?;
+        }
+        self.out.forward(&x)
+    }
+}

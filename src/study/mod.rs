@@ -1,0 +1,238 @@
+//! The study folder: `study.json`, `models/<id>/` (weights + card + per-sample scores) and
+//! `results/`. GUI and CLI read and write the same folders. Every write is atomic (a temporary file
+//! in the same folder, synced, then renamed), and a model folder appears only once complete.
+
+mod atomic;
+
+pub use atomic::{write_atomic, write_json_atomic};
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{CoreError, CoreResult};
+use crate::model::ModelCard;
+
+/// The manifest stored as `study.json`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StudyManifest {
+    /// Format version.
+    pub format: u32,
+    /// Display name.
+    pub name: String,
+    /// Free-text description.
+    pub description: String,
+    /// rote version that created it.
+    pub created_by: String,
+    /// Data sets the study works on (bundled names or paths).
+    pub datasets: Vec<String>,
+}
+
+impl Default for StudyManifest {
+    fn default() -> Self {
+        Self {
+            format: 1,
+            name: "study".into(),
+            description: String::new(),
+            created_by: format!("rote {}", crate::VERSION),
+            datasets: Vec::new(),
+        }
+    }
+}
+
+/// An open study folder.
+#[derive(Clone, Debug)]
+pub struct Study {
+    /// The folder.
+    pub root: PathBuf,
+    /// Its manifest.
+    pub manifest: StudyManifest,
+}
+
+/// A model found in a study.
+#[derive(Clone, Debug)]
+pub struct StudyModel {
+    /// Folder name under `models/`.
+    pub id: String,
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its card.
+    pub card: ModelCard,
+}
+
+impl Study {
+    /// Opens an existing study, or creates the folder structure and manifest if `path` does not
+    /// hold one yet.
+    pub fn open_or_create(path: &Path) -> CoreResult<Self> {
+        if path.join("study.json").is_file() {
+            return Self::open(path);
+        }
+        if path.exists() && !path.is_dir() {
+            return Err(CoreError::format(path, "exists and is not a folder"));
+        }
+        std::fs::create_dir_all(path.join("models")).map_err(|e| CoreError::io(path, e))?;
+        std::fs::create_dir_all(path.join("results")).map_err(|e| CoreError::io(path, e))?;
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "study".into());
+        let manifest = StudyManifest {
+            name,
+            ..StudyManifest::default()
+        };
+        write_json_atomic(&path.join("study.json"), &manifest)?;
+        Ok(Self {
+            root: path.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Opens an existing study (a folder with `study.json`).
+    pub fn open(path: &Path) -> CoreResult<Self> {
+        let mp = path.join("study.json");
+        let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
+        let manifest: StudyManifest = serde_json::from_str(&text)
+            .map_err(|e| CoreError::format(&mp, format!("bad study manifest: {e}")))?;
+        for sub in ["models", "results"] {
+            std::fs::create_dir_all(path.join(sub))
+                .map_err(|e| CoreError::io(path.join(sub), e))?;
+        }
+        Ok(Self {
+            root: path.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Saves the manifest.
+    pub fn save_manifest(&self) -> CoreResult<()> {
+        write_json_atomic(&self.root.join("study.json"), &self.manifest)
+    }
+
+    /// Records that the study uses a data set.
+    pub fn add_dataset(&mut self, name: &str) -> CoreResult<()> {
+        if !self.manifest.datasets.iter().any(|d| d == name) {
+            self.manifest.datasets.push(name.to_string());
+            self.save_manifest()?;
+        }
+        Ok(())
+    }
+
+    /// The `models/` folder.
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    /// The `results/` folder.
+    pub fn results_dir(&self) -> PathBuf {
+        self.root.join("results")
+    }
+
+    /// Every complete model (folders whose card parses), sorted by id. Folders whose card is
+    /// broken are returned as errors beside the good ones, so one bad card hides nothing else.
+    pub fn models(&self) -> (Vec<StudyModel>, Vec<CoreError>) {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.models_dir()) else {
+            return (good, bad);
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let id = dir
+                .file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if id.starts_with('.') {
+                continue;
+            }
+            match ModelCard::load(&dir.join("card.json")) {
+                Ok(card) => good.push(StudyModel { id, dir, card }),
+                Err(e) => bad.push(e),
+            }
+        }
+        (good, bad)
+    }
+
+    /// A fresh, unused model id built from `stem`.
+    pub fn new_model_id(&self, stem: &str) -> String {
+        let clean: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let mut id = clean.clone();
+        let mut k = 2;
+        while self.models_dir().join(&id).exists() {
+            id = format!("{clean}-{k}");
+            k += 1;
+        }
+        id
+    }
+
+    /// A staging folder for a model being written; [`Study::commit_model`] renames it into place.
+    pub fn staging_dir(&self, id: &str) -> CoreResult<PathBuf> {
+        let dir = self
+            .models_dir()
+            .join(format!(".staging-{id}-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+        Ok(dir)
+    }
+
+    /// Moves a complete staging folder to `models/<id>/`.
+    pub fn commit_model(&self, staging: &Path, id: &str) -> CoreResult<PathBuf> {
+        let dest = self.models_dir().join(id);
+        std::fs::rename(staging, &dest).map_err(|e| CoreError::io(&dest, e))?;
+        atomic::sync_dir(&self.models_dir());
+        Ok(dest)
+    }
+
+    /// Removes leftovers of interrupted writes (staging folders, temporary files).
+    pub fn clean_staging(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.models_dir()) {
+            for e in entries.filter_map(Result::ok) {
+                if e.file_name().to_string_lossy().starts_with(".staging-") {
+                    std::fs::remove_dir_all(e.path()).ok();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_reopen_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let mut s = Study::open_or_create(&root).unwrap();
+        s.add_dataset("mnist10k").unwrap();
+        let s2 = Study::open(&root).unwrap();
+        assert_eq!(s2.manifest.datasets, vec!["mnist10k"]);
+        std::fs::create_dir_all(root.join("models/mlp-a")).unwrap();
+        assert_eq!(s2.new_model_id("mlp a"), "mlp-a-2");
+        let (good, bad) = s2.models();
+        assert!(good.is_empty());
+        assert_eq!(bad.len(), 1, "a folder without a card is reported");
+    }
+
+    #[test]
+    fn broken_manifest_names_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("study.json"), "{not json").unwrap();
+        let err = Study::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("study.json"), "{err}");
+    }
+}

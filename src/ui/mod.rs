@@ -1,0 +1,44 @@
+//! The egui front end (feature `gui`). It only draws and sends commands: every long operation runs
+//! as a job from [`crate::job`] on its own thread, and results come back as events drained in
+//! `App::logic` within a time budget.
+
+pub mod app;
+mod command;
+mod jobs;
+pub mod screenshot;
+mod textures;
+mod theme;
+mod toasts;
+mod views;
+mod widgets;
+
+pub use app::{App, AppOptions, View};
+pub use command::Command;
+
+use std::path::PathBuf;
+
+/// Opens the main window on `study` (default: the demo study, written on first launch).
+pub fn run_native(study: Option<PathBuf>) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("rote: what did the model memorize?")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0]),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "rote",
+        options,
+        Box::new(move |cc| {
+            Ok(Box::new(App::new(
+                cc,
+                AppOptions {
+                    study,
+                    ..AppOptions::default()
+                },
+            )))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

@@ -1,0 +1,72 @@
+//! `rote screenshot`: renders a view of the real app headlessly (egui_kittest with the wgpu
+//! renderer, so lavapipe works without a display) and writes a PNG. README images come from here.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+
+use super::{App, AppOptions, View};
+use crate::error::{CoreError, CoreResult};
+
+/// Steps `harness` until the app is idle with data loaded, or `timeout` passes.
+pub fn settle(harness: &mut Harness<'_, App>, timeout: Duration) {
+    let t0 = Instant::now();
+    let mut idle_frames = 0;
+    while t0.elapsed() < timeout {
+        harness.step();
+        let app = harness.state();
+        let ready = app.current_dataset().is_some() && app.study.is_some() && app.is_idle();
+        idle_frames = if ready { idle_frames + 1 } else { 0 };
+        if idle_frames >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Renders `view` of the app on `study` (a fresh demo study when `None`) at `size` into `out`.
+pub fn render_view(
+    view: &str,
+    out: &Path,
+    study: Option<PathBuf>,
+    size: [f32; 2],
+) -> CoreResult<()> {
+    let view = View::parse(view).ok_or_else(|| {
+        CoreError::Invalid(format!("unknown view '{view}' (data, models or settings)"))
+    })?;
+    let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
+    let study_path = match study {
+        Some(p) => p,
+        None => {
+            crate::demo::write_demo(&temp)?;
+            temp.clone()
+        }
+    };
+    let options = AppOptions {
+        study: Some(study_path),
+        view,
+        select: Some(0),
+    };
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(size[0], size[1]))
+        .wgpu()
+        .build_eframe(|cc| App::new(cc, options));
+    settle(&mut harness, Duration::from_secs(60));
+    harness.run_steps(3);
+    let image = harness
+        .render()
+        .map_err(|e| CoreError::Gpu(format!("cannot render: {e}")))?;
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| CoreError::format(out, format!("cannot encode PNG: {e}")))?;
+    crate::study::write_atomic(out, &bytes)?;
+    if temp.exists() {
+        std::fs::remove_dir_all(&temp).ok();
+    }
+    Ok(())
+}

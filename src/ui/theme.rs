@@ -1,0 +1,20 @@
+//! Colours and sizes in one place.
+
+use egui::Color32;
+
+/// Outline of the selected thumbnail.
+pub const SELECTED: Color32 = Color32::from_rgb(255, 170, 0);
+/// Error toasts.
+pub const ERROR: Color32 = Color32::from_rgb(220, 60, 60);
+/// Success toasts.
+pub const OK: Color32 = Color32::from_rgb(60, 170, 90);
+/// Informational toasts.
+pub const INFO: Color32 = Color32::from_rgb(90, 140, 220);
+/// Plot series colours: loss, train accuracy, test accuracy.
+pub const SERIES: [Color32; 3] = [
+    Color32::from_rgb(230, 120, 40),
+    Color32::from_rgb(60, 130, 220),
+    Color32::from_rgb(60, 170, 90),
+];
+/// Background of a thumbnail not yet uploaded.
+pub const PLACEHOLDER: Color32 = Color32::from_gray(60);

@@ -1,0 +1,9 @@
+//! One file per view.
+
+mod data;
+mod models;
+mod settings;
+
+pub use data::DataView;
+pub use models::{ModelsView, import_model};
+pub use settings::SettingsView;

@@ -1,0 +1,77 @@
+//! Shared test helpers: the rote binary, temporary folders, and planted data sets.
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the rote binary with `args`, with a private ROTE_HOME.
+pub fn rote(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rote"))
+        .args(args)
+        .env("ROTE_HOME", home)
+        .output()
+        .expect("run rote")
+}
+
+/// Parses stdout as one JSON object, with stderr in the panic message on failure.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "rote failed: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Writes an IDX file (optionally gzip'd).
+pub fn write_idx(path: &Path, dims: &[u32], data: &[u8], gz: bool) {
+    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    if gz {
+        let f = std::fs::File::create(path).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        enc.write_all(&bytes).unwrap();
+        enc.finish().unwrap();
+    } else {
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// A planted data set: 60 random 8x8 grey images in 3 classes where image 41 is an exact copy of
+/// image 7 and image 23 is image 7 with one pixel changed by 3. Returns the images path.
+pub fn planted_duplicates(dir: &Path) -> PathBuf {
+    let n = 60usize;
+    let mut state = 12345u64;
+    let mut px: Vec<u8> = (0..n * 64)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect();
+    let img7: Vec<u8> = px[7 * 64..8 * 64].to_vec();
+    px[41 * 64..42 * 64].copy_from_slice(&img7);
+    px[23 * 64..24 * 64].copy_from_slice(&img7);
+    px[23 * 64 + 10] = img7[10].wrapping_add(3);
+    let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    let p = dir.join("planted-images-idx3-ubyte");
+    write_idx(&p, &[n as u32, 8, 8], &px, false);
+    write_idx(
+        &dir.join("planted-labels-idx1-ubyte"),
+        &[n as u32],
+        &labels,
+        false,
+    );
+    p
+}

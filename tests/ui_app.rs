@@ -1,0 +1,150 @@
+//! The real app driven headlessly with egui_kittest on the wgpu renderer (lavapipe in CI).
+#![cfg(feature = "gui")]
+
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use rote::ui::{App, AppOptions, Command, View};
+
+fn harness(study: &std::path::Path, view: View) -> Harness<'static, App> {
+    rote::demo::write_demo(study).unwrap();
+    let options = AppOptions {
+        study: Some(study.to_path_buf()),
+        view,
+        select: Some(3),
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_eframe(|cc| App::new(cc, options));
+    rote::ui::screenshot::settle(&mut h, Duration::from_secs(60));
+    h
+}
+
+fn step_until(
+    h: &mut Harness<'_, App>,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&App) -> bool,
+) {
+    let t0 = Instant::now();
+    while !pred(h.state()) {
+        assert!(t0.elapsed() < timeout, "timed out waiting for: {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn opens_demo_study_with_data_and_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(&dir.path().join("demo"), View::Data);
+    let app = h.state();
+    assert_eq!(app.models.len(), 1);
+    assert_eq!(app.current_dataset().unwrap().n, 10000);
+    let nb = app
+        .data_view
+        .neighbours
+        .as_ref()
+        .expect("neighbours of the selected image");
+    assert_eq!(nb.index, 3);
+    assert_eq!(nb.found.len(), 8);
+    let label = app.current_dataset().unwrap().labels[3];
+    let same = nb
+        .found
+        .iter()
+        .filter(|n| app.current_dataset().unwrap().labels[n.index] == label)
+        .count();
+    assert!(
+        same >= 6,
+        "most pixel neighbours of a digit share its label ({same}/8)"
+    );
+    // The score columns of the demo model are offered for sorting.
+    assert!(
+        h.state()
+            .scores
+            .values()
+            .flatten()
+            .any(|(name, _)| name.starts_with("loss · mlp-mnist10k-demo"))
+    );
+    h.get_by_label("Models").click();
+    h.run_steps(2);
+    assert_eq!(h.state().view, View::Models);
+    h.get_by_label_contains("Test accuracy");
+}
+
+#[test]
+fn train_shows_progress_and_curve_then_cancel_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("demo");
+    let mut h = harness(&study, View::Models);
+    h.get_by_label("Train…").click();
+    h.run_steps(2);
+    h.get_by_label("Start training").click();
+    step_until(
+        &mut h,
+        "training progress and a loss curve",
+        Duration::from_secs(120),
+        |app| {
+            app.jobs.running().iter().any(|j| {
+                j.label.starts_with("Training")
+                    && j.handle.progress().done > 0
+                    && j.series.get("train loss").is_some_and(|s| s.len() >= 2)
+            })
+        },
+    );
+    h.run_steps(2);
+    h.get_by_label_contains("epoch 1/3");
+    // Two Cancel buttons exist (status bar and dialog); either cancels the job.
+    h.get_all_by_label("Cancel")
+        .next()
+        .expect("a Cancel button")
+        .click();
+    step_until(&mut h, "the job to end", Duration::from_secs(60), |app| {
+        app.jobs
+            .running()
+            .iter()
+            .all(|j| !j.label.starts_with("Training"))
+    });
+    h.run_steps(2);
+    let summary = &h
+        .state()
+        .last_training
+        .as_ref()
+        .expect("a training summary")
+        .summary;
+    assert!(summary.starts_with("Cancelled"), "{summary}");
+    let entries: Vec<String> = std::fs::read_dir(study.join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        entries,
+        vec!["mlp-mnist10k-demo"],
+        "no partial model folder"
+    );
+}
+
+#[test]
+fn bad_dataset_shows_an_error_and_the_app_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(&dir.path().join("demo"), View::Data);
+    let bad = dir.path().join("broken-images-idx3-ubyte.gz");
+    std::fs::write(&bad, b"\x1f\x8b\x08\x00garbage").unwrap();
+    h.state_mut()
+        .push_command(Command::LoadDataset(bad.display().to_string()));
+    step_until(&mut h, "an error toast", Duration::from_secs(30), |app| {
+        !app.toasts.error_log.is_empty()
+    });
+    let err = h.state().toasts.error_log[0].clone();
+    assert!(err.contains("broken-images-idx3-ubyte.gz"), "{err}");
+    h.run_steps(2);
+    h.get_by_label_contains("broken-images-idx3-ubyte.gz");
+    // Still working: switch data set.
+    h.state_mut()
+        .push_command(Command::LoadDataset("digits8x8".into()));
+    step_until(&mut h, "digits loaded", Duration::from_secs(30), |app| {
+        app.current_dataset().is_some_and(|d| d.n == 1797)
+    });
+}
