@@ -9,6 +9,11 @@ use crate::gpu::{Backend, PackedImages, gpu, pairwise_sq_l2_cpu, pairwise_sq_l2_
 use crate::job::JobCtx;
 use crate::train::{TrainConfig, train};
 
+/// A distance-matrix implementation under test.
+type DistanceFn<'a> = dyn Fn(&PackedImages) -> CoreResult<Vec<u32>> + 'a;
+/// Top-k (column, value) per row.
+type TopK = Vec<Vec<(usize, u32)>>;
+
 /// Figures from the neighbour-search benchmark.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NnBench {
@@ -45,12 +50,14 @@ pub fn bench_nn(ds: &Dataset, m: usize, n: usize) -> CoreResult<NnBench> {
     let ops = (m * n * ds.image_len()) as f64;
     let skip = |i: usize, j: usize| i == j;
     let block = 1024;
-    let run = |f: &dyn Fn(&PackedImages) -> CoreResult<Vec<u32>>| -> CoreResult<(f64, Vec<Vec<(usize, u32)>>)> {
+    let run = |f: &DistanceFn<'_>| -> CoreResult<(f64, TopK)> {
         let t0 = Instant::now();
         let mut tops = Vec::new();
         for s in (0..m).step_by(block) {
             let e = (s + block).min(m);
-            let rows: Vec<&[u8]> = (s..e).map(|r| &a.data[r * a.row_bytes..(r + 1) * a.row_bytes]).collect();
+            let rows: Vec<&[u8]> = (s..e)
+                .map(|r| &a.data[r * a.row_bytes..(r + 1) * a.row_bytes])
+                .collect();
             let qa = PackedImages::from_rows(&rows);
             let d = f(&qa)?;
             let off_skip = |i: usize, j: usize| skip(i + s, j);

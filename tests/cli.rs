@@ -1,5 +1,7 @@
 //! End-to-end tests of the command line: each runs the real binary and checks its JSON.
 
+#![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
+
 mod common;
 
 use common::{json_of, planted_duplicates, rote};
@@ -163,9 +165,9 @@ fn members_have_lower_loss_than_held_out_samples() {
     let (mut inl, mut outl) = (Vec::new(), Vec::new());
     for i in ds.train_indices() {
         if member[i] {
-            inl.push(scores.loss[i])
+            inl.push(scores.loss[i]);
         } else {
-            outl.push(scores.loss[i])
+            outl.push(scores.loss[i]);
         }
     }
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;

@@ -1,6 +1,8 @@
 //! The WGSL kernels against their CPU twins on a real adapter (lavapipe in CI). A missing adapter
 //! fails under CI (it is a setup bug there) and skips with a message elsewhere.
 
+#![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
+
 use rote::gpu::{PackedImages, gpu, nearest_neighbours, pairwise_sq_l2_cpu, pairwise_sq_l2_gpu};
 
 fn adapter() -> Option<std::sync::Arc<rote::gpu::Gpu>> {

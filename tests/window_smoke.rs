@@ -1,5 +1,6 @@
 //! A real window: the binary under Xvfb stays up and draws. Skips (or fails under CI) without Xvfb.
 #![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -59,7 +59,7 @@ fn create() -> Result<Arc<Gpu>, String> {
         name: ai.name.clone(),
         backend: format!("{:?}", ai.backend),
         device_type: format!("{:?}", ai.device_type),
-        max_storage_binding: u64::from(limits.max_storage_buffer_binding_size),
+        max_storage_binding: limits.max_storage_buffer_binding_size,
         max_buffer: limits.max_buffer_size,
     };
     log::info!(

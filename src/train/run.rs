@@ -257,7 +257,7 @@ pub fn train(cfg: &TrainConfig, ds: &Dataset, ctx: &JobCtx<'_>) -> CoreResult<Tr
             let detached = loss.detach();
             loss_sum = (loss_sum + (&detached * batch.len() as f64)?)?;
             step += 1;
-            if step % report_every == 0 || step == total_steps {
+            if step.is_multiple_of(report_every) || step == total_steps {
                 let v = f64::from(detached.to_scalar::<f32>()?);
                 if !v.is_finite() {
                     return Err(CoreError::Invalid(format!(

@@ -465,13 +465,12 @@ impl App {
                 }
             }
             ui.separator();
-            if ui.button("Open study…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
+            if ui.button("Open study…").clicked()
+                && let Some(p) = rfd::FileDialog::new()
                     .set_title("Open or create a study folder")
                     .pick_folder()
-                {
-                    self.commands.push(Command::OpenStudy(p));
-                }
+            {
+                self.commands.push(Command::OpenStudy(p));
             }
             match &self.study {
                 Some(s) => {

@@ -82,7 +82,7 @@ impl Toasts {
                             ui.set_max_width(420.0);
                             ui.horizontal(|ui| {
                                 ui.colored_label(colour, &t.text);
-                                if ui.small_button("✕").on_hover_text("Dismiss").clicked() {
+                                if ui.small_button("x").on_hover_text("Dismiss").clicked() {
                                     dismiss = Some(k);
                                 }
                             });

@@ -1,5 +1,6 @@
 //! Shared test helpers: the rote binary, temporary folders, and planted data sets.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

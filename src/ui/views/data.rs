@@ -148,10 +148,10 @@ impl DataView {
             descending: self.descending,
             n_score_columns: columns.len(),
         };
-        if let Some((k, v)) = &self.order {
-            if *k == key {
-                return v.clone();
-            }
+        if let Some((k, v)) = &self.order
+            && *k == key
+        {
+            return v.clone();
         }
         let mut idx: Vec<usize> = (0..ds.n)
             .filter(|&i| self.class_filter.is_none_or(|c| ds.labels[i] == c))
@@ -188,10 +188,10 @@ impl DataView {
     }
 
     fn intensity(&mut self, ds: &Dataset) -> Arc<Vec<f32>> {
-        if let Some((h, v)) = &self.intensity {
-            if *h == ds.hash {
-                return v.clone();
-            }
+        if let Some((h, v)) = &self.intensity
+            && *h == ds.hash
+        {
+            return v.clone();
         }
         let v = Arc::new(ds.mean_intensity());
         self.intensity = Some((ds.hash.clone(), v.clone()));
@@ -273,24 +273,21 @@ impl DataView {
                 .button("Open images…")
                 .on_hover_text("An IDX, NPY or CIFAR .bin file")
                 .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new()
+                && let Some(p) = rfd::FileDialog::new()
                     .add_filter("images", &["gz", "idx", "ubyte", "npy", "bin"])
                     .pick_file()
-                {
-                    ctx.commands
-                        .push(Command::LoadDataset(p.display().to_string()));
-                }
+            {
+                ctx.commands
+                    .push(Command::LoadDataset(p.display().to_string()));
             }
             if ui
                 .button("Open folder…")
                 .on_hover_text("One subfolder per class, or CIFAR-10 batches")
                 .clicked()
+                && let Some(p) = rfd::FileDialog::new().pick_folder()
             {
-                if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                    ctx.commands
-                        .push(Command::LoadDataset(p.display().to_string()));
-                }
+                ctx.commands
+                    .push(Command::LoadDataset(p.display().to_string()));
             }
             ui.separator();
             ui.label("Class");

@@ -52,10 +52,9 @@ impl ModelsView {
                         .button("Import…")
                         .on_hover_text("A folder with card.json and weights.safetensors")
                         .clicked()
+                        && let Some(p) = rfd::FileDialog::new().pick_folder()
                     {
-                        if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                            ctx.commands.push(Command::ImportModel(p));
-                        }
+                        ctx.commands.push(Command::ImportModel(p));
                     }
                 });
                 ui.separator();
