@@ -25,8 +25,5 @@ fn open_window(study: Option<std::path::PathBuf>) -> Result<(), String> {
 
 #[cfg(not(feature = "gui"))]
 fn open_window(_study: Option<std::path::PathBuf>) -> Result<(), String> {
-    Err(
-        "this build has no GUI (built without the 'gui' feature); see `rote --help` for the CLI"
-            .into(),
-    )
+    Err("this build has no GUI (built without the 'gui' feature); see `rote --help` for the CLI".into())
 }

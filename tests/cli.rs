@@ -21,11 +21,7 @@ fn datasets_lists_every_bundled_set_with_shapes() {
     assert_eq!(get("fashion-mnist")["n"], 20000);
     assert_eq!(get("fashion-mnist")["n_test"], 10000);
     assert_eq!(get("orl-faces")["shape"], serde_json::json!([1, 112, 92]));
-    assert_eq!(
-        get("orl-faces")["n_test"],
-        120,
-        "3 held-out images per person"
-    );
+    assert_eq!(get("orl-faces")["n_test"], 120, "3 held-out images per person");
     assert_eq!(get("emoji32")["shape"], serde_json::json!([3, 32, 32]));
     assert_eq!(get("emoji32")["classes"], 9);
     assert_eq!(get("cifar10-20")["n"], 20);
@@ -79,10 +75,7 @@ fn mnist_mlp_reaches_093_in_three_epochs_and_records_membership() {
             .starts_with("rote train --family mlp --data mnist10k")
     );
 
-    let listed = json_of(&rote(
-        &["models", study.to_str().unwrap(), "--json"],
-        home.path(),
-    ));
+    let listed = json_of(&rote(&["models", study.to_str().unwrap(), "--json"], home.path()));
     assert_eq!(listed["models"][0]["id"], id);
     assert!((listed["models"][0]["metrics"]["test_acc"].as_f64().unwrap() - acc).abs() < 1e-12);
 }
@@ -126,10 +119,7 @@ fn same_seed_gives_identical_weights_and_other_seed_differs() {
         "same seed must give byte-identical weights and the same subset"
     );
     assert_ne!(weights[0].0, weights[2].0);
-    assert_ne!(
-        weights[0].1, weights[2].1,
-        "another seed draws another subset"
-    );
+    assert_ne!(weights[0].1, weights[2].1, "another seed draws another subset");
 }
 
 #[test]
@@ -206,10 +196,7 @@ fn nn_finds_planted_duplicates_first() {
         assert_eq!(nb[0]["sq_l2"], 0);
         assert_eq!(nb[1]["index"], 23, "the one-pixel variant comes second");
         assert_eq!(nb[1]["sq_l2"], 9);
-        assert!(
-            nb.iter().all(|n| n["index"] != 7),
-            "the query itself is excluded"
-        );
+        assert!(nb.iter().all(|n| n["index"] != 7), "the query itself is excluded");
     }
 }
 
@@ -259,9 +246,7 @@ fn broken_inputs_give_one_line_errors_naming_the_file() {
     let f = d.join("folder");
     std::fs::create_dir_all(f.join("a")).unwrap();
     std::fs::create_dir_all(f.join("b")).unwrap();
-    image::GrayImage::new(4, 4)
-        .save(f.join("a/ok.png"))
-        .unwrap();
+    image::GrayImage::new(4, 4).save(f.join("a/ok.png")).unwrap();
     std::fs::write(f.join("b/bad.png"), b"\x89PNG\r\n\x1a\n\0\0garbage").unwrap();
     let out = rote(&["nn", "--data", f.to_str().unwrap(), "--index", "0"], d);
     assert_one_line_error(&out, &["bad.png", "decode"]);
@@ -298,10 +283,7 @@ fn corrupted_weights_and_pickles_are_refused_with_reasons() {
         .err()
         .unwrap()
         .to_string();
-    assert!(
-        err.contains("pickle") && err.contains("safetensors"),
-        "{err}"
-    );
+    assert!(err.contains("pickle") && err.contains("safetensors"), "{err}");
 
     // Right file, wrong data set: the card's hash check explains it.
     std::fs::write(&w, &good).unwrap();
@@ -321,4 +303,52 @@ fn corrupted_weights_and_pickles_are_refused_with_reasons() {
         .unwrap()
         .to_string();
     assert!(err.contains("missing tensor 'conv1.weight'"), "{err}");
+}
+
+#[test]
+fn highest_loss_samples_are_the_planted_mislabels() {
+    // Planted ground truth for the per-sample score columns the Data view sorts by: flip the
+    // labels of 20 training digits, train, and the loss column must rank them at the top.
+    let home = tempfile::tempdir().unwrap();
+    let ds = rote::data::load("digits8x8").unwrap();
+    let mut labels: Vec<u8> = ds.labels.iter().map(|&l| l as u8).collect();
+    let flipped: Vec<usize> = ds.train_indices().into_iter().step_by(60).take(20).collect();
+    for &i in &flipped {
+        labels[i] = (labels[i] + 5) % 10;
+    }
+    let p = home.path().join("flipped-images-idx3-ubyte");
+    common::write_idx(&p, &[ds.n as u32, 8, 8], &ds.pixels, false);
+    common::write_idx(
+        &home.path().join("flipped-labels-idx1-ubyte"),
+        &[ds.n as u32],
+        &labels,
+        false,
+    );
+    let study = home.path().join("study");
+    let v = json_of(&rote(
+        &[
+            "train",
+            "--family",
+            "mlp",
+            "--data",
+            p.to_str().unwrap(),
+            "--epochs",
+            "4",
+            "--json",
+            "--out",
+            study.to_str().unwrap(),
+        ],
+        home.path(),
+    ));
+    let dir = study.join("models").join(v["model_id"].as_str().unwrap());
+    let scores: rote::model::SampleScores =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("scores.json")).unwrap()).unwrap();
+    let mut order: Vec<usize> = (0..ds.n).collect();
+    order.sort_by(|&a, &b| scores.loss[b].total_cmp(&scores.loss[a]));
+    let top: Vec<usize> = order[..40].to_vec();
+    let found = flipped.iter().filter(|i| top.contains(i)).count();
+    assert!(
+        found >= 15,
+        "only {found} of 20 planted mislabels among the 40 highest-loss samples"
+    );
 }

@@ -67,11 +67,7 @@ fn neighbours_on_mnist_agree_between_backends() {
     let same: usize = queries
         .iter()
         .zip(&g)
-        .map(|(&q, nb)| {
-            nb.iter()
-                .filter(|n| ds.labels[n.index] == ds.labels[q])
-                .count()
-        })
+        .map(|(&q, nb)| nb.iter().filter(|n| ds.labels[n.index] == ds.labels[q]).count())
         .sum();
     assert!(same as f64 / (queries.len() * 10) as f64 > 0.85);
 }

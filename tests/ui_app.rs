@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use rote::ui::{App, AppOptions, Command, View};
+use rote::ui::{App, AppOptions, Command, SortKey, SplitFilter, View};
 
 fn harness(study: &std::path::Path, view: View) -> Harness<'static, App> {
     rote::demo::write_demo(study).unwrap();
@@ -14,6 +14,7 @@ fn harness(study: &std::path::Path, view: View) -> Harness<'static, App> {
         study: Some(study.to_path_buf()),
         view,
         select: Some(3),
+        ..AppOptions::default()
     };
     let mut h = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
@@ -23,12 +24,7 @@ fn harness(study: &std::path::Path, view: View) -> Harness<'static, App> {
     h
 }
 
-fn step_until(
-    h: &mut Harness<'_, App>,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&App) -> bool,
-) {
+fn step_until(h: &mut Harness<'_, App>, what: &str, timeout: Duration, pred: impl Fn(&App) -> bool) {
     let t0 = Instant::now();
     while !pred(h.state()) {
         assert!(t0.elapsed() < timeout, "timed out waiting for: {what}");
@@ -69,6 +65,24 @@ fn opens_demo_study_with_data_and_neighbours() {
             .flatten()
             .any(|(name, _)| name.starts_with("loss · mlp-mnist10k-demo"))
     );
+    // Sorting by the demo model's loss puts its highest-loss digit first.
+    let app = h.state_mut();
+    let ds = app.current_dataset().unwrap().clone();
+    let cols = app.scores.get(&ds.hash).unwrap().clone();
+    let (name, loss) = cols.iter().find(|(n, _)| n.starts_with("loss")).unwrap().clone();
+    app.data_view.sort = SortKey::Score(name);
+    app.data_view.descending = true;
+    app.data_view.class_filter = None;
+    let order = app.data_view.order(&ds, &cols);
+    assert_eq!(order.len(), 10000);
+    let argmax = (0..loss.len())
+        .max_by(|&a, &b| loss[a].total_cmp(&loss[b]))
+        .unwrap();
+    assert_eq!(order[0], argmax);
+    assert!(order.windows(2).all(|w| loss[w[0]] >= loss[w[1]]));
+    app.data_view.split_filter = SplitFilter::Test;
+    assert_eq!(app.data_view.order(&ds, &cols).len(), 2000);
+    h.run_steps(2);
     h.get_by_label("Models").click();
     h.run_steps(2);
     assert_eq!(h.state().view, View::Models);
@@ -123,11 +137,7 @@ fn train_shows_progress_and_curve_then_cancel_leaves_nothing() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(
-        entries,
-        vec!["mlp-mnist10k-demo"],
-        "no partial model folder"
-    );
+    assert_eq!(entries, vec!["mlp-mnist10k-demo"], "no partial model folder");
 }
 
 #[test]

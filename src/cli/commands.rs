@@ -43,7 +43,8 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             study,
             width,
             height,
-        } => screenshot(&view, &out, study, width, height),
+            sort,
+        } => screenshot(&view, &out, study, [width, height], sort),
     }
 }
 
@@ -52,10 +53,10 @@ fn screenshot(
     view: &str,
     out: &std::path::Path,
     study: Option<std::path::PathBuf>,
-    w: f32,
-    h: f32,
+    size: [f32; 2],
+    sort: Option<String>,
 ) -> CoreResult<()> {
-    crate::ui::screenshot::render_view(view, out, study, [w, h])
+    crate::ui::screenshot::render_view(view, out, study, size, sort)
 }
 
 #[cfg(not(feature = "gui"))]
@@ -63,8 +64,8 @@ fn screenshot(
     _: &str,
     _: &std::path::Path,
     _: Option<std::path::PathBuf>,
-    _: f32,
-    _: f32,
+    _: [f32; 2],
+    _: Option<String>,
 ) -> CoreResult<()> {
     Err(CoreError::Invalid(
         "this build has no GUI (built without the 'gui' feature)".into(),
@@ -74,7 +75,8 @@ fn screenshot(
 fn datasets(json: bool) -> CoreResult<()> {
     let mut rows = Vec::new();
     for b in bundled_all() {
-        let mut row = json!({"name": b.name, "kind": b.kind, "description": b.description, "credit": b.credit});
+        let mut row =
+            json!({"name": b.name, "kind": b.kind, "description": b.description, "credit": b.credit});
         if b.kind == BundledKind::Images {
             let ds = data::load_bundled(b.name)?;
             row["n"] = json!(ds.n);
@@ -265,13 +267,10 @@ fn demo(out: &std::path::Path, rebuild: bool, update_assets: bool, json: bool) -
     };
     let (models, _) = study.models();
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
-    let value = json!({ "study": out, "models": ids, "rebuilt": rebuild, "seconds": t0.elapsed().as_secs_f64() });
+    let value =
+        json!({ "study": out, "models": ids, "rebuilt": rebuild, "seconds": t0.elapsed().as_secs_f64() });
     print(json, &value, || {
-        format!(
-            "demo study at {} with models {}",
-            out.display(),
-            ids.join(", ")
-        )
+        format!("demo study at {} with models {}", out.display(), ids.join(", "))
     });
     Ok(())
 }

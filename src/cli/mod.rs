@@ -96,6 +96,10 @@ pub enum Command {
         /// Height in points.
         #[arg(long, default_value_t = 800.0)]
         height: f32,
+        /// Data view: sort the gallery descending by the first score column starting with this
+        /// (e.g. "loss" shows the demo model's hardest samples first).
+        #[arg(long)]
+        sort: Option<String>,
     },
 
     /// Benchmarks (print figures; see docs/performance.md).

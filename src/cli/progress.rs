@@ -14,11 +14,10 @@ impl CliSink {
     /// A new bar. `quiet` suppresses log lines (used with `--json`).
     pub fn new(quiet: bool) -> Self {
         let bar = ProgressBar::new(0);
-        let style = ProgressStyle::with_template(
-            "{msg:>16} [{bar:40}] {pos}/{len} {elapsed_precise} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} {elapsed_precise} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         Self { bar, quiet }
     }

@@ -134,11 +134,7 @@ pub fn bundled_all() -> &'static [BundledDataset] {
     BUNDLED
 }
 
-fn load_pair(
-    dir: &Path,
-    images: &str,
-    labels: &str,
-) -> CoreResult<([usize; 4], Vec<u8>, Vec<u16>)> {
+fn load_pair(dir: &Path, images: &str, labels: &str) -> CoreResult<([usize; 4], Vec<u8>, Vec<u16>)> {
     let ip = dir.join(images);
     let (shape, px) = images_from_idx(&ip, read_idx(&ip)?)?;
     let labels = read_labels(&dir.join(labels), shape[0])?;
@@ -147,8 +143,7 @@ fn load_pair(
 
 /// Loads a bundled image set by name.
 pub fn load_bundled(name: &str) -> CoreResult<Dataset> {
-    let entry =
-        bundled(name).ok_or_else(|| CoreError::Invalid(format!("no bundled data set '{name}'")))?;
+    let entry = bundled(name).ok_or_else(|| CoreError::Invalid(format!("no bundled data set '{name}'")))?;
     if entry.kind != BundledKind::Images {
         return Err(CoreError::Invalid(format!(
             "'{name}' is {:?} data, not an image set",
@@ -182,11 +177,8 @@ pub fn load_bundled(name: &str) -> CoreResult<Dataset> {
                 "train10k-images-idx3-ubyte.gz",
                 "train10k-labels-idx1-ubyte.gz",
             )?;
-            let (s2, px2, labels2) = load_pair(
-                &dir,
-                "t10k-images-idx3-ubyte.gz",
-                "t10k-labels-idx1-ubyte.gz",
-            )?;
+            let (s2, px2, labels2) =
+                load_pair(&dir, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")?;
             let mut split = vec![Split::Train; s1[0]];
             split.extend(std::iter::repeat_n(Split::Test, s2[0]));
             px.extend(px2);
@@ -215,8 +207,7 @@ pub fn load_bundled(name: &str) -> CoreResult<Dataset> {
         }
         "emoji32" => {
             let dir = root.join("twemoji32");
-            let (shape, px, labels) =
-                load_pair(&dir, "images-idx4-ubyte.gz", "labels-idx1-ubyte.gz")?;
+            let (shape, px, labels) = load_pair(&dir, "images-idx4-ubyte.gz", "labels-idx1-ubyte.gz")?;
             let cp = dir.join("classes.txt");
             let classes = std::fs::read_to_string(&cp)
                 .map_err(|e| CoreError::io(&cp, e))?

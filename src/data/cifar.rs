@@ -26,10 +26,7 @@ pub fn load_cifar_binary(path: &Path) -> CoreResult<Dataset> {
         vec![path.to_path_buf()]
     };
     if files.is_empty() {
-        return Err(CoreError::format(
-            path,
-            "no CIFAR-10 .bin batch files found",
-        ));
+        return Err(CoreError::format(path, "no CIFAR-10 .bin batch files found"));
     }
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
@@ -115,9 +112,6 @@ mod tests {
         let bad = dir.path().join("bad.bin");
         std::fs::write(&bad, &bytes[..RECORD + 5]).unwrap();
         let err = load_cifar_binary(&bad).unwrap_err().to_string();
-        assert!(
-            err.contains("bad.bin") && err.contains("whole number"),
-            "{err}"
-        );
+        assert!(err.contains("bad.bin") && err.contains("whole number"), "{err}");
     }
 }

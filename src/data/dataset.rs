@@ -50,10 +50,7 @@ pub struct Dataset {
 impl Dataset {
     /// Builds a data set, checking sizes, and computes its content hash. The split defaults to a
     /// seeded 80/20 stratified split; use [`Dataset::with_split`] when the source defines one.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "a plain constructor of a plain record"
-    )]
+    #[expect(clippy::too_many_arguments, reason = "a plain constructor of a plain record")]
     pub fn new(
         name: impl Into<String>,
         source: impl Into<String>,
@@ -84,9 +81,7 @@ impl Dataset {
             )));
         }
         if n == 0 {
-            return Err(CoreError::Invalid(format!(
-                "{source}: the data set is empty"
-            )));
+            return Err(CoreError::Invalid(format!("{source}: the data set is empty")));
         }
         if !(c == 1 || c == 3) {
             return Err(CoreError::Invalid(format!(
@@ -217,12 +212,7 @@ impl Dataset {
                 let g = scale(px[p]);
                 out.extend_from_slice(&[g, g, g, 255]);
             } else {
-                out.extend_from_slice(&[
-                    scale(px[p]),
-                    scale(px[hw + p]),
-                    scale(px[2 * hw + p]),
-                    255,
-                ]);
+                out.extend_from_slice(&[scale(px[p]), scale(px[hw + p]), scale(px[2 * hw + p]), 255]);
             }
         }
         Some(out)
@@ -278,17 +268,7 @@ mod tests {
     fn tiny() -> Dataset {
         let labels: Vec<u16> = (0..20).map(|i| (i % 2) as u16).collect();
         let pixels: Vec<u8> = (0..20 * 4).map(|i| (i % 256) as u8).collect();
-        Dataset::new(
-            "t",
-            "test",
-            [20, 1, 2, 2],
-            pixels,
-            labels,
-            vec![],
-            255,
-            None,
-        )
-        .unwrap()
+        Dataset::new("t", "test", [20, 1, 2, 2], pixels, labels, vec![], 255, None).unwrap()
     }
 
     #[test]
@@ -336,18 +316,6 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("x.idx"));
         assert!(Dataset::new("t", "e", [0, 1, 2, 2], vec![], vec![], vec![], 255, None).is_err());
-        assert!(
-            Dataset::new(
-                "t",
-                "c",
-                [1, 2, 1, 1],
-                vec![0, 0],
-                vec![0],
-                vec![],
-                255,
-                None
-            )
-            .is_err()
-        );
+        assert!(Dataset::new("t", "c", [1, 2, 1, 1], vec![0, 0], vec![0], vec![], 255, None).is_err());
     }
 }

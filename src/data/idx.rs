@@ -41,10 +41,7 @@ fn read_exact_or(path: &Path, r: &mut dyn Read, buf: &mut [u8], what: &str) -> C
             Ok(0) => {
                 return Err(CoreError::format(
                     path,
-                    format!(
-                        "truncated {what}: expected {} bytes, found {filled}",
-                        buf.len()
-                    ),
+                    format!("truncated {what}: expected {} bytes, found {filled}", buf.len()),
                 ));
             }
             Ok(k) => filled += k,
@@ -128,8 +125,7 @@ pub(crate) fn images_from_idx(path: &Path, arr: IdxArray) -> CoreResult<([usize;
                 for y in 0..h {
                     for x in 0..w {
                         for ch in 0..c {
-                            out[((i * c + ch) * h + y) * w + x] =
-                                arr.data[((i * h + y) * w + x) * c + ch];
+                            out[((i * c + ch) * h + y) * w + x] = arr.data[((i * h + y) * w + x) * c + ch];
                         }
                     }
                 }
@@ -178,13 +174,7 @@ pub fn load_idx_images_with_labels(path: &Path) -> CoreResult<Dataset> {
     let max_value = if max_value <= 16 { 16 } else { 255 };
     let name = path
         .file_name()
-        .map(|s| {
-            s.to_string_lossy()
-                .split('-')
-                .next()
-                .unwrap_or("idx")
-                .to_string()
-        })
+        .map(|s| s.to_string_lossy().split('-').next().unwrap_or("idx").to_string())
         .unwrap_or_else(|| "idx".into());
     Dataset::new(
         name,
@@ -198,39 +188,34 @@ pub fn load_idx_images_with_labels(path: &Path) -> CoreResult<Dataset> {
     )
 }
 
+/// Writes an IDX file of unsigned bytes (gzip'd when `gz`), atomically. `data` is not checked
+/// against `dims`, so tests can write deliberately broken files.
+pub fn write_idx(path: &Path, dims: &[u32], data: &[u8], gz: bool) -> CoreResult<()> {
+    use std::io::Write as _;
+    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    if gz {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&bytes).map_err(|e| CoreError::io(path, e))?;
+        bytes = enc.finish().map_err(|e| CoreError::io(path, e))?;
+    }
+    crate::study::write_atomic(path, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
-
-    fn write_idx(path: &Path, dims: &[u32], data: &[u8], gz: bool) {
-        let mut bytes = vec![0, 0, 8, dims.len() as u8];
-        for d in dims {
-            bytes.extend_from_slice(&d.to_be_bytes());
-        }
-        bytes.extend_from_slice(data);
-        if gz {
-            let f = std::fs::File::create(path).unwrap();
-            let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-            enc.write_all(&bytes).unwrap();
-            enc.finish().unwrap();
-        } else {
-            std::fs::write(path, bytes).unwrap();
-        }
-    }
 
     #[test]
     fn reads_plain_and_gz_and_channels_last() {
         let dir = tempfile::tempdir().unwrap();
         let data: Vec<u8> = (0..2 * 2 * 2 * 3).map(|v| v as u8).collect();
         let p = dir.path().join("x-images-idx4-ubyte.gz");
-        write_idx(&p, &[2, 2, 2, 3], &data, true);
-        write_idx(
-            &dir.path().join("x-labels-idx1-ubyte.gz"),
-            &[2],
-            &[0, 1],
-            false,
-        );
+        write_idx(&p, &[2, 2, 2, 3], &data, true).unwrap();
+        write_idx(&dir.path().join("x-labels-idx1-ubyte.gz"), &[2], &[0, 1], false).unwrap();
         let ds = load_idx_images_with_labels(&p).unwrap();
         assert_eq!((ds.n, ds.c, ds.h, ds.w), (2, 3, 2, 2));
         // Image 0, channel 1 (G) at (0,0) was byte 1 of the channels-last data.
@@ -242,7 +227,7 @@ mod tests {
     fn truncated_and_bad_magic_and_huge_dims_are_named_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.idx");
-        write_idx(&p, &[10, 28, 28], &[0; 100], false);
+        write_idx(&p, &[10, 28, 28], &[0; 100], false).unwrap();
         let err = read_idx(&p).unwrap_err().to_string();
         assert!(err.contains("t.idx") && err.contains("truncated"), "{err}");
 
@@ -250,7 +235,7 @@ mod tests {
         let err = read_idx(&p).unwrap_err().to_string();
         assert!(err.contains("not an IDX file"), "{err}");
 
-        write_idx(&p, &[u32::MAX, u32::MAX, u32::MAX], &[], false);
+        write_idx(&p, &[u32::MAX, u32::MAX, u32::MAX], &[], false).unwrap();
         let err = read_idx(&p).unwrap_err().to_string();
         assert!(err.contains("too large"), "{err}");
     }

@@ -79,8 +79,7 @@ pub fn load_image_folder(root: &Path) -> CoreResult<Dataset> {
     let mut decoded = Vec::with_capacity(files.len());
     let mut colour = false;
     for (f, _, _) in &files {
-        let img = image::open(f)
-            .map_err(|e| CoreError::format(f, format!("cannot decode image: {e}")))?;
+        let img = image::open(f).map_err(|e| CoreError::format(f, format!("cannot decode image: {e}")))?;
         colour |= img.color().has_color();
         decoded.push(img);
     }
@@ -131,8 +130,7 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(class)).unwrap();
             for k in 0..3 {
                 let img = image::GrayImage::from_pixel(4, 3, image::Luma([v + k]));
-                img.save(dir.path().join(class).join(format!("{k}.png")))
-                    .unwrap();
+                img.save(dir.path().join(class).join(format!("{k}.png"))).unwrap();
             }
         }
         let ds = load_image_folder(dir.path()).unwrap();
@@ -140,11 +138,7 @@ mod tests {
         assert_eq!(ds.class_names, vec!["cat", "dog"]);
         assert_eq!(ds.image(4).unwrap()[0], 201);
 
-        std::fs::write(
-            dir.path().join("dog").join("9.png"),
-            b"\x89PNG\r\n\x1a\nbroken",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("dog").join("9.png"), b"\x89PNG\r\n\x1a\nbroken").unwrap();
         let err = load_image_folder(dir.path()).unwrap_err().to_string();
         assert!(err.contains("9.png") && err.contains("decode"), "{err}");
     }

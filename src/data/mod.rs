@@ -16,7 +16,7 @@ mod text;
 pub use bundled::{BundledDataset, BundledKind, bundled, bundled_all, bundled_names, load_bundled};
 pub use cifar::load_cifar_binary;
 pub use dataset::{Dataset, Split};
-pub use idx::{IdxArray, read_idx};
+pub use idx::{IdxArray, read_idx, write_idx};
 pub use image_folder::load_image_folder;
 pub use npy::load_npy_images;
 pub use table::{Table, load_csv};

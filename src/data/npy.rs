@@ -16,8 +16,7 @@ fn read(path: &Path) -> CoreResult<Tensor> {
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
-    Tensor::read_npy(path)
-        .map_err(|e| CoreError::format(path, format!("not a readable NPY array: {e}")))
+    Tensor::read_npy(path).map_err(|e| CoreError::format(path, format!("not a readable NPY array: {e}")))
 }
 
 /// Loads an NPY image array and its labels.
@@ -92,8 +91,7 @@ pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
             }
             v.into_iter()
                 .map(|l| {
-                    u16::try_from(l)
-                        .map_err(|_| CoreError::format(lp, format!("label {l} out of range")))
+                    u16::try_from(l).map_err(|_| CoreError::format(lp, format!("label {l} out of range")))
                 })
                 .collect::<CoreResult<Vec<u16>>>()?
         }
@@ -134,23 +132,14 @@ mod tests {
         assert_eq!(ds.image(0).unwrap()[4], 1);
 
         let pf = dir.path().join("f.npy");
-        Tensor::from_vec(
-            vec![0.0f32, 0.5, 1.0, 1.0],
-            (1, 2, 2),
-            &candle_core::Device::Cpu,
-        )
-        .unwrap()
-        .write_npy(&pf)
-        .unwrap();
+        Tensor::from_vec(vec![0.0f32, 0.5, 1.0, 1.0], (1, 2, 2), &candle_core::Device::Cpu)
+            .unwrap()
+            .write_npy(&pf)
+            .unwrap();
         let ds = load_npy_images(&pf).unwrap();
         assert_eq!(ds.image(0).unwrap(), &[0, 128, 255, 255]);
 
         std::fs::write(&pf, b"\x93NUMPY garbage").unwrap();
-        assert!(
-            load_npy_images(&pf)
-                .unwrap_err()
-                .to_string()
-                .contains("f.npy")
-        );
+        assert!(load_npy_images(&pf).unwrap_err().to_string().contains("f.npy"));
     }
 }

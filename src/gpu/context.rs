@@ -68,11 +68,7 @@ fn create() -> Result<Arc<Gpu>, String> {
         info.backend,
         info.device_type
     );
-    Ok(Arc::new(Gpu {
-        device,
-        queue,
-        info,
-    }))
+    Ok(Arc::new(Gpu { device, queue, info }))
 }
 
 /// The compute device, created on first use; `Err` says why there is none (jobs then use the CPU

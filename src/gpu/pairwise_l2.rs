@@ -102,22 +102,20 @@ pub struct Neighbour {
 pub fn pairwise_sq_l2_cpu(a: &PackedImages, b: &PackedImages) -> Vec<u32> {
     let n = b.rows;
     let mut out = vec![0u32; a.rows * n];
-    out.par_chunks_mut(n.max(1))
-        .enumerate()
-        .for_each(|(i, row)| {
-            let x = a.row(i);
-            for (j, o) in row.iter_mut().enumerate() {
-                let y = b.row(j);
-                *o = x
-                    .iter()
-                    .zip(y)
-                    .map(|(&p, &q)| {
-                        let d = i32::from(p) - i32::from(q);
-                        (d * d) as u32
-                    })
-                    .sum();
-            }
-        });
+    out.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
+        let x = a.row(i);
+        for (j, o) in row.iter_mut().enumerate() {
+            let y = b.row(j);
+            *o = x
+                .iter()
+                .zip(y)
+                .map(|(&p, &q)| {
+                    let d = i32::from(p) - i32::from(q);
+                    (d * d) as u32
+                })
+                .sum();
+        }
+    });
     out
 }
 
@@ -288,10 +286,7 @@ pub fn pairwise_sq_l2(
     if prefer_gpu {
         match gpu() {
             Ok(g) => {
-                return Ok((
-                    pairwise_sq_l2_gpu(&g, a, b)?,
-                    Backend::Wgpu(g.info.name.clone()),
-                ));
+                return Ok((pairwise_sq_l2_gpu(&g, a, b)?, Backend::Wgpu(g.info.name.clone())));
             }
             Err(why) => log::warn!("GPU compute unavailable, using the CPU twin: {why}"),
         }

@@ -107,11 +107,7 @@ impl ModelCard {
         let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
         let card: Self = serde_json::from_str(&text)
             .map_err(|e| CoreError::format(path, format!("bad model card: {e}")))?;
-        if let Some(&bad) = card
-            .train_indices
-            .iter()
-            .find(|&&i| i as usize >= card.dataset.n)
-        {
+        if let Some(&bad) = card.train_indices.iter().find(|&&i| i as usize >= card.dataset.n) {
             return Err(CoreError::format(
                 path,
                 format!(

@@ -61,11 +61,7 @@ fn sniff_pickle(path: &Path) -> CoreResult<()> {
 }
 
 /// Loads `weights.safetensors` into the architecture of `card`, checking names, shapes and values.
-pub fn load_weights(
-    card: &ModelCard,
-    path: &Path,
-    device: &Device,
-) -> CoreResult<(Classifier, VarMap)> {
+pub fn load_weights(card: &ModelCard, path: &Path, device: &Device) -> CoreResult<(Classifier, VarMap)> {
     sniff_pickle(path)?;
     let loaded = candle_core::safetensors::load(path, &Device::Cpu)
         .map_err(|e| CoreError::format(path, format!("not a readable safetensors file: {e}")))?;
@@ -91,11 +87,7 @@ pub fn load_weights(
             )),
             Some(t) => {
                 let t = t.to_dtype(DType::F32)?;
-                let finite = t
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-                    .iter()
-                    .all(|v| v.is_finite());
+                let finite = t.flatten_all()?.to_vec1::<f32>()?.iter().all(|v| v.is_finite());
                 if finite {
                     var.set(&t.to_device(device)?)?;
                 } else {
@@ -118,11 +110,7 @@ pub fn load_weights(
 
 /// Loads a model folder (`card.json` + `weights.safetensors`). When `dataset` is given, its hash and
 /// shape must match what the card says the model was trained on.
-pub fn load_model(
-    dir: &Path,
-    dataset: Option<&Dataset>,
-    device: &Device,
-) -> CoreResult<LoadedModel> {
+pub fn load_model(dir: &Path, dataset: Option<&Dataset>, device: &Device) -> CoreResult<LoadedModel> {
     let card = ModelCard::load(&dir.join("card.json"))?;
     if let Some(ds) = dataset {
         check_dataset(&card, ds)?;

@@ -1,5 +1,9 @@
 //! A small CNN: 3x3 convolutions (the 2nd and 3rd with stride 2 instead of max-pooling, whose
 //! backward pass is mis-scaled in candle 0.11), a hidden fully connected layer and the output.
+//!
+//! Before a stride-2 convolution an odd height or width is zero-padded by one row/column at the
+//! end: candle 0.11's conv2d backward derives one output padding for both dimensions, so a
+//! stride-2 input whose height and width differ in parity gets a wrongly shaped input gradient.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
@@ -13,9 +17,26 @@ pub struct Cnn {
     out: Linear,
 }
 
-/// Output size of a 3x3, padding-1 convolution with `stride`.
+/// Output size of a 3x3, padding-1 convolution with `stride` (after evening odd sizes for
+/// stride 2).
 fn conv_out(n: usize, stride: usize) -> usize {
+    let n = if stride == 2 { n + n % 2 } else { n };
     (n + 2 - 3) / stride + 1
+}
+
+/// Pads odd spatial dimensions to even with a trailing zero row/column.
+fn even_spatial(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let x = if h % 2 == 1 {
+        x.pad_with_zeros(2, 0, 1)?
+    } else {
+        x.clone()
+    };
+    if w % 2 == 1 {
+        x.pad_with_zeros(3, 0, 1)
+    } else {
+        Ok(x)
+    }
 }
 
 impl Cnn {
@@ -36,13 +57,7 @@ impl Cnn {
                 stride,
                 ..Default::default()
             };
-            convs.push(conv2d(
-                in_c,
-                out_c,
-                3,
-                cfg,
-                vb.pp(format!("conv{}", k + 1)),
-            )?);
+            convs.push(conv2d(in_c, out_c, 3, cfg, vb.pp(format!("conv{}", k + 1)))?);
             h = conv_out(h, stride);
             w = conv_out(w, stride);
             in_c = out_c;
@@ -56,7 +71,10 @@ impl Cnn {
 impl Module for Cnn {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let mut x = xs.clone();
-        for conv in &self.convs {
+        for (k, conv) in self.convs.iter().enumerate() {
+            if k > 0 {
+                x = even_spatial(&x)?;
+            }
             x = conv.forward(&x)?.relu()?;
         }
         let x = self.fc1.forward(&x.flatten_from(1)?)?.relu()?;

@@ -21,9 +21,7 @@ use candle_nn::VarBuilder;
 use crate::error::{CoreError, CoreResult};
 
 /// Model family.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     /// Multi-layer perceptron on flattened pixels.
@@ -104,9 +102,12 @@ impl Classifier {
         let c = spec.input[0];
         let norm = if spec.input_mean.len() == c && spec.input_std.len() == c {
             let dev = vb.device();
-            let mean = Tensor::from_vec(spec.input_mean.clone(), (1, c, 1, 1), dev)?;
+            let mean = Tensor::from_vec(spec.input_mean.clone(), (1, c, 1, 1), dev)?.to_dtype(vb.dtype())?;
             let inv_std: Vec<f32> = spec.input_std.iter().map(|s| 1.0 / s.max(1e-6)).collect();
-            Some((mean, Tensor::from_vec(inv_std, (1, c, 1, 1), dev)?))
+            Some((
+                mean,
+                Tensor::from_vec(inv_std, (1, c, 1, 1), dev)?.to_dtype(vb.dtype())?,
+            ))
         } else {
             None
         };
@@ -137,9 +138,7 @@ pub fn device(name: &str) -> CoreResult<Device> {
         "cuda" => {
             if cfg!(feature = "cuda") {
                 Device::new_cuda(0).map_err(|e| {
-                    CoreError::Invalid(format!(
-                        "CUDA was requested but no CUDA device is usable: {e}"
-                    ))
+                    CoreError::Invalid(format!("CUDA was requested but no CUDA device is usable: {e}"))
                 })
             } else {
                 Err(CoreError::Invalid(
@@ -156,4 +155,66 @@ pub fn device(name: &str) -> CoreResult<Device> {
 /// Whether this build can use CUDA.
 pub fn cuda_built() -> bool {
     cfg!(feature = "cuda")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Var};
+    use candle_nn::VarMap;
+
+    /// Input gradients of every layer type against central finite differences (in f64), so
+    /// gradient-based attacks can trust them (candle's max-pool backward is known to be wrong,
+    /// which is why no model here uses it).
+    #[test]
+    fn input_gradients_match_finite_differences() {
+        for family in [Family::Mlp, Family::Cnn] {
+            let mut spec = ModelSpec::default_for(family, [2, 6, 5], 3);
+            spec.widths = if family == Family::Mlp {
+                vec![7, 5]
+            } else {
+                vec![3, 4, 4, 6]
+            };
+            spec.input_mean = vec![0.2, 0.4];
+            spec.input_std = vec![0.5, 0.25];
+            let varmap = VarMap::new();
+            let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+            let model = Classifier::new(&spec, vb).unwrap();
+            seeded_init(&varmap, 7).unwrap();
+            let x0: Vec<f64> = (0..2 * 6 * 5).map(|k| ((k * 37 % 17) as f64) / 17.0).collect();
+            let weights = Tensor::new(&[[0.3f64, -1.2, 0.7]], &Device::Cpu).unwrap();
+            let objective = |x: &Tensor| -> Tensor {
+                let logits = model.forward(x).unwrap();
+                let p = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+                p.broadcast_mul(&weights).unwrap().sum_all().unwrap()
+            };
+            let x = Var::from_vec(x0.clone(), (1, 2, 6, 5), &Device::Cpu).unwrap();
+            let grads = objective(x.as_tensor()).backward().unwrap();
+            let g = grads
+                .get(x.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            let eps = 1e-6;
+            for k in [0, 7, 23, 31, 44, 59] {
+                let mut xp = x0.clone();
+                let mut xm = x0.clone();
+                xp[k] += eps;
+                xm[k] -= eps;
+                let f = |v: Vec<f64>| {
+                    objective(&Tensor::from_vec(v, (1, 2, 6, 5), &Device::Cpu).unwrap())
+                        .to_scalar::<f64>()
+                        .unwrap()
+                };
+                let fd = (f(xp) - f(xm)) / (2.0 * eps);
+                assert!(
+                    (fd - g[k]).abs() <= 1e-6 + 1e-4 * fd.abs(),
+                    "{family:?} coordinate {k}: analytic {} vs numeric {fd}",
+                    g[k]
+                );
+            }
+        }
+    }
 }

@@ -93,8 +93,7 @@ impl Study {
         let manifest: StudyManifest = serde_json::from_str(&text)
             .map_err(|e| CoreError::format(&mp, format!("bad study manifest: {e}")))?;
         for sub in ["models", "results"] {
-            std::fs::create_dir_all(path.join(sub))
-                .map_err(|e| CoreError::io(path.join(sub), e))?;
+            std::fs::create_dir_all(path.join(sub)).map_err(|e| CoreError::io(path.join(sub), e))?;
         }
         Ok(Self {
             root: path.to_path_buf(),
@@ -197,6 +196,22 @@ impl Study {
         Ok(dest)
     }
 
+    /// Copies the whole study to `dest` (which must not exist or be empty) and opens the copy.
+    /// Every file is written atomically; staging leftovers are not copied.
+    pub fn copy_to(&self, dest: &Path) -> CoreResult<Self> {
+        if dest.exists() {
+            let non_empty = std::fs::read_dir(dest)
+                .map_err(|e| CoreError::io(dest, e))?
+                .next()
+                .is_some();
+            if non_empty {
+                return Err(CoreError::format(dest, "the destination folder is not empty"));
+            }
+        }
+        copy_tree(&self.root, dest)?;
+        Self::open(dest)
+    }
+
     /// Removes leftovers of interrupted writes (staging folders, temporary files).
     pub fn clean_staging(&self) {
         if let Ok(entries) = std::fs::read_dir(self.models_dir()) {
@@ -207,6 +222,26 @@ impl Study {
             }
         }
     }
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> CoreResult<()> {
+    std::fs::create_dir_all(dest).map_err(|e| CoreError::io(dest, e))?;
+    for entry in std::fs::read_dir(src).map_err(|e| CoreError::io(src, e))? {
+        let entry = entry.map_err(|e| CoreError::io(src, e))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let from = entry.path();
+        let to = dest.join(&name);
+        if from.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            let bytes = std::fs::read(&from).map_err(|e| CoreError::io(&from, e))?;
+            write_atomic(&to, &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -226,6 +261,14 @@ mod tests {
         let (good, bad) = s2.models();
         assert!(good.is_empty());
         assert_eq!(bad.len(), 1, "a folder without a card is reported");
+        std::fs::write(root.join("results/r.json"), "{}").unwrap();
+        let copy = s2.copy_to(&dir.path().join("copy")).unwrap();
+        assert_eq!(copy.manifest.datasets, vec!["mnist10k"]);
+        assert!(copy.results_dir().join("r.json").is_file());
+        assert!(
+            s2.copy_to(&dir.path().join("copy")).is_err(),
+            "refuses a non-empty destination"
+        );
     }
 
     #[test]

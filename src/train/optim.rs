@@ -7,9 +7,7 @@ use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
 use crate::error::CoreResult;
 
 /// Which optimiser to use.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum.
@@ -121,10 +119,7 @@ mod tests {
         let var = Var::new(&[1.0f64], &Device::Cpu).unwrap();
         let mut opt = SgdMomentum::new(vec![var.clone()], 0.1, 0.9, 0.0);
         for _ in 0..2 {
-            let loss = (var.as_tensor().sqr().unwrap() * 0.5)
-                .unwrap()
-                .sum_all()
-                .unwrap();
+            let loss = (var.as_tensor().sqr().unwrap() * 0.5).unwrap().sum_all().unwrap();
             opt.step(&loss.backward().unwrap()).unwrap();
         }
         let p = var.as_tensor().to_vec1::<f64>().unwrap()[0];

@@ -12,8 +12,8 @@ use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::{
-    Classifier, DatasetRef, EpochRecord, Hyper, ModelCard, ModelSpec, SampleScores, TrainMetrics,
-    device, save_weights, seeded_init,
+    Classifier, DatasetRef, EpochRecord, Hyper, ModelCard, ModelSpec, SampleScores, TrainMetrics, device,
+    save_weights, seeded_init,
 };
 use crate::study::{Study, write_json_atomic};
 
@@ -76,10 +76,7 @@ fn all_images(ds: &Dataset, dev: &Device) -> CoreResult<(Tensor, Tensor)> {
     let idx: Vec<usize> = (0..ds.n).collect();
     let x = Tensor::from_vec(ds.batch_f32(&idx), (ds.n, ds.c, ds.h, ds.w), dev)?;
     let y = Tensor::from_vec(
-        ds.labels
-            .iter()
-            .map(|&l| u32::from(l))
-            .collect::<Vec<u32>>(),
+        ds.labels.iter().map(|&l| u32::from(l)).collect::<Vec<u32>>(),
         ds.n,
         dev,
     )?;
@@ -95,12 +92,7 @@ fn index_tensor(idx: &[usize], dev: &Device) -> CoreResult<Tensor> {
 }
 
 /// Logits for the samples at `indices`, in evaluation batches.
-fn logits_for(
-    model: &Classifier,
-    x: &Tensor,
-    indices: &[usize],
-    dev: &Device,
-) -> CoreResult<Tensor> {
+fn logits_for(model: &Classifier, x: &Tensor, indices: &[usize], dev: &Device) -> CoreResult<Tensor> {
     let mut parts = Vec::new();
     for chunk in indices.chunks(EVAL_BATCH) {
         let xb = x.index_select(&index_tensor(chunk, dev)?, 0)?;
@@ -174,12 +166,7 @@ pub fn channel_stats(ds: &Dataset, indices: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let std: Vec<f32> = sq
         .iter()
         .zip(&mean)
-        .map(|(q, m)| {
-            ((q / count - f64::from(*m) * f64::from(*m))
-                .max(1e-12)
-                .sqrt() as f32)
-                .max(1e-3)
-        })
+        .map(|(q, m)| ((q / count - f64::from(*m) * f64::from(*m)).max(1e-12).sqrt() as f32).max(1e-3))
         .collect();
     (mean, std)
 }
@@ -349,12 +336,7 @@ pub fn train_into_study(
     ctx: &JobCtx<'_>,
 ) -> CoreResult<TrainOutcome> {
     let id = if cfg.id.is_empty() {
-        study.new_model_id(&format!(
-            "{}-{}-s{}",
-            cfg.family.as_str(),
-            ds.name,
-            cfg.seed
-        ))
+        study.new_model_id(&format!("{}-{}-s{}", cfg.family.as_str(), ds.name, cfg.seed))
     } else if study.models_dir().join(&cfg.id).exists() {
         return Err(CoreError::Invalid(format!(
             "model '{}' already exists in {}",

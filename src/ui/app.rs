@@ -59,6 +59,11 @@ pub struct AppOptions {
     pub view: View,
     /// Image to select once the data set is loaded.
     pub select: Option<usize>,
+    /// Sort the gallery by the first column whose name starts with this ("loss", "margin",
+    /// "label", "intensity") once it is available.
+    pub sort: Option<String>,
+    /// Sort descending.
+    pub descending: bool,
 }
 
 /// User settings.
@@ -156,7 +161,7 @@ impl App {
             Arc::new(move || ctx.request_repaint_after(Duration::from_millis(30)));
         let mut app = Self {
             view: options.view,
-            data_view: DataView::new(options.select),
+            data_view: DataView::new(options.select, options.sort.clone(), options.descending),
             options,
             study: None,
             models: Vec::new(),
@@ -288,6 +293,22 @@ impl App {
     fn apply(&mut self, cmd: Command) {
         match cmd {
             Command::OpenStudy(p) => self.open_study(Some(p)),
+            Command::SaveStudyAs(dest) => {
+                let Some(study) = self.study.clone() else { return };
+                self.spawn(
+                    JobKind::Study,
+                    &format!("Saving to {}", dest.display()),
+                    move |_| {
+                        let copy = study.copy_to(&dest)?;
+                        let (models, bad) = copy.models();
+                        Ok(JobResult::Study(
+                            copy,
+                            models,
+                            bad.iter().map(ToString::to_string).collect(),
+                        ))
+                    },
+                );
+            }
             Command::LoadDataset(k) => self.load_dataset(k),
             Command::SelectDataset(k) => self.set_current(k),
             Command::ShowView(v) => self.view = v,
@@ -303,14 +324,8 @@ impl App {
                     &format!("Neighbours of #{index}"),
                     move |ctx| {
                         let refs: Vec<usize> = (0..ds.n).collect();
-                        let (mut found, backend) = crate::gpu::nearest_neighbours(
-                            &ds,
-                            &[index],
-                            &refs,
-                            8,
-                            prefer_gpu,
-                            Some(ctx),
-                        )?;
+                        let (mut found, backend) =
+                            crate::gpu::nearest_neighbours(&ds, &[index], &refs, 8, prefer_gpu, Some(ctx))?;
                         Ok(JobResult::Neighbours(
                             dataset,
                             index,
@@ -322,8 +337,7 @@ impl App {
             }
             Command::StartTraining(mut cfg) => {
                 let Some(study) = self.study.clone() else {
-                    self.toasts
-                        .push(Level::Error, "open a study before training");
+                    self.toasts.push(Level::Error, "open a study before training");
                     return;
                 };
                 cfg.device = self.settings.device.clone();
@@ -373,8 +387,7 @@ impl App {
                 }
             }
             JobOutcome::Failed(e) => {
-                self.toasts
-                    .push(Level::Error, format!("{label} failed: {e}"));
+                self.toasts.push(Level::Error, format!("{label} failed: {e}"));
                 if kind == JobKind::Train {
                     self.last_training = Some(FinishedTraining {
                         series,
@@ -383,8 +396,7 @@ impl App {
                 }
             }
             JobOutcome::Panicked(msg) => {
-                self.toasts
-                    .push(Level::Error, format!("{label} crashed: {msg}"));
+                self.toasts.push(Level::Error, format!("{label} crashed: {msg}"));
                 if kind == JobKind::Train {
                     self.last_training = Some(FinishedTraining {
                         series,
@@ -471,6 +483,17 @@ impl App {
                     .pick_folder()
             {
                 self.commands.push(Command::OpenStudy(p));
+            }
+            if self.study.is_some()
+                && ui
+                    .button("Save study as…")
+                    .on_hover_text("Copy the study to a new folder and continue there")
+                    .clicked()
+                && let Some(p) = rfd::FileDialog::new()
+                    .set_title("Save the study into an empty folder")
+                    .pick_folder()
+            {
+                self.commands.push(Command::SaveStudyAs(p));
             }
             match &self.study {
                 Some(s) => {

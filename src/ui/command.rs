@@ -10,6 +10,8 @@ use crate::train::TrainConfig;
 pub enum Command {
     /// Open (or create) a study folder.
     OpenStudy(PathBuf),
+    /// Copy the open study to a new folder and switch to the copy.
+    SaveStudyAs(PathBuf),
     /// Load an image data set by bundled name or path and make it current.
     LoadDataset(String),
     /// Make an already loaded data set current.

@@ -113,12 +113,8 @@ impl JobRegistry {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let handle = spawn_job(
-            &format!("{kind:?}-{id}").to_lowercase(),
-            self.waker.clone(),
-            run,
-        )
-        .map_err(|e| e.to_string())?;
+        let handle = spawn_job(&format!("{kind:?}-{id}").to_lowercase(), self.waker.clone(), run)
+            .map_err(|e| e.to_string())?;
         self.jobs.push(RunningJob {
             id,
             kind,
@@ -165,12 +161,7 @@ impl JobRegistry {
                 more = true;
             }
             for ev in events {
-                if let JobEvent::Metric {
-                    series,
-                    step,
-                    value,
-                } = ev
-                {
+                if let JobEvent::Metric { series, step, value } = ev {
                     j.series.entry(series).or_default().push([step, value]);
                 }
             }
@@ -182,12 +173,7 @@ impl JobRegistry {
                 let mut j = self.jobs.remove(k);
                 // Pick up events sent just before the end.
                 for ev in j.handle.poll(Duration::from_millis(2)) {
-                    if let JobEvent::Metric {
-                        series,
-                        step,
-                        value,
-                    } = ev
-                    {
+                    if let JobEvent::Metric { series, step, value } = ev {
                         j.series.entry(series).or_default().push([step, value]);
                     }
                 }

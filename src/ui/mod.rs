@@ -14,6 +14,7 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
+pub use views::{SortKey, SplitFilter};
 
 use std::path::PathBuf;
 

@@ -25,16 +25,32 @@ pub fn settle(harness: &mut Harness<'_, App>, timeout: Duration) {
     }
 }
 
-/// Renders `view` of the app on `study` (a fresh demo study when `None`) at `size` into `out`.
+/// Selects the first image of the gallery's current order (and looks up its neighbours).
+fn select_first_in_gallery(app: &mut App) {
+    let (Some(ds), Some(key)) = (app.current_dataset().cloned(), app.current.clone()) else {
+        return;
+    };
+    let cols = app.scores.get(&ds.hash).cloned().unwrap_or_default();
+    if let Some(&first) = app.data_view.order(&ds, &cols).first() {
+        app.data_view.selected = Some(first);
+        app.push_command(super::Command::FindNeighbours {
+            dataset: key,
+            index: first,
+        });
+    }
+}
+
+/// Renders `view` of the app on `study` (a fresh demo study when `None`) at `size` into `out`;
+/// `sort` sorts the gallery descending by the named column (e.g. "loss").
 pub fn render_view(
     view: &str,
     out: &Path,
     study: Option<PathBuf>,
     size: [f32; 2],
+    sort: Option<String>,
 ) -> CoreResult<()> {
-    let view = View::parse(view).ok_or_else(|| {
-        CoreError::Invalid(format!("unknown view '{view}' (data, models or settings)"))
-    })?;
+    let view = View::parse(view)
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
         Some(p) => p,
@@ -43,26 +59,30 @@ pub fn render_view(
             temp.clone()
         }
     };
+    let descending = sort.is_some();
     let options = AppOptions {
         study: Some(study_path),
         view,
         select: Some(0),
+        sort,
+        descending,
     };
     let mut harness = Harness::builder()
         .with_size(egui::vec2(size[0], size[1]))
         .wgpu()
         .build_eframe(|cc| App::new(cc, options));
     settle(&mut harness, Duration::from_secs(60));
+    if descending {
+        select_first_in_gallery(harness.state_mut());
+        settle(&mut harness, Duration::from_secs(60));
+    }
     harness.run_steps(3);
     let image = harness
         .render()
         .map_err(|e| CoreError::Gpu(format!("cannot render: {e}")))?;
     let mut bytes = Vec::new();
     image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| CoreError::format(out, format!("cannot encode PNG: {e}")))?;
     crate::study::write_atomic(out, &bytes)?;
     if temp.exists() {

@@ -36,11 +36,7 @@ impl TextureCache {
         }
         let rgba = ds.image_rgba(i)?;
         let img = egui::ColorImage::from_rgba_unmultiplied([ds.w, ds.h], &rgba);
-        let handle = ctx.load_texture(
-            format!("{}-{i}", ds.name),
-            img,
-            egui::TextureOptions::NEAREST,
-        );
+        let handle = ctx.load_texture(format!("{}-{i}", ds.name), img, egui::TextureOptions::NEAREST);
         let id = handle.id();
         self.map.insert(key, handle);
         self.uploads_this_frame += 1;

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,19 +32,7 @@ pub fn json_of(out: &Output) -> serde_json::Value {
 
 /// Writes an IDX file (optionally gzip'd).
 pub fn write_idx(path: &Path, dims: &[u32], data: &[u8], gz: bool) {
-    let mut bytes = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    if gz {
-        let f = std::fs::File::create(path).unwrap();
-        let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-        enc.write_all(&bytes).unwrap();
-        enc.finish().unwrap();
-    } else {
-        std::fs::write(path, bytes).unwrap();
-    }
+    rote::data::write_idx(path, dims, data, gz).unwrap();
 }
 
 /// A planted data set: 60 random 8x8 grey images in 3 classes where image 41 is an exact copy of

@@ -90,17 +90,20 @@ pub struct DataView {
     pub neighbours: Option<NeighbourResult>,
     /// Scroll the gallery to the selection on the next frame.
     scroll_to_selected: bool,
+    /// A sort requested before its column exists (start-up options).
+    pending_sort: Option<String>,
 }
 
 impl DataView {
     /// A view that selects `select` once data is there.
-    pub fn new(select: Option<usize>) -> Self {
+    pub fn new(select: Option<usize>, sort: Option<String>, descending: bool) -> Self {
         Self {
+            pending_sort: sort,
             selected: select.or(Some(0)),
             class_filter: None,
             split_filter: SplitFilter::All,
             sort: SortKey::Index,
-            descending: false,
+            descending,
             thumb: 40.0,
             order: None,
             intensity: None,
@@ -114,22 +117,13 @@ impl DataView {
         self.order = None;
         self.neighbours = None;
         self.class_filter = None;
-        if !matches!(
-            self.sort,
-            SortKey::Index | SortKey::Label | SortKey::Intensity
-        ) {
+        if !matches!(self.sort, SortKey::Index | SortKey::Label | SortKey::Intensity) {
             self.sort = SortKey::Index;
         }
     }
 
     /// Stores a neighbour result.
-    pub fn set_neighbours(
-        &mut self,
-        dataset: String,
-        index: usize,
-        found: Vec<Neighbour>,
-        backend: Backend,
-    ) {
+    pub fn set_neighbours(&mut self, dataset: String, index: usize, found: Vec<Neighbour>, backend: Backend) {
         self.neighbours = Some(NeighbourResult {
             dataset,
             index,
@@ -165,10 +159,7 @@ impl DataView {
             SortKey::Index => None,
             SortKey::Label => Some(Arc::new(ds.labels.iter().map(|&l| f32::from(l)).collect())),
             SortKey::Intensity => Some(self.intensity(ds)),
-            SortKey::Score(name) => columns
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone()),
+            SortKey::Score(name) => columns.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
         };
         if let Some(v) = values {
             idx.sort_by(|&a, &b| {
@@ -198,6 +189,25 @@ impl DataView {
         v
     }
 
+    fn apply_pending_sort(&mut self, columns: &[(String, Arc<Vec<f32>>)]) {
+        let Some(want) = self.pending_sort.clone() else {
+            return;
+        };
+        let sort = match want.as_str() {
+            "index" => Some(SortKey::Index),
+            "label" => Some(SortKey::Label),
+            "intensity" => Some(SortKey::Intensity),
+            w => columns
+                .iter()
+                .find(|(n, _)| n.starts_with(w))
+                .map(|(n, _)| SortKey::Score(n.clone())),
+        };
+        if let Some(sort) = sort {
+            self.sort = sort;
+            self.pending_sort = None;
+        }
+    }
+
     fn select(&mut self, key: &str, i: usize, commands: &mut Vec<Command>) {
         if self.selected != Some(i) {
             self.selected = Some(i);
@@ -220,16 +230,15 @@ impl DataView {
         let Some(ds) = ctx.datasets.get(&key).cloned() else {
             return;
         };
-        let columns: Vec<(String, Arc<Vec<f32>>)> =
-            ctx.scores.get(&ds.hash).cloned().unwrap_or_default();
+        let columns: Vec<(String, Arc<Vec<f32>>)> = ctx.scores.get(&ds.hash).cloned().unwrap_or_default();
+        self.apply_pending_sort(&columns);
         self.toolbar_ui(ui, ctx, &key, &ds, &columns);
         ui.separator();
         egui::Panel::right("data_detail")
             .default_size(330.0)
             .min_size(260.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .show(ui, |ui| self.detail_ui(ui, ctx, &key, &ds, &columns));
+                egui::ScrollArea::vertical().show(ui, |ui| self.detail_ui(ui, ctx, &key, &ds, &columns));
             });
         egui::CentralPanel::default().show(ui, |ui| self.gallery_ui(ui, ctx, &key, &ds, &columns));
     }
@@ -247,10 +256,7 @@ impl DataView {
             egui::ComboBox::from_id_salt("dataset")
                 .selected_text(key)
                 .show_ui(ui, |ui| {
-                    for b in bundled_all()
-                        .iter()
-                        .filter(|b| b.kind == BundledKind::Images)
-                    {
+                    for b in bundled_all().iter().filter(|b| b.kind == BundledKind::Images) {
                         if ui
                             .selectable_label(key == b.name, b.name)
                             .on_hover_text(b.description)
@@ -259,11 +265,7 @@ impl DataView {
                             ctx.commands.push(Command::LoadDataset(b.name.to_string()));
                         }
                     }
-                    for k in ctx
-                        .datasets
-                        .keys()
-                        .filter(|k| crate::data::bundled(k).is_none())
-                    {
+                    for k in ctx.datasets.keys().filter(|k| crate::data::bundled(k).is_none()) {
                         if ui.selectable_label(key == k, k.as_str()).clicked() {
                             ctx.commands.push(Command::SelectDataset(k.clone()));
                         }
@@ -277,8 +279,7 @@ impl DataView {
                     .add_filter("images", &["gz", "idx", "ubyte", "npy", "bin"])
                     .pick_file()
             {
-                ctx.commands
-                    .push(Command::LoadDataset(p.display().to_string()));
+                ctx.commands.push(Command::LoadDataset(p.display().to_string()));
             }
             if ui
                 .button("Open folder…")
@@ -286,8 +287,7 @@ impl DataView {
                 .clicked()
                 && let Some(p) = rfd::FileDialog::new().pick_folder()
             {
-                ctx.commands
-                    .push(Command::LoadDataset(p.display().to_string()));
+                ctx.commands.push(Command::LoadDataset(p.display().to_string()));
             }
             ui.separator();
             ui.label("Class");
@@ -319,11 +319,7 @@ impl DataView {
                     ui.selectable_value(&mut self.sort, SortKey::Label, "label");
                     ui.selectable_value(&mut self.sort, SortKey::Intensity, "mean intensity");
                     for (name, _) in columns {
-                        ui.selectable_value(
-                            &mut self.sort,
-                            SortKey::Score(name.clone()),
-                            name.as_str(),
-                        );
+                        ui.selectable_value(&mut self.sort, SortKey::Score(name.clone()), name.as_str());
                     }
                 });
             ui.checkbox(&mut self.descending, "descending");
@@ -340,17 +336,11 @@ impl DataView {
         columns: &[(String, Arc<Vec<f32>>)],
     ) {
         let order = self.order(ds, columns);
-        ui.label(format!(
-            "{} of {} images · {}",
-            order.len(),
-            ds.n,
-            ds.source
-        ));
+        ui.label(format!("{} of {} images · {}", order.len(), ds.n, ds.source));
         let spacing = 4.0;
         let aspect = ds.h as f32 / ds.w as f32;
         let cell = egui::vec2(self.thumb, self.thumb * aspect);
-        let cols =
-            (((ui.available_width() + spacing) / (cell.x + spacing)).floor() as usize).max(1);
+        let cols = (((ui.available_width() + spacing) / (cell.x + spacing)).floor() as usize).max(1);
         let rows = order.len().div_ceil(cols);
         let mut clicked = None;
         let selected = self.selected;
@@ -367,12 +357,9 @@ impl DataView {
                 ui.horizontal(|ui| {
                     for &i in order.iter().skip(r * cols).take(cols) {
                         let resp = match ctx.textures.get(ui.ctx(), ds, i) {
-                            Some(tex) => {
-                                ui.add(egui::Image::new((tex, cell)).sense(egui::Sense::click()))
-                            }
+                            Some(tex) => ui.add(egui::Image::new((tex, cell)).sense(egui::Sense::click())),
                             None => {
-                                let (rect, resp) =
-                                    ui.allocate_exact_size(cell, egui::Sense::click());
+                                let (rect, resp) = ui.allocate_exact_size(cell, egui::Sense::click());
                                 ui.painter().rect_filled(rect, 0.0, theme::PLACEHOLDER);
                                 resp
                             }
@@ -427,10 +414,12 @@ impl DataView {
             .striped(true)
             .show(ui, |ui| {
                 ui.label("Label");
-                ui.label(format!(
-                    "{} ({})",
-                    ds.class_names[ds.labels[i] as usize], ds.labels[i]
-                ));
+                let name = &ds.class_names[ds.labels[i] as usize];
+                if *name == ds.labels[i].to_string() {
+                    ui.label(name.as_str());
+                } else {
+                    ui.label(format!("{name} ({})", ds.labels[i]));
+                }
                 ui.end_row();
                 ui.label("Split");
                 ui.label(split_name(ds.split[i]));

@@ -116,17 +116,10 @@ impl ModelsView {
                         egui::ComboBox::from_id_salt("train_data")
                             .selected_text(f.data.clone())
                             .show_ui(ui, |ui| {
-                                for b in bundled_all()
-                                    .iter()
-                                    .filter(|b| b.kind == BundledKind::Images)
-                                {
+                                for b in bundled_all().iter().filter(|b| b.kind == BundledKind::Images) {
                                     ui.selectable_value(&mut f.data, b.name.to_string(), b.name);
                                 }
-                                for k in ctx
-                                    .datasets
-                                    .keys()
-                                    .filter(|k| crate::data::bundled(k).is_none())
-                                {
+                                for k in ctx.datasets.keys().filter(|k| crate::data::bundled(k).is_none()) {
                                     ui.selectable_value(&mut f.data, k.clone(), k.as_str());
                                 }
                             });
@@ -140,19 +133,11 @@ impl ModelsView {
                         ui.label("Optimiser");
                         ui.horizontal(|ui| {
                             ui.selectable_value(&mut f.optimizer, OptimizerKind::Adamw, "AdamW");
-                            ui.selectable_value(
-                                &mut f.optimizer,
-                                OptimizerKind::Sgd,
-                                "SGD + momentum",
-                            );
+                            ui.selectable_value(&mut f.optimizer, OptimizerKind::Sgd, "SGD + momentum");
                         });
                         ui.end_row();
                         ui.label("Learning rate");
-                        ui.add(
-                            egui::DragValue::new(&mut f.lr)
-                                .speed(1e-4)
-                                .range(1e-6..=10.0),
-                        );
+                        ui.add(egui::DragValue::new(&mut f.lr).speed(1e-4).range(1e-6..=10.0));
                         ui.end_row();
                         ui.label("Subset ratio");
                         ui.add(egui::Slider::new(&mut f.subset_ratio, 0.05..=1.0));
@@ -242,10 +227,7 @@ fn card_ui(ui: &mut egui::Ui, card: &ModelCard, dir: &Path) {
                 ("Train accuracy", format!("{:.4}", card.metrics.train_acc)),
                 (
                     "Test accuracy",
-                    format!(
-                        "{:.4} on {} samples",
-                        card.metrics.test_acc, card.metrics.n_test
-                    ),
+                    format!("{:.4} on {} samples", card.metrics.test_acc, card.metrics.n_test),
                 ),
                 (
                     "Optimiser",

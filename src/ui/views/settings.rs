@@ -21,17 +21,14 @@ impl SettingsView {
                         ui.radio_value(&mut ctx.settings.device, "cuda".to_string(), "CUDA");
                     })
                     .response
-                    .on_disabled_hover_text(
-                        "This build has no CUDA support (rebuild with --features cuda)",
-                    );
+                    .on_disabled_hover_text("This build has no CUDA support (rebuild with --features cuda)");
                 });
                 ui.end_row();
                 ui.label("GPU adapter (wgpu kernels)");
                 match ctx.gpu {
-                    Some(Ok(info)) => ui.label(format!(
-                        "{} · {} · {}",
-                        info.name, info.backend, info.device_type
-                    )),
+                    Some(Ok(info)) => {
+                        ui.label(format!("{} · {} · {}", info.name, info.backend, info.device_type))
+                    }
                     Some(Err(why)) => ui.label(format!("none: {why} (CPU twins are used)")),
                     None => ui.label("probing…"),
                 };
@@ -43,10 +40,7 @@ impl SettingsView {
                 );
                 ui.end_row();
                 ui.label("Study folder");
-                ui.label(
-                    ctx.study
-                        .map_or("none".into(), |s| s.root.display().to_string()),
-                );
+                ui.label(ctx.study.map_or("none".into(), |s| s.root.display().to_string()));
                 ui.end_row();
                 ui.label("Assets");
                 ui.label(crate::paths::assets_dir().display().to_string());

@@ -7,12 +7,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 use crate::ui::theme;
 
 /// Two plots side by side: training loss by step, and train/test accuracy by epoch.
-pub fn curves_ui(
-    ui: &mut egui::Ui,
-    id: &str,
-    series: &BTreeMap<String, Vec<[f64; 2]>>,
-    height: f32,
-) {
+pub fn curves_ui(ui: &mut egui::Ui, id: &str, series: &BTreeMap<String, Vec<[f64; 2]>>, height: f32) {
     let width = (ui.available_width() / 2.0 - 8.0).max(120.0);
     ui.horizontal(|ui| {
         ui.vertical(|ui| {
@@ -26,8 +21,7 @@ pub fn curves_ui(
                 .show(ui, |plot| {
                     if let Some(pts) = series.get("train loss") {
                         plot.line(
-                            Line::new("train loss", PlotPoints::from(pts.clone()))
-                                .color(theme::SERIES[0]),
+                            Line::new("train loss", PlotPoints::from(pts.clone())).color(theme::SERIES[0]),
                         );
                     }
                 });
@@ -45,8 +39,7 @@ pub fn curves_ui(
                     for (k, name) in ["train acc", "test acc"].iter().enumerate() {
                         if let Some(pts) = series.get(*name) {
                             plot.line(
-                                Line::new(*name, PlotPoints::from(pts.clone()))
-                                    .color(theme::SERIES[k + 1]),
+                                Line::new(*name, PlotPoints::from(pts.clone())).color(theme::SERIES[k + 1]),
                             );
                         }
                     }

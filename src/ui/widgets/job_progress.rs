@@ -17,12 +17,7 @@ pub fn jobs_bar_ui(
         ui.horizontal(|ui| {
             ui.label(label);
             let text = if p.total > 0 {
-                format!(
-                    "{} · {:.0}% · {}",
-                    p.stage,
-                    p.fraction() * 100.0,
-                    p.eta_text()
-                )
+                format!("{} · {:.0}% · {}", p.stage, p.fraction() * 100.0, p.eta_text())
             } else {
                 p.stage.clone()
             };
