@@ -130,3 +130,63 @@ pub fn bench_train(cfg: &TrainConfig, ds: &Dataset, ctx: &JobCtx<'_>) -> CoreRes
         test_acc: out.card.metrics.test_acc,
     })
 }
+
+/// Figures from the zoo benchmark.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ZooBench {
+    /// Models.
+    pub models: u32,
+    /// Epochs per model.
+    pub epochs: usize,
+    /// Samples per model (subset of the training split).
+    pub n_per_model: usize,
+    /// Device.
+    pub device: String,
+    /// Seconds, all models batched.
+    pub batched_secs: f64,
+    /// models x epochs per second, batched.
+    pub batched_model_epochs_per_sec: f64,
+    /// Seconds, the same models one after another.
+    pub sequential_secs: Option<f64>,
+    /// models x epochs per second, one by one.
+    pub sequential_model_epochs_per_sec: Option<f64>,
+}
+
+/// Trains `models` Feldman-Zhang MLPs (r = 0.7) on `ds` batched, then one by one.
+pub fn bench_zoo(ds: &Dataset, models: u32, epochs: usize, device: &str, sequential: bool, ctx: &JobCtx<'_>) -> CoreResult<ZooBench> {
+    use crate::train::zoo::{ZooConfig, train_zoo};
+    let tmp = std::env::temp_dir().join(format!("rote-bench-zoo-{}", std::process::id()));
+    let study = crate::study::Study::open_or_create(&tmp)?;
+    let cfg = ZooConfig {
+        id: "bench".into(),
+        train: TrainConfig { epochs, device: device.into(), ..ZooConfig::default().train },
+        ..ZooConfig::default()
+    };
+    let t0 = Instant::now();
+    let run = train_zoo(&cfg, ds, &study, models, None, models as usize, ctx);
+    let batched_secs = t0.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&tmp).ok();
+    run?;
+    let n_per_model = crate::train::draw_subset(&ds.train_indices(), cfg.train.subset_ratio, 0).len();
+    let sequential_secs = if sequential {
+        let t1 = Instant::now();
+        for k in 0..models {
+            let tc = TrainConfig { seed: crate::train::zoo::model_seed(0, k), ..cfg.train.clone() };
+            train(&tc, ds, ctx)?;
+        }
+        Some(t1.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    let me = f64::from(models) * epochs as f64;
+    Ok(ZooBench {
+        models,
+        epochs,
+        n_per_model,
+        device: device.into(),
+        batched_secs,
+        batched_model_epochs_per_sec: me / batched_secs,
+        sequential_secs,
+        sequential_model_epochs_per_sec: sequential_secs.map(|s| me / s),
+    })
+}

@@ -21,6 +21,7 @@ pub mod demo;
 pub mod error;
 pub mod gpu;
 pub mod job;
+pub mod measure;
 pub mod model;
 pub mod paths;
 pub mod study;

@@ -40,6 +40,26 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 }
             }
         }
+        BenchWhich::Zoo { models, epochs, device, batched_only } => {
+            let cancel = CancelToken::new();
+            let sink = CliSink::new(true);
+            let ctx = JobCtx::new(&cancel, &sink);
+            let r = crate::bench::bench_zoo(&ds, models, epochs, &device, !batched_only, &ctx);
+            sink.finish();
+            let r = r?;
+            if json {
+                println!("{}", json!({ "bench": "zoo", "result": r }));
+            } else {
+                println!(
+                    "zoo of {} MLPs 784-512-256-10 x {} epochs on {} samples each ({}):",
+                    r.models, r.epochs, r.n_per_model, r.device
+                );
+                println!("  batched    : {:>8.2} s, {:.2} model-epochs/s", r.batched_secs, r.batched_model_epochs_per_sec);
+                if let (Some(s), Some(rate)) = (r.sequential_secs, r.sequential_model_epochs_per_sec) {
+                    println!("  one by one : {s:>8.2} s, {rate:.2} model-epochs/s (batched is {:.2}x)", s / r.batched_secs);
+                }
+            }
+        }
         BenchWhich::Train {
             family,
             epochs,

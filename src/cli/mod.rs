@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod progress;
+mod zoo;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,48 @@ pub enum Command {
         /// Force the CPU twin instead of the GPU kernel.
         #[arg(long)]
         cpu: bool,
+    },
+
+    /// Train (or resume, grow, shard) a zoo of models on random subsets, for memorization and MIA.
+    Zoo(ZooArgs),
+
+    /// Memorization and influence estimates (Feldman-Zhang) from a study's zoo.
+    Memorization {
+        /// Study folder.
+        study: PathBuf,
+        /// Zoo id (default: the study's only zoo).
+        #[arg(long)]
+        zoo: Option<String>,
+        /// mem threshold for high-influence pairs.
+        #[arg(long, default_value_t = 0.25)]
+        mem_thr: f32,
+        /// Influence threshold for high-influence pairs.
+        #[arg(long, default_value_t = 0.15)]
+        infl_thr: f32,
+        /// Also count pairs of different classes.
+        #[arg(long)]
+        any_class: bool,
+    },
+
+    /// Membership inference from a study's zoo (leave-one-model-out).
+    Mia {
+        /// Study folder.
+        study: PathBuf,
+        /// Zoo id (default: the study's only zoo).
+        #[arg(long)]
+        zoo: Option<String>,
+        /// Attack: loss, lira (online), lira-offline or rmia.
+        #[arg(long, default_value = "lira")]
+        attack: String,
+        /// LiRA: one variance for all samples.
+        #[arg(long)]
+        fix_variance: bool,
+        /// RMIA: offline (OUT reference models only, with the a-correction).
+        #[arg(long)]
+        offline: bool,
+        /// Target models (the first N of the zoo).
+        #[arg(long, default_value_t = 64)]
+        targets: usize,
     },
 
     /// List the models of a study.
@@ -122,6 +165,21 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 10_000)]
         n: usize,
     },
+    /// Zoo training: batched stacked MLPs vs the same models one by one.
+    Zoo {
+        /// Models.
+        #[arg(long, default_value_t = 16)]
+        models: u32,
+        /// Epochs.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Skip the one-by-one comparison.
+        #[arg(long)]
+        batched_only: bool,
+    },
     /// MLP/CNN training time per epoch on MNIST-10k.
     Train {
         /// Family.
@@ -178,4 +236,78 @@ pub struct TrainArgs {
     /// Model id (default: family-data-seed).
     #[arg(long)]
     pub id: Option<String>,
+}
+
+/// Options of `rote zoo`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ZooArgs {
+    /// `merge`: join shard zoos into one.
+    #[command(subcommand)]
+    pub merge: Option<ZooMerge>,
+    /// Model family (MLPs train batched; CNNs one after another).
+    #[arg(long, value_enum, default_value_t = Family::Mlp)]
+    pub family: Family,
+    /// Data set: bundled name or path.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Number of models (a zoo with fewer is grown to this many).
+    #[arg(long, default_value_t = 64)]
+    pub models: u32,
+    /// Fraction of the training split each model trains on.
+    #[arg(long, default_value_t = 0.7)]
+    pub subset_ratio: f64,
+    /// Epochs per model.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Study folder (created if missing).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Zoo seed (each model's seed derives from it and the model index).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Flip the labels of this fraction of the training split (recorded in zoo.json).
+    #[arg(long, default_value_t = 0.0)]
+    pub plant_mislabel: f64,
+    /// Seed for the planted labels.
+    #[arg(long, default_value_t = 0)]
+    pub plant_seed: u64,
+    /// Train only models with index = I mod N ("I/N").
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Zoo id (default: zoo-<family>-<data>).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Models trained together per batched group.
+    #[arg(long, default_value_t = 32)]
+    pub group: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Optimiser (the Feldman-Zhang recipe is SGD, momentum 0.9, lr 0.1).
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+}
+
+/// `rote zoo merge`.
+#[derive(Debug, Subcommand)]
+pub enum ZooMerge {
+    /// Join the zoos of shard studies into one study.
+    Merge {
+        /// Study to merge into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Zoo id (default: the only zoo of the first shard study).
+        #[arg(long)]
+        id: Option<String>,
+        /// Shard study folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+    },
 }

@@ -3,11 +3,13 @@
 //! [`train`] is the one entry point used by the CLI, the GUI and the tests; [`train_into_study`]
 //! also writes the result into a study folder (weights, card and per-sample scores, atomically).
 
+mod batched_mlp;
 mod optim;
 mod run;
+pub mod zoo;
 
 pub use optim::{Optimizer, OptimizerKind, SgdMomentum};
-pub use run::{TrainOutcome, evaluate, sample_scores, train, train_into_study};
+pub use run::{TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study};
 
 use crate::model::Family;
 

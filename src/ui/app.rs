@@ -9,7 +9,7 @@ use super::command::Command;
 use super::jobs::{FinishedJob, JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
-use super::views::{DataView, ModelsView, SettingsView};
+use super::views::{DataView, InfluenceView, MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults};
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
 use crate::gpu::GpuInfo;
@@ -25,9 +25,18 @@ pub enum View {
     Data,
     /// Model cards, training and curves.
     Models,
+    /// Feldman-Zhang memorization from the study's zoo.
+    Memorization,
+    /// High-influence train/test pairs.
+    Influence,
+    /// Membership inference.
+    Privacy,
     /// Compute device and GPU adapter.
     Settings,
 }
+
+/// Every view, in navigation order.
+pub const VIEWS: [View; 6] = [View::Data, View::Models, View::Memorization, View::Influence, View::Privacy, View::Settings];
 
 impl View {
     /// Display name.
@@ -35,6 +44,9 @@ impl View {
         match self {
             Self::Data => "Data",
             Self::Models => "Models",
+            Self::Memorization => "Memorization",
+            Self::Influence => "Influence",
+            Self::Privacy => "Membership",
             Self::Settings => "Settings",
         }
     }
@@ -45,6 +57,9 @@ impl View {
             "data" => Some(Self::Data),
             "models" => Some(Self::Models),
             "settings" => Some(Self::Settings),
+            "memorization" => Some(Self::Memorization),
+            "influence" => Some(Self::Influence),
+            "privacy" | "mia" | "membership" => Some(Self::Privacy),
             _ => None,
         }
     }
@@ -104,6 +119,8 @@ pub struct AppCtx<'a> {
     pub jobs: &'a JobRegistry,
     /// Last finished training, with its curves.
     pub last_training: Option<&'a FinishedTraining>,
+    /// The study's zoo results.
+    pub zoo: Option<&'a ZooResults>,
     /// Thumbnails.
     pub textures: &'a mut TextureCache,
     /// Commands for the app.
@@ -143,6 +160,12 @@ pub struct App {
     /// Models view state.
     pub models_view: ModelsView,
     settings_view: SettingsView,
+    /// Memorization view state.
+    pub memorization_view: MemorizationView,
+    influence_view: InfluenceView,
+    privacy_view: PrivacyView,
+    /// The study's zoo results.
+    pub zoo: Option<Arc<ZooResults>>,
     /// Running jobs.
     pub jobs: JobRegistry,
     /// Messages.
@@ -172,6 +195,10 @@ impl App {
             gpu: None,
             models_view: ModelsView::default(),
             settings_view: SettingsView,
+            memorization_view: MemorizationView::default(),
+            influence_view: InfluenceView::default(),
+            privacy_view: PrivacyView,
+            zoo: None,
             jobs: JobRegistry::new(waker),
             toasts: Toasts::default(),
             last_training: None,
@@ -263,6 +290,14 @@ impl App {
                 cols.push((format!("margin · {}", m.id), Arc::new(s.margin)));
             }
             Ok(JobResult::Scores(out))
+        });
+    }
+
+    fn load_zoo_results(&mut self) {
+        let Some(study) = self.study.clone() else { return };
+        self.spawn(JobKind::Zoo, "Reading zoo results", move |ctx| {
+            let Some(res) = super::views::load_zoo_results(&study, ctx)? else { return Ok(JobResult::Zoo(None)) };
+            Ok(JobResult::Zoo(Some(Box::new(res))))
         });
     }
 
@@ -422,7 +457,9 @@ impl App {
                 self.study = Some(study);
                 self.models = models;
                 self.models_view.select_first(&self.models);
+                self.zoo = None;
                 self.load_scores();
+                self.load_zoo_results();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -442,13 +479,32 @@ impl App {
             JobResult::Neighbours(key, index, found, backend) => {
                 self.data_view.set_neighbours(key, index, found, backend);
             }
-            JobResult::Scores(cols) => self.scores = cols,
+            JobResult::Scores(cols) => {
+                // Keep zoo columns, replace model columns.
+                let zoo_cols: Vec<(String, ScoreColumns)> = self
+                    .scores
+                    .iter()
+                    .map(|(h, c)| (h.clone(), c.iter().filter(|(n, _)| n.starts_with("mem ·") || n.starts_with("vulnerability")).cloned().collect()))
+                    .collect();
+                self.scores = cols;
+                for (h, c) in zoo_cols {
+                    self.scores.entry(h).or_default().extend(c);
+                }
+            }
             JobResult::Imported(id) => {
                 self.toasts.push(Level::Ok, format!("Imported model {id}"));
                 self.models_view.selected = Some(id);
                 self.refresh_models();
             }
             JobResult::Probe(info) => self.gpu = Some(info),
+            JobResult::Zoo(res) => {
+                if let Some(res) = res {
+                    let cols = self.scores.entry(res.memorization_hash.clone()).or_default();
+                    cols.retain(|(n, _)| !n.ends_with(&format!("· {}", res.results.zoo)));
+                    cols.extend(res.columns.iter().cloned());
+                    self.zoo = Some(Arc::new(res.results));
+                }
+            }
         }
     }
 
@@ -471,7 +527,7 @@ impl App {
         ui.horizontal(|ui| {
             ui.heading("rote");
             ui.separator();
-            for v in [View::Data, View::Models, View::Settings] {
+            for v in VIEWS {
                 if ui.selectable_label(self.view == v, v.name()).clicked() {
                     self.view = v;
                 }
@@ -546,6 +602,10 @@ impl eframe::App for App {
             data_view,
             models_view,
             settings_view,
+            memorization_view,
+            influence_view,
+            privacy_view,
+            zoo,
             jobs,
             last_training,
             textures,
@@ -562,12 +622,16 @@ impl eframe::App for App {
             gpu: gpu.as_ref(),
             jobs,
             last_training: last_training.as_ref(),
+            zoo: zoo.as_deref(),
             textures,
             commands,
         };
         egui::CentralPanel::default().show(ui, |ui| match view {
             View::Data => data_view.ui(ui, &mut actx),
             View::Models => models_view.ui(ui, &mut actx),
+            View::Memorization => memorization_view.ui(ui, &mut actx),
+            View::Influence => influence_view.ui(ui, &mut actx),
+            View::Privacy => privacy_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
         let ctx = ui.ctx().clone();

@@ -29,6 +29,8 @@ pub enum JobKind {
     Import,
     /// Probing the GPU adapter.
     Probe,
+    /// Reading zoo results.
+    Zoo,
 }
 
 impl JobKind {
@@ -56,6 +58,8 @@ pub enum JobResult {
     Imported(String),
     /// The GPU adapter, or why there is none.
     Probe(Result<GpuInfo, String>),
+    /// The study's zoo results, if any.
+    Zoo(Option<Box<crate::ui::views::LoadedZooResults>>),
 }
 
 /// A running job and what it has reported.

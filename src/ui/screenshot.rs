@@ -67,7 +67,9 @@ pub fn render_view(
         sort,
         descending,
     };
+    // A user's command must not panic on a missing glyph (tests keep kittest's panic).
     let mut harness = Harness::builder()
+        .allow_missing_glyphs()
         .with_size(egui::vec2(size[0], size[1]))
         .wgpu()
         .build_eframe(|cc| App::new(cc, options));

@@ -1,9 +1,17 @@
 //! One file per view.
 
 mod data;
+mod influence;
+mod memorization;
 mod models;
+mod privacy;
 mod settings;
+mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
 pub use models::{ModelsView, import_model};
 pub use settings::SettingsView;
+pub use influence::InfluenceView;
+pub use memorization::MemorizationView;
+pub use privacy::PrivacyView;
+pub use zoo_results::{LoadedZooResults, ZooResults, load_zoo_results};

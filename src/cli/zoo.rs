@@ -1,0 +1,199 @@
+//! `rote zoo`, `rote zoo merge`, `rote memorization`, `rote mia`.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{CliSink, ZooArgs, ZooMerge};
+use crate::data;
+use crate::error::{CoreError, CoreResult};
+use crate::job::{CancelToken, JobCtx};
+use crate::measure::memorization::PairThresholds;
+use crate::measure::mia::{Attack, MiaConfig};
+use crate::measure::zoo_report::{load_zoo, memorization_report, mia_report, save_report};
+use crate::study::Study;
+use crate::train::TrainConfig;
+use crate::train::zoo::{Shard, ZooConfig, merge_zoos, train_zoo, zoo_dir};
+
+/// `rote zoo ...` and `rote zoo merge ...`.
+pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
+    if let Some(ZooMerge::Merge { out, id, shards }) = args.merge {
+        return merge(&out, id.as_deref(), &shards, json);
+    }
+    let data_name = args.data.ok_or_else(|| CoreError::Invalid("rote zoo needs --data".into()))?;
+    let out = args.out.ok_or_else(|| CoreError::Invalid("rote zoo needs --out STUDY".into()))?;
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
+    let ds = data::load(&data_name)?;
+    let mut study = Study::open_or_create(&out)?;
+    study.add_dataset(&data_name)?;
+    let cfg = ZooConfig {
+        id: args.id.unwrap_or_else(|| format!("zoo-{}-{}", args.family.as_str(), ds.name)),
+        train: TrainConfig {
+            family: args.family,
+            data: data_name,
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            optimizer: args.optimizer,
+            lr: args.lr,
+            subset_ratio: args.subset_ratio,
+            seed: args.seed,
+            device: args.device,
+            ..ZooConfig::default().train
+        },
+        plant_mislabel: args.plant_mislabel,
+        plant_seed: args.plant_seed,
+        ..ZooConfig::default()
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let run = train_zoo(&cfg, &ds, &study, args.models, shard, args.group, &ctx);
+    sink.finish();
+    let run = run?;
+    let value = json!({
+        "zoo": cfg.id,
+        "path": run.dir,
+        "trained": run.trained,
+        "models": run.total,
+        "seconds": run.seconds,
+    });
+    if json {
+        println!("{value}");
+    } else {
+        println!(
+            "zoo {}: trained {} models in {:.1}s, {} on disk at {}",
+            cfg.id,
+            run.trained,
+            run.seconds,
+            run.total,
+            run.dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn merge(out: &Path, id: Option<&str>, shards: &[std::path::PathBuf], json: bool) -> CoreResult<()> {
+    let first = Study::open(shards.first().ok_or_else(|| CoreError::Invalid("no shard studies".into()))?)?;
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => load_zoo_id(&first)?,
+    };
+    let dirs: Vec<std::path::PathBuf> =
+        shards.iter().map(|s| Study::open(s).map(|st| zoo_dir(&st, &id))).collect::<CoreResult<_>>()?;
+    let mut study = Study::open_or_create(out)?;
+    for d in &first.manifest.datasets {
+        study.add_dataset(d)?;
+    }
+    let copied = merge_zoos(&dirs, &zoo_dir(&study, &id))?;
+    let total = crate::train::zoo::Zoo::open(&zoo_dir(&study, &id))?.model_indices().len();
+    if json {
+        println!("{}", json!({ "zoo": id, "copied": copied, "models": total, "study": out }));
+    } else {
+        println!("merged {copied} models into {} ({total} models)", zoo_dir(&study, &id).display());
+    }
+    Ok(())
+}
+
+fn load_zoo_id(study: &Study) -> CoreResult<String> {
+    let dir = study.root.join("zoos");
+    let ids: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| CoreError::io(&dir, e))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    match ids.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(CoreError::Invalid(format!("{} has {} zoos; pick one with --id", dir.display(), ids.len()))),
+    }
+}
+
+/// `rote memorization STUDY`.
+pub fn memorization(
+    study_path: &Path,
+    zoo: Option<&str>,
+    mem_thr: f32,
+    infl_thr: f32,
+    same_class: bool,
+    json: bool,
+) -> CoreResult<()> {
+    let study = Study::open(study_path)?;
+    let z = load_zoo(&study, zoo)?;
+    let thr = PairThresholds { mem: mem_thr, infl: infl_thr, same_class, ..PairThresholds::default() };
+    let r = memorization_report(&z, &thr);
+    let path = save_report(&study, &r.zoo, "memorization", &r)?;
+    let value = json!({
+        "zoo": r.zoo,
+        "n_train": r.n_train,
+        "n_test": r.n_test,
+        "models": r.models,
+        "mem_mean": r.mem_mean,
+        "n_high_mem": r.n_high_mem,
+        "n_pairs": r.n_pairs,
+        "n_pair_tests": r.n_pair_tests,
+        "top_pairs": r.top_pairs,
+        "planted_recall": r.planted_recall,
+        "n_planted": r.planted.len(),
+        "report": path,
+    });
+    if json {
+        println!("{value}");
+    } else {
+        println!(
+            "zoo {} ({} models): mean mem {:.4}, {} samples with mem >= {}, {} high-influence pairs over {} test samples",
+            r.zoo, r.models, r.mem_mean, r.n_high_mem, thr.mem, r.n_pairs, r.n_pair_tests
+        );
+        if let Some(rec) = r.planted_recall {
+            println!("planted mislabels recovered among the top-{} mem: {:.1}%", r.planted.len(), rec * 100.0);
+        }
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}
+
+fn parse_attack(s: &str) -> CoreResult<Attack> {
+    match s {
+        "loss" => Ok(Attack::Loss),
+        "lira" | "lira-online" => Ok(Attack::LiraOnline),
+        "lira-offline" => Ok(Attack::LiraOffline),
+        "rmia" => Ok(Attack::Rmia),
+        other => Err(CoreError::Invalid(format!("unknown attack '{other}' (loss, lira, lira-offline, rmia)"))),
+    }
+}
+
+/// `rote mia STUDY --attack ...`.
+pub fn mia(
+    study_path: &Path,
+    zoo: Option<&str>,
+    attack: &str,
+    fix_variance: bool,
+    offline: bool,
+    targets: usize,
+    json: bool,
+) -> CoreResult<()> {
+    let attack = parse_attack(attack)?;
+    let study = Study::open(study_path)?;
+    let z = load_zoo(&study, zoo)?;
+    let cfg = MiaConfig { fix_variance, rmia_offline: offline, max_targets: targets, ..MiaConfig::default() };
+    let r = mia_report(&z, attack, &cfg)?;
+    let name = format!("mia-{}", serde_json::to_value(attack).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+    let path = save_report(&study, &z.zoo.manifest.config.id, &name, &r)?;
+    let value = json!({
+        "zoo": z.zoo.manifest.config.id,
+        "attack": attack,
+        "auc": r.auc,
+        "tpr_at_0.1pct_fpr": r.tpr_at_0_1pct_fpr,
+        "tpr_at_1pct_fpr": r.tpr_at_1pct_fpr,
+        "n_scores": r.n_scores,
+        "n_targets": r.n_targets,
+        "report": path,
+    });
+    if json {
+        println!("{value}");
+    } else {
+        println!(
+            "{:?} on zoo {} ({} targets, {} scores): AUC {:.4}, TPR {:.4} at 0.1% FPR, {:.4} at 1% FPR",
+            attack, z.zoo.manifest.config.id, r.n_targets, r.n_scores, r.auc, r.tpr_at_0_1pct_fpr, r.tpr_at_1pct_fpr
+        );
+    }
+    Ok(())
+}

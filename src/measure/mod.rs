@@ -1,0 +1,8 @@
+//! Measurements of memorization and privacy over a model zoo. Each module cites its paper and
+//! equations.
+
+pub mod memorization;
+pub mod mia;
+pub mod roc;
+pub mod serde_nan;
+pub mod zoo_report;

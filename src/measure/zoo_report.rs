@@ -1,0 +1,156 @@
+//! Reports over a zoo, shared by `rote memorization`, `rote mia` and the GUI; each is cached as
+//! JSON under `STUDY/results/<zoo>/` so views open instantly.
+
+use std::path::{Path, PathBuf};
+
+use super::memorization::{
+    InflEstimate, InflPair, MemEstimate, PairThresholds, ZooMatrix, convergence, influence, memorization,
+    planted_recall,
+};
+use super::mia::{Attack, MiaConfig, MiaResult, ZooView, run_attack};
+use crate::data::Dataset;
+use crate::error::{CoreError, CoreResult};
+use crate::study::{Study, write_json_atomic};
+use crate::train::zoo::{Zoo, with_planted};
+
+/// The zoo's signals and the data set it was trained on (with planted labels applied).
+pub struct LoadedZoo {
+    /// The zoo.
+    pub zoo: Zoo,
+    /// Dense signals.
+    pub matrix: ZooMatrix,
+    /// The data set as the zoo saw it.
+    pub data: Dataset,
+    /// Planted sample indices.
+    pub planted: Vec<usize>,
+}
+
+/// Opens zoo `id` of `study` (the only zoo when `id` is `None`) and loads its signals.
+pub fn load_zoo(study: &Study, id: Option<&str>) -> CoreResult<LoadedZoo> {
+    let zoos_dir = study.root.join("zoos");
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => {
+            let mut ids: Vec<String> = std::fs::read_dir(&zoos_dir)
+                .map_err(|e| CoreError::io(&zoos_dir, e))?
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("zoo.json").is_file())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect();
+            ids.sort();
+            match ids.len() {
+                0 => return Err(CoreError::format(&zoos_dir, "the study has no zoo (train one with `rote zoo`)")),
+                1 => ids.remove(0),
+                _ => return Err(CoreError::Invalid(format!("the study has several zoos ({}); pick one with --zoo", ids.join(", ")))),
+            }
+        }
+    };
+    let zoo = Zoo::open(&zoos_dir.join(&id))?;
+    let ds = crate::data::load(&zoo.manifest.dataset.name)?;
+    if ds.hash != zoo.manifest.dataset.hash {
+        return Err(CoreError::Mismatch(format!(
+            "zoo '{id}' was trained on '{}' with hash {}, but that data set now has hash {}",
+            zoo.manifest.dataset.name, zoo.manifest.dataset.hash, ds.hash
+        )));
+    }
+    let models = zoo.load_models()?;
+    if models.len() < 2 {
+        return Err(CoreError::Invalid(format!("zoo '{id}' has {} trained models; at least 2 are needed", models.len())));
+    }
+    let rows: Vec<(Vec<bool>, Vec<bool>, Vec<f32>)> = models.into_iter().map(|m| (m.member, m.correct, m.loss)).collect();
+    let matrix = ZooMatrix::from_rows(&rows)?;
+    let data = with_planted(&ds, &zoo.manifest.planted)?;
+    let planted = zoo.manifest.planted.iter().map(|p| p.0 as usize).collect();
+    Ok(LoadedZoo { zoo, matrix, data, planted })
+}
+
+/// Where a zoo's results go.
+pub fn results_dir(study: &Study, zoo_id: &str) -> PathBuf {
+    study.results_dir().join(zoo_id)
+}
+
+/// The memorization report.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MemorizationReport {
+    /// Zoo id.
+    pub zoo: String,
+    /// Training-split samples.
+    pub n_train: usize,
+    /// Test-split samples.
+    pub n_test: usize,
+    /// Models in the zoo.
+    pub models: usize,
+    /// Mean mem over the training split.
+    pub mem_mean: f64,
+    /// Samples with mem >= the threshold.
+    pub n_high_mem: usize,
+    /// High-influence pairs.
+    pub n_pairs: usize,
+    /// Distinct test samples in the pairs.
+    pub n_pair_tests: usize,
+    /// The strongest pairs.
+    pub top_pairs: Vec<InflPair>,
+    /// Fraction of planted samples among the top-|planted| mem scores (None without planting).
+    pub planted_recall: Option<f64>,
+    /// Planted samples.
+    pub planted: Vec<usize>,
+    /// Thresholds used.
+    pub thresholds: PairThresholds,
+    /// Per-sample estimates.
+    pub mem: MemEstimate,
+    /// Pairs and top influencers.
+    pub influence: InflEstimate,
+    /// Mean |mem_K - mem_final| as K grows.
+    pub convergence: Vec<[f64; 2]>,
+}
+
+/// Computes the memorization report of a loaded zoo.
+pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationReport {
+    let train = z.data.train_indices();
+    let test = z.data.test_indices();
+    let mem = memorization(&z.matrix, &train);
+    let infl = influence(&z.matrix, &mem, &train, &test, &z.data.labels, thr);
+    let vals: Vec<f64> = train.iter().map(|&i| f64::from(mem.mem[i])).filter(|v| v.is_finite()).collect();
+    let mem_mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
+    let n_high_mem = vals.iter().filter(|&&v| v >= f64::from(thr.mem)).count();
+    let mut tests: Vec<usize> = infl.pairs.iter().map(|p| p.test).collect();
+    tests.sort_unstable();
+    tests.dedup();
+    MemorizationReport {
+        zoo: z.zoo.manifest.config.id.clone(),
+        n_train: train.len(),
+        n_test: test.len(),
+        models: z.matrix.k,
+        mem_mean,
+        n_high_mem,
+        n_pairs: infl.pairs.len(),
+        n_pair_tests: tests.len(),
+        top_pairs: infl.pairs.iter().take(10).cloned().collect(),
+        planted_recall: planted_recall(&mem.mem, &z.planted),
+        planted: z.planted.clone(),
+        thresholds: thr.clone(),
+        convergence: convergence(&z.matrix, &train, 16),
+        mem,
+        influence: infl,
+    }
+}
+
+/// Runs one attack over a loaded zoo: candidates are the training split, the RMIA population is
+/// the test split.
+pub fn mia_report(z: &LoadedZoo, attack: Attack, cfg: &MiaConfig) -> CoreResult<MiaResult> {
+    let view = ZooView { k: z.matrix.k, n: z.matrix.n, member: &z.matrix.member, loss: &z.matrix.loss };
+    run_attack(&view, attack, &z.data.train_indices(), &z.data.test_indices(), cfg)
+}
+
+/// Saves a report as `results/<zoo>/<name>.json`.
+pub fn save_report<T: serde::Serialize>(study: &Study, zoo_id: &str, name: &str, value: &T) -> CoreResult<PathBuf> {
+    let p = results_dir(study, zoo_id).join(format!("{name}.json"));
+    write_json_atomic(&p, value)?;
+    Ok(p)
+}
+
+/// Loads a saved report.
+pub fn load_report<T: serde::de::DeserializeOwned>(path: &Path) -> CoreResult<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| CoreError::format(path, format!("bad report: {e}")))
+}

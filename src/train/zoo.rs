@@ -1,0 +1,530 @@
+//! Model zoos for subsampled memorization (Feldman & Zhang 2020) and reference-model membership
+//! inference: K models, model k trained on its own seeded random subset (ratio r of the training
+//! split), with every model's membership mask and per-sample signals (correctness, loss, margin)
+//! over the whole data set recorded in `STUDY/zoos/<id>/models/mNNNNN.bin`.
+//!
+//! A model's subset, initialisation and batch order come from a seed derived from the zoo seed and
+//! the model's index alone, so zoos can be resumed, grown (more models later), and trained in
+//! shards (`--shard I/N` trains the models with index = I mod N) that merge into exactly the files
+//! one run would write.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use rand::seq::SliceRandom as _;
+use rand::{Rng as _, SeedableRng as _};
+
+use super::batched_mlp::{BatchedMlp, stacked_cross_entropy, stacked_scores};
+use super::{Optimizer, OptimizerKind, TrainConfig, train};
+use crate::data::Dataset;
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::model::{Family, device};
+use crate::study::{Study, write_atomic, write_json_atomic};
+
+/// What defines a zoo. Stored as `zoo.json`; a resumed or grown zoo must match it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ZooConfig {
+    /// Zoo id (folder name under `zoos/`).
+    pub id: String,
+    /// Training recipe shared by all models (its seed is the zoo seed; `subset_ratio` is r).
+    pub train: TrainConfig,
+    /// Fraction of training-split samples whose label is flipped (0 = none).
+    pub plant_mislabel: f64,
+    /// Seed for choosing and flipping the planted samples.
+    pub plant_seed: u64,
+    /// Hidden widths of the MLP.
+    pub hidden: Vec<usize>,
+}
+
+impl Default for ZooConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            train: TrainConfig {
+                optimizer: OptimizerKind::Sgd,
+                lr: 0.1,
+                momentum: 0.9,
+                batch_size: 128,
+                epochs: 10,
+                subset_ratio: 0.7,
+                ..TrainConfig::default()
+            },
+            plant_mislabel: 0.0,
+            plant_seed: 0,
+            hidden: vec![512, 256],
+        }
+    }
+}
+
+/// `zoo.json`: the configuration plus what was fixed when the zoo was created.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ZooManifest {
+    /// The configuration.
+    pub config: ZooConfig,
+    /// Data set name, hash and size (of the original, unplanted labels).
+    pub dataset: crate::model::DatasetRef,
+    /// Planted (index, original label, planted label), ascending by index.
+    pub planted: Vec<(u32, u16, u16)>,
+    /// rote version.
+    pub rote_version: String,
+}
+
+/// One model's record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZooModel {
+    /// Model index in the zoo.
+    pub index: u32,
+    /// Trained on sample i.
+    pub member: Vec<bool>,
+    /// Predicted sample i's (possibly planted) label.
+    pub correct: Vec<bool>,
+    /// Cross-entropy on sample i.
+    pub loss: Vec<f32>,
+    /// True-class logit minus the largest other logit.
+    pub margin: Vec<f32>,
+}
+
+const MAGIC: &[u8; 8] = b"ROTEZOO1";
+
+fn pack_bits(v: &[bool]) -> Vec<u8> {
+    let mut out = vec![0u8; v.len().div_ceil(8)];
+    for (i, &b) in v.iter().enumerate() {
+        if b {
+            out[i / 8] |= 1 << (i % 8);
+        }
+    }
+    out
+}
+
+fn unpack_bits(bytes: &[u8], n: usize) -> Vec<bool> {
+    (0..n).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect()
+}
+
+impl ZooModel {
+    /// Binary form: magic, index u32, n u32, member bits, correct bits, loss f32s, margin f32s.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let n = self.member.len();
+        let mut out = Vec::with_capacity(16 + 2 * n.div_ceil(8) + 8 * n);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.index.to_le_bytes());
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        out.extend(pack_bits(&self.member));
+        out.extend(pack_bits(&self.correct));
+        for v in self.loss.iter().chain(&self.margin) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses [`ZooModel::to_bytes`], checking sizes.
+    pub fn from_bytes(path: &Path, bytes: &[u8], n_expected: usize) -> CoreResult<Self> {
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(CoreError::format(path, "not a rote zoo model record"));
+        }
+        let index = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        let n = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+        if n != n_expected {
+            return Err(CoreError::format(path, format!("record for {n} samples, the zoo has {n_expected}")));
+        }
+        let nb = n.div_ceil(8);
+        if bytes.len() != 16 + 2 * nb + 8 * n {
+            return Err(CoreError::format(path, format!("{} bytes, expected {}", bytes.len(), 16 + 2 * nb + 8 * n)));
+        }
+        let member = unpack_bits(&bytes[16..16 + nb], n);
+        let correct = unpack_bits(&bytes[16 + nb..16 + 2 * nb], n);
+        let floats: Vec<f32> = bytes[16 + 2 * nb..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let (loss, margin) = floats.split_at(n);
+        Ok(Self { index, member, correct, loss: loss.to_vec(), margin: margin.to_vec() })
+    }
+}
+
+/// The folder of zoo `id` in `study`.
+pub fn zoo_dir(study: &Study, id: &str) -> PathBuf {
+    study.root.join("zoos").join(id)
+}
+
+fn model_file(dir: &Path, k: u32) -> PathBuf {
+    dir.join("models").join(format!("m{k:05}.bin"))
+}
+
+/// The seed of model `k` of a zoo with seed `seed`.
+pub fn model_seed(seed: u64, k: u32) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(k) + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// Chooses and flips the planted labels: `frac` of the training split, each to a different class.
+pub fn plant_mislabels(ds: &Dataset, frac: f64, seed: u64) -> Vec<(u32, u16, u16)> {
+    if frac <= 0.0 {
+        return Vec::new();
+    }
+    let mut pool = ds.train_indices();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x91a7_0003);
+    pool.shuffle(&mut rng);
+    let m = ((pool.len() as f64) * frac).round() as usize;
+    let c = ds.n_classes() as u16;
+    let mut out: Vec<(u32, u16, u16)> = pool
+        .into_iter()
+        .take(m)
+        .map(|i| {
+            let orig = ds.labels[i];
+            let shift = rng.random_range(1..c.max(2));
+            (i as u32, orig, (orig + shift) % c)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The data set with the planted labels applied.
+pub fn with_planted(ds: &Dataset, planted: &[(u32, u16, u16)]) -> CoreResult<Dataset> {
+    if planted.is_empty() {
+        return Ok(ds.clone());
+    }
+    let mut labels = ds.labels.to_vec();
+    for &(i, _, new) in planted {
+        labels[i as usize] = new;
+    }
+    Dataset::new(
+        ds.name.clone(),
+        format!("{} with {} planted mislabels", ds.source, planted.len()),
+        [ds.n, ds.c, ds.h, ds.w],
+        ds.pixels.to_vec(),
+        labels,
+        ds.class_names.clone(),
+        ds.max_value,
+        // The split stays the original one: planting must not move samples between splits.
+        Some(ds.split.to_vec()),
+    )
+}
+
+/// An open zoo: manifest, folder and the indices of the models on disk.
+pub struct Zoo {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// `zoo.json`.
+    pub manifest: ZooManifest,
+}
+
+impl Zoo {
+    /// Opens a zoo folder.
+    pub fn open(dir: &Path) -> CoreResult<Self> {
+        let mp = dir.join("zoo.json");
+        let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
+        let manifest: ZooManifest =
+            serde_json::from_str(&text).map_err(|e| CoreError::format(&mp, format!("bad zoo manifest: {e}")))?;
+        Ok(Self { dir: dir.to_path_buf(), manifest })
+    }
+
+    /// Indices of the models on disk, ascending.
+    pub fn model_indices(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = std::fs::read_dir(self.dir.join("models"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        name.strip_prefix('m')?.strip_suffix(".bin")?.parse().ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    /// Loads every model record (ascending index).
+    pub fn load_models(&self) -> CoreResult<Vec<ZooModel>> {
+        let n = self.manifest.dataset.n;
+        self.model_indices()
+            .into_iter()
+            .map(|k| {
+                let p = model_file(&self.dir, k);
+                let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
+                let m = ZooModel::from_bytes(&p, &bytes, n)?;
+                if m.index != k {
+                    return Err(CoreError::format(&p, format!("holds model {} but is named for {k}", m.index)));
+                }
+                Ok(m)
+            })
+            .collect()
+    }
+}
+
+/// Which models a run trains.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard {
+    /// This shard.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses "I/N".
+    pub fn parse(s: &str) -> CoreResult<Self> {
+        let bad = || CoreError::Invalid(format!("shard '{s}' is not I/N with 0 <= I < N"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// Summary of a zoo run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ZooRun {
+    /// Zoo folder.
+    pub dir: PathBuf,
+    /// Models trained by this run.
+    pub trained: usize,
+    /// Models on disk now.
+    pub total: usize,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Creates or resumes zoo `cfg.id` in `study` and trains the missing models among `0..k` (those of
+/// `shard` only), `group` models at a time.
+pub fn train_zoo(
+    cfg: &ZooConfig,
+    ds: &Dataset,
+    study: &Study,
+    k: u32,
+    shard: Option<Shard>,
+    group: usize,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ZooRun> {
+    let t0 = Instant::now();
+    let dir = zoo_dir(study, &cfg.id);
+    let manifest = match Zoo::open(&dir) {
+        Ok(z) => {
+            if z.manifest.config != *cfg {
+                return Err(CoreError::Mismatch(format!(
+                    "zoo '{}' exists with another configuration; use a new --id or the same options",
+                    cfg.id
+                )));
+            }
+            if z.manifest.dataset.hash != ds.hash {
+                return Err(CoreError::Mismatch(format!(
+                    "zoo '{}' was built on data with hash {}, this data set has hash {}",
+                    cfg.id, z.manifest.dataset.hash, ds.hash
+                )));
+            }
+            z.manifest
+        }
+        Err(_) => {
+            let planted = plant_mislabels(ds, cfg.plant_mislabel, cfg.plant_seed);
+            let m = ZooManifest {
+                config: cfg.clone(),
+                dataset: crate::model::DatasetRef {
+                    name: cfg.train.data.clone(),
+                    source: ds.source.clone(),
+                    hash: ds.hash.clone(),
+                    n: ds.n,
+                },
+                planted,
+                rote_version: crate::VERSION.into(),
+            };
+            std::fs::create_dir_all(dir.join("models")).map_err(|e| CoreError::io(&dir, e))?;
+            write_json_atomic(&dir.join("zoo.json"), &m)?;
+            m
+        }
+    };
+    let work = with_planted(ds, &manifest.planted)?;
+    let zoo = Zoo { dir: dir.clone(), manifest };
+    let have = zoo.model_indices();
+    let todo: Vec<u32> = (0..k)
+        .filter(|i| shard.is_none_or(|s| i % s.count == s.index))
+        .filter(|i| have.binary_search(i).is_err())
+        .collect();
+    let group = group.max(1);
+    let total_groups = todo.len().div_ceil(group);
+    for (g, chunk) in todo.chunks(group).enumerate() {
+        ctx.checkpoint()?;
+        let stage = format!("models {}-{} (group {}/{total_groups})", chunk[0], chunk[chunk.len() - 1], g + 1);
+        let records = match cfg.train.family {
+            Family::Mlp => train_group_mlp(cfg, &work, chunk, &stage, ctx)?,
+            Family::Cnn => train_group_sequential(cfg, &work, chunk, &stage, ctx)?,
+        };
+        for r in records {
+            write_atomic(&model_file(&dir, r.index), &r.to_bytes())?;
+        }
+    }
+    Ok(ZooRun { dir, trained: todo.len(), total: zoo.model_indices().len(), seconds: t0.elapsed().as_secs_f64() })
+}
+
+fn subset_for(ds: &Dataset, ratio: f64, seed: u64) -> Vec<usize> {
+    super::run::draw_subset(&ds.train_indices(), ratio, seed)
+}
+
+fn train_group_mlp(
+    cfg: &ZooConfig,
+    ds: &Dataset,
+    models: &[u32],
+    stage: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<ZooModel>> {
+    let tc = &cfg.train;
+    let dev = device(&tc.device)?;
+    let k = models.len();
+    let seeds: Vec<u64> = models.iter().map(|&m| model_seed(tc.seed, m)).collect();
+    let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| subset_for(ds, tc.subset_ratio, s)).collect();
+    let m = subsets[0].len();
+    let d = ds.image_len();
+    let mut dims = vec![d];
+    dims.extend(&cfg.hidden);
+    dims.push(ds.n_classes());
+    let (mean, std) = {
+        let (m, s) = super::run::channel_stats(ds, &ds.train_indices());
+        (m.iter().sum::<f32>() / m.len() as f32, s.iter().sum::<f32>() / s.len() as f32)
+    };
+    let net = BatchedMlp::new(&seeds, &dims, mean, std, &dev)?;
+    let mut opt = Optimizer::new(tc.optimizer, net.vars(), tc.lr, tc.momentum, tc.weight_decay)?;
+    let all: Vec<usize> = (0..ds.n).collect();
+    let x = Tensor::from_vec(ds.batch_f32(&all), (ds.n, d), &dev)?;
+    let y = Tensor::from_vec(ds.labels.iter().map(|&l| u32::from(l)).collect::<Vec<u32>>(), ds.n, &dev)?;
+    let bs = tc.batch_size.max(1);
+    let steps_per_epoch = m.div_ceil(bs);
+    let total = (tc.epochs * steps_per_epoch) as u64;
+    let mut rngs: Vec<rand_chacha::ChaCha8Rng> =
+        seeds.iter().map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002)).collect();
+    let mut step = 0u64;
+    for _epoch in 0..tc.epochs {
+        let orders: Vec<Vec<usize>> = subsets
+            .iter()
+            .zip(&mut rngs)
+            .map(|(s, rng)| {
+                let mut o = s.clone();
+                o.shuffle(rng);
+                o
+            })
+            .collect();
+        for b in 0..steps_per_epoch {
+            ctx.checkpoint()?;
+            let lo = b * bs;
+            let hi = (lo + bs).min(m);
+            let idx: Vec<u32> = orders.iter().flat_map(|o| o[lo..hi].iter().map(|&i| i as u32)).collect();
+            let idx = Tensor::from_vec(idx, k * (hi - lo), &dev)?;
+            let xb = x.index_select(&idx, 0)?.reshape((k, hi - lo, d))?;
+            let yb = y.index_select(&idx, 0)?.reshape((k, hi - lo))?;
+            let loss = stacked_cross_entropy(&net.forward(&xb)?, &yb)?;
+            opt.backward_step(&loss)?;
+            step += 1;
+            if step % 5 == 0 || step == total {
+                ctx.progress(stage, step, total);
+                let v = f64::from(loss.to_scalar::<f32>()?) / k as f64;
+                if !v.is_finite() {
+                    return Err(CoreError::Invalid(format!("zoo training diverged at step {step}; lower the learning rate")));
+                }
+                ctx.metric("zoo loss", step as f64, v);
+            }
+        }
+    }
+    // Signals on every sample, in chunks (each chunk broadcast to all K models).
+    let chunk = 256;
+    let mut loss = vec![vec![0f32; ds.n]; k];
+    let mut margin = vec![vec![0f32; ds.n]; k];
+    let mut correct = vec![vec![false; ds.n]; k];
+    for lo in (0..ds.n).step_by(chunk) {
+        ctx.checkpoint()?;
+        let hi = (lo + chunk).min(ds.n);
+        let xb = x.narrow(0, lo, hi - lo)?.unsqueeze(0)?.broadcast_as((k, hi - lo, d))?.contiguous()?;
+        let logits = net.forward(&xb)?;
+        let (l, mg, c) = stacked_scores(&logits, &y.narrow(0, lo, hi - lo)?)?;
+        for j in 0..k {
+            let row = j * (hi - lo)..(j + 1) * (hi - lo);
+            loss[j][lo..hi].copy_from_slice(&l[row.clone()]);
+            margin[j][lo..hi].copy_from_slice(&mg[row.clone()]);
+            correct[j][lo..hi].copy_from_slice(&c[row]);
+        }
+    }
+    Ok(models
+        .iter()
+        .enumerate()
+        .map(|(j, &index)| {
+            let mut member = vec![false; ds.n];
+            for &i in &subsets[j] {
+                member[i] = true;
+            }
+            ZooModel {
+                index,
+                member,
+                correct: std::mem::take(&mut correct[j]),
+                loss: std::mem::take(&mut loss[j]),
+                margin: std::mem::take(&mut margin[j]),
+            }
+        })
+        .collect())
+}
+
+fn train_group_sequential(
+    cfg: &ZooConfig,
+    ds: &Dataset,
+    models: &[u32],
+    stage: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<ZooModel>> {
+    let mut out = Vec::new();
+    for (j, &index) in models.iter().enumerate() {
+        ctx.checkpoint()?;
+        ctx.progress(stage, j as u64, models.len() as u64);
+        let tc = TrainConfig { seed: model_seed(cfg.train.seed, index), ..cfg.train.clone() };
+        let sub = crate::job::NullSink;
+        let inner = JobCtx::new(ctx.cancel, &sub);
+        let o = train(&tc, ds, &inner)?;
+        let member = o.card.member_mask();
+        out.push(ZooModel { index, member, correct: o.scores.correct, loss: o.scores.loss, margin: o.scores.margin });
+    }
+    Ok(out)
+}
+
+/// Copies the model records of zoo folders `shards` into `dest` (created with the first shard's
+/// manifest). Every shard must have the same manifest; a model present twice must be identical.
+pub fn merge_zoos(shards: &[PathBuf], dest: &Path) -> CoreResult<usize> {
+    let first = shards.first().ok_or_else(|| CoreError::Invalid("no shards to merge".into()))?;
+    let base = Zoo::open(first)?;
+    std::fs::create_dir_all(dest.join("models")).map_err(|e| CoreError::io(dest, e))?;
+    if !dest.join("zoo.json").exists() {
+        write_json_atomic(&dest.join("zoo.json"), &base.manifest)?;
+    }
+    let target = Zoo::open(dest)?;
+    let same = |a: &ZooManifest, b: &ZooManifest| {
+        a.config == b.config && a.dataset == b.dataset && a.planted == b.planted
+    };
+    if !same(&target.manifest, &base.manifest) {
+        return Err(CoreError::Mismatch(format!("{} holds a zoo with another configuration", dest.display())));
+    }
+    let mut copied = 0;
+    for s in shards {
+        let z = Zoo::open(s)?;
+        if !same(&z.manifest, &base.manifest) {
+            return Err(CoreError::Mismatch(format!(
+                "{} was trained with another configuration than {}",
+                s.display(),
+                first.display()
+            )));
+        }
+        for k in z.model_indices() {
+            let from = model_file(s, k);
+            let bytes = std::fs::read(&from).map_err(|e| CoreError::io(&from, e))?;
+            let to = model_file(dest, k);
+            if to.exists() {
+                let existing = std::fs::read(&to).map_err(|e| CoreError::io(&to, e))?;
+                if existing != bytes {
+                    return Err(CoreError::Mismatch(format!("model {k} differs between shards ({})", from.display())));
+                }
+                continue;
+            }
+            write_atomic(&to, &bytes)?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
