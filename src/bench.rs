@@ -153,13 +153,24 @@ pub struct ZooBench {
 }
 
 /// Trains `models` Feldman-Zhang MLPs (r = 0.7) on `ds` batched, then one by one.
-pub fn bench_zoo(ds: &Dataset, models: u32, epochs: usize, device: &str, sequential: bool, ctx: &JobCtx<'_>) -> CoreResult<ZooBench> {
+pub fn bench_zoo(
+    ds: &Dataset,
+    models: u32,
+    epochs: usize,
+    device: &str,
+    sequential: bool,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ZooBench> {
     use crate::train::zoo::{ZooConfig, train_zoo};
     let tmp = std::env::temp_dir().join(format!("rote-bench-zoo-{}", std::process::id()));
     let study = crate::study::Study::open_or_create(&tmp)?;
     let cfg = ZooConfig {
         id: "bench".into(),
-        train: TrainConfig { epochs, device: device.into(), ..ZooConfig::default().train },
+        train: TrainConfig {
+            epochs,
+            device: device.into(),
+            ..ZooConfig::default().train
+        },
         ..ZooConfig::default()
     };
     let t0 = Instant::now();
@@ -171,7 +182,10 @@ pub fn bench_zoo(ds: &Dataset, models: u32, epochs: usize, device: &str, sequent
     let sequential_secs = if sequential {
         let t1 = Instant::now();
         for k in 0..models {
-            let tc = TrainConfig { seed: crate::train::zoo::model_seed(0, k), ..cfg.train.clone() };
+            let tc = TrainConfig {
+                seed: crate::train::zoo::model_seed(0, k),
+                ..cfg.train.clone()
+            };
             train(&tc, ds, ctx)?;
         }
         Some(t1.elapsed().as_secs_f64())

@@ -178,23 +178,43 @@ fn zoo_views_show_memorization_pairs_and_roc() {
     let ds = rote::data::load("digits8x8").unwrap();
     let cfg = ZooConfig {
         id: "z".into(),
-        train: rote::train::TrainConfig { data: "digits8x8".into(), epochs: 2, batch_size: 64, ..ZooConfig::default().train },
+        train: rote::train::TrainConfig {
+            data: "digits8x8".into(),
+            epochs: 2,
+            batch_size: 64,
+            ..ZooConfig::default().train
+        },
         plant_mislabel: 0.02,
         ..ZooConfig::default()
     };
     let cancel = CancelToken::new();
     train_zoo(&cfg, &ds, &study, 4, None, 4, &JobCtx::new(&cancel, &NullSink)).unwrap();
     let z = load_zoo(&study, None).unwrap();
-    save_report(&study, "z", "memorization", &memorization_report(&z, &PairThresholds::default())).unwrap();
+    save_report(
+        &study,
+        "z",
+        "memorization",
+        &memorization_report(&z, &PairThresholds::default()),
+    )
+    .unwrap();
     let r = mia_report(&z, Attack::LiraOnline, &MiaConfig::default()).unwrap();
     save_report(&study, "z", "mia-lira-online", &r).unwrap();
 
     let mut h = harness(&path, View::Memorization);
     let app = h.state();
-    assert_eq!(app.zoo.as_ref().expect("zoo results loaded").memorization.models, 4);
+    assert_eq!(
+        app.zoo.as_ref().expect("zoo results loaded").memorization.models,
+        4
+    );
     let cols = &app.scores[&ds.hash];
-    assert!(cols.iter().any(|(n, _)| n == "mem · z"), "the Data view can sort by mem");
-    assert!(cols.iter().any(|(n, _)| n.starts_with("vulnerability (LiraOnline)")));
+    assert!(
+        cols.iter().any(|(n, _)| n == "mem · z"),
+        "the Data view can sort by mem"
+    );
+    assert!(
+        cols.iter()
+            .any(|(n, _)| n.starts_with("vulnerability (LiraOnline)"))
+    );
     h.get_by_label_contains("planted mislabels");
     h.get_by_label("Influence").click();
     h.run_steps(3);

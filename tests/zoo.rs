@@ -9,8 +9,20 @@ use common::{json_of, rote};
 
 fn zoo_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
-        "zoo", "--family", "mlp", "--data", "digits8x8", "--subset-ratio", "0.5", "--epochs", "20", "--batch-size", "32",
-        "--json", "--out", out,
+        "zoo",
+        "--family",
+        "mlp",
+        "--data",
+        "digits8x8",
+        "--subset-ratio",
+        "0.5",
+        "--epochs",
+        "20",
+        "--batch-size",
+        "32",
+        "--json",
+        "--out",
+        out,
     ];
     v.extend_from_slice(extra);
     v
@@ -21,7 +33,13 @@ fn planted_mislabels_are_the_most_memorized_and_most_exposed() {
     let home = tempfile::tempdir().unwrap();
     let study = home.path().join("s");
     let s = study.to_str().unwrap();
-    let v = json_of(&rote(&zoo_args(s, &["--models", "16", "--plant-mislabel", "0.03", "--plant-seed", "5"]), home.path()));
+    let v = json_of(&rote(
+        &zoo_args(
+            s,
+            &["--models", "16", "--plant-mislabel", "0.03", "--plant-seed", "5"],
+        ),
+        home.path(),
+    ));
     assert_eq!(v["models"], 16);
     let m = json_of(&rote(&["memorization", s, "--json"], home.path()));
     assert_eq!(m["models"], 16);
@@ -38,18 +56,36 @@ fn planted_mislabels_are_the_most_memorized_and_most_exposed() {
     for (attack, a) in &auc {
         assert!(*a > 0.53, "{attack} AUC {a}");
     }
-    assert!(auc["lira"] > auc["loss"] && auc["rmia"] > auc["loss"], "reference-model attacks beat LOSS: {auc:?}");
+    assert!(
+        auc["lira"] > auc["loss"] && auc["rmia"] > auc["loss"],
+        "reference-model attacks beat LOSS: {auc:?}"
+    );
     // mem and LiRA vulnerability correlate.
     let report = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(study.join("results/zoo-mlp-digits8x8").join(name)).unwrap()).unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(study.join("results/zoo-mlp-digits8x8").join(name)).unwrap(),
+        )
+        .unwrap()
     };
-    let mem: Vec<Option<f64>> = serde_json::from_value(report("memorization.json")["mem"]["mem"].clone()).unwrap();
-    let vul: Vec<Option<f64>> = serde_json::from_value(report("mia-lira-online.json")["vulnerability"].clone()).unwrap();
-    let pts: Vec<(f64, f64)> = mem.iter().zip(&vul).filter_map(|(a, b)| Some(((*a)?, (*b)?))).collect();
+    let mem: Vec<Option<f64>> =
+        serde_json::from_value(report("memorization.json")["mem"]["mem"].clone()).unwrap();
+    let vul: Vec<Option<f64>> =
+        serde_json::from_value(report("mia-lira-online.json")["vulnerability"].clone()).unwrap();
+    let pts: Vec<(f64, f64)> = mem
+        .iter()
+        .zip(&vul)
+        .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+        .collect();
     let n = pts.len() as f64;
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let cov: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let (vx, vy): (f64, f64) = (pts.iter().map(|p| (p.0 - mx).powi(2)).sum(), pts.iter().map(|p| (p.1 - my).powi(2)).sum());
+    let (vx, vy): (f64, f64) = (
+        pts.iter().map(|p| (p.0 - mx).powi(2)).sum(),
+        pts.iter().map(|p| (p.1 - my).powi(2)).sum(),
+    );
     let r = cov / (vx * vy).sqrt();
     assert!(r > 0.3, "correlation of mem and LiRA vulnerability {r}");
 }
@@ -59,10 +95,22 @@ fn shards_merge_into_the_same_zoo_as_one_run_and_zoos_grow() {
     let home = tempfile::tempdir().unwrap();
     let p = |name: &str| home.path().join(name).to_str().unwrap().to_string();
     let (one, a, b, merged) = (p("one"), p("a"), p("b"), p("merged"));
-    json_of(&rote(&zoo_args(&one, &["--models", "4", "--group", "4"]), home.path()));
-    json_of(&rote(&zoo_args(&a, &["--models", "4", "--shard", "0/2"]), home.path()));
-    json_of(&rote(&zoo_args(&b, &["--models", "4", "--shard", "1/2", "--group", "1"]), home.path()));
-    let v = json_of(&rote(&["zoo", "merge", "--out", &merged, &a, &b, "--json"], home.path()));
+    json_of(&rote(
+        &zoo_args(&one, &["--models", "4", "--group", "4"]),
+        home.path(),
+    ));
+    json_of(&rote(
+        &zoo_args(&a, &["--models", "4", "--shard", "0/2"]),
+        home.path(),
+    ));
+    json_of(&rote(
+        &zoo_args(&b, &["--models", "4", "--shard", "1/2", "--group", "1"]),
+        home.path(),
+    ));
+    let v = json_of(&rote(
+        &["zoo", "merge", "--out", &merged, &a, &b, "--json"],
+        home.path(),
+    ));
     assert_eq!(v["models"], 4);
     let zoo = "zoos/zoo-mlp-digits8x8/models";
     for k in 0..4 {
@@ -82,7 +130,10 @@ fn shards_merge_into_the_same_zoo_as_one_run_and_zoos_grow() {
     let v = json_of(&rote(&zoo_args(&one, &["--models", "6"]), home.path()));
     assert_eq!(v["trained"], 2);
     assert_eq!(v["models"], 6);
-    assert_eq!(before, std::fs::read(home.path().join("one").join(format!("{zoo}/m00000.bin"))).unwrap());
+    assert_eq!(
+        before,
+        std::fs::read(home.path().join("one").join(format!("{zoo}/m00000.bin"))).unwrap()
+    );
     // Another configuration under the same id is refused.
     let out = rote(&zoo_args(&one, &["--models", "6", "--seed", "9"]), home.path());
     assert!(!out.status.success());

@@ -40,7 +40,12 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 }
             }
         }
-        BenchWhich::Zoo { models, epochs, device, batched_only } => {
+        BenchWhich::Zoo {
+            models,
+            epochs,
+            device,
+            batched_only,
+        } => {
             let cancel = CancelToken::new();
             let sink = CliSink::new(true);
             let ctx = JobCtx::new(&cancel, &sink);
@@ -54,9 +59,15 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                     "zoo of {} MLPs 784-512-256-10 x {} epochs on {} samples each ({}):",
                     r.models, r.epochs, r.n_per_model, r.device
                 );
-                println!("  batched    : {:>8.2} s, {:.2} model-epochs/s", r.batched_secs, r.batched_model_epochs_per_sec);
+                println!(
+                    "  batched    : {:>8.2} s, {:.2} model-epochs/s",
+                    r.batched_secs, r.batched_model_epochs_per_sec
+                );
                 if let (Some(s), Some(rate)) = (r.sequential_secs, r.sequential_model_epochs_per_sec) {
-                    println!("  one by one : {s:>8.2} s, {rate:.2} model-epochs/s (batched is {:.2}x)", s / r.batched_secs);
+                    println!(
+                        "  one by one : {s:>8.2} s, {rate:.2} model-epochs/s (batched is {:.2}x)",
+                        s / r.batched_secs
+                    );
                 }
             }
         }

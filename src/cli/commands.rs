@@ -32,12 +32,29 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         } => nn(&data, index, k, train_only, !cpu, json),
         Command::Models { study } => models(&study, json),
         Command::Zoo(args) => super::zoo::zoo(args, json),
-        Command::Memorization { study, zoo, mem_thr, infl_thr, any_class } => {
-            super::zoo::memorization(&study, zoo.as_deref(), mem_thr, infl_thr, !any_class, json)
-        }
-        Command::Mia { study, zoo, attack, fix_variance, offline, targets } => {
-            super::zoo::mia(&study, zoo.as_deref(), &attack, fix_variance, offline, targets, json)
-        }
+        Command::Memorization {
+            study,
+            zoo,
+            mem_thr,
+            infl_thr,
+            any_class,
+        } => super::zoo::memorization(&study, zoo.as_deref(), mem_thr, infl_thr, !any_class, json),
+        Command::Mia {
+            study,
+            zoo,
+            attack,
+            fix_variance,
+            offline,
+            targets,
+        } => super::zoo::mia(
+            &study,
+            zoo.as_deref(),
+            &attack,
+            fix_variance,
+            offline,
+            targets,
+            json,
+        ),
         Command::Demo {
             rebuild,
             update_assets,

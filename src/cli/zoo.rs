@@ -20,14 +20,20 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
     if let Some(ZooMerge::Merge { out, id, shards }) = args.merge {
         return merge(&out, id.as_deref(), &shards, json);
     }
-    let data_name = args.data.ok_or_else(|| CoreError::Invalid("rote zoo needs --data".into()))?;
-    let out = args.out.ok_or_else(|| CoreError::Invalid("rote zoo needs --out STUDY".into()))?;
+    let data_name = args
+        .data
+        .ok_or_else(|| CoreError::Invalid("rote zoo needs --data".into()))?;
+    let out = args
+        .out
+        .ok_or_else(|| CoreError::Invalid("rote zoo needs --out STUDY".into()))?;
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let ds = data::load(&data_name)?;
     let mut study = Study::open_or_create(&out)?;
     study.add_dataset(&data_name)?;
     let cfg = ZooConfig {
-        id: args.id.unwrap_or_else(|| format!("zoo-{}-{}", args.family.as_str(), ds.name)),
+        id: args
+            .id
+            .unwrap_or_else(|| format!("zoo-{}-{}", args.family.as_str(), ds.name)),
         train: TrainConfig {
             family: args.family,
             data: data_name,
@@ -73,23 +79,37 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
 }
 
 fn merge(out: &Path, id: Option<&str>, shards: &[std::path::PathBuf], json: bool) -> CoreResult<()> {
-    let first = Study::open(shards.first().ok_or_else(|| CoreError::Invalid("no shard studies".into()))?)?;
+    let first = Study::open(
+        shards
+            .first()
+            .ok_or_else(|| CoreError::Invalid("no shard studies".into()))?,
+    )?;
     let id = match id {
         Some(id) => id.to_string(),
         None => load_zoo_id(&first)?,
     };
-    let dirs: Vec<std::path::PathBuf> =
-        shards.iter().map(|s| Study::open(s).map(|st| zoo_dir(&st, &id))).collect::<CoreResult<_>>()?;
+    let dirs: Vec<std::path::PathBuf> = shards
+        .iter()
+        .map(|s| Study::open(s).map(|st| zoo_dir(&st, &id)))
+        .collect::<CoreResult<_>>()?;
     let mut study = Study::open_or_create(out)?;
     for d in &first.manifest.datasets {
         study.add_dataset(d)?;
     }
     let copied = merge_zoos(&dirs, &zoo_dir(&study, &id))?;
-    let total = crate::train::zoo::Zoo::open(&zoo_dir(&study, &id))?.model_indices().len();
+    let total = crate::train::zoo::Zoo::open(&zoo_dir(&study, &id))?
+        .model_indices()
+        .len();
     if json {
-        println!("{}", json!({ "zoo": id, "copied": copied, "models": total, "study": out }));
+        println!(
+            "{}",
+            json!({ "zoo": id, "copied": copied, "models": total, "study": out })
+        );
     } else {
-        println!("merged {copied} models into {} ({total} models)", zoo_dir(&study, &id).display());
+        println!(
+            "merged {copied} models into {} ({total} models)",
+            zoo_dir(&study, &id).display()
+        );
     }
     Ok(())
 }
@@ -103,7 +123,11 @@ fn load_zoo_id(study: &Study) -> CoreResult<String> {
         .collect();
     match ids.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(CoreError::Invalid(format!("{} has {} zoos; pick one with --id", dir.display(), ids.len()))),
+        _ => Err(CoreError::Invalid(format!(
+            "{} has {} zoos; pick one with --id",
+            dir.display(),
+            ids.len()
+        ))),
     }
 }
 
@@ -118,7 +142,12 @@ pub fn memorization(
 ) -> CoreResult<()> {
     let study = Study::open(study_path)?;
     let z = load_zoo(&study, zoo)?;
-    let thr = PairThresholds { mem: mem_thr, infl: infl_thr, same_class, ..PairThresholds::default() };
+    let thr = PairThresholds {
+        mem: mem_thr,
+        infl: infl_thr,
+        same_class,
+        ..PairThresholds::default()
+    };
     let r = memorization_report(&z, &thr);
     let path = save_report(&study, &r.zoo, "memorization", &r)?;
     let value = json!({
@@ -143,7 +172,11 @@ pub fn memorization(
             r.zoo, r.models, r.mem_mean, r.n_high_mem, thr.mem, r.n_pairs, r.n_pair_tests
         );
         if let Some(rec) = r.planted_recall {
-            println!("planted mislabels recovered among the top-{} mem: {:.1}%", r.planted.len(), rec * 100.0);
+            println!(
+                "planted mislabels recovered among the top-{} mem: {:.1}%",
+                r.planted.len(),
+                rec * 100.0
+            );
         }
         println!("report: {}", path.display());
     }
@@ -156,7 +189,9 @@ fn parse_attack(s: &str) -> CoreResult<Attack> {
         "lira" | "lira-online" => Ok(Attack::LiraOnline),
         "lira-offline" => Ok(Attack::LiraOffline),
         "rmia" => Ok(Attack::Rmia),
-        other => Err(CoreError::Invalid(format!("unknown attack '{other}' (loss, lira, lira-offline, rmia)"))),
+        other => Err(CoreError::Invalid(format!(
+            "unknown attack '{other}' (loss, lira, lira-offline, rmia)"
+        ))),
     }
 }
 
@@ -173,9 +208,20 @@ pub fn mia(
     let attack = parse_attack(attack)?;
     let study = Study::open(study_path)?;
     let z = load_zoo(&study, zoo)?;
-    let cfg = MiaConfig { fix_variance, rmia_offline: offline, max_targets: targets, ..MiaConfig::default() };
+    let cfg = MiaConfig {
+        fix_variance,
+        rmia_offline: offline,
+        max_targets: targets,
+        ..MiaConfig::default()
+    };
     let r = mia_report(&z, attack, &cfg)?;
-    let name = format!("mia-{}", serde_json::to_value(attack).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+    let name = format!(
+        "mia-{}",
+        serde_json::to_value(attack)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    );
     let path = save_report(&study, &z.zoo.manifest.config.id, &name, &r)?;
     let value = json!({
         "zoo": z.zoo.manifest.config.id,
@@ -192,7 +238,13 @@ pub fn mia(
     } else {
         println!(
             "{:?} on zoo {} ({} targets, {} scores): AUC {:.4}, TPR {:.4} at 0.1% FPR, {:.4} at 1% FPR",
-            attack, z.zoo.manifest.config.id, r.n_targets, r.n_scores, r.auc, r.tpr_at_0_1pct_fpr, r.tpr_at_1pct_fpr
+            attack,
+            z.zoo.manifest.config.id,
+            r.n_targets,
+            r.n_scores,
+            r.auc,
+            r.tpr_at_0_1pct_fpr,
+            r.tpr_at_1pct_fpr
         );
     }
     Ok(())

@@ -36,7 +36,11 @@ impl ZooMatrix {
     pub fn from_rows(rows: &[(Vec<bool>, Vec<bool>, Vec<f32>)]) -> CoreResult<Self> {
         let k = rows.len();
         let n = rows.first().map_or(0, |r| r.0.len());
-        let mut m = Self { k, n, ..Self::default() };
+        let mut m = Self {
+            k,
+            n,
+            ..Self::default()
+        };
         for (member, correct, loss) in rows {
             if member.len() != n || correct.len() != n || loss.len() != n {
                 return Err(CoreError::Invalid("zoo rows of different lengths".into()));
@@ -116,7 +120,15 @@ pub fn memorization(z: &ZooMatrix, train: &[usize]) -> MemEstimate {
             let p_out = masked_mean(s_out, c_out);
             let var = |p: f64, c: u32| if c == 0 { 0.0 } else { p * (1.0 - p) / f64::from(c) };
             let se = (var(p_in, c_in) + var(p_out, c_out)).sqrt();
-            (i, (p_in - p_out) as f32, se as f32, p_in as f32, p_out as f32, c_in, c_out)
+            (
+                i,
+                (p_in - p_out) as f32,
+                se as f32,
+                p_in as f32,
+                p_out as f32,
+                c_in,
+                c_out,
+            )
         })
         .collect();
     for (i, mem, se, p_in, p_out, c_in, c_out) in rows {
@@ -171,7 +183,12 @@ pub struct PairThresholds {
 
 impl Default for PairThresholds {
     fn default() -> Self {
-        Self { mem: 0.25, infl: 0.15, same_class: true, top: 4 }
+        Self {
+            mem: 0.25,
+            infl: 0.15,
+            same_class: true,
+            top: 4,
+        }
     }
 }
 
@@ -186,22 +203,35 @@ pub fn influence(
     thr: &PairThresholds,
 ) -> InflEstimate {
     let n = z.n;
-    // Per training sample: which models include it, and the counts.
-    let n_in: Vec<u32> = train.iter().map(|&i| (0..z.k).filter(|&k| z.member[k * n + i]).count() as u32).collect();
+    let words = z.k.div_ceil(64);
+    // Model sets as bitsets: which models trained on each training sample, and which models are
+    // right on a test sample; their intersection count is one popcount per word.
+    let bits = |f: &dyn Fn(usize) -> bool| -> Vec<u64> {
+        let mut v = vec![0u64; words];
+        for k in 0..z.k {
+            if f(k) {
+                v[k / 64] |= 1 << (k % 64);
+            }
+        }
+        v
+    };
+    let member_bits: Vec<Vec<u64>> = train.iter().map(|&i| bits(&|k| z.member[k * n + i])).collect();
+    let n_in: Vec<u32> = member_bits
+        .iter()
+        .map(|b| b.iter().map(|w| w.count_ones()).sum())
+        .collect();
     let results: Vec<(usize, Vec<InflPair>, Vec<InflPair>)> = test
         .par_iter()
         .map(|&j| {
-            // Correctness of each model on test sample j.
-            let c_j: Vec<bool> = (0..z.k).map(|k| z.correct[k * n + j]).collect();
-            let total_correct = c_j.iter().filter(|&&c| c).count() as u32;
+            let c_j = bits(&|k| z.correct[k * n + j]);
+            let total_correct: u32 = c_j.iter().map(|w| w.count_ones()).sum();
             let mut row: Vec<InflPair> = Vec::with_capacity(train.len());
             for (t, &i) in train.iter().enumerate() {
-                let mut s_in = 0u32;
-                for k in 0..z.k {
-                    if c_j[k] && z.member[k * n + i] {
-                        s_in += 1;
-                    }
-                }
+                let s_in: u32 = c_j
+                    .iter()
+                    .zip(&member_bits[t])
+                    .map(|(a, b)| (a & b).count_ones())
+                    .sum();
                 let c_in = n_in[t];
                 let c_out = z.k as u32 - c_in;
                 let p_in = masked_mean(f64::from(s_in), c_in);
@@ -227,8 +257,16 @@ pub fn influence(
         })
         .collect();
     let mut pairs: Vec<InflPair> = results.iter().flat_map(|r| r.1.iter().cloned()).collect();
-    pairs.sort_by(|a, b| b.infl.total_cmp(&a.infl).then(a.test.cmp(&b.test)).then(a.train.cmp(&b.train)));
-    InflEstimate { pairs, top: results.into_iter().map(|(j, _, top)| (j, top)).collect() }
+    pairs.sort_by(|a, b| {
+        b.infl
+            .total_cmp(&a.infl)
+            .then(a.test.cmp(&b.test))
+            .then(a.train.cmp(&b.train))
+    });
+    InflEstimate {
+        pairs,
+        top: results.into_iter().map(|(j, _, top)| (j, top)).collect(),
+    }
 }
 
 /// Mean |mem_K - mem_final| over training samples for K = step, 2 step, ...: how the estimates
@@ -243,7 +281,11 @@ pub fn convergence(z: &ZooMatrix, train: &[usize], points: usize) -> Vec<[f64; 2
         .filter(|k| k % step == 0 || *k == z.k)
         .map(|k| {
             let e = memorization(&z.first(k), train);
-            let dev: f64 = train.iter().map(|&i| f64::from((e.mem[i] - last.mem[i]).abs())).sum::<f64>() / train.len() as f64;
+            let dev: f64 = train
+                .iter()
+                .map(|&i| f64::from((e.mem[i] - last.mem[i]).abs()))
+                .sum::<f64>()
+                / train.len() as f64;
             [k as f64, dev]
         })
         .collect()
@@ -266,17 +308,23 @@ mod tests {
     use super::*;
 
     fn lcg(state: &mut u64) -> u64 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *state >> 33
     }
 
     /// A fixed random mask/correctness matrix.
     fn fixed(k: usize, n: usize) -> ZooMatrix {
         let mut s = 42u64;
-        let mut z = ZooMatrix { k, n, ..ZooMatrix::default() };
+        let mut z = ZooMatrix {
+            k,
+            n,
+            ..ZooMatrix::default()
+        };
         for _ in 0..k * n {
             z.member.push(lcg(&mut s) % 10 < 7);
-            z.correct.push(lcg(&mut s) % 4 != 0);
+            z.correct.push(!lcg(&mut s).is_multiple_of(4));
             z.loss.push(0.0);
         }
         z
@@ -291,8 +339,14 @@ mod tests {
         let est = memorization(&z, &train);
         // Direct: two explicit masked means per sample, as in the reference code.
         for &i in &train {
-            let ins: Vec<f64> = (0..k).filter(|&m| z.member[m * n + i]).map(|m| f64::from(u8::from(z.correct[m * n + i]))).collect();
-            let outs: Vec<f64> = (0..k).filter(|&m| !z.member[m * n + i]).map(|m| f64::from(u8::from(z.correct[m * n + i]))).collect();
+            let ins: Vec<f64> = (0..k)
+                .filter(|&m| z.member[m * n + i])
+                .map(|m| f64::from(u8::from(z.correct[m * n + i])))
+                .collect();
+            let outs: Vec<f64> = (0..k)
+                .filter(|&m| !z.member[m * n + i])
+                .map(|m| f64::from(u8::from(z.correct[m * n + i])))
+                .collect();
             let mean = |v: &[f64]| v.iter().sum::<f64>() / (v.len() as f64).max(1e-10);
             let want = mean(&ins) - mean(&outs);
             assert!((f64::from(est.mem[i]) - want).abs() < 1e-6, "mem[{i}]");
@@ -304,15 +358,29 @@ mod tests {
         }
         assert!(est.mem[9].is_nan(), "test samples get no mem");
         let labels = vec![0u16; n];
-        let thr = PairThresholds { mem: -2.0, infl: -2.0, same_class: true, top: 8 };
+        let thr = PairThresholds {
+            mem: -2.0,
+            infl: -2.0,
+            same_class: true,
+            top: 8,
+        };
         let inf = influence(&z, &est, &train, &test, &labels, &thr);
         assert_eq!(inf.pairs.len(), train.len() * test.len());
         for p in &inf.pairs {
             let (i, j) = (p.train, p.test);
-            let ins: Vec<f64> = (0..k).filter(|&m| z.member[m * n + i]).map(|m| f64::from(u8::from(z.correct[m * n + j]))).collect();
-            let outs: Vec<f64> = (0..k).filter(|&m| !z.member[m * n + i]).map(|m| f64::from(u8::from(z.correct[m * n + j]))).collect();
+            let ins: Vec<f64> = (0..k)
+                .filter(|&m| z.member[m * n + i])
+                .map(|m| f64::from(u8::from(z.correct[m * n + j])))
+                .collect();
+            let outs: Vec<f64> = (0..k)
+                .filter(|&m| !z.member[m * n + i])
+                .map(|m| f64::from(u8::from(z.correct[m * n + j])))
+                .collect();
             let mean = |v: &[f64]| v.iter().sum::<f64>() / (v.len() as f64).max(1e-10);
-            assert!((f64::from(p.infl) - (mean(&ins) - mean(&outs))).abs() < 1e-6, "infl[{i},{j}]");
+            assert!(
+                (f64::from(p.infl) - (mean(&ins) - mean(&outs))).abs() < 1e-6,
+                "infl[{i},{j}]"
+            );
         }
         // Top influencers are sorted.
         for (_, top) in &inf.top {

@@ -6,8 +6,9 @@
 //!
 //! # Protocol
 //!
-//! Leave-one-model-out, as in Carlini et al. (2022), "Membership Inference Attacks From First
-//! Principles", IEEE S&P (Sec. V, "evaluation"): each of the first `min(K, max_targets)` models is
+//! Leave-one-model-out, as in the evaluation of Carlini et al. (2022), "Membership Inference
+//! Attacks From First Principles", IEEE S&P, where a zoo of models trained on random halves serves
+//! both as targets and as shadow models: each of the first `min(K, max_targets)` models is
 //! in turn the *target*; all the other K − 1 models are its shadow (reference) models. Every pair
 //! (target t, sample i ∈ eval) gets a score, higher meaning "predicted member", with the label
 //! `member[t][i]`. All pairs are pooled into one ROC curve ([`crate::measure::roc`]), from which
@@ -46,7 +47,7 @@
 //!   without the cancellation of subtracting the target from a running sum.
 //!
 //! * **RMIA** (Zarifzadeh, Liu, Cheng & Shokri 2024, "Low-Cost High-Power Membership Inference
-//!   Attacks", ICML, Sec. 3). With `p(x|θ) = exp(−ℓ_θ(x))`,
+//!   Attacks", ICML; the pairwise likelihood ratio LR_θ(x, z) and Score_MIA). With `p(x|θ) = exp(−ℓ_θ(x))`,
 //!
 //!   ```text
 //!   P(x)          = mean over reference models θ' of p(x|θ')          (online: all models ≠ t)
@@ -70,15 +71,17 @@
 //! Within one sample, leave-one-out scores are not exchangeable: a member target t is scored
 //! against an OUT fit that contains every non-member target u, and u against an IN fit that
 //! contains t, so on a sample whose loss ignores membership LiRA's per-sample AUC comes out well
-//! below 0.5 (about 0.41 with 32 models in the tests) (the pessimism of leave-one-out AUC; Airola, Pahikkala, Waegeman, De Baets
-//! & Salakoski 2011, "An experimental comparison of cross-validation techniques for estimating the
-//! area under the ROC curve", Comput. Stat. Data Anal. 55(4)). For the attacks whose scores use
-//! the shadows' memberships (LiRA, offline RMIA), each pair (t, u) is therefore scored
-//! leave-pair-out: both t and u against the sample's statistics over the shadows other than t and
-//! u (IN without t, OUT without u), with the per-target global parts (LiRA's global σ, RMIA's
-//! population) of t. LOSS and online RMIA ignore memberships and use the pooled scores as they
-//! are. This costs O(T²) score evaluations per sample. The pooled ROC is unaffected: same-sample
-//! pairs are a 1/|eval| fraction of its pairs.
+//! below 0.5 (about 0.41 with 32 models in the tests). This is the known pessimism of leave-one-out
+//! AUC (Airola, Pahikkala, Waegeman, De Baets & Salakoski 2011, "An experimental comparison of
+//! cross-validation techniques for estimating the area under the ROC curve", Comput. Stat. Data
+//! Anal. 55(4)), which recommends leave-pair-out instead. For the attacks whose scores use the
+//! shadows' memberships (LiRA, offline RMIA), each pair (t, u) is therefore scored leave-pair-out:
+//! both t and u against the sample's statistics over the shadows other than t and u (IN without t,
+//! OUT without u), which are the same whichever of the two is the member. LiRA scores both with the
+//! global σ of target min(t, u), again independent of which is the member; RMIA scores each against
+//! its own target's population. LOSS and online RMIA ignore memberships and use the pooled scores
+//! as they are. This costs O(T²) score evaluations per sample. The pooled ROC is unaffected:
+//! same-sample pairs are a 1/|eval| fraction of its pairs.
 //!
 //! All parallel work (rayon) writes into fixed slots or is reduced in a fixed order, so results
 //! do not depend on the thread count.
@@ -129,11 +132,13 @@ impl Attack {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct MiaConfig {
-    /// LiRA: one variance shared by all samples (the paper's choice for few shadow models) instead of per-sample.
+    /// LiRA: one variance shared by all samples (the paper's choice for few shadow models) instead
+    /// of per-sample.
     pub fix_variance: bool,
     /// RMIA: likelihood-ratio threshold gamma (default 1.0).
     pub rmia_gamma: f64,
-    /// RMIA offline approximation a in P(x) = ((1 + a) P_OUT(x) + (1 - a)) / 2 (default 0.3); used when rmia_offline.
+    /// RMIA offline approximation a in P(x) = ((1 + a) P_OUT(x) + (1 - a)) / 2 (default 0.3); used
+    /// when rmia_offline.
     pub rmia_a: f64,
     /// RMIA: use only OUT reference models (offline) instead of all reference models (online).
     pub rmia_offline: bool,
@@ -427,8 +432,9 @@ fn attack_scores(
 /// t is scored against an OUT fit that contains u and vice versa, which biases this within-sample
 /// AUC below 0.5 (the known pessimism of leave-one-out AUC; Airola et al. 2011, "An experimental
 /// comparison of cross-validation techniques for estimating the area under the ROC curve",
-/// Comput. Stat. Data Anal. 55(4)). The global parts (σ for LiRA, the population for RMIA) stay
-/// those of each score's own target. LOSS and online RMIA do not use memberships and use `row`.
+/// Comput. Stat. Data Anal. 55(4)). LiRA's global σ is that of target min(t, u) for both scores;
+/// RMIA's population is each score's own target's. LOSS and online RMIA do not use memberships
+/// and use `row`.
 fn sample_vulnerability(zoo: &ZooView<'_>, prep: &Prepared, cfg: &MiaConfig, i: usize, row: &[f64]) -> f32 {
     let t_count = row.len();
     let (members, others): (Vec<usize>, Vec<usize>) = (0..t_count).partition(|&t| zoo.member[t * zoo.n + i]);
@@ -440,7 +446,7 @@ fn sample_vulnerability(zoo: &ZooView<'_>, prep: &Prepared, cfg: &MiaConfig, i: 
             let loo = lira_loo(zoo, i, t_count);
             pair_auc(&members, &others, |t, u| {
                 let (inn, out) = (loo[t].inn, loo[u].out);
-                let g = &globals[t];
+                let g = &globals[t.min(u)];
                 let st = LiraStats {
                     phi: loo[t].phi,
                     inn,
@@ -1108,7 +1114,8 @@ mod tests {
                     let (a, b) = match attack {
                         Attack::LiraOnline | Attack::LiraOffline => {
                             let on = attack == Attack::LiraOnline;
-                            (self.lira(on, t, &[t, u], t, i), self.lira(on, t, &[t, u], u, i))
+                            let g = t.min(u);
+                            (self.lira(on, g, &[t, u], t, i), self.lira(on, g, &[t, u], u, i))
                         }
                         Attack::Rmia if self.cfg.rmia_offline => {
                             (self.rmia(t, &[t, u], i), self.score(attack, u, i))
@@ -1206,22 +1213,6 @@ mod tests {
             // no IN target.
             assert_eq!(r.vulnerability[0].is_nan(), t_count < k);
             assert!(r.vulnerability[1].is_nan());
-        }
-    }
-
-    #[test]
-    #[ignore]
-    fn tmp_timing_probe() {
-        let zoo = synthetic(64, 50_000, 10_000, 1, |i| i % 10 == 0);
-        let eval: Vec<usize> = (0..50_000).collect();
-        let pop: Vec<usize> = (50_000..60_000).collect();
-        for (attack, cfg) in configs() {
-            let t0 = std::time::Instant::now();
-            let r = run_attack(&zoo.view(), attack, &eval, &pop, &cfg).unwrap();
-            let t1 = t0.elapsed();
-            let t2 = std::time::Instant::now();
-            let _ = crate::measure::roc::log_roc_points(&r.roc, 1e-5, 500);
-            eprintln!("TIMING {attack:?} fv={} off={}: {:.2?} (log points {:.2?}) auc {:.4} roc pts {}", cfg.fix_variance, cfg.rmia_offline, t1, t2.elapsed(), r.auc, r.roc.fpr.len());
         }
     }
 

@@ -24,7 +24,10 @@ mod tests {
 
     #[test]
     fn nan_round_trips_through_null() {
-        let text = serde_json::to_string(&T { v: vec![1.5, f32::NAN] }).unwrap();
+        let text = serde_json::to_string(&T {
+            v: vec![1.5, f32::NAN],
+        })
+        .unwrap();
         assert_eq!(text, r#"{"v":[1.5,null]}"#);
         let back: T = serde_json::from_str(&text).unwrap();
         assert_eq!(back.v[0], 1.5);

@@ -8,6 +8,7 @@ use super::memorization::{
     planted_recall,
 };
 use super::mia::{Attack, MiaConfig, MiaResult, ZooView, run_attack};
+use super::roc::{Roc, log_roc_points};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::study::{Study, write_json_atomic};
@@ -39,9 +40,19 @@ pub fn load_zoo(study: &Study, id: Option<&str>) -> CoreResult<LoadedZoo> {
                 .collect();
             ids.sort();
             match ids.len() {
-                0 => return Err(CoreError::format(&zoos_dir, "the study has no zoo (train one with `rote zoo`)")),
+                0 => {
+                    return Err(CoreError::format(
+                        &zoos_dir,
+                        "the study has no zoo (train one with `rote zoo`)",
+                    ));
+                }
                 1 => ids.remove(0),
-                _ => return Err(CoreError::Invalid(format!("the study has several zoos ({}); pick one with --zoo", ids.join(", ")))),
+                _ => {
+                    return Err(CoreError::Invalid(format!(
+                        "the study has several zoos ({}); pick one with --zoo",
+                        ids.join(", ")
+                    )));
+                }
             }
         }
     };
@@ -55,13 +66,24 @@ pub fn load_zoo(study: &Study, id: Option<&str>) -> CoreResult<LoadedZoo> {
     }
     let models = zoo.load_models()?;
     if models.len() < 2 {
-        return Err(CoreError::Invalid(format!("zoo '{id}' has {} trained models; at least 2 are needed", models.len())));
+        return Err(CoreError::Invalid(format!(
+            "zoo '{id}' has {} trained models; at least 2 are needed",
+            models.len()
+        )));
     }
-    let rows: Vec<(Vec<bool>, Vec<bool>, Vec<f32>)> = models.into_iter().map(|m| (m.member, m.correct, m.loss)).collect();
+    let rows: Vec<(Vec<bool>, Vec<bool>, Vec<f32>)> = models
+        .into_iter()
+        .map(|m| (m.member, m.correct, m.loss))
+        .collect();
     let matrix = ZooMatrix::from_rows(&rows)?;
     let data = with_planted(&ds, &zoo.manifest.planted)?;
     let planted = zoo.manifest.planted.iter().map(|p| p.0 as usize).collect();
-    Ok(LoadedZoo { zoo, matrix, data, planted })
+    Ok(LoadedZoo {
+        zoo,
+        matrix,
+        data,
+        planted,
+    })
 }
 
 /// Where a zoo's results go.
@@ -110,7 +132,11 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
     let test = z.data.test_indices();
     let mem = memorization(&z.matrix, &train);
     let infl = influence(&z.matrix, &mem, &train, &test, &z.data.labels, thr);
-    let vals: Vec<f64> = train.iter().map(|&i| f64::from(mem.mem[i])).filter(|v| v.is_finite()).collect();
+    let vals: Vec<f64> = train
+        .iter()
+        .map(|&i| f64::from(mem.mem[i]))
+        .filter(|v| v.is_finite())
+        .collect();
     let mem_mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
     let n_high_mem = vals.iter().filter(|&&v| v >= f64::from(thr.mem)).count();
     let mut tests: Vec<usize> = infl.pairs.iter().map(|p| p.test).collect();
@@ -138,12 +164,37 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
 /// Runs one attack over a loaded zoo: candidates are the training split, the RMIA population is
 /// the test split.
 pub fn mia_report(z: &LoadedZoo, attack: Attack, cfg: &MiaConfig) -> CoreResult<MiaResult> {
-    let view = ZooView { k: z.matrix.k, n: z.matrix.n, member: &z.matrix.member, loss: &z.matrix.loss };
-    run_attack(&view, attack, &z.data.train_indices(), &z.data.test_indices(), cfg)
+    let view = ZooView {
+        k: z.matrix.k,
+        n: z.matrix.n,
+        member: &z.matrix.member,
+        loss: &z.matrix.loss,
+    };
+    let mut r = run_attack(
+        &view,
+        attack,
+        &z.data.train_indices(),
+        &z.data.test_indices(),
+        cfg,
+    )?;
+    // The full curve has one point per distinct score (up to K x n); keep a thinned copy that
+    // still resolves FPRs down to 1e-6, with the exact AUC.
+    let pts = log_roc_points(&r.roc, 1e-6, 2000);
+    r.roc = Roc {
+        fpr: pts.iter().map(|p| p[0]).collect(),
+        tpr: pts.iter().map(|p| p[1]).collect(),
+        auc: r.auc,
+    };
+    Ok(r)
 }
 
 /// Saves a report as `results/<zoo>/<name>.json`.
-pub fn save_report<T: serde::Serialize>(study: &Study, zoo_id: &str, name: &str, value: &T) -> CoreResult<PathBuf> {
+pub fn save_report<T: serde::Serialize>(
+    study: &Study,
+    zoo_id: &str,
+    name: &str,
+    value: &T,
+) -> CoreResult<PathBuf> {
     let p = results_dir(study, zoo_id).join(format!("{name}.json"));
     write_json_atomic(&p, value)?;
     Ok(p)

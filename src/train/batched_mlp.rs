@@ -48,12 +48,19 @@ impl BatchedMlp {
         }
         let mean = Tensor::new(mean, dev)?;
         let inv_std = Tensor::new(1.0 / std.max(1e-6), dev)?;
-        Ok(Self { layers, mean, inv_std })
+        Ok(Self {
+            layers,
+            mean,
+            inv_std,
+        })
     }
 
     /// All parameters, for the optimiser.
     pub fn vars(&self) -> Vec<Var> {
-        self.layers.iter().flat_map(|(w, b)| [w.clone(), b.clone()]).collect()
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
     }
 
     /// Logits `(K, B, classes)` for inputs `(K, B, in)` in [0, 1].
@@ -93,6 +100,11 @@ pub fn stacked_scores(logits: &Tensor, labels: &Tensor) -> CoreResult<(Vec<f32>,
     Ok((
         loss.flatten_all()?.to_vec1::<f32>()?,
         margin.flatten_all()?.to_vec1::<f32>()?,
-        correct.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|v| v == 1).collect(),
+        correct
+            .flatten_all()?
+            .to_vec1::<u8>()?
+            .into_iter()
+            .map(|v| v == 1)
+            .collect(),
     ))
 }

@@ -127,11 +127,17 @@ impl ZooModel {
         let index = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
         let n = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
         if n != n_expected {
-            return Err(CoreError::format(path, format!("record for {n} samples, the zoo has {n_expected}")));
+            return Err(CoreError::format(
+                path,
+                format!("record for {n} samples, the zoo has {n_expected}"),
+            ));
         }
         let nb = n.div_ceil(8);
         if bytes.len() != 16 + 2 * nb + 8 * n {
-            return Err(CoreError::format(path, format!("{} bytes, expected {}", bytes.len(), 16 + 2 * nb + 8 * n)));
+            return Err(CoreError::format(
+                path,
+                format!("{} bytes, expected {}", bytes.len(), 16 + 2 * nb + 8 * n),
+            ));
         }
         let member = unpack_bits(&bytes[16..16 + nb], n);
         let correct = unpack_bits(&bytes[16 + nb..16 + 2 * nb], n);
@@ -140,7 +146,13 @@ impl ZooModel {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         let (loss, margin) = floats.split_at(n);
-        Ok(Self { index, member, correct, loss: loss.to_vec(), margin: margin.to_vec() })
+        Ok(Self {
+            index,
+            member,
+            correct,
+            loss: loss.to_vec(),
+            margin: margin.to_vec(),
+        })
     }
 }
 
@@ -216,9 +228,12 @@ impl Zoo {
     pub fn open(dir: &Path) -> CoreResult<Self> {
         let mp = dir.join("zoo.json");
         let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
-        let manifest: ZooManifest =
-            serde_json::from_str(&text).map_err(|e| CoreError::format(&mp, format!("bad zoo manifest: {e}")))?;
-        Ok(Self { dir: dir.to_path_buf(), manifest })
+        let manifest: ZooManifest = serde_json::from_str(&text)
+            .map_err(|e| CoreError::format(&mp, format!("bad zoo manifest: {e}")))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
     }
 
     /// Indices of the models on disk, ascending.
@@ -247,7 +262,10 @@ impl Zoo {
                 let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
                 let m = ZooModel::from_bytes(&p, &bytes, n)?;
                 if m.index != k {
-                    return Err(CoreError::format(&p, format!("holds model {} but is named for {k}", m.index)));
+                    return Err(CoreError::format(
+                        &p,
+                        format!("holds model {} but is named for {k}", m.index),
+                    ));
                 }
                 Ok(m)
             })
@@ -269,7 +287,10 @@ impl Shard {
     pub fn parse(s: &str) -> CoreResult<Self> {
         let bad = || CoreError::Invalid(format!("shard '{s}' is not I/N with 0 <= I < N"));
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
         if count == 0 || index >= count {
             return Err(bad());
         }
@@ -338,7 +359,10 @@ pub fn train_zoo(
         }
     };
     let work = with_planted(ds, &manifest.planted)?;
-    let zoo = Zoo { dir: dir.clone(), manifest };
+    let zoo = Zoo {
+        dir: dir.clone(),
+        manifest,
+    };
     let have = zoo.model_indices();
     let todo: Vec<u32> = (0..k)
         .filter(|i| shard.is_none_or(|s| i % s.count == s.index))
@@ -348,7 +372,12 @@ pub fn train_zoo(
     let total_groups = todo.len().div_ceil(group);
     for (g, chunk) in todo.chunks(group).enumerate() {
         ctx.checkpoint()?;
-        let stage = format!("models {}-{} (group {}/{total_groups})", chunk[0], chunk[chunk.len() - 1], g + 1);
+        let stage = format!(
+            "models {}-{} (group {}/{total_groups})",
+            chunk[0],
+            chunk[chunk.len() - 1],
+            g + 1
+        );
         let records = match cfg.train.family {
             Family::Mlp => train_group_mlp(cfg, &work, chunk, &stage, ctx)?,
             Family::Cnn => train_group_sequential(cfg, &work, chunk, &stage, ctx)?,
@@ -357,7 +386,12 @@ pub fn train_zoo(
             write_atomic(&model_file(&dir, r.index), &r.to_bytes())?;
         }
     }
-    Ok(ZooRun { dir, trained: todo.len(), total: zoo.model_indices().len(), seconds: t0.elapsed().as_secs_f64() })
+    Ok(ZooRun {
+        dir,
+        trained: todo.len(),
+        total: zoo.model_indices().len(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 fn subset_for(ds: &Dataset, ratio: f64, seed: u64) -> Vec<usize> {
@@ -375,7 +409,10 @@ fn train_group_mlp(
     let dev = device(&tc.device)?;
     let k = models.len();
     let seeds: Vec<u64> = models.iter().map(|&m| model_seed(tc.seed, m)).collect();
-    let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| subset_for(ds, tc.subset_ratio, s)).collect();
+    let subsets: Vec<Vec<usize>> = seeds
+        .iter()
+        .map(|&s| subset_for(ds, tc.subset_ratio, s))
+        .collect();
     let m = subsets[0].len();
     let d = ds.image_len();
     let mut dims = vec![d];
@@ -383,18 +420,27 @@ fn train_group_mlp(
     dims.push(ds.n_classes());
     let (mean, std) = {
         let (m, s) = super::run::channel_stats(ds, &ds.train_indices());
-        (m.iter().sum::<f32>() / m.len() as f32, s.iter().sum::<f32>() / s.len() as f32)
+        (
+            m.iter().sum::<f32>() / m.len() as f32,
+            s.iter().sum::<f32>() / s.len() as f32,
+        )
     };
     let net = BatchedMlp::new(&seeds, &dims, mean, std, &dev)?;
     let mut opt = Optimizer::new(tc.optimizer, net.vars(), tc.lr, tc.momentum, tc.weight_decay)?;
     let all: Vec<usize> = (0..ds.n).collect();
     let x = Tensor::from_vec(ds.batch_f32(&all), (ds.n, d), &dev)?;
-    let y = Tensor::from_vec(ds.labels.iter().map(|&l| u32::from(l)).collect::<Vec<u32>>(), ds.n, &dev)?;
+    let y = Tensor::from_vec(
+        ds.labels.iter().map(|&l| u32::from(l)).collect::<Vec<u32>>(),
+        ds.n,
+        &dev,
+    )?;
     let bs = tc.batch_size.max(1);
     let steps_per_epoch = m.div_ceil(bs);
     let total = (tc.epochs * steps_per_epoch) as u64;
-    let mut rngs: Vec<rand_chacha::ChaCha8Rng> =
-        seeds.iter().map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002)).collect();
+    let mut rngs: Vec<rand_chacha::ChaCha8Rng> = seeds
+        .iter()
+        .map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002))
+        .collect();
     let mut step = 0u64;
     for _epoch in 0..tc.epochs {
         let orders: Vec<Vec<usize>> = subsets
@@ -410,18 +456,23 @@ fn train_group_mlp(
             ctx.checkpoint()?;
             let lo = b * bs;
             let hi = (lo + bs).min(m);
-            let idx: Vec<u32> = orders.iter().flat_map(|o| o[lo..hi].iter().map(|&i| i as u32)).collect();
+            let idx: Vec<u32> = orders
+                .iter()
+                .flat_map(|o| o[lo..hi].iter().map(|&i| i as u32))
+                .collect();
             let idx = Tensor::from_vec(idx, k * (hi - lo), &dev)?;
             let xb = x.index_select(&idx, 0)?.reshape((k, hi - lo, d))?;
             let yb = y.index_select(&idx, 0)?.reshape((k, hi - lo))?;
             let loss = stacked_cross_entropy(&net.forward(&xb)?, &yb)?;
             opt.backward_step(&loss)?;
             step += 1;
-            if step % 5 == 0 || step == total {
+            if step.is_multiple_of(5) || step == total {
                 ctx.progress(stage, step, total);
                 let v = f64::from(loss.to_scalar::<f32>()?) / k as f64;
                 if !v.is_finite() {
-                    return Err(CoreError::Invalid(format!("zoo training diverged at step {step}; lower the learning rate")));
+                    return Err(CoreError::Invalid(format!(
+                        "zoo training diverged at step {step}; lower the learning rate"
+                    )));
                 }
                 ctx.metric("zoo loss", step as f64, v);
             }
@@ -435,7 +486,11 @@ fn train_group_mlp(
     for lo in (0..ds.n).step_by(chunk) {
         ctx.checkpoint()?;
         let hi = (lo + chunk).min(ds.n);
-        let xb = x.narrow(0, lo, hi - lo)?.unsqueeze(0)?.broadcast_as((k, hi - lo, d))?.contiguous()?;
+        let xb = x
+            .narrow(0, lo, hi - lo)?
+            .unsqueeze(0)?
+            .broadcast_as((k, hi - lo, d))?
+            .contiguous()?;
         let logits = net.forward(&xb)?;
         let (l, mg, c) = stacked_scores(&logits, &y.narrow(0, lo, hi - lo)?)?;
         for j in 0..k {
@@ -475,12 +530,21 @@ fn train_group_sequential(
     for (j, &index) in models.iter().enumerate() {
         ctx.checkpoint()?;
         ctx.progress(stage, j as u64, models.len() as u64);
-        let tc = TrainConfig { seed: model_seed(cfg.train.seed, index), ..cfg.train.clone() };
+        let tc = TrainConfig {
+            seed: model_seed(cfg.train.seed, index),
+            ..cfg.train.clone()
+        };
         let sub = crate::job::NullSink;
         let inner = JobCtx::new(ctx.cancel, &sub);
         let o = train(&tc, ds, &inner)?;
         let member = o.card.member_mask();
-        out.push(ZooModel { index, member, correct: o.scores.correct, loss: o.scores.loss, margin: o.scores.margin });
+        out.push(ZooModel {
+            index,
+            member,
+            correct: o.scores.correct,
+            loss: o.scores.loss,
+            margin: o.scores.margin,
+        });
     }
     Ok(out)
 }
@@ -488,7 +552,9 @@ fn train_group_sequential(
 /// Copies the model records of zoo folders `shards` into `dest` (created with the first shard's
 /// manifest). Every shard must have the same manifest; a model present twice must be identical.
 pub fn merge_zoos(shards: &[PathBuf], dest: &Path) -> CoreResult<usize> {
-    let first = shards.first().ok_or_else(|| CoreError::Invalid("no shards to merge".into()))?;
+    let first = shards
+        .first()
+        .ok_or_else(|| CoreError::Invalid("no shards to merge".into()))?;
     let base = Zoo::open(first)?;
     std::fs::create_dir_all(dest.join("models")).map_err(|e| CoreError::io(dest, e))?;
     if !dest.join("zoo.json").exists() {
@@ -499,7 +565,10 @@ pub fn merge_zoos(shards: &[PathBuf], dest: &Path) -> CoreResult<usize> {
         a.config == b.config && a.dataset == b.dataset && a.planted == b.planted
     };
     if !same(&target.manifest, &base.manifest) {
-        return Err(CoreError::Mismatch(format!("{} holds a zoo with another configuration", dest.display())));
+        return Err(CoreError::Mismatch(format!(
+            "{} holds a zoo with another configuration",
+            dest.display()
+        )));
     }
     let mut copied = 0;
     for s in shards {
@@ -518,7 +587,10 @@ pub fn merge_zoos(shards: &[PathBuf], dest: &Path) -> CoreResult<usize> {
             if to.exists() {
                 let existing = std::fs::read(&to).map_err(|e| CoreError::io(&to, e))?;
                 if existing != bytes {
-                    return Err(CoreError::Mismatch(format!("model {k} differs between shards ({})", from.display())));
+                    return Err(CoreError::Mismatch(format!(
+                        "model {k} differs between shards ({})",
+                        from.display()
+                    )));
                 }
                 continue;
             }

@@ -9,7 +9,9 @@ use super::command::Command;
 use super::jobs::{FinishedJob, JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
-use super::views::{DataView, InfluenceView, MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults};
+use super::views::{
+    DataView, InfluenceView, MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults,
+};
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
 use crate::gpu::GpuInfo;
@@ -36,7 +38,14 @@ pub enum View {
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 6] = [View::Data, View::Models, View::Memorization, View::Influence, View::Privacy, View::Settings];
+pub const VIEWS: [View; 6] = [
+    View::Data,
+    View::Models,
+    View::Memorization,
+    View::Influence,
+    View::Privacy,
+    View::Settings,
+];
 
 impl View {
     /// Display name.
@@ -296,7 +305,9 @@ impl App {
     fn load_zoo_results(&mut self) {
         let Some(study) = self.study.clone() else { return };
         self.spawn(JobKind::Zoo, "Reading zoo results", move |ctx| {
-            let Some(res) = super::views::load_zoo_results(&study, ctx)? else { return Ok(JobResult::Zoo(None)) };
+            let Some(res) = super::views::load_zoo_results(&study, ctx)? else {
+                return Ok(JobResult::Zoo(None));
+            };
             Ok(JobResult::Zoo(Some(Box::new(res))))
         });
     }
@@ -484,7 +495,15 @@ impl App {
                 let zoo_cols: Vec<(String, ScoreColumns)> = self
                     .scores
                     .iter()
-                    .map(|(h, c)| (h.clone(), c.iter().filter(|(n, _)| n.starts_with("mem ·") || n.starts_with("vulnerability")).cloned().collect()))
+                    .map(|(h, c)| {
+                        (
+                            h.clone(),
+                            c.iter()
+                                .filter(|(n, _)| n.starts_with("mem ·") || n.starts_with("vulnerability"))
+                                .cloned()
+                                .collect(),
+                        )
+                    })
                     .collect();
                 self.scores = cols;
                 for (h, c) in zoo_cols {

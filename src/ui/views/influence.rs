@@ -37,17 +37,28 @@ impl InfluenceView {
             *by_test.entry(p.test).or_default() += 1;
         }
         let single = by_test.values().filter(|&&c| c == 1).count();
-        egui::Grid::new("pair_counts").num_columns(4).striped(true).show(ui, |ui| {
-            for h in ["Pairs", "Test samples", "% of test split", "Influenced by one training sample"] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            ui.label(r.n_pairs.to_string());
-            ui.label(r.n_pair_tests.to_string());
-            ui.label(format!("{:.2}%", 100.0 * r.n_pair_tests as f64 / r.n_test.max(1) as f64));
-            ui.label(single.to_string());
-            ui.end_row();
-        });
+        egui::Grid::new("pair_counts")
+            .num_columns(4)
+            .striped(true)
+            .show(ui, |ui| {
+                for h in [
+                    "Pairs",
+                    "Test samples",
+                    "% of test split",
+                    "Influenced by one training sample",
+                ] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                ui.label(r.n_pairs.to_string());
+                ui.label(r.n_pair_tests.to_string());
+                ui.label(format!(
+                    "{:.2}%",
+                    100.0 * r.n_pair_tests as f64 / r.n_test.max(1) as f64
+                ));
+                ui.label(single.to_string());
+                ui.end_row();
+            });
         ui.label(format!(
             "Pairs with mem(train) >= {}, infl >= {}{}; test image on the left, the training image that makes it right on the right",
             r.thresholds.mem,
@@ -72,24 +83,26 @@ impl InfluenceView {
         }
         let ds = z.data.clone();
         let row_h = 64.0;
-        egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, row_h, pairs.len(), |ui, range| {
-            for p in &pairs[range] {
-                ui.horizontal(|ui| {
-                    thumb(ui, ctx.textures, &ds, p.test, 56.0, false);
-                    ui.label("->");
-                    thumb(ui, ctx.textures, &ds, p.train, 56.0, z.is_planted(p.train));
-                    ui.label(format!(
-                        "infl {:.2} ± {:.2}   mem {:.2}\ntest #{} ({})  ·  train #{} ({})",
-                        p.infl,
-                        p.se,
-                        p.mem,
-                        p.test,
-                        ds.class_names[ds.labels[p.test] as usize],
-                        p.train,
-                        ds.class_names[ds.labels[p.train] as usize]
-                    ));
-                });
-            }
-        });
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show_rows(ui, row_h, pairs.len(), |ui, range| {
+                for p in &pairs[range] {
+                    ui.horizontal(|ui| {
+                        thumb(ui, ctx.textures, &ds, p.test, 56.0, false);
+                        ui.label("->");
+                        thumb(ui, ctx.textures, &ds, p.train, 56.0, z.is_planted(p.train));
+                        ui.label(format!(
+                            "infl {:.2} ± {:.2}   mem {:.2}\ntest #{} ({})  ·  train #{} ({})",
+                            p.infl,
+                            p.se,
+                            p.mem,
+                            p.test,
+                            ds.class_names[ds.labels[p.test] as usize],
+                            p.train,
+                            ds.class_names[ds.labels[p.train] as usize]
+                        ));
+                    });
+                }
+            });
     }
 }

@@ -43,11 +43,20 @@ impl MemorizationView {
         egui::Panel::left("mem_plots").default_size(360.0).show(ui, |ui| {
             hist_ui(ui, z);
             ui.label("Convergence: mean |mem(K) - mem(all)| as the zoo grew");
-            Plot::new("mem_convergence").height(170.0).x_axis_label("models K").allow_scroll(false).show(ui, |p| {
-                p.line(Line::new("mean change", PlotPoints::from(r.convergence.clone())).color(theme::SERIES[1]));
-            });
+            Plot::new("mem_convergence")
+                .height(170.0)
+                .x_axis_label("models K")
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    p.line(
+                        Line::new("mean change", PlotPoints::from(r.convergence.clone()))
+                            .color(theme::SERIES[1]),
+                    );
+                });
         });
-        egui::Panel::right("mem_detail").default_size(300.0).show(ui, |ui| self.detail_ui(ui, ctx, z));
+        egui::Panel::right("mem_detail")
+            .default_size(300.0)
+            .show(ui, |ui| self.detail_ui(ui, ctx, z));
         egui::CentralPanel::default().show(ui, |ui| self.strips_ui(ui, ctx, z));
     }
 
@@ -57,8 +66,11 @@ impl MemorizationView {
         let mem = &z.memorization.mem.mem;
         egui::ScrollArea::vertical().show(ui, |ui| {
             for (c, name) in ds.class_names.iter().enumerate() {
-                let mut members: Vec<usize> =
-                    ds.train_indices().into_iter().filter(|&i| ds.labels[i] as usize == c && mem[i].is_finite()).collect();
+                let mut members: Vec<usize> = ds
+                    .train_indices()
+                    .into_iter()
+                    .filter(|&i| ds.labels[i] as usize == c && mem[i].is_finite())
+                    .collect();
                 if members.is_empty() {
                     continue;
                 }
@@ -89,29 +101,42 @@ impl MemorizationView {
         ui.heading(format!("Sample #{i}"));
         thumb(ui, ctx.textures, &z.data, i, 120.0, z.is_planted(i));
         let label = z.data.labels[i] as usize;
-        egui::Grid::new("mem_detail_grid").num_columns(2).striped(true).show(ui, |ui| {
-            ui.label("Label");
-            ui.label(z.data.class_names[label].as_str());
-            ui.end_row();
-            if z.is_planted(i) {
-                ui.label("Planted");
-                ui.colored_label(theme::ERROR, "label flipped on purpose");
+        egui::Grid::new("mem_detail_grid")
+            .num_columns(2)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.label("Label");
+                ui.label(z.data.class_names[label].as_str());
                 ui.end_row();
+                if z.is_planted(i) {
+                    ui.label("Planted");
+                    ui.colored_label(theme::ERROR, "label flipped on purpose");
+                    ui.end_row();
+                }
+                ui.label("mem");
+                ui.label(format!("{:.3} ± {:.3}", m.mem[i], m.se[i]));
+                ui.end_row();
+                ui.label("Accuracy when in");
+                ui.label(format!("{:.3} over {} models", m.p_in[i], m.n_in[i]));
+                ui.end_row();
+                ui.label("Accuracy when out");
+                ui.label(format!("{:.3} over {} models", m.p_out[i], m.n_out[i]));
+                ui.end_row();
+            });
+        let se = |p: f32, n: u32| {
+            if n == 0 {
+                0.0
+            } else {
+                f64::from((p * (1.0 - p) / n as f32).sqrt())
             }
-            ui.label("mem");
-            ui.label(format!("{:.3} ± {:.3}", m.mem[i], m.se[i]));
-            ui.end_row();
-            ui.label("Accuracy when in");
-            ui.label(format!("{:.3} over {} models", m.p_in[i], m.n_in[i]));
-            ui.end_row();
-            ui.label("Accuracy when out");
-            ui.label(format!("{:.3} over {} models", m.p_out[i], m.n_out[i]));
-            ui.end_row();
-        });
-        let se = |p: f32, n: u32| if n == 0 { 0.0 } else { f64::from((p * (1.0 - p) / n as f32).sqrt()) };
+        };
         let bars = vec![
-            Bar::new(0.0, f64::from(m.p_in[i])).name("in").fill(theme::SERIES[1]),
-            Bar::new(1.0, f64::from(m.p_out[i])).name("out").fill(theme::SERIES[0]),
+            Bar::new(0.0, f64::from(m.p_in[i]))
+                .name("in")
+                .fill(theme::SERIES[1]),
+            Bar::new(1.0, f64::from(m.p_out[i]))
+                .name("out")
+                .fill(theme::SERIES[0]),
         ];
         let whiskers = vec![
             [0.0, f64::from(m.p_in[i]) - se(m.p_in[i], m.n_in[i])],
@@ -121,11 +146,24 @@ impl MemorizationView {
             [1.0, f64::from(m.p_out[i]) - se(m.p_out[i], m.n_out[i])],
             [1.0, f64::from(m.p_out[i]) + se(m.p_out[i], m.n_out[i])],
         ];
-        Plot::new("mem_inout").height(150.0).include_y(0.0).include_y(1.0).allow_scroll(false).show(ui, |p| {
-            p.bar_chart(BarChart::new("accuracy", bars).width(0.6));
-            p.line(Line::new("± se (in)", PlotPoints::from(whiskers)).color(theme::SELECTED).width(2.0));
-            p.line(Line::new("± se (out)", PlotPoints::from(whiskers_out)).color(theme::SELECTED).width(2.0));
-        });
+        Plot::new("mem_inout")
+            .height(150.0)
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .show(ui, |p| {
+                p.bar_chart(BarChart::new("accuracy", bars).width(0.6));
+                p.line(
+                    Line::new("± se (in)", PlotPoints::from(whiskers))
+                        .color(theme::SELECTED)
+                        .width(2.0),
+                );
+                p.line(
+                    Line::new("± se (out)", PlotPoints::from(whiskers_out))
+                        .color(theme::SELECTED)
+                        .width(2.0),
+                );
+            });
     }
 }
 
@@ -145,15 +183,35 @@ fn hist_ui(ui: &mut egui::Ui, z: &ZooResults) {
     }
     let width = 2.0 / bins as f64;
     let center = |b: usize| -1.0 + (b as f64 + 0.5) * width;
-    let all: Vec<Bar> = counts.iter().enumerate().map(|(b, &c)| Bar::new(center(b), f64::from(c).max(0.1))).collect();
-    let pl: Vec<Bar> = planted.iter().enumerate().map(|(b, &c)| Bar::new(center(b), f64::from(c))).collect();
+    let all: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| Bar::new(center(b), f64::from(c).max(0.1)))
+        .collect();
+    let pl: Vec<Bar> = planted
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| Bar::new(center(b), f64::from(c)))
+        .collect();
     ui.label("Histogram of mem over the training split");
-    Plot::new("mem_hist").height(200.0).x_axis_label("mem").allow_scroll(false).show(ui, |p| {
-        p.bar_chart(BarChart::new("all", all).width(width * 0.9).color(theme::SERIES[1]));
-        if z.memorization.planted_recall.is_some() {
-            p.bar_chart(BarChart::new("planted", pl).width(width * 0.5).color(theme::ERROR));
-        }
-    });
+    Plot::new("mem_hist")
+        .height(200.0)
+        .x_axis_label("mem")
+        .allow_scroll(false)
+        .show(ui, |p| {
+            p.bar_chart(
+                BarChart::new("all", all)
+                    .width(width * 0.9)
+                    .color(theme::SERIES[1]),
+            );
+            if z.memorization.planted_recall.is_some() {
+                p.bar_chart(
+                    BarChart::new("planted", pl)
+                        .width(width * 0.5)
+                        .color(theme::ERROR),
+                );
+            }
+        });
 }
 
 /// What the zoo views show when the study has no zoo results.
@@ -163,7 +221,9 @@ pub fn no_zoo_ui(ui: &mut egui::Ui, ctx: &AppCtx<'_>) {
         "Memorization, influence and membership inference come from a zoo of models trained on random \
          subsets. Train one and compute its results from the command line:",
     );
-    let study = ctx.study.map_or("STUDY".to_string(), |s| s.root.display().to_string());
+    let study = ctx
+        .study
+        .map_or("STUDY".to_string(), |s| s.root.display().to_string());
     ui.code(format!(
         "rote zoo --family mlp --data mnist10k --models 64 --subset-ratio 0.7 --epochs 10 --out {study}\n\
          rote memorization {study}\nrote mia {study} --attack lira"

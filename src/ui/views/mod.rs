@@ -9,9 +9,9 @@ mod settings;
 mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
-pub use models::{ModelsView, import_model};
-pub use settings::SettingsView;
 pub use influence::InfluenceView;
 pub use memorization::MemorizationView;
+pub use models::{ModelsView, import_model};
 pub use privacy::PrivacyView;
+pub use settings::SettingsView;
 pub use zoo_results::{LoadedZooResults, ZooResults, load_zoo_results};

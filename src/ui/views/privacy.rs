@@ -21,23 +21,28 @@ impl PrivacyView {
             return;
         };
         if z.mia.is_empty() {
-            ui.label("No attack results yet: run `rote mia STUDY --attack lira` (or loss, lira-offline, rmia).");
+            ui.label(
+                "No attack results yet: run `rote mia STUDY --attack lira` (or loss, lira-offline, rmia).",
+            );
             return;
         }
         egui::Panel::left("roc").default_size(520.0).show(ui, |ui| {
-            egui::Grid::new("mia_table").num_columns(4).striped(true).show(ui, |ui| {
-                for h in ["Attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"] {
-                    ui.strong(h);
-                }
-                ui.end_row();
-                for r in &z.mia {
-                    ui.label(format!("{:?}", r.attack));
-                    ui.label(format!("{:.4}", r.auc));
-                    ui.label(format!("{:.4}", r.tpr_at_0_1pct_fpr));
-                    ui.label(format!("{:.4}", r.tpr_at_1pct_fpr));
+            egui::Grid::new("mia_table")
+                .num_columns(4)
+                .striped(true)
+                .show(ui, |ui| {
+                    for h in ["Attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"] {
+                        ui.strong(h);
+                    }
                     ui.end_row();
-                }
-            });
+                    for r in &z.mia {
+                        ui.label(format!("{:?}", r.attack));
+                        ui.label(format!("{:.4}", r.auc));
+                        ui.label(format!("{:.4}", r.tpr_at_0_1pct_fpr));
+                        ui.label(format!("{:.4}", r.tpr_at_1pct_fpr));
+                        ui.end_row();
+                    }
+                });
             ui.label("ROC, log-log (chance is the diagonal)");
             Plot::new("mia_roc")
                 .height(380.0)
@@ -46,21 +51,39 @@ impl PrivacyView {
                 .y_axis_label("log10 TPR")
                 .allow_scroll(false)
                 .show(ui, |p| {
-                    p.line(Line::new("chance", PlotPoints::from(vec![[-5.0, -5.0], [0.0, 0.0]])).color(egui::Color32::GRAY));
+                    p.line(
+                        Line::new("chance", PlotPoints::from(vec![[-5.0, -5.0], [0.0, 0.0]]))
+                            .color(egui::Color32::GRAY),
+                    );
                     for (k, r) in z.mia.iter().enumerate() {
                         let pts: Vec<[f64; 2]> = log_roc_points(&r.roc, 1e-5, 400)
                             .into_iter()
                             .map(|[x, y]| [x.log10(), y.log10()])
                             .collect();
                         let colour = theme::SERIES[k % theme::SERIES.len()];
-                        p.line(Line::new(format!("{:?} (AUC {:.3})", r.attack, r.auc), PlotPoints::from(pts)).color(colour));
+                        p.line(
+                            Line::new(
+                                format!("{:?} (AUC {:.3})", r.attack, r.auc),
+                                PlotPoints::from(pts),
+                            )
+                            .color(colour),
+                        );
                     }
                 });
         });
         egui::CentralPanel::default().show(ui, |ui| {
-            let r = z.mia.iter().find(|r| format!("{:?}", r.attack).starts_with("Lira")).unwrap_or(&z.mia[0]);
-            ui.label(format!("Most exposed samples under {:?} (per-sample AUC across target models)", r.attack));
-            let mut order: Vec<usize> = (0..r.vulnerability.len()).filter(|&i| r.vulnerability[i].is_finite()).collect();
+            let r = z
+                .mia
+                .iter()
+                .find(|r| format!("{:?}", r.attack).starts_with("Lira"))
+                .unwrap_or(&z.mia[0]);
+            ui.label(format!(
+                "Most exposed samples under {:?} (per-sample AUC across target models)",
+                r.attack
+            ));
+            let mut order: Vec<usize> = (0..r.vulnerability.len())
+                .filter(|&i| r.vulnerability[i].is_finite())
+                .collect();
             order.sort_by(|&a, &b| r.vulnerability[b].total_cmp(&r.vulnerability[a]).then(a.cmp(&b)));
             let mem = &z.memorization.mem.mem;
             egui::ScrollArea::vertical().show(ui, |ui| {

@@ -71,8 +71,13 @@ pub fn load_zoo_results(
 ) -> crate::CoreResult<Option<LoadedZooResults>> {
     use crate::measure::zoo_report::{load_report, results_dir};
     let zoos = study.root.join("zoos");
-    let Ok(entries) = std::fs::read_dir(&zoos) else { return Ok(None) };
-    let mut ids: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let Ok(entries) = std::fs::read_dir(&zoos) else {
+        return Ok(None);
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
     ids.sort();
     for id in ids {
         ctx.checkpoint()?;
@@ -92,12 +97,21 @@ pub fn load_zoo_results(
                 mia.push(load_report::<MiaResult>(&p)?);
             }
         }
-        let mut columns: crate::ui::jobs::ScoreColumns = vec![(format!("mem · {id}"), Arc::new(memorization.mem.mem.clone()))];
+        let mut columns: crate::ui::jobs::ScoreColumns =
+            vec![(format!("mem · {id}"), Arc::new(memorization.mem.mem.clone()))];
         for r in &mia {
-            columns.push((format!("vulnerability ({:?}) · {id}", r.attack), Arc::new(r.vulnerability.clone())));
+            columns.push((
+                format!("vulnerability ({:?}) · {id}", r.attack),
+                Arc::new(r.vulnerability.clone()),
+            ));
         }
         return Ok(Some(LoadedZooResults {
-            results: ZooResults { zoo: id, data, memorization, mia },
+            results: ZooResults {
+                zoo: id,
+                data,
+                memorization,
+                mia,
+            },
             memorization_hash: ds.hash.clone(),
             columns,
         }));
