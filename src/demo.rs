@@ -1,8 +1,11 @@
-//! The demo study: MNIST-10k and a pre-trained MLP whose card records exactly which digits it saw.
+//! The demo study: MNIST-10k, a pre-trained MLP whose card records exactly which digits it saw,
+//! and a zoo of 64 MLPs (Feldman-Zhang recipe, r = 0.7, 2% planted mislabels) with its
+//! memorization, influence and membership-inference results.
 //!
-//! `rote demo --out STUDY` copies the shipped weights from `assets/demo/` (seconds);
-//! `rote demo --rebuild --out STUDY` retrains them from scratch with the recorded configuration
-//! and seed, which is how the shipped files were made.
+//! `rote demo --out STUDY` copies the shipped files from `assets/demo/` (well under a second);
+//! `rote demo --rebuild --out STUDY` retrains the models from scratch with the recorded
+//! configuration and seed (add `--zoo` to retrain the zoo too, minutes on a laptop), which is how
+//! the shipped files were made.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +14,8 @@ use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::{ModelCard, check_dataset};
 use crate::paths::assets_dir;
-use crate::study::{Study, write_atomic, write_json_atomic};
+use crate::study::{Study, copy_tree, write_atomic, write_json_atomic};
+use crate::train::zoo::ZooConfig;
 use crate::train::{TrainConfig, train_into_study};
 
 /// The demo models' training configurations.
@@ -21,6 +25,25 @@ pub fn demo_configs() -> Vec<TrainConfig> {
         ..TrainConfig::default()
     }]
 }
+
+/// The demo zoo's configuration (the same as
+/// `rote zoo --data mnist10k --models 64 --plant-mislabel 0.02 --id zoo-mnist-demo`).
+pub fn demo_zoo_config() -> ZooConfig {
+    let base = ZooConfig::default();
+    ZooConfig {
+        id: "zoo-mnist-demo".into(),
+        train: TrainConfig {
+            data: "mnist10k".into(),
+            ..base.train.clone()
+        },
+        plant_mislabel: 0.02,
+        plant_seed: 0,
+        ..base
+    }
+}
+
+/// Models in the demo zoo.
+pub const DEMO_ZOO_MODELS: u32 = 64;
 
 /// Where the shipped demo models live.
 pub fn demo_assets_dir() -> PathBuf {
@@ -52,12 +75,21 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
         study.commit_model(&staging, &cfg.id)?;
         study.add_dataset(&card.dataset.name)?;
     }
+    let zoo_id = demo_zoo_config().id;
+    for sub in ["zoos", "results"] {
+        let src = demo_assets_dir().join(sub).join(&zoo_id);
+        let dest = study.root.join(sub).join(&zoo_id);
+        if src.is_dir() && !dest.exists() {
+            copy_tree(&src, &dest)?;
+        }
+    }
     Ok(study)
 }
 
-/// Retrains every demo model into `out` (replacing any already there). With `update_assets`,
-/// the results also replace the shipped files in `assets/demo/`.
-pub fn rebuild_demo(out: &Path, update_assets: bool, ctx: &JobCtx<'_>) -> CoreResult<Study> {
+/// Retrains every demo model into `out` (replacing any already there), and with `zoo` the demo
+/// zoo and its results. With `update_assets`, the results also replace the shipped files in
+/// `assets/demo/`.
+pub fn rebuild_demo(out: &Path, zoo: bool, update_assets: bool, ctx: &JobCtx<'_>) -> CoreResult<Study> {
     let mut study = Study::open_or_create(out)?;
     study.manifest.name = "demo".into();
     study.manifest.description = "MNIST-10k with a pre-trained MLP (3 epochs, seed 0)".into();
@@ -84,7 +116,37 @@ pub fn rebuild_demo(out: &Path, update_assets: bool, ctx: &JobCtx<'_>) -> CoreRe
             }
         }
     }
+    if zoo {
+        rebuild_demo_zoo(&study, update_assets, ctx)?;
+    }
     Ok(study)
+}
+
+/// Trains the demo zoo into `study` from scratch and computes its results.
+fn rebuild_demo_zoo(study: &Study, update_assets: bool, ctx: &JobCtx<'_>) -> CoreResult<()> {
+    use crate::measure::zoo_report::results_dir;
+    let cfg = demo_zoo_config();
+    for sub in ["zoos", "results"] {
+        let dir = study.root.join(sub).join(&cfg.id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+        }
+    }
+    let ds = crate::data::load(&cfg.train.data)?;
+    crate::measure::zoo_report::train_zoo_with_reports(&cfg, &ds, study, DEMO_ZOO_MODELS, 32, ctx)?;
+    if update_assets {
+        for (sub, src) in [
+            ("zoos", crate::train::zoo::zoo_dir(study, &cfg.id)),
+            ("results", results_dir(study, &cfg.id)),
+        ] {
+            let dest = demo_assets_dir().join(sub).join(&cfg.id);
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest).map_err(|e| CoreError::io(&dest, e))?;
+            }
+            copy_tree(&src, &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a shipped demo card still matches the bundled data (used by tests and `demo`).

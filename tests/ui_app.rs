@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
-use rote::ui::{App, AppOptions, Command, SortKey, SplitFilter, View};
+use rote::ui::{App, AppOptions, Command, SortKey, SplitFilter, View, ZooForm};
 
 fn harness(study: &std::path::Path, view: View) -> Harness<'static, App> {
     rote::demo::write_demo(study).unwrap();
@@ -222,4 +222,43 @@ fn zoo_views_show_memorization_pairs_and_roc() {
     h.get_by_label("Membership").click();
     h.run_steps(3);
     h.get_by_label("TPR @ 1% FPR");
+}
+
+#[test]
+fn training_a_zoo_in_the_app_plots_convergence_live_and_opens_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut study = rote::study::Study::open_or_create(&path).unwrap();
+    study.add_dataset("digits8x8").unwrap();
+    let mut h = harness(&path, View::Memorization);
+    h.get_by_label("Train zoo…").click();
+    h.run_steps(2);
+    h.state_mut().memorization_view.zoo_form = Some(ZooForm {
+        models: 16,
+        ratio: 0.5,
+        epochs: 2,
+        plant: 0.02,
+    });
+    h.run_steps(2);
+    h.get_by_label("Start zoo").click();
+    step_until(
+        &mut h,
+        "a live convergence point",
+        Duration::from_secs(300),
+        |app| {
+            app.jobs
+                .running()
+                .iter()
+                .any(|j| j.series.get("mem change").is_some_and(|s| !s.is_empty()))
+                || app.zoo.is_some()
+        },
+    );
+    step_until(&mut h, "the zoo's results", Duration::from_secs(300), |app| {
+        app.zoo.is_some()
+    });
+    let z = h.state().zoo.clone().unwrap();
+    assert_eq!(z.memorization.models, 16);
+    assert!(z.memorization.planted_recall.is_some());
+    assert_eq!(z.mia.len(), 4, "every attack ran");
+    assert_eq!(z.memorization.convergence.last().map(|p| p[0]), Some(16.0));
 }

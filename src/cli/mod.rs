@@ -114,6 +114,9 @@ pub enum Command {
         /// Retrain every demo model from scratch instead of copying the shipped weights.
         #[arg(long)]
         rebuild: bool,
+        /// With --rebuild: also retrain the demo zoo (64 MLPs; minutes) and its results.
+        #[arg(long, requires = "rebuild")]
+        zoo: bool,
         /// With --rebuild: also replace the shipped files in assets/demo/.
         #[arg(long, requires = "rebuild")]
         update_assets: bool,

@@ -205,3 +205,67 @@ pub fn load_report<T: serde::de::DeserializeOwned>(path: &Path) -> CoreResult<T>
     let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| CoreError::format(path, format!("bad report: {e}")))
 }
+
+/// Trains zoo `cfg` in `study` up to `k` models, `group` at a time; after each group it reports the
+/// live convergence of the estimates (metric "mem change": mean |mem(K) - mem(K - group)|, and
+/// "mean mem"), then writes the memorization report and every attack's report.
+pub fn train_zoo_with_reports(
+    cfg: &crate::train::zoo::ZooConfig,
+    ds: &Dataset,
+    study: &Study,
+    k: u32,
+    group: usize,
+    ctx: &crate::job::JobCtx<'_>,
+) -> CoreResult<()> {
+    let group = group.max(1);
+    let mut prev: Option<Vec<f32>> = None;
+    let mut target = 0u32;
+    while target < k {
+        target = (target + group as u32).min(k);
+        crate::train::zoo::train_zoo(cfg, ds, study, target, None, group, ctx)?;
+        let z = load_zoo(study, Some(&cfg.id))?;
+        let train = z.data.train_indices();
+        let mem = memorization(&z.matrix, &train).mem;
+        let finite: Vec<f64> = train
+            .iter()
+            .map(|&i| f64::from(mem[i]))
+            .filter(|v| v.is_finite())
+            .collect();
+        ctx.metric(
+            "mean mem",
+            f64::from(target),
+            finite.iter().sum::<f64>() / finite.len().max(1) as f64,
+        );
+        if let Some(p) = &prev {
+            let change: f64 = train
+                .iter()
+                .map(|&i| f64::from((mem[i] - p[i]).abs()))
+                .sum::<f64>()
+                / train.len().max(1) as f64;
+            ctx.metric("mem change", f64::from(target), change);
+        }
+        prev = Some(mem);
+    }
+    ctx.progress("computing reports", 0, 1);
+    let z = load_zoo(study, Some(&cfg.id))?;
+    save_report(
+        study,
+        &cfg.id,
+        "memorization",
+        &memorization_report(&z, &PairThresholds::default()),
+    )?;
+    for attack in Attack::ALL {
+        ctx.checkpoint()?;
+        let name = serde_json::to_value(attack)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        save_report(
+            study,
+            &cfg.id,
+            &format!("mia-{name}"),
+            &mia_report(&z, attack, &MiaConfig::default())?,
+        )?;
+    }
+    Ok(())
+}

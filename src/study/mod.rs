@@ -224,7 +224,8 @@ impl Study {
     }
 }
 
-fn copy_tree(src: &Path, dest: &Path) -> CoreResult<()> {
+/// Copies a folder tree file by file (atomically each), skipping dot-files.
+pub fn copy_tree(src: &Path, dest: &Path) -> CoreResult<()> {
     std::fs::create_dir_all(dest).map_err(|e| CoreError::io(dest, e))?;
     for entry in std::fs::read_dir(src).map_err(|e| CoreError::io(src, e))? {
         let entry = entry.map_err(|e| CoreError::io(src, e))?;

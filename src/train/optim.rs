@@ -56,10 +56,13 @@ impl SgdMomentum {
             } else {
                 g.clone()
             };
+            // Detached, or every step's velocity would keep the previous one alive through the
+            // op graph (memory grows with the number of steps).
             let v = match velocity.take() {
                 Some(v) if self.momentum > 0.0 => ((v * self.momentum)? + g)?,
                 _ => g,
-            };
+            }
+            .detach();
             var.set(&(var.as_tensor() - (&v * self.lr)?)?)?;
             *velocity = Some(v);
         }

@@ -400,6 +400,27 @@ impl App {
                     Ok(JobResult::Trained(Box::new(outcome.card)))
                 });
             }
+            Command::TrainZoo(cfg, k) => {
+                let Some(study) = self.study.clone() else {
+                    self.toasts
+                        .push(Level::Error, "open a study before training a zoo");
+                    return;
+                };
+                let mut cfg = *cfg;
+                cfg.train.device = self.settings.device.clone();
+                let ds = self.datasets.get(&cfg.train.data).cloned();
+                let label = format!("Training zoo {} ({k} models)", cfg.id);
+                self.spawn(JobKind::TrainZoo, &label, move |ctx| {
+                    let ds = match ds {
+                        Some(d) => d,
+                        None => Arc::new(crate::data::load(&cfg.train.data)?),
+                    };
+                    let mut study = study;
+                    study.add_dataset(&cfg.train.data)?;
+                    crate::measure::zoo_report::train_zoo_with_reports(&cfg, &ds, &study, k, 8, ctx)?;
+                    Ok(JobResult::ZooTrained(cfg.id.clone()))
+                });
+            }
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -516,6 +537,11 @@ impl App {
                 self.refresh_models();
             }
             JobResult::Probe(info) => self.gpu = Some(info),
+            JobResult::ZooTrained(id) => {
+                self.toasts
+                    .push(Level::Ok, format!("Zoo {id} trained; results saved"));
+                self.load_zoo_results();
+            }
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();

@@ -29,6 +29,8 @@ pub enum Command {
     },
     /// Copy a model folder (card + weights) into the study, after checking it.
     ImportModel(PathBuf),
+    /// Train (or grow) a zoo in the open study and compute its reports.
+    TrainZoo(Box<crate::train::zoo::ZooConfig>, u32),
     /// Re-read the study's models.
     RefreshModels,
     /// Switch view.

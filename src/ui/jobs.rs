@@ -31,11 +31,13 @@ pub enum JobKind {
     Probe,
     /// Reading zoo results.
     Zoo,
+    /// Training a zoo (single).
+    TrainZoo,
 }
 
 impl JobKind {
     fn single(self) -> bool {
-        matches!(self, Self::Train | Self::Study)
+        matches!(self, Self::Train | Self::Study | Self::TrainZoo)
     }
 }
 
@@ -58,6 +60,8 @@ pub enum JobResult {
     Imported(String),
     /// The GPU adapter, or why there is none.
     Probe(Result<GpuInfo, String>),
+    /// A zoo finished training (its id).
+    ZooTrained(String),
     /// The study's zoo results, if any.
     Zoo(Option<Box<crate::ui::views::LoadedZooResults>>),
 }

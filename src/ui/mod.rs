@@ -14,7 +14,7 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
-pub use views::{SortKey, SplitFilter};
+pub use views::{SortKey, SplitFilter, ZooForm};
 
 use std::path::PathBuf;
 

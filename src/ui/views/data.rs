@@ -364,6 +364,17 @@ impl DataView {
                                 resp
                             }
                         };
+                        if ctx
+                            .zoo
+                            .is_some_and(|z| z.source_hash == ds.hash && z.is_planted(i))
+                        {
+                            ui.painter().rect_stroke(
+                                resp.rect.expand(1.0),
+                                0.0,
+                                egui::Stroke::new(1.5, theme::ERROR),
+                                egui::StrokeKind::Outside,
+                            );
+                        }
                         if selected == Some(i) {
                             ui.painter().rect_stroke(
                                 resp.rect.expand(1.0),

@@ -22,6 +22,8 @@ pub enum PairSort {
 pub struct InfluenceView {
     /// Sort order.
     pub sort: PairSort,
+    /// Test sample whose top influencers the side panel shows.
+    pub selected_test: Option<usize>,
 }
 
 impl InfluenceView {
@@ -82,6 +84,31 @@ impl InfluenceView {
             ui.label("No pair passes the thresholds (MNIST has few; lower them with rote memorization --infl-thr).");
         }
         let ds = z.data.clone();
+        if self.selected_test.is_none() {
+            self.selected_test = pairs.first().map(|p| p.test);
+        }
+        egui::Panel::right("infl_detail")
+            .default_size(320.0)
+            .show(ui, |ui| {
+                let Some(j) = self.selected_test else {
+                    ui.label("Click a pair to see its test image's top influencers");
+                    return;
+                };
+                ui.heading(format!("Test #{j} ({})", ds.class_names[ds.labels[j] as usize]));
+                thumb(ui, ctx.textures, &ds, j, 96.0, false);
+                ui.label("Its most influential training samples (any class):");
+                if let Some((_, top)) = r.influence.top.iter().find(|(t, _)| *t == j) {
+                    for p in top {
+                        ui.horizontal(|ui| {
+                            thumb(ui, ctx.textures, &ds, p.train, 56.0, z.is_planted(p.train));
+                            ui.label(format!(
+                                "#{} ({})\ninfl {:.2} ± {:.2} · mem {:.2}",
+                                p.train, ds.class_names[ds.labels[p.train] as usize], p.infl, p.se, p.mem
+                            ));
+                        });
+                    }
+                }
+            });
         let row_h = 64.0;
         egui::ScrollArea::vertical()
             .auto_shrink(false)

@@ -8,11 +8,37 @@ use super::zoo_results::{ZooResults, thumb};
 use crate::ui::app::AppCtx;
 use crate::ui::theme;
 
+/// Settings of the Train zoo dialog.
+#[derive(Clone, Debug)]
+pub struct ZooForm {
+    /// Models.
+    pub models: u32,
+    /// Subset ratio r.
+    pub ratio: f64,
+    /// Epochs per model.
+    pub epochs: usize,
+    /// Fraction of training labels to flip.
+    pub plant: f64,
+}
+
+impl Default for ZooForm {
+    fn default() -> Self {
+        Self {
+            models: 32,
+            ratio: 0.7,
+            epochs: 10,
+            plant: 0.02,
+        }
+    }
+}
+
 /// Memorization view state.
 #[derive(Default)]
 pub struct MemorizationView {
     /// Selected training sample.
     pub selected: Option<usize>,
+    /// The Train zoo dialog, when open.
+    pub zoo_form: Option<ZooForm>,
 }
 
 /// Samples per class strip.
@@ -21,6 +47,14 @@ const STRIP: usize = 14;
 impl MemorizationView {
     /// Draws the view.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>) {
+        self.zoo_dialog(ui.ctx(), ctx);
+        if ui
+            .button("Train zoo…")
+            .on_hover_text("Train models on random subsets to estimate memorization")
+            .clicked()
+        {
+            self.zoo_form.get_or_insert_with(ZooForm::default);
+        }
         let Some(z) = ctx.zoo else {
             no_zoo_ui(ui, ctx);
             return;
@@ -58,6 +92,112 @@ impl MemorizationView {
             .default_size(300.0)
             .show(ui, |ui| self.detail_ui(ui, ctx, z));
         egui::CentralPanel::default().show(ui, |ui| self.strips_ui(ui, ctx, z));
+    }
+
+    fn zoo_dialog(&mut self, egui_ctx: &egui::Context, ctx: &mut AppCtx<'_>) {
+        let Some(form) = self.zoo_form.as_mut() else {
+            return;
+        };
+        let mut open = true;
+        let running = ctx
+            .jobs
+            .running()
+            .iter()
+            .find(|j| j.kind == crate::ui::jobs::JobKind::TrainZoo);
+        let data = ctx.current.unwrap_or("mnist10k").to_string();
+        egui::Window::new("Train a zoo")
+            .open(&mut open)
+            .default_width(560.0)
+            .show(egui_ctx, |ui| {
+                ui.add_enabled_ui(running.is_none(), |ui| {
+                    egui::Grid::new("zoo_form").num_columns(2).show(ui, |ui| {
+                        ui.label("Data set");
+                        ui.label(data.as_str())
+                            .on_hover_text("The Data view's current data set");
+                        ui.end_row();
+                        ui.label("Models");
+                        ui.add(egui::DragValue::new(&mut form.models).range(2..=4000));
+                        ui.end_row();
+                        ui.label("Subset ratio");
+                        ui.add(egui::Slider::new(&mut form.ratio, 0.1..=0.9));
+                        ui.end_row();
+                        ui.label("Epochs");
+                        ui.add(egui::DragValue::new(&mut form.epochs).range(1..=100));
+                        ui.end_row();
+                        ui.label("Planted mislabels");
+                        ui.add(egui::Slider::new(&mut form.plant, 0.0..=0.1));
+                        ui.end_row();
+                    });
+                    ui.label("MLP 512-256, SGD momentum 0.9, lr 0.1, batch 128 (the Feldman-Zhang recipe)");
+                });
+                match running {
+                    Some(job) => {
+                        let p = job.handle.progress();
+                        ui.horizontal(|ui| {
+                            ui.add(
+                                egui::ProgressBar::new(p.fraction())
+                                    .desired_width(380.0)
+                                    .text(format!(
+                                        "{} · {:.0}% · {}",
+                                        p.stage,
+                                        p.fraction() * 100.0,
+                                        p.eta_text()
+                                    )),
+                            );
+                            if ui.button("Cancel").clicked() {
+                                ctx.commands.push(crate::ui::command::Command::CancelJob(job.id));
+                            }
+                        });
+                        ui.label("Convergence while training: mean |mem(K) - mem(K - 8)|");
+                        Plot::new("zoo_live")
+                            .height(160.0)
+                            .x_axis_label("models K")
+                            .allow_scroll(false)
+                            .show(ui, |p| {
+                                if let Some(pts) = job.series.get("mem change") {
+                                    p.line(
+                                        Line::new("mem change", PlotPoints::from(pts.clone()))
+                                            .color(theme::SERIES[1]),
+                                    );
+                                }
+                                if let Some(pts) = job.series.get("mean mem") {
+                                    p.line(
+                                        Line::new("mean mem", PlotPoints::from(pts.clone()))
+                                            .color(theme::SERIES[0]),
+                                    );
+                                }
+                            });
+                    }
+                    None => {
+                        if ui
+                            .add_enabled(ctx.study.is_some(), egui::Button::new("Start zoo"))
+                            .clicked()
+                        {
+                            let base = crate::train::zoo::ZooConfig::default();
+                            let cfg = crate::train::zoo::ZooConfig {
+                                id: format!(
+                                    "zoo-mlp-{data}-e{}-r{}-p{}",
+                                    form.epochs, form.ratio, form.plant
+                                )
+                                .replace(['/', '\\', ' '], "_"),
+                                train: crate::train::TrainConfig {
+                                    data: data.clone(),
+                                    epochs: form.epochs,
+                                    subset_ratio: form.ratio,
+                                    ..base.train.clone()
+                                },
+                                plant_mislabel: form.plant,
+                                ..base
+                            };
+                            ctx.commands
+                                .push(crate::ui::command::Command::TrainZoo(Box::new(cfg), form.models));
+                        }
+                    }
+                }
+            });
+        if !open {
+            self.zoo_form = None;
+        }
     }
 
     fn strips_ui(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>, z: &ZooResults) {
@@ -228,5 +368,5 @@ pub fn no_zoo_ui(ui: &mut egui::Ui, ctx: &AppCtx<'_>) {
         "rote zoo --family mlp --data mnist10k --models 64 --subset-ratio 0.7 --epochs 10 --out {study}\n\
          rote memorization {study}\nrote mia {study} --attack lira"
     ));
-    ui.label("then reopen the study.");
+    ui.label("then reopen the study, or press Train zoo… above.");
 }

@@ -10,7 +10,7 @@ mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
 pub use influence::InfluenceView;
-pub use memorization::MemorizationView;
+pub use memorization::{MemorizationView, ZooForm};
 pub use models::{ModelsView, import_model};
 pub use privacy::PrivacyView;
 pub use settings::SettingsView;

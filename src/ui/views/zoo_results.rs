@@ -16,6 +16,8 @@ pub struct ZooResults {
     pub memorization: MemorizationReport,
     /// One result per attack.
     pub mia: Vec<MiaResult>,
+    /// Hash of the data set without planted labels (the one the Data view shows).
+    pub source_hash: String,
 }
 
 impl ZooResults {
@@ -111,6 +113,7 @@ pub fn load_zoo_results(
                 data,
                 memorization,
                 mia,
+                source_hash: ds.hash.clone(),
             },
             memorization_hash: ds.hash.clone(),
             columns,
