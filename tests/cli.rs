@@ -218,6 +218,16 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
     .unwrap();
     assert!(loaded.card.metrics.test_acc >= 0.93);
     assert_eq!(loaded.card.train_indices.len(), 8000);
+    // The precomputed demo zoo and its results come along, and match the recorded recipe.
+    let zoo = rote::train::zoo::Zoo::open(&out.join("zoos/zoo-mnist-demo")).unwrap();
+    assert_eq!(zoo.manifest.config, rote::demo::demo_zoo_config());
+    assert_eq!(zoo.model_indices().len(), rote::demo::DEMO_ZOO_MODELS as usize);
+    let m = json_of(&rote(
+        &["memorization", out.to_str().unwrap(), "--json"],
+        home.path(),
+    ));
+    assert!(m["planted_recall"].as_f64().unwrap() >= 0.8, "{m}");
+    assert!(out.join("results/zoo-mnist-demo/mia-lira-online.json").is_file());
 }
 
 fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {

@@ -26,7 +26,7 @@ impl Default for ZooForm {
         Self {
             models: 32,
             ratio: 0.7,
-            epochs: 10,
+            epochs: 20,
             plant: 0.02,
         }
     }
@@ -128,7 +128,7 @@ impl MemorizationView {
                         ui.add(egui::Slider::new(&mut form.plant, 0.0..=0.1));
                         ui.end_row();
                     });
-                    ui.label("MLP 512-256, SGD momentum 0.9, lr 0.1, batch 128 (the Feldman-Zhang recipe)");
+                    ui.label("MLP 512-256, SGD momentum 0.9, lr 0.1, batch 128 (the Feldman-Zhang recipe; their demo ran 10 epochs)");
                 });
                 match running {
                     Some(job) => {
@@ -365,7 +365,7 @@ pub fn no_zoo_ui(ui: &mut egui::Ui, ctx: &AppCtx<'_>) {
         .study
         .map_or("STUDY".to_string(), |s| s.root.display().to_string());
     ui.code(format!(
-        "rote zoo --family mlp --data mnist10k --models 64 --subset-ratio 0.7 --epochs 10 --out {study}\n\
+        "rote zoo --family mlp --data mnist10k --models 64 --subset-ratio 0.7 --epochs 20 --out {study}\n\
          rote memorization {study}\nrote mia {study} --attack lira"
     ));
     ui.label("then reopen the study, or press Train zoo… above.");
