@@ -11,7 +11,7 @@ use super::mia::{Attack, MiaConfig, MiaResult, ZooView, run_attack};
 use super::roc::{Roc, log_roc_points};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
-use crate::study::{Study, write_json_atomic};
+use crate::study::Study;
 use crate::train::zoo::{Zoo, with_planted};
 
 /// The zoo's signals and the data set it was trained on (with planted labels applied).
@@ -91,6 +91,9 @@ pub fn results_dir(study: &Study, zoo_id: &str) -> PathBuf {
     study.results_dir().join(zoo_id)
 }
 
+/// Pairs kept in a saved report (the strongest; `n_pairs` counts them all).
+pub const MAX_STORED_PAIRS: usize = 5000;
+
 /// The memorization report.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MemorizationReport {
@@ -106,7 +109,8 @@ pub struct MemorizationReport {
     pub mem_mean: f64,
     /// Samples with mem >= the threshold.
     pub n_high_mem: usize,
-    /// High-influence pairs.
+    /// High-influence pairs (all of them; `influence.pairs` keeps the strongest
+    /// [`MAX_STORED_PAIRS`]).
     pub n_pairs: usize,
     /// Distinct test samples in the pairs.
     pub n_pair_tests: usize,
@@ -139,6 +143,7 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
         .collect();
     let mem_mean = vals.iter().sum::<f64>() / vals.len().max(1) as f64;
     let n_high_mem = vals.iter().filter(|&&v| v >= f64::from(thr.mem)).count();
+    let n_pairs = infl.pairs.len();
     let mut tests: Vec<usize> = infl.pairs.iter().map(|p| p.test).collect();
     tests.sort_unstable();
     tests.dedup();
@@ -149,7 +154,7 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
         models: z.matrix.k,
         mem_mean,
         n_high_mem,
-        n_pairs: infl.pairs.len(),
+        n_pairs,
         n_pair_tests: tests.len(),
         top_pairs: infl.pairs.iter().take(10).cloned().collect(),
         planted_recall: planted_recall(&mem.mem, &z.planted),
@@ -157,7 +162,7 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
         thresholds: thr.clone(),
         convergence: convergence(&z.matrix, &train, 16),
         mem,
-        influence: infl,
+        influence: InflEstimate { pairs: infl.pairs.into_iter().take(MAX_STORED_PAIRS).collect(), top: infl.top },
     }
 }
 
@@ -196,7 +201,9 @@ pub fn save_report<T: serde::Serialize>(
     value: &T,
 ) -> CoreResult<PathBuf> {
     let p = results_dir(study, zoo_id).join(format!("{name}.json"));
-    write_json_atomic(&p, value)?;
+    // Compact: reports hold per-sample vectors for the whole data set.
+    let bytes = serde_json::to_vec(value).map_err(|e| CoreError::format(&p, format!("cannot serialise: {e}")))?;
+    crate::study::write_atomic(&p, &bytes)?;
     Ok(p)
 }
 
