@@ -10,6 +10,11 @@ use rote::ui::{App, AppOptions, Command, SortKey, SplitFilter, View, ZooForm};
 
 fn harness(study: &std::path::Path, view: View) -> Harness<'static, App> {
     rote::demo::write_demo(study).unwrap();
+    harness_plain(study, view)
+}
+
+/// The app on a study as it is (no demo models or zoo added).
+fn harness_plain(study: &std::path::Path, view: View) -> Harness<'static, App> {
     let options = AppOptions {
         study: Some(study.to_path_buf()),
         view,
@@ -200,7 +205,7 @@ fn zoo_views_show_memorization_pairs_and_roc() {
     let r = mia_report(&z, Attack::LiraOnline, &MiaConfig::default()).unwrap();
     save_report(&study, "z", "mia-lira-online", &r).unwrap();
 
-    let mut h = harness(&path, View::Memorization);
+    let mut h = harness_plain(&path, View::Memorization);
     let app = h.state();
     assert_eq!(
         app.zoo.as_ref().expect("zoo results loaded").memorization.models,
@@ -230,7 +235,8 @@ fn training_a_zoo_in_the_app_plots_convergence_live_and_opens_its_results() {
     let path = dir.path().join("s");
     let mut study = rote::study::Study::open_or_create(&path).unwrap();
     study.add_dataset("digits8x8").unwrap();
-    let mut h = harness(&path, View::Memorization);
+    let mut h = harness_plain(&path, View::Memorization);
+    assert!(h.state().zoo.is_none());
     h.get_by_label("Train zoo…").click();
     h.run_steps(2);
     h.state_mut().memorization_view.zoo_form = Some(ZooForm {

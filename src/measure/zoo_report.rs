@@ -162,7 +162,10 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
         thresholds: thr.clone(),
         convergence: convergence(&z.matrix, &train, 16),
         mem,
-        influence: InflEstimate { pairs: infl.pairs.into_iter().take(MAX_STORED_PAIRS).collect(), top: infl.top },
+        influence: InflEstimate {
+            pairs: infl.pairs.into_iter().take(MAX_STORED_PAIRS).collect(),
+            top: infl.top,
+        },
     }
 }
 
@@ -202,7 +205,8 @@ pub fn save_report<T: serde::Serialize>(
 ) -> CoreResult<PathBuf> {
     let p = results_dir(study, zoo_id).join(format!("{name}.json"));
     // Compact: reports hold per-sample vectors for the whole data set.
-    let bytes = serde_json::to_vec(value).map_err(|e| CoreError::format(&p, format!("cannot serialise: {e}")))?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| CoreError::format(&p, format!("cannot serialise: {e}")))?;
     crate::study::write_atomic(&p, &bytes)?;
     Ok(p)
 }
