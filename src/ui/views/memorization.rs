@@ -7,6 +7,7 @@ use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 use super::zoo_results::{ZooResults, thumb};
 use crate::ui::app::AppCtx;
 use crate::ui::theme;
+use crate::ui::widgets::job_row_ui;
 
 /// Settings of the Train zoo dialog.
 #[derive(Clone, Debug)]
@@ -134,19 +135,14 @@ impl MemorizationView {
                     Some(job) => {
                         let p = job.handle.progress();
                         ui.horizontal(|ui| {
-                            ui.add(
-                                egui::ProgressBar::new(p.fraction())
-                                    .desired_width(380.0)
-                                    .text(format!(
-                                        "{} · {:.0}% · {}",
-                                        p.stage,
-                                        p.fraction() * 100.0,
-                                        p.eta_text()
-                                    )),
+                            job_row_ui(
+                                ui,
+                                job.id,
+                                &p,
+                                job.handle.is_cancel_requested(),
+                                380.0,
+                                ctx.commands,
                             );
-                            if ui.button("Cancel").clicked() {
-                                ctx.commands.push(crate::ui::command::Command::CancelJob(job.id));
-                            }
                         });
                         ui.label("Convergence while training: mean |mem(K) - mem(K - 8)|");
                         Plot::new("zoo_live")

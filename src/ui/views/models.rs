@@ -11,7 +11,7 @@ use crate::train::{OptimizerKind, TrainConfig};
 use crate::ui::app::AppCtx;
 use crate::ui::command::Command;
 use crate::ui::jobs::JobKind;
-use crate::ui::widgets::curves_ui;
+use crate::ui::widgets::{curves_ui, job_row_ui};
 
 /// Models view state.
 #[derive(Default)]
@@ -156,21 +156,14 @@ impl ModelsView {
                     Some(job) => {
                         let p = job.handle.progress();
                         ui.horizontal(|ui| {
-                            ui.add(
-                                egui::ProgressBar::new(p.fraction())
-                                    .desired_width(420.0)
-                                    .text(format!(
-                                        "{} · {:.0}% · {}",
-                                        p.stage,
-                                        p.fraction() * 100.0,
-                                        p.eta_text()
-                                    )),
+                            job_row_ui(
+                                ui,
+                                job.id,
+                                &p,
+                                job.handle.is_cancel_requested(),
+                                420.0,
+                                ctx.commands,
                             );
-                            if job.handle.is_cancel_requested() {
-                                ui.label("Cancelling…");
-                            } else if ui.button("Cancel").clicked() {
-                                ctx.commands.push(Command::CancelJob(job.id));
-                            }
                         });
                         curves_ui(ui, "train_live", &job.series, 160.0);
                     }

@@ -4,4 +4,4 @@ mod curves;
 mod job_progress;
 
 pub use curves::curves_ui;
-pub use job_progress::jobs_bar_ui;
+pub use job_progress::{job_row_ui, jobs_bar_ui};
