@@ -10,11 +10,12 @@ pub const ERROR: Color32 = Color32::from_rgb(220, 60, 60);
 pub const OK: Color32 = Color32::from_rgb(60, 170, 90);
 /// Informational toasts.
 pub const INFO: Color32 = Color32::from_rgb(90, 140, 220);
-/// Plot series colours: loss, train accuracy, test accuracy.
-pub const SERIES: [Color32; 3] = [
+/// Plot series colours (loss, train accuracy, test accuracy, then more series).
+pub const SERIES: [Color32; 4] = [
     Color32::from_rgb(230, 120, 40),
     Color32::from_rgb(60, 130, 220),
     Color32::from_rgb(60, 170, 90),
+    Color32::from_rgb(190, 90, 200),
 ];
 /// Background of a thumbnail not yet uploaded.
 pub const PLACEHOLDER: Color32 = Color32::from_gray(60);

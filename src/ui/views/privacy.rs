@@ -56,8 +56,10 @@ impl PrivacyView {
                             .color(egui::Color32::GRAY),
                     );
                     for (k, r) in z.mia.iter().enumerate() {
+                        // Points at the clamp floor are not measurements: drop them.
                         let pts: Vec<[f64; 2]> = log_roc_points(&r.roc, 1e-5, 400)
                             .into_iter()
+                            .filter(|[x, y]| *x > 1.5e-5 && *y > 1.5e-5)
                             .map(|[x, y]| [x.log10(), y.log10()])
                             .collect();
                         let colour = theme::SERIES[k % theme::SERIES.len()];
