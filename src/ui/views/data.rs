@@ -161,17 +161,21 @@ impl DataView {
             SortKey::Intensity => Some(self.intensity(ds)),
             SortKey::Score(name) => columns.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
         };
-        if let Some(v) = values {
-            idx.sort_by(|&a, &b| {
-                let (x, y) = (
-                    v.get(a).copied().unwrap_or(f32::NAN),
-                    v.get(b).copied().unwrap_or(f32::NAN),
-                );
-                x.total_cmp(&y).then(a.cmp(&b))
-            });
-        }
-        if self.descending {
-            idx.reverse();
+        let value = |v: &[f32], i: usize| v.get(i).copied().unwrap_or(f32::NAN);
+        match values {
+            Some(v) => {
+                // Samples without a value (NaN, e.g. the test split for mem) go last either way.
+                let (mut finite, missing): (Vec<usize>, Vec<usize>) =
+                    idx.into_iter().partition(|&i| value(&v, i).is_finite());
+                finite.sort_by(|&a, &b| value(&v, a).total_cmp(&value(&v, b)).then(a.cmp(&b)));
+                if self.descending {
+                    finite.reverse();
+                }
+                finite.extend(missing);
+                idx = finite;
+            }
+            None if self.descending => idx.reverse(),
+            None => {}
         }
         let arc = Arc::new(idx);
         self.order = Some((key, arc.clone()));
@@ -443,7 +447,11 @@ impl DataView {
                 ui.end_row();
                 for (name, v) in columns {
                     ui.label(name.as_str());
-                    ui.label(v.get(i).map_or("–".into(), |x| format!("{x:.4}")));
+                    ui.label(
+                        v.get(i)
+                            .filter(|x| x.is_finite())
+                            .map_or("–".into(), |x| format!("{x:.4}")),
+                    );
                     ui.end_row();
                 }
                 for m in ctx.models.iter().filter(|m| m.card.dataset.hash == ds.hash) {
