@@ -7,6 +7,7 @@ mod batched_mlp;
 mod optim;
 mod run;
 pub mod zoo;
+mod zoo_record;
 
 pub use optim::{Optimizer, OptimizerKind, SgdMomentum};
 pub use run::{TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study};

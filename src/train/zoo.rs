@@ -16,6 +16,7 @@ use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 
 use super::batched_mlp::{BatchedMlp, stacked_cross_entropy, stacked_scores};
+pub use super::zoo_record::ZooModel;
 use super::{Optimizer, OptimizerKind, TrainConfig, train};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
@@ -70,90 +71,6 @@ pub struct ZooManifest {
     pub planted: Vec<(u32, u16, u16)>,
     /// rote version.
     pub rote_version: String,
-}
-
-/// One model's record.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ZooModel {
-    /// Model index in the zoo.
-    pub index: u32,
-    /// Trained on sample i.
-    pub member: Vec<bool>,
-    /// Predicted sample i's (possibly planted) label.
-    pub correct: Vec<bool>,
-    /// Cross-entropy on sample i.
-    pub loss: Vec<f32>,
-    /// True-class logit minus the largest other logit.
-    pub margin: Vec<f32>,
-}
-
-const MAGIC: &[u8; 8] = b"ROTEZOO1";
-
-fn pack_bits(v: &[bool]) -> Vec<u8> {
-    let mut out = vec![0u8; v.len().div_ceil(8)];
-    for (i, &b) in v.iter().enumerate() {
-        if b {
-            out[i / 8] |= 1 << (i % 8);
-        }
-    }
-    out
-}
-
-fn unpack_bits(bytes: &[u8], n: usize) -> Vec<bool> {
-    (0..n).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect()
-}
-
-impl ZooModel {
-    /// Binary form: magic, index u32, n u32, member bits, correct bits, loss f32s, margin f32s.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let n = self.member.len();
-        let mut out = Vec::with_capacity(16 + 2 * n.div_ceil(8) + 8 * n);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.index.to_le_bytes());
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-        out.extend(pack_bits(&self.member));
-        out.extend(pack_bits(&self.correct));
-        for v in self.loss.iter().chain(&self.margin) {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-
-    /// Parses [`ZooModel::to_bytes`], checking sizes.
-    pub fn from_bytes(path: &Path, bytes: &[u8], n_expected: usize) -> CoreResult<Self> {
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(CoreError::format(path, "not a rote zoo model record"));
-        }
-        let index = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        let n = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
-        if n != n_expected {
-            return Err(CoreError::format(
-                path,
-                format!("record for {n} samples, the zoo has {n_expected}"),
-            ));
-        }
-        let nb = n.div_ceil(8);
-        if bytes.len() != 16 + 2 * nb + 8 * n {
-            return Err(CoreError::format(
-                path,
-                format!("{} bytes, expected {}", bytes.len(), 16 + 2 * nb + 8 * n),
-            ));
-        }
-        let member = unpack_bits(&bytes[16..16 + nb], n);
-        let correct = unpack_bits(&bytes[16 + nb..16 + 2 * nb], n);
-        let floats: Vec<f32> = bytes[16 + 2 * nb..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let (loss, margin) = floats.split_at(n);
-        Ok(Self {
-            index,
-            member,
-            correct,
-            loss: loss.to_vec(),
-            margin: margin.to_vec(),
-        })
-    }
 }
 
 /// The folder of zoo `id` in `study`.

@@ -1,0 +1,606 @@
+//! Tests of the membership inference attacks (planted, null and hand-computed zoos).
+use super::*;
+
+/// xorshift64* generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unif(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let u1 = self.unif().max(1e-300);
+        let u2 = self.unif();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+struct Zoo {
+    k: usize,
+    n: usize,
+    member: Vec<bool>,
+    loss: Vec<f32>,
+}
+
+impl Zoo {
+    fn view(&self) -> ZooView<'_> {
+        ZooView {
+            k: self.k,
+            n: self.n,
+            member: &self.member,
+            loss: &self.loss,
+        }
+    }
+}
+
+/// K models; samples 0..n_train: each model trains on a seeded random half; samples
+/// n_train..n_train+n_pop: never trained on. A member sample with `signal(i)` gets loss
+/// 0.3·base_i + noise, everything else base_i + noise, base_i ~ U(0.5, 2.5).
+fn synthetic(k: usize, n_train: usize, n_pop: usize, seed: u64, signal: impl Fn(usize) -> bool) -> Zoo {
+    let n = n_train + n_pop;
+    let mut rng = Rng(seed);
+    let base: Vec<f64> = (0..n).map(|_| 0.5 + 2.0 * rng.unif()).collect();
+    let mut member = vec![false; k * n];
+    let mut loss = vec![0f32; k * n];
+    for t in 0..k {
+        let mut idx: Vec<usize> = (0..n_train).collect();
+        for j in (1..n_train).rev() {
+            let r = (rng.next_u64() % (j as u64 + 1)) as usize;
+            idx.swap(j, r);
+        }
+        for &i in &idx[..n_train / 2] {
+            member[t * n + i] = true;
+        }
+        for i in 0..n {
+            let m = member[t * n + i];
+            let mean = if m && signal(i) { 0.3 * base[i] } else { base[i] };
+            loss[t * n + i] = (mean + 0.05 * rng.normal()).max(1e-3) as f32;
+        }
+    }
+    Zoo { k, n, member, loss }
+}
+
+fn configs() -> Vec<(Attack, MiaConfig)> {
+    let mut v: Vec<(Attack, MiaConfig)> = Attack::ALL.iter().map(|&a| (a, MiaConfig::default())).collect();
+    v.push((
+        Attack::LiraOnline,
+        MiaConfig {
+            fix_variance: true,
+            ..MiaConfig::default()
+        },
+    ));
+    v.push((
+        Attack::LiraOffline,
+        MiaConfig {
+            fix_variance: true,
+            ..MiaConfig::default()
+        },
+    ));
+    v.push((
+        Attack::Rmia,
+        MiaConfig {
+            rmia_offline: true,
+            ..MiaConfig::default()
+        },
+    ));
+    v
+}
+
+/// Loss that gives logit-scaled confidence φ: ℓ = ln(1 + e^{−φ}).
+fn loss_for_phi(phi: f64) -> f32 {
+    (-phi).exp().ln_1p() as f32
+}
+
+#[test]
+fn planted_signal_is_found_and_lira_beats_loss_at_low_fpr() {
+    let zoo = synthetic(32, 400, 200, 7, |_| true);
+    let eval: Vec<usize> = (0..400).collect();
+    let pop: Vec<usize> = (400..600).collect();
+    let mut tpr1 = std::collections::HashMap::new();
+    for (attack, cfg) in configs() {
+        let r = run_attack(&zoo.view(), attack, &eval, &pop, &cfg).unwrap();
+        eprintln!(
+            "{attack:?} fix_var={} rmia_off={}: auc {:.4} tpr@0.1% {:.4} tpr@1% {:.4}",
+            cfg.fix_variance, cfg.rmia_offline, r.auc, r.tpr_at_0_1pct_fpr, r.tpr_at_1pct_fpr
+        );
+        assert!(r.auc > 0.85, "{attack:?} {cfg:?}: auc {}", r.auc);
+        assert_eq!(r.n_targets, 32);
+        assert_eq!(r.n_scores, 32 * 400);
+        assert_eq!(r.auc, r.roc.auc);
+        assert_eq!(r.vulnerability.len(), 600);
+        assert!(r.vulnerability[400..].iter().all(|v| v.is_nan()));
+        if !cfg.fix_variance && !cfg.rmia_offline {
+            tpr1.insert(attack, r.tpr_at_1pct_fpr);
+        }
+    }
+    let (lira, loss) = (tpr1[&Attack::LiraOnline], tpr1[&Attack::Loss]);
+    assert!(lira > loss + 0.2, "LiRA TPR@1% {lira} vs LOSS {loss}");
+    assert!(lira > 0.9, "LiRA TPR@1% {lira}");
+}
+
+#[test]
+fn null_zoo_gives_chance() {
+    let zoo = synthetic(32, 400, 200, 11, |_| false);
+    let eval: Vec<usize> = (0..400).collect();
+    let pop: Vec<usize> = (400..600).collect();
+    for (attack, cfg) in configs() {
+        let r = run_attack(&zoo.view(), attack, &eval, &pop, &cfg).unwrap();
+        assert!((r.auc - 0.5).abs() < 0.06, "{attack:?} {cfg:?}: auc {}", r.auc);
+    }
+}
+
+#[test]
+fn lira_hand_computed_scores() {
+    // One sample, five models. φ: target 0 (IN) 1; IN shadows 0 and 4; OUT shadows -1 and -3.
+    let phis = [1.0, 0.0, 4.0, -1.0, -3.0];
+    let zoo = Zoo {
+        k: 5,
+        n: 1,
+        member: vec![true, true, true, false, false],
+        loss: phis.iter().map(|&p| loss_for_phi(p)).collect(),
+    };
+    let cfg = MiaConfig::default();
+    let (on, t, _) = attack_scores(&zoo.view(), Attack::LiraOnline, &[0], &[], &cfg).unwrap();
+    assert_eq!(t, 5);
+    // Target 0: μ_in = 2, σ_in = 2 (ddof 0); μ_out = −2, σ_out = 1.
+    // ln N(1; 2, 4) − ln N(1; −2, 1) = (−ln 2 − 1/8) − (−9/2) = 4.375 − ln 2.
+    let want = 4.375 - 2f64.ln();
+    assert!((on[0] - want).abs() < 1e-5, "{} vs {want}", on[0]);
+    // Target 3 (OUT, φ = −1): IN shadows {1, 0, 4}: μ = 5/3, σ² = 26/9; a single OUT shadow
+    // (−3) so μ_out = −3 with the global σ_out, which falls back to 1 (no sample has two OUT
+    // shadows, and all OUT values pooled are just one).
+    let (mu, var): (f64, f64) = (5.0 / 3.0, 26.0 / 9.0);
+    let want3 = (-0.5 * var.ln() - (-1.0 - mu).powi(2) / (2.0 * var)) - (-(2.0f64.powi(2)) / 2.0);
+    assert!((on[3] - want3).abs() < 1e-5, "{} vs {want3}", on[3]);
+
+    let (off, _, _) = attack_scores(&zoo.view(), Attack::LiraOffline, &[0], &[], &cfg).unwrap();
+    // Target 0: ln Φ((1 − (−2)) / 1) = ln Φ(3).
+    assert!((off[0] - (-0.001_350_809_964_748_2)).abs() < 1e-6, "{}", off[0]);
+
+    // LOSS is −loss.
+    let (loss, _, _) = attack_scores(&zoo.view(), Attack::Loss, &[0], &[], &cfg).unwrap();
+    for (s, l) in loss.iter().zip(&zoo.loss) {
+        assert_eq!(*s, -f64::from(*l));
+    }
+}
+
+/// Straightforward O(K²·n) LiRA and RMIA, to check the O(K·n) ones.
+struct Brute<'a> {
+    zoo: &'a Zoo,
+    cfg: &'a MiaConfig,
+    pop: &'a [usize],
+}
+
+impl Brute<'_> {
+    fn phi(&self, m: usize, i: usize) -> f64 {
+        logit_confidence(self.zoo.loss[m * self.zoo.n + i])
+    }
+
+    /// φ of the models not in `excl` on sample i, split into IN and OUT.
+    fn split(&self, excl: &[usize], i: usize) -> (Vec<f64>, Vec<f64>) {
+        let (mut a, mut b) = (vec![], vec![]);
+        for m in (0..self.zoo.k).filter(|m| !excl.contains(m)) {
+            if self.zoo.member[m * self.zoo.n + i] {
+                a.push(self.phi(m, i));
+            } else {
+                b.push(self.phi(m, i));
+            }
+        }
+        (a, b)
+    }
+
+    /// (mean, ddof-0 sd, sum of squared deviations).
+    fn stats(v: &[f64]) -> (f64, f64, f64) {
+        let mu = v.iter().sum::<f64>() / v.len() as f64;
+        let ss = v.iter().map(|x| (x - mu).powi(2)).sum::<f64>();
+        (mu, (ss / v.len() as f64).sqrt(), ss)
+    }
+
+    /// Global (σ_in, σ_out, μ_out) of target gt.
+    fn globals(&self, gt: usize) -> (f64, f64, f64) {
+        let (mut m2i, mut ni, mut m2o, mut no) = (0.0, 0.0, 0.0, 0.0);
+        let (mut all_in, mut all_out) = (vec![], vec![]);
+        for i in 0..self.zoo.n {
+            let (a, b) = self.split(&[gt], i);
+            if a.len() >= 2 {
+                m2i += Self::stats(&a).2;
+                ni += a.len() as f64;
+            }
+            if b.len() >= 2 {
+                m2o += Self::stats(&b).2;
+                no += b.len() as f64;
+            }
+            all_in.extend(a);
+            all_out.extend(b);
+        }
+        let g = |m2: f64, c: f64, all: &[f64]| {
+            let sd = if c > 0.0 {
+                (m2 / c).sqrt()
+            } else if all.len() >= 2 {
+                Self::stats(all).1
+            } else {
+                1.0
+            };
+            sd.max(SIGMA_FLOOR)
+        };
+        (g(m2i, ni, &all_in), g(m2o, no, &all_out), Self::stats(&all_out).0)
+    }
+
+    /// LiRA score of model x on sample i, shadows = all models not in `excl`, globals of gt.
+    fn lira(&self, online: bool, gt: usize, excl: &[usize], x: usize, i: usize) -> f64 {
+        let (gsi, gso, gmo) = self.globals(gt);
+        let (a, b) = self.split(excl, i);
+        let fix = self.cfg.fix_variance;
+        let so = if fix || b.len() < 2 {
+            gso
+        } else {
+            Self::stats(&b).1.max(SIGMA_FLOOR)
+        };
+        let mo = if b.is_empty() { gmo } else { Self::stats(&b).0 };
+        let v = self.phi(x, i);
+        if online && !a.is_empty() {
+            let si = if fix || a.len() < 2 {
+                gsi
+            } else {
+                Self::stats(&a).1.max(SIGMA_FLOOR)
+            };
+            ln_norm_pdf(v, Self::stats(&a).0, si) - ln_norm_pdf(v, mo, so)
+        } else {
+            ln_norm_cdf((v - mo) / so)
+        }
+    }
+
+    /// RMIA LR of model t on sample i with references = models not in `excl`.
+    fn lr(&self, t: usize, excl: &[usize], i: usize) -> f64 {
+        let (zoo, cfg) = (self.zoo, self.cfg);
+        let p = |m: usize| (-f64::from(zoo.loss[m * zoo.n + i])).exp();
+        let refs: Vec<usize> = (0..zoo.k).filter(|m| !excl.contains(m)).collect();
+        let all: Vec<f64> = refs.iter().map(|&m| p(m)).collect();
+        let outs: Vec<f64> = refs
+            .iter()
+            .filter(|&&m| !zoo.member[m * zoo.n + i])
+            .map(|&m| p(m))
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let pr = if cfg.rmia_offline {
+            let po = if outs.is_empty() { mean(&all) } else { mean(&outs) };
+            ((1.0 + cfg.rmia_a) * po + (1.0 - cfg.rmia_a)) / 2.0
+        } else {
+            mean(&all)
+        };
+        p(t) / pr
+    }
+
+    /// RMIA score of target t on sample i with LR(x) computed with references not in `excl`.
+    fn rmia(&self, t: usize, excl: &[usize], i: usize) -> f64 {
+        let x = self.lr(t, excl, i);
+        let others: Vec<usize> = self.pop.iter().copied().filter(|&z| z != i).collect();
+        let c = others
+            .iter()
+            .filter(|&&z| x / self.lr(t, &[t], z) >= self.cfg.rmia_gamma)
+            .count();
+        c as f64 / others.len() as f64
+    }
+
+    fn score(&self, attack: Attack, t: usize, i: usize) -> f64 {
+        match attack {
+            Attack::Loss => -f64::from(self.zoo.loss[t * self.zoo.n + i]),
+            Attack::LiraOnline => self.lira(true, t, &[t], t, i),
+            Attack::LiraOffline => self.lira(false, t, &[t], t, i),
+            Attack::Rmia => self.rmia(t, &[t], i),
+        }
+    }
+
+    /// Per-sample vulnerability, scoring each (member t, non-member u) pair leave-pair-out.
+    fn vulnerability(&self, attack: Attack, t_count: usize, i: usize) -> f32 {
+        let n = self.zoo.n;
+        let mem: Vec<usize> = (0..t_count).filter(|&t| self.zoo.member[t * n + i]).collect();
+        let non: Vec<usize> = (0..t_count).filter(|&t| !self.zoo.member[t * n + i]).collect();
+        if mem.is_empty() || non.is_empty() {
+            return f32::NAN;
+        }
+        let mut wins = 0.0;
+        for &t in &mem {
+            for &u in &non {
+                let (a, b) = match attack {
+                    Attack::LiraOnline | Attack::LiraOffline => {
+                        let on = attack == Attack::LiraOnline;
+                        let g = t.min(u);
+                        (self.lira(on, g, &[t, u], t, i), self.lira(on, g, &[t, u], u, i))
+                    }
+                    Attack::Rmia if self.cfg.rmia_offline => {
+                        (self.rmia(t, &[t, u], i), self.score(attack, u, i))
+                    }
+                    _ => (self.score(attack, t, i), self.score(attack, u, i)),
+                };
+                wins += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        (wins / (mem.len() * non.len()) as f64) as f32
+    }
+}
+
+#[test]
+fn fast_attacks_match_brute_force() {
+    // Small zoo with random membership (so some samples have < 2 IN or OUT shadows) and
+    // random losses.
+    let (k, n) = (7, 40);
+    let mut rng = Rng(99);
+    let mut member: Vec<bool> = (0..k * n).map(|_| rng.unif() < 0.5).collect();
+    // Sample 0: every model but the last trained on it; sample 1: none did.
+    for t in 0..k {
+        member[t * n] = t + 1 < k;
+        member[t * n + 1] = false;
+    }
+    let loss: Vec<f32> = (0..k * n).map(|_| (0.01 + 3.0 * rng.unif()) as f32).collect();
+    let zoo = Zoo { k, n, member, loss };
+    let eval: Vec<usize> = (0..n).collect();
+    let pop: Vec<usize> = (25..n).collect();
+    let mut cases = configs();
+    let d = MiaConfig::default();
+    cases.push((
+        Attack::Rmia,
+        MiaConfig {
+            rmia_gamma: 2.0,
+            max_targets: 5,
+            ..d.clone()
+        },
+    ));
+    cases.push((
+        Attack::Rmia,
+        MiaConfig {
+            rmia_offline: true,
+            rmia_a: 1.0,
+            ..d.clone()
+        },
+    ));
+    cases.push((
+        Attack::Rmia,
+        MiaConfig {
+            rmia_offline: true,
+            rmia_gamma: 0.5,
+            ..d.clone()
+        },
+    ));
+    cases.push((
+        Attack::LiraOnline,
+        MiaConfig {
+            max_targets: 3,
+            ..d.clone()
+        },
+    ));
+    for (attack, cfg) in cases {
+        let (fast, t_count, _) = attack_scores(&zoo.view(), attack, &eval, &pop, &cfg).unwrap();
+        assert_eq!(t_count, k.min(cfg.max_targets));
+        let brute = Brute {
+            zoo: &zoo,
+            cfg: &cfg,
+            pop: &pop,
+        };
+        for (j, &i) in eval.iter().enumerate() {
+            for t in 0..t_count {
+                let (a, b) = (fast[j * t_count + t], brute.score(attack, t, i));
+                assert!(
+                    (a - b).abs() < 1e-9 * (1.0 + b.abs()),
+                    "{attack:?} {cfg:?} t{t} i{i}: {a} vs {b}"
+                );
+            }
+        }
+        let r = run_attack(&zoo.view(), attack, &eval, &pop, &cfg).unwrap();
+        for &i in &eval {
+            let (a, b) = (r.vulnerability[i], brute.vulnerability(attack, t_count, i));
+            assert!(
+                (a.is_nan() && b.is_nan()) || (a - b).abs() < 1e-6,
+                "{attack:?} {cfg:?} i{i}: {a} vs {b}"
+            );
+        }
+        // Sample 0's only OUT model is the last one, a target only if all 7 are; sample 1 has
+        // no IN target.
+        assert_eq!(r.vulnerability[0].is_nan(), t_count < k);
+        assert!(r.vulnerability[1].is_nan());
+    }
+}
+
+#[test]
+fn vulnerability_finds_planted_samples() {
+    let zoo = synthetic(32, 400, 200, 23, |i| i < 20);
+    let eval: Vec<usize> = (0..400).collect();
+    let pop: Vec<usize> = (400..600).collect();
+    for (attack, cfg) in configs() {
+        let r = run_attack(&zoo.view(), attack, &eval, &pop, &cfg).unwrap();
+        let v = &r.vulnerability;
+        assert!(v[..400].iter().all(|x| (0.0..=1.0).contains(x)));
+        let planted = v[..20].iter().map(|&x| f64::from(x)).sum::<f64>() / 20.0;
+        let rest = v[20..400].iter().map(|&x| f64::from(x)).sum::<f64>() / 380.0;
+        eprintln!("{attack:?} {cfg:?}: planted {planted:.3} rest {rest:.3}");
+        assert!(planted > 0.8, "{attack:?} {cfg:?}: planted {planted}");
+        assert!((rest - 0.5).abs() < 0.05, "{attack:?} {cfg:?}: rest {rest}");
+    }
+}
+
+#[test]
+fn per_sample_vulnerability_is_a_pairwise_fraction() {
+    // One sample, targets 0..4: members 0 and 1 with LOSS scores −0.1, −0.5; non-members 2, 3
+    // with −0.3, −0.5. Pairs (m, nm): (0,2) win, (0,3) win, (1,2) loss, (1,3) tie → 2.5 / 4.
+    let zoo = Zoo {
+        k: 4,
+        n: 2,
+        member: vec![true, false, true, true, false, false, false, true],
+        loss: vec![0.1, 1.0, 0.5, 1.0, 0.3, 1.0, 0.5, 1.0],
+    };
+    let r = run_attack(&zoo.view(), Attack::Loss, &[0, 1], &[], &MiaConfig::default()).unwrap();
+    assert!((r.vulnerability[0] - 0.625).abs() < 1e-6);
+    // Sample 1 has all losses tied: 0.5.
+    assert!((r.vulnerability[1] - 0.5).abs() < 1e-6);
+    // With targets 0 and 1 only, sample 0 has no non-member target: NaN. Sample 1 has one of
+    // each, tied: 0.5.
+    let cfg = MiaConfig {
+        max_targets: 2,
+        ..MiaConfig::default()
+    };
+    let r = run_attack(&zoo.view(), Attack::Loss, &[0, 1], &[], &cfg).unwrap();
+    assert_eq!(r.n_targets, 2);
+    assert!(r.vulnerability[0].is_nan());
+    assert!((r.vulnerability[1] - 0.5).abs() < 1e-6);
+}
+
+#[test]
+fn ln_norm_cdf_is_accurate_in_the_tails() {
+    let cases = [
+        (-40.0, -804.608_442_013_753_8),
+        (-30.0, -454.321_243_956_343_1),
+        (-20.0, -203.917_155_371_097_24),
+        (-10.0, -53.231_285_150_512_46),
+        (-5.0, -15.064_998_393_988_724),
+        (-1.0, -1.841_021_645_009_263_4),
+        (0.0, -std::f64::consts::LN_2),
+        (3.0, -0.001_350_809_964_748_202_7),
+        (10.0, -7.619_853_024_160_593e-24),
+    ];
+    for (x, want) in cases {
+        let got = ln_norm_cdf(x);
+        // The erfc approximation has relative error < 1.2e-7: an absolute error that small in
+        // ln Φ for x <= 0, a relative one for x > 0.
+        let tol = 3e-7 * want.abs().min(1.0);
+        assert!((got - want).abs() <= tol, "ln Φ({x}) = {got}, want {want}");
+    }
+    assert_eq!(ln_norm_cdf(f64::INFINITY), 0.0);
+    assert_eq!(ln_norm_cdf(f64::NEG_INFINITY), f64::NEG_INFINITY);
+    assert!(ln_norm_cdf(f64::NAN).is_nan());
+    // Monotone across 0 and finite far out.
+    let mut prev = f64::NEG_INFINITY;
+    for j in -4000..=4000 {
+        let v = ln_norm_cdf(j as f64 * 0.01);
+        assert!(v.is_finite() && v >= prev, "at {}", j as f64 * 0.01);
+        prev = v;
+    }
+    assert!(ln_norm_cdf(-1e6).is_finite());
+}
+
+#[test]
+fn logit_confidence_is_stable() {
+    // p = 0.5 → φ = 0; p = e/(1+e) → φ = 1; tiny and huge losses stay finite.
+    assert!(logit_confidence(std::f32::consts::LN_2).abs() < 1e-6);
+    assert!((logit_confidence(loss_for_phi(1.0)) - 1.0).abs() < 1e-5);
+    assert!((logit_confidence(0.0) - 69.077_552_789_821_37).abs() < 1e-9);
+    assert!(logit_confidence(f32::INFINITY).is_finite());
+    assert!((logit_confidence(50.0) + 50.0).abs() < 1e-9);
+}
+
+#[test]
+fn rejects_bad_input() {
+    let zoo = synthetic(4, 10, 5, 3, |_| true);
+    let v = zoo.view();
+    let cfg = MiaConfig::default();
+    let eval: Vec<usize> = (0..10).collect();
+    let pop: Vec<usize> = (10..15).collect();
+    assert!(run_attack(&v, Attack::Loss, &eval, &pop, &cfg).is_ok());
+    assert!(run_attack(&v, Attack::Loss, &[], &pop, &cfg).is_err());
+    assert!(run_attack(&v, Attack::Loss, &[15], &pop, &cfg).is_err());
+    assert!(run_attack(&v, Attack::Rmia, &eval, &[15], &cfg).is_err());
+    assert!(run_attack(&v, Attack::Rmia, &eval, &[], &cfg).is_err());
+    assert!(
+        run_attack(
+            &v,
+            Attack::Rmia,
+            &eval,
+            &pop,
+            &MiaConfig {
+                rmia_gamma: 0.0,
+                ..cfg.clone()
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        run_attack(
+            &v,
+            Attack::Rmia,
+            &eval,
+            &pop,
+            &MiaConfig {
+                rmia_a: 1.5,
+                ..cfg.clone()
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        run_attack(
+            &v,
+            Attack::Loss,
+            &eval,
+            &pop,
+            &MiaConfig {
+                max_targets: 0,
+                ..cfg.clone()
+            }
+        )
+        .is_err()
+    );
+    let short = ZooView {
+        loss: &zoo.loss[1..],
+        ..v
+    };
+    assert!(run_attack(&short, Attack::Loss, &eval, &pop, &cfg).is_err());
+    let short = ZooView {
+        member: &zoo.member[1..],
+        ..v
+    };
+    assert!(run_attack(&short, Attack::Loss, &eval, &pop, &cfg).is_err());
+    let one = ZooView {
+        k: 1,
+        n: 15,
+        member: &zoo.member[..15],
+        loss: &zoo.loss[..15],
+    };
+    assert!(run_attack(&one, Attack::Loss, &eval, &pop, &cfg).is_err());
+    let mut nan = zoo.loss.clone();
+    nan[7] = f32::NAN;
+    assert!(run_attack(&ZooView { loss: &nan, ..v }, Attack::Loss, &eval, &pop, &cfg).is_err());
+    // Only non-members evaluated: no ROC.
+    assert!(run_attack(&v, Attack::Loss, &pop, &pop, &cfg).is_err());
+    // LiRA with shadows that trained on everything has no OUT data.
+    let all = Zoo {
+        k: 3,
+        n: 2,
+        member: vec![true; 6],
+        loss: vec![0.1; 6],
+    };
+    assert!(run_attack(&all.view(), Attack::LiraOffline, &[0, 1], &[], &cfg).is_err());
+}
+
+#[test]
+fn deterministic_and_serde_names() {
+    let zoo = synthetic(16, 300, 100, 5, |_| true);
+    let eval: Vec<usize> = (0..300).collect();
+    let pop: Vec<usize> = (300..400).collect();
+    for attack in Attack::ALL {
+        let a = run_attack(&zoo.view(), attack, &eval, &pop, &MiaConfig::default()).unwrap();
+        let b = run_attack(&zoo.view(), attack, &eval, &pop, &MiaConfig::default()).unwrap();
+        assert_eq!(a.roc, b.roc);
+        assert_eq!(
+            a.vulnerability.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.vulnerability.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(
+        serde_json::to_string(&Attack::LiraOnline).unwrap(),
+        "\"lira-online\""
+    );
+    assert_eq!(serde_json::from_str::<Attack>("\"rmia\"").unwrap(), Attack::Rmia);
+    let cfg: MiaConfig = serde_json::from_str("{\"rmia_gamma\": 2.0}").unwrap();
+    assert_eq!((cfg.rmia_gamma, cfg.rmia_a, cfg.max_targets), (2.0, 0.3, 64));
+}
