@@ -436,6 +436,12 @@ impl DataView {
                     ui.label(format!("{name} ({})", ds.labels[i]));
                 }
                 ui.end_row();
+                if let Some(z) = ctx.zoo.filter(|z| z.source_hash == ds.hash && z.is_planted(i)) {
+                    ui.label("Planted");
+                    let new = &z.data.class_names[z.data.labels[i] as usize];
+                    ui.colored_label(theme::ERROR, format!("label flipped to {new} in {}", z.zoo));
+                    ui.end_row();
+                }
                 ui.label("Split");
                 ui.label(split_name(ds.split[i]));
                 ui.end_row();
