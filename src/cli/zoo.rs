@@ -13,7 +13,7 @@ use crate::measure::mia::{Attack, MiaConfig};
 use crate::measure::zoo_report::{load_zoo, memorization_report, mia_report, save_report};
 use crate::study::Study;
 use crate::train::TrainConfig;
-use crate::train::zoo::{Shard, ZooConfig, merge_zoos, train_zoo, zoo_dir};
+use crate::train::zoo::{Shard, ZooConfig, merge_zoos, resolve_zoo_id, train_zoo, zoo_dir};
 
 /// `rote zoo ...` and `rote zoo merge ...`.
 pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
@@ -86,7 +86,7 @@ fn merge(out: &Path, id: Option<&str>, shards: &[std::path::PathBuf], json: bool
     )?;
     let id = match id {
         Some(id) => id.to_string(),
-        None => load_zoo_id(&first)?,
+        None => resolve_zoo_id(&first, None)?,
     };
     let dirs: Vec<std::path::PathBuf> = shards
         .iter()
@@ -112,23 +112,6 @@ fn merge(out: &Path, id: Option<&str>, shards: &[std::path::PathBuf], json: bool
         );
     }
     Ok(())
-}
-
-fn load_zoo_id(study: &Study) -> CoreResult<String> {
-    let dir = study.root.join("zoos");
-    let ids: Vec<String> = std::fs::read_dir(&dir)
-        .map_err(|e| CoreError::io(&dir, e))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    match ids.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => Err(CoreError::Invalid(format!(
-            "{} has {} zoos; pick one with --id",
-            dir.display(),
-            ids.len()
-        ))),
-    }
 }
 
 /// `rote memorization STUDY`.
@@ -215,13 +198,7 @@ pub fn mia(
         ..MiaConfig::default()
     };
     let r = mia_report(&z, attack, &cfg)?;
-    let name = format!(
-        "mia-{}",
-        serde_json::to_value(attack)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
-    );
+    let name = format!("mia-{}", attack.slug());
     let path = save_report(&study, &z.zoo.manifest.config.id, &name, &r)?;
     let value = json!({
         "zoo": z.zoo.manifest.config.id,

@@ -126,6 +126,16 @@ impl Attack {
         Attack::LiraOffline,
         Attack::Rmia,
     ];
+
+    /// The attack's name in files and on the command line (`lira-online`), as serde writes it.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::Loss => "loss",
+            Self::LiraOnline => "lira-online",
+            Self::LiraOffline => "lira-offline",
+            Self::Rmia => "rmia",
+        }
+    }
 }
 
 /// Options of the attacks.

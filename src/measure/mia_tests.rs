@@ -604,3 +604,10 @@ fn deterministic_and_serde_names() {
     let cfg: MiaConfig = serde_json::from_str("{\"rmia_gamma\": 2.0}").unwrap();
     assert_eq!((cfg.rmia_gamma, cfg.rmia_a, cfg.max_targets), (2.0, 0.3, 64));
 }
+
+#[test]
+fn slugs_match_serde_names() {
+    for a in Attack::ALL {
+        assert_eq!(serde_json::to_value(a).unwrap(), a.slug());
+    }
+}

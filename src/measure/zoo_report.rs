@@ -12,7 +12,7 @@ use super::roc::{Roc, log_roc_points};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::study::Study;
-use crate::train::zoo::{Zoo, with_planted};
+use crate::train::zoo::{Zoo, resolve_zoo_id, with_planted};
 
 /// The zoo's signals and the data set it was trained on (with planted labels applied).
 pub struct LoadedZoo {
@@ -29,33 +29,7 @@ pub struct LoadedZoo {
 /// Opens zoo `id` of `study` (the only zoo when `id` is `None`) and loads its signals.
 pub fn load_zoo(study: &Study, id: Option<&str>) -> CoreResult<LoadedZoo> {
     let zoos_dir = study.root.join("zoos");
-    let id = match id {
-        Some(id) => id.to_string(),
-        None => {
-            let mut ids: Vec<String> = std::fs::read_dir(&zoos_dir)
-                .map_err(|e| CoreError::io(&zoos_dir, e))?
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("zoo.json").is_file())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect();
-            ids.sort();
-            match ids.len() {
-                0 => {
-                    return Err(CoreError::format(
-                        &zoos_dir,
-                        "the study has no zoo (train one with `rote zoo`)",
-                    ));
-                }
-                1 => ids.remove(0),
-                _ => {
-                    return Err(CoreError::Invalid(format!(
-                        "the study has several zoos ({}); pick one with --zoo",
-                        ids.join(", ")
-                    )));
-                }
-            }
-        }
-    };
+    let id = resolve_zoo_id(study, id)?;
     let zoo = Zoo::open(&zoos_dir.join(&id))?;
     let ds = crate::data::load(&zoo.manifest.dataset.name)?;
     if ds.hash != zoo.manifest.dataset.hash {
@@ -267,14 +241,10 @@ pub fn train_zoo_with_reports(
     )?;
     for attack in Attack::ALL {
         ctx.checkpoint()?;
-        let name = serde_json::to_value(attack)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         save_report(
             study,
             &cfg.id,
-            &format!("mia-{name}"),
+            &format!("mia-{}", attack.slug()),
             &mia_report(&z, attack, &MiaConfig::default())?,
         )?;
     }

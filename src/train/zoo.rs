@@ -73,6 +73,32 @@ pub struct ZooManifest {
     pub rote_version: String,
 }
 
+/// The zoo to use: `id` when given, else the study's only zoo (an error names the choices).
+pub fn resolve_zoo_id(study: &Study, id: Option<&str>) -> CoreResult<String> {
+    if let Some(id) = id {
+        return Ok(id.to_string());
+    }
+    let zoos_dir = study.root.join("zoos");
+    let mut ids: Vec<String> = std::fs::read_dir(&zoos_dir)
+        .map_err(|e| CoreError::io(&zoos_dir, e))?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("zoo.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    ids.sort();
+    match ids.len() {
+        0 => Err(CoreError::format(
+            &zoos_dir,
+            "the study has no zoo (train one with `rote zoo`)",
+        )),
+        1 => Ok(ids.remove(0)),
+        _ => Err(CoreError::Invalid(format!(
+            "the study has several zoos ({}); pick one with --zoo",
+            ids.join(", ")
+        ))),
+    }
+}
+
 /// The folder of zoo `id` in `study`.
 pub fn zoo_dir(study: &Study, id: &str) -> PathBuf {
     study.root.join("zoos").join(id)

@@ -93,8 +93,8 @@ pub fn load_zoo_results(
         let ds = crate::data::load(&zoo.manifest.dataset.name)?;
         let data = Arc::new(crate::train::zoo::with_planted(&ds, &zoo.manifest.planted)?);
         let mut mia = Vec::new();
-        for name in ["mia-loss", "mia-lira-online", "mia-lira-offline", "mia-rmia"] {
-            let p = dir.join(format!("{name}.json"));
+        for attack in crate::measure::mia::Attack::ALL {
+            let p = dir.join(format!("mia-{}.json", attack.slug()));
             if p.is_file() {
                 mia.push(load_report::<MiaResult>(&p)?);
             }
