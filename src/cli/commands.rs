@@ -10,7 +10,7 @@ use crate::job::{CancelToken, JobCtx};
 use crate::study::Study;
 use crate::train::{TrainConfig, train_into_study};
 
-fn print(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
+pub(super) fn print(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
     if json {
         println!("{value}");
     } else {
@@ -61,6 +61,8 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             update_assets,
             out,
         } => demo(&out, rebuild, zoo, update_assets, json),
+        Command::Extract(args) => super::diffusion::extract(args, json),
+        Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Screenshot {
             view,
@@ -131,8 +133,13 @@ fn datasets(json: bool) -> CoreResult<()> {
 }
 
 fn train_cmd(args: TrainArgs, json: bool) -> CoreResult<()> {
+    let family = match args.family {
+        super::TrainFamily::Mlp => crate::model::Family::Mlp,
+        super::TrainFamily::Cnn => crate::model::Family::Cnn,
+        super::TrainFamily::Ddpm => return super::diffusion::train_ddpm(args, json),
+    };
     let cfg = TrainConfig {
-        family: args.family,
+        family,
         data: args.data,
         epochs: args.epochs,
         batch_size: args.batch_size,

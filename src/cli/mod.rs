@@ -3,6 +3,7 @@
 
 mod bench;
 mod commands;
+mod diffusion;
 mod progress;
 mod zoo;
 
@@ -125,6 +126,12 @@ pub enum Command {
         out: PathBuf,
     },
 
+    /// Sample a diffusion model and find generations that copy training images.
+    Extract(diffusion::ExtractArgs),
+
+    /// Inpainting attack: complete half-hidden training images with IN and OUT models.
+    Inpaint(diffusion::InpaintArgs),
+
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
         /// View: data, models or settings.
@@ -197,12 +204,23 @@ pub enum BenchWhich {
     },
 }
 
+/// What `rote train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainFamily {
+    /// Multi-layer perceptron classifier.
+    Mlp,
+    /// Convolutional classifier.
+    Cnn,
+    /// Denoising diffusion model (UNet) for extraction and inpainting attacks.
+    Ddpm,
+}
+
 /// Options of `rote train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// Model family.
     #[arg(long, value_enum)]
-    pub family: Family,
+    pub family: TrainFamily,
     /// Data set: bundled name or path.
     #[arg(long)]
     pub data: String,
@@ -239,6 +257,34 @@ pub struct TrainArgs {
     /// Model id (default: family-data-seed).
     #[arg(long)]
     pub id: Option<String>,
+    /// DDPM: images drawn (seeded) from the training split (0 = all).
+    #[arg(long, default_value_t = 256, help_heading = "Diffusion (--family ddpm)")]
+    pub images: usize,
+    /// DDPM: pool images planted as duplicates.
+    #[arg(long, default_value_t = 0, help_heading = "Diffusion (--family ddpm)")]
+    pub plant_duplicates: usize,
+    /// DDPM: copies of each planted duplicate in the training list.
+    #[arg(long, default_value_t = 16, help_heading = "Diffusion (--family ddpm)")]
+    pub dup_factor: usize,
+    /// DDPM: optimiser steps.
+    #[arg(long, default_value_t = 4000, help_heading = "Diffusion (--family ddpm)")]
+    pub steps: usize,
+    /// DDPM: UNet base width (about 0.7M parameters at 32, 2.7M at 64).
+    #[arg(long, default_value_t = 32, help_heading = "Diffusion (--family ddpm)")]
+    pub base: usize,
+    /// DDPM: noise schedule.
+    #[arg(long, value_enum, default_value_t = crate::diffusion::ScheduleKind::Linear, help_heading = "Diffusion (--family ddpm)")]
+    pub schedule: crate::diffusion::ScheduleKind,
+    /// DDPM: diffusion steps T.
+    #[arg(long, default_value_t = 1000, help_heading = "Diffusion (--family ddpm)")]
+    pub t_max: usize,
+    /// DDPM: train a family of K models on random subsets (--subset-ratio, 0.5 when left at 1):
+    /// at 0.5 models 2j and 2j+1 get complementary halves (IN/OUT pairs).
+    #[arg(long, default_value_t = 1, help_heading = "Diffusion (--family ddpm)")]
+    pub models: usize,
+    /// DDPM: retrain models that already exist in the study.
+    #[arg(long, help_heading = "Diffusion (--family ddpm)")]
+    pub force: bool,
 }
 
 /// Options of `rote zoo`.

@@ -4,9 +4,14 @@
 
 mod context;
 mod pairwise_l2;
+mod tiled_l2;
 
 pub use context::{Gpu, GpuInfo, gpu, gpu_info};
 pub use pairwise_l2::{
     Backend, Neighbour, PackedImages, nearest_neighbours, pairwise_sq_l2, pairwise_sq_l2_cpu,
     pairwise_sq_l2_gpu, top_k_rows,
+};
+pub use tiled_l2::{
+    MAX_TILE_PIXELS, TiledImages, tile_geometry, tiled_sq_l2, tiled_sq_l2_cpu, tiled_sq_l2_cpu_packed,
+    tiled_sq_l2_gpu, tiled_sq_l2_gpu_packed, tiled_sq_l2_packed, tiled_sq_l2_pair,
 };

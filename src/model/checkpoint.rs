@@ -27,14 +27,19 @@ pub struct LoadedModel {
 
 /// Writes a var map as safetensors, atomically.
 pub fn save_weights(varmap: &VarMap, path: &Path) -> CoreResult<()> {
+    save_weights_as(varmap, path, DType::F32)
+}
+
+/// Writes a var map as safetensors in `dtype` (f16 halves shipped assets), atomically.
+pub fn save_weights_as(varmap: &VarMap, path: &Path, dtype: DType) -> CoreResult<()> {
     let data = varmap
         .data()
         .lock()
         .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
     let tensors: HashMap<String, Tensor> = data
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
+        .collect::<candle_core::Result<_>>()?;
     drop(data);
     let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
         .map_err(|e| CoreError::format(path, format!("cannot serialise weights: {e}")))?;
@@ -62,12 +67,20 @@ fn sniff_pickle(path: &Path) -> CoreResult<()> {
 
 /// Loads `weights.safetensors` into the architecture of `card`, checking names, shapes and values.
 pub fn load_weights(card: &ModelCard, path: &Path, device: &Device) -> CoreResult<(Classifier, VarMap)> {
-    sniff_pickle(path)?;
-    let loaded = candle_core::safetensors::load(path, &Device::Cpu)
-        .map_err(|e| CoreError::format(path, format!("not a readable safetensors file: {e}")))?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let model = Classifier::new(&card.spec, vb)?;
+    fill_varmap(&varmap, path, card.spec.family.as_str(), device)?;
+    Ok((model, varmap))
+}
+
+/// Fills the variables of an already built architecture (`arch` names it in errors) from a
+/// safetensors file (f32 or f16), checking that every name and shape matches and that no value is
+/// NaN or infinite. Refuses PyTorch pickles.
+pub fn fill_varmap(varmap: &VarMap, path: &Path, arch: &str, device: &Device) -> CoreResult<()> {
+    sniff_pickle(path)?;
+    let loaded = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| CoreError::format(path, format!("not a readable safetensors file: {e}")))?;
     let data = varmap
         .data()
         .lock()
@@ -80,9 +93,8 @@ pub fn load_weights(card: &ModelCard, path: &Path, device: &Device) -> CoreResul
         match loaded.get(*name) {
             None => problems.push(format!("missing tensor '{name}'")),
             Some(t) if t.dims() != var.dims() => problems.push(format!(
-                "tensor '{name}' has shape {:?}, the {} architecture in the card needs {:?}",
+                "tensor '{name}' has shape {:?}, the {arch} architecture in the card needs {:?}",
                 t.dims(),
-                card.spec.family.as_str(),
                 var.dims()
             )),
             Some(t) => {
@@ -105,7 +117,7 @@ pub fn load_weights(card: &ModelCard, path: &Path, device: &Device) -> CoreResul
     if !problems.is_empty() {
         return Err(CoreError::format(path, problems.join("; ")));
     }
-    Ok((model, varmap))
+    Ok(())
 }
 
 /// Loads a model folder (`card.json` + `weights.safetensors`). When `dataset` is given, its hash and

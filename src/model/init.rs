@@ -1,6 +1,7 @@
 //! Deterministic initialisation: candle's CPU random generator cannot be seeded, so every
 //! parameter is overwritten from a ChaCha stream keyed by the seed and the parameter's name, with
-//! PyTorch's default distribution (uniform in +-1/sqrt(fan_in) for weights and biases).
+//! PyTorch's default distribution (uniform in +-1/sqrt(fan_in) for weights and biases; gain 1 and
+//! bias 0 for normalisation layers).
 
 use candle_core::Tensor;
 use candle_nn::VarMap;
@@ -25,6 +26,15 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> CoreResult<()> {
             .get(&format!("{layer}.weight"))
             .map(|w| w.dims().to_vec())
             .unwrap_or_default();
+        // A 1-D weight is a normalisation gain: start at 1, its bias at 0 (PyTorch's default).
+        if weight_dims.len() == 1 {
+            let fill = if name.ends_with(".weight") { 1.0 } else { 0.0 };
+            let t = Tensor::full(fill, var.shape(), &candle_core::Device::Cpu)?
+                .to_dtype(var.dtype())?
+                .to_device(var.device())?;
+            var.set(&t)?;
+            continue;
+        }
         let fan_in: usize = weight_dims.iter().skip(1).product::<usize>().max(1);
         let bound = 1.0 / (fan_in as f64).sqrt();
         let digest = sha2::Sha256::digest(format!("{seed}:{name}").as_bytes());

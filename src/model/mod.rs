@@ -10,7 +10,9 @@ mod init;
 mod mlp;
 
 pub use card::{DatasetRef, EpochRecord, Hyper, ModelCard, SampleScores, TrainMetrics};
-pub use checkpoint::{LoadedModel, check_dataset, load_model, load_weights, save_weights};
+pub use checkpoint::{
+    LoadedModel, check_dataset, fill_varmap, load_model, load_weights, save_weights, save_weights_as,
+};
 pub use cnn::Cnn;
 pub use init::seeded_init;
 pub use mlp::Mlp;

@@ -1,0 +1,335 @@
+//! `rote train --family ddpm`, `rote extract` and `rote inpaint`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::commands::print;
+use super::{CliSink, TrainArgs};
+use crate::diffusion::attack::{inpaint_attack, pick_images};
+use crate::diffusion::extract::run_extraction;
+use crate::diffusion::inpaint::{InpaintConfig, InpaintMethod, MaskKind};
+use crate::diffusion::sample::Sampler;
+use crate::diffusion::{Ddpm, DdpmTrainConfig, diffusion_dir, train_into_study};
+use crate::error::{CoreError, CoreResult};
+use crate::job::{CancelToken, JobCtx};
+use crate::measure::extraction::{Criterion, Distance, ExtractionConfig};
+
+/// Options of `rote extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// Diffusion model folder (STUDY/diffusion/ID).
+    pub model: PathBuf,
+    /// Generations.
+    #[arg(long, default_value_t = 256)]
+    pub samples: usize,
+    /// Seed of the generations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sampler steps (respaced).
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Use ancestral sampling instead of DDIM.
+    #[arg(long)]
+    pub ancestral: bool,
+    /// Extraction threshold delta on the criterion.
+    #[arg(long, default_value_t = 1.0 / 3.0)]
+    pub delta: f64,
+    /// Absolute l2 <= delta instead of Carlini's relative l2 <= delta.
+    #[arg(long)]
+    pub absolute: bool,
+    /// Use the tiled l2 (max over 4x4 tiles) for neighbours and scores.
+    #[arg(long)]
+    pub tiled: bool,
+    /// Force the CPU twin instead of the GPU kernel.
+    #[arg(long)]
+    pub cpu: bool,
+}
+
+/// Options of `rote inpaint`.
+#[derive(Debug, clap::Args)]
+pub struct InpaintArgs {
+    /// Model A (folder).
+    #[arg(long)]
+    pub in_model: PathBuf,
+    /// Model B (folder); per image, whichever trained on it is IN.
+    #[arg(long)]
+    pub out_model: PathBuf,
+    /// Hidden region.
+    #[arg(long, value_enum, default_value_t = MaskKind::Right)]
+    pub mask: MaskKind,
+    /// Data-set indices to attack (comma-separated); default: --count images balanced between
+    /// the two models.
+    #[arg(long, value_delimiter = ',')]
+    pub images: Vec<usize>,
+    /// Images when --images is not given.
+    #[arg(long, default_value_t = 16)]
+    pub count: usize,
+    /// Method.
+    #[arg(long, value_enum, default_value_t = InpaintMethod::Repaint)]
+    pub method: InpaintMethod,
+    /// Respaced steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// RePaint jump length.
+    #[arg(long, default_value_t = 5)]
+    pub jump_length: usize,
+    /// RePaint resamplings (1 = none).
+    #[arg(long, default_value_t = 3)]
+    pub resamplings: usize,
+    /// Completions per image and model (best of N).
+    #[arg(long, default_value_t = 4)]
+    pub samples: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// `rote train --family ddpm`.
+pub fn train_ddpm(args: TrainArgs, json: bool) -> CoreResult<()> {
+    let subset_ratio = if args.models > 1 && args.subset_ratio >= 1.0 {
+        0.5
+    } else {
+        args.subset_ratio
+    };
+    let cfg = DdpmTrainConfig {
+        data: args.data,
+        images: args.images,
+        plant_duplicates: args.plant_duplicates,
+        dup_factor: args.dup_factor,
+        base: args.base,
+        schedule: args.schedule,
+        t_max: args.t_max,
+        steps: args.steps,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        device: args.device,
+        models: args.models,
+        subset_ratio,
+        id: args.id.unwrap_or_default(),
+    };
+    let study = crate::study::Study::open_or_create(&args.out)?;
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let done = train_into_study(&cfg, &study.root, &command_line(), args.force, &ctx);
+    sink.finish();
+    let done = done?;
+    let dir = diffusion_dir(&study.root);
+    let mut models = Vec::new();
+    for (id, trained) in &done {
+        let card_path = dir.join(id).join("card.json");
+        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
+        let card: crate::diffusion::DiffusionCard =
+            serde_json::from_str(&text).map_err(|e| CoreError::format(&card_path, e.to_string()))?;
+        models.push(json!({
+            "model_id": id,
+            "path": dir.join(id),
+            "trained_now": trained,
+            "n_train": card.train_indices.len(),
+            "n_duplicated": card.duplicated.len(),
+            "n_params": card.n_params,
+            "final_loss": card.final_loss,
+            "seconds": card.seconds,
+        }));
+    }
+    let value = json!({ "models": models });
+    print(json, &value, || {
+        models
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({}): {} images, {} planted duplicates, {} parameters, final loss {:.4}, {:.1}s",
+                    m["model_id"].as_str().unwrap_or(""),
+                    if m["trained_now"].as_bool().unwrap_or(false) {
+                        "trained"
+                    } else {
+                        "already there"
+                    },
+                    m["n_train"],
+                    m["n_duplicated"],
+                    m["n_params"],
+                    m["final_loss"].as_f64().unwrap_or(f64::NAN),
+                    m["seconds"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// The data set a model was trained on, checked against its card.
+fn model_data(dir: &Path) -> CoreResult<(Ddpm, crate::data::Dataset)> {
+    let m = Ddpm::load(dir, &crate::model::device("cpu")?)?;
+    let ds = crate::data::load(&m.card.dataset.name)?;
+    if ds.hash != m.card.dataset.hash {
+        return Err(CoreError::Mismatch(format!(
+            "{}: trained on '{}' with hash {}, which now has hash {}",
+            dir.display(),
+            m.card.dataset.name,
+            m.card.dataset.hash,
+            ds.hash
+        )));
+    }
+    Ok((m, ds))
+}
+
+/// Where a model's results go: STUDY/results/diffusion/<model id>/.
+fn results_dir(model_dir: &Path, id: &str) -> PathBuf {
+    let study = model_dir.parent().and_then(Path::parent).unwrap_or(model_dir);
+    study.join("results").join("diffusion").join(id)
+}
+
+/// `rote extract`.
+pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
+    let (_, ds) = model_data(&args.model)?;
+    let sampler = if args.ancestral {
+        Sampler::Ancestral { steps: args.steps }
+    } else {
+        Sampler::Ddim {
+            steps: args.steps,
+            eta: 0.0,
+        }
+    };
+    let cfg = ExtractionConfig {
+        distance: if args.tiled { Distance::Tiled } else { Distance::L2 },
+        criterion: if args.absolute {
+            Criterion::Absolute
+        } else {
+            Criterion::Relative
+        },
+        delta: args.delta,
+        ..ExtractionConfig::default()
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let run = run_extraction(
+        &args.model,
+        &ds,
+        args.samples,
+        args.seed,
+        sampler,
+        &cfg,
+        !args.cpu,
+        &ctx,
+    );
+    sink.finish();
+    let run = run?;
+    let out = results_dir(&args.model, &run.model)
+        .join(format!("extraction-s{}-n{}.json", args.seed, args.samples));
+    crate::study::write_json_atomic(&out, &run)?;
+    let s = &run.report.summary;
+    let value = json!({
+        "model": run.model,
+        "n_samples": s.n_samples,
+        "n_extracted": s.n_extracted,
+        "unique_train_extracted": s.unique_train_extracted,
+        "planted_dup_extracted_frac": s.planted_dup_extracted_frac,
+        "singleton_extracted_frac": s.singleton_extracted_frac,
+        "n_cliques": run.report.cliques.len(),
+        "sampler": run.sampler.label(),
+        "backend": run.report.backend,
+        "generations_cached": run.cached,
+        "report": out,
+    });
+    print(json, &value, || {
+        let frac = |f: Option<f64>| f.map_or("n/a".to_string(), |v| format!("{:.1}%", v * 100.0));
+        format!(
+            "{}: {} of {} generations are extractions of {} distinct training images\n\
+             planted duplicates extracted: {}; singletons extracted: {}\n\
+             {} cliques of near-identical generations; distances on {}\nreport: {}",
+            run.model,
+            s.n_extracted,
+            s.n_samples,
+            s.unique_train_extracted,
+            frac(s.planted_dup_extracted_frac),
+            frac(s.singleton_extracted_frac),
+            run.report.cliques.len(),
+            run.report.backend,
+            out.display()
+        )
+    });
+    Ok(())
+}
+
+/// `rote inpaint`.
+pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
+    let (a, ds) = model_data(&args.in_model)?;
+    let (b, _) = model_data(&args.out_model)?;
+    if a.card.dataset.hash != b.card.dataset.hash {
+        return Err(CoreError::Mismatch(
+            "the two models were trained on different data sets".into(),
+        ));
+    }
+    let images = if args.images.is_empty() {
+        pick_images(&a, &b, args.count, args.seed)
+    } else {
+        args.images.clone()
+    };
+    if images.is_empty() {
+        return Err(CoreError::Invalid(
+            "no image is in exactly one of the two models' training sets".into(),
+        ));
+    }
+    let cfg = InpaintConfig {
+        method: args.method,
+        steps: args.steps,
+        jump_length: args.jump_length,
+        jump_n_sample: args.resamplings,
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let report = inpaint_attack(
+        &a,
+        &b,
+        &ds,
+        &images,
+        args.mask,
+        &cfg,
+        args.samples,
+        args.seed,
+        &ctx,
+    );
+    sink.finish();
+    let report = report?;
+    let out = results_dir(&args.in_model, &a.card.id).join(format!("inpaint-{}.json", b.card.id));
+    crate::study::write_json_atomic(&out, &report)?;
+    let per_image: Vec<serde_json::Value> = report
+        .rows
+        .iter()
+        .map(|r| json!({"index": r.index, "in_model": r.in_model, "err_in": r.err_in, "err_out": r.err_out}))
+        .collect();
+    let value = json!({
+        "auc": report.auc,
+        "tpr_at_1pct_fpr": report.tpr_at_1pct_fpr,
+        "tpr_at_0.1pct_fpr": report.tpr_at_0_1pct_fpr,
+        "mean_err_in": report.mean_err_in,
+        "mean_err_out": report.mean_err_out,
+        "method": report.config.method,
+        "mask": report.mask,
+        "images": per_image,
+        "report": out,
+    });
+    print(json, &value, || {
+        format!(
+            "{} images, mask {:?}, {:?}: AUC {:.3}, TPR@1%FPR {:.3}; mean hidden-region l2 IN {:.4} vs OUT {:.4}\nreport: {}",
+            report.rows.len(),
+            report.mask,
+            report.config.method,
+            report.auc,
+            report.tpr_at_1pct_fpr,
+            report.mean_err_in,
+            report.mean_err_out,
+            out.display()
+        )
+    });
+    Ok(())
+}

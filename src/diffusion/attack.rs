@@ -1,0 +1,201 @@
+//! The inpainting membership attack over many images (Carlini et al. 2023, section 4 of spec 02):
+//! each image is completed by a model that trained on it (IN) and one that did not (OUT), best of
+//! N samples by the error on the hidden region; the ROC of -error (IN completions positive)
+//! gives AUC and TPR at low FPR.
+
+use candle_core::Tensor;
+
+use super::inpaint::{InpaintConfig, MaskKind, hidden_error, inpaint, keep_mask};
+use super::model::{Ddpm, to_bytes, to_model_range};
+use crate::data::Dataset;
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::measure::roc::{roc, tpr_at_fpr};
+
+/// One attacked image.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct InpaintRow {
+    /// Data-set index.
+    pub index: usize,
+    /// Model that trained on it.
+    pub in_model: String,
+    /// Model that did not.
+    pub out_model: String,
+    /// Best-of-N hidden-region l2 of the IN model.
+    pub err_in: f64,
+    /// Best-of-N hidden-region l2 of the OUT model.
+    pub err_out: f64,
+    /// Best IN completion (data-set bytes).
+    pub completion_in: Vec<u8>,
+    /// Best OUT completion.
+    pub completion_out: Vec<u8>,
+}
+
+/// The attack's result.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct InpaintReport {
+    /// Hidden region.
+    pub mask: MaskKind,
+    /// Keep mask (1 = known), H x W.
+    pub keep: Vec<f32>,
+    /// Method and schedule (stamped on every result, spec 06).
+    pub config: InpaintConfig,
+    /// Samples per image and model (best of N).
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Per image.
+    pub rows: Vec<InpaintRow>,
+    /// ROC AUC of -error, IN vs OUT.
+    pub auc: f64,
+    /// TPR at 1% FPR.
+    pub tpr_at_1pct_fpr: f64,
+    /// TPR at 0.1% FPR.
+    pub tpr_at_0_1pct_fpr: f64,
+    /// log-log ROC points.
+    pub roc_points: Vec<[f64; 2]>,
+    /// Mean IN error.
+    pub mean_err_in: f64,
+    /// Mean OUT error.
+    pub mean_err_out: f64,
+}
+
+/// Best-of-`samples` completion of image `index` by `m`: (error, completion bytes).
+fn best_completion(
+    m: &Ddpm,
+    ds: &Dataset,
+    index: usize,
+    keep: &[f32],
+    cfg: &InpaintConfig,
+    samples: usize,
+    seed: u64,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<(f64, Vec<u8>)> {
+    let x0 = to_model_range(ds, &vec![index; samples.max(1)], &m.device)?;
+    let out = inpaint(
+        m,
+        &x0,
+        keep,
+        cfg,
+        seed,
+        (index as u64) << 16,
+        ctx,
+        &mut |_, _, _| {},
+    )?;
+    let errs = hidden_error(&out, &x0, keep)?;
+    let best = errs
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    let img: Tensor = out.narrow(0, best, 1)?;
+    let bytes = to_bytes(&img, ds.max_value)?.remove(0);
+    Ok((errs[best], bytes))
+}
+
+/// Runs the attack on `images` with models `a` and `b`: for each image the one whose card lists
+/// it is IN, the other OUT (images both or neither trained on are refused, naming them).
+pub fn inpaint_attack(
+    a: &Ddpm,
+    b: &Ddpm,
+    ds: &Dataset,
+    images: &[usize],
+    mask: MaskKind,
+    cfg: &InpaintConfig,
+    samples: usize,
+    seed: u64,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<InpaintReport> {
+    let [_, h, w] = a.shape();
+    if a.shape() != b.shape() {
+        return Err(CoreError::Mismatch(
+            "the two models take different image shapes".into(),
+        ));
+    }
+    let keep = keep_mask(mask, h, w, seed);
+    let in_a = |i: usize| a.card.train_indices.binary_search(&(i as u32)).is_ok();
+    let in_b = |i: usize| b.card.train_indices.binary_search(&(i as u32)).is_ok();
+    let bad: Vec<usize> = images.iter().copied().filter(|&i| in_a(i) == in_b(i)).collect();
+    if !bad.is_empty() {
+        return Err(CoreError::Invalid(format!(
+            "images {bad:?} are in the training sets of both models or of neither; pick images one of \
+             '{}' and '{}' trained on",
+            a.card.id, b.card.id
+        )));
+    }
+    let mut rows = Vec::with_capacity(images.len());
+    for (k, &i) in images.iter().enumerate() {
+        ctx.log(&format!("image {i} ({}/{})", k + 1, images.len()));
+        let (mi, mo) = if in_a(i) { (a, b) } else { (b, a) };
+        let (err_in, completion_in) = best_completion(mi, ds, i, &keep, cfg, samples, seed, ctx)?;
+        let (err_out, completion_out) = best_completion(mo, ds, i, &keep, cfg, samples, seed, ctx)?;
+        rows.push(InpaintRow {
+            index: i,
+            in_model: mi.card.id.clone(),
+            out_model: mo.card.id.clone(),
+            err_in,
+            err_out,
+            completion_in,
+            completion_out,
+        });
+    }
+    let mut scores = Vec::with_capacity(2 * rows.len());
+    let mut labels = Vec::with_capacity(2 * rows.len());
+    for r in &rows {
+        scores.extend([-r.err_in, -r.err_out]);
+        labels.extend([true, false]);
+    }
+    let curve = roc(&scores, &labels)?;
+    let n = rows.len().max(1) as f64;
+    Ok(InpaintReport {
+        mask,
+        keep,
+        config: cfg.clone(),
+        samples,
+        seed,
+        auc: curve.auc,
+        tpr_at_1pct_fpr: tpr_at_fpr(&curve, 0.01),
+        tpr_at_0_1pct_fpr: tpr_at_fpr(&curve, 0.001),
+        roc_points: crate::measure::roc::log_roc_points(&curve, 1e-3, 200),
+        mean_err_in: rows.iter().map(|r| r.err_in).sum::<f64>() / n,
+        mean_err_out: rows.iter().map(|r| r.err_out).sum::<f64>() / n,
+        rows,
+    })
+}
+
+/// Images for the attack: `count` images alternately from `a`'s and `b`'s exclusive training
+/// images (seeded), so IN and OUT roles are balanced.
+pub fn pick_images(a: &Ddpm, b: &Ddpm, count: usize, seed: u64) -> Vec<usize> {
+    use rand::SeedableRng as _;
+    use rand::seq::SliceRandom as _;
+    let only = |x: &Ddpm, y: &Ddpm| -> Vec<usize> {
+        x.card
+            .train_indices
+            .iter()
+            .filter(|i| y.card.train_indices.binary_search(i).is_err())
+            .map(|&i| i as usize)
+            .collect()
+    };
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut oa = only(a, b);
+    let mut ob = only(b, a);
+    oa.shuffle(&mut r);
+    ob.shuffle(&mut r);
+    let mut out = Vec::with_capacity(count);
+    let (mut ia, mut ib) = (oa.into_iter(), ob.into_iter());
+    while out.len() < count {
+        let before = out.len();
+        if let Some(i) = ia.next() {
+            out.push(i);
+        }
+        if out.len() < count
+            && let Some(i) = ib.next()
+        {
+            out.push(i);
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}

@@ -1,0 +1,18 @@
+//! Denoising diffusion models (DDPM, Ho et al. 2020) and the attacks on them: extraction of
+//! training images (Carlini et al. 2023), the inpainting attack (RePaint, Lugmayr et al. 2022),
+//! and membership inference from the loss at chosen timesteps.
+
+pub mod attack;
+pub mod extract;
+mod im2col;
+pub mod inpaint;
+pub mod model;
+pub mod sample;
+pub mod schedule;
+pub mod train;
+pub mod unet;
+
+pub use model::{Ddpm, DiffusionCard, diffusion_dir, list_models};
+pub use schedule::{Schedule, ScheduleKind};
+pub use train::{DdpmTrainConfig, ModelPlan, plan_models, train_into_study, train_one};
+pub use unet::{UNet, UNetConfig};

@@ -1,0 +1,247 @@
+//! A trained DDPM on disk: `STUDY/diffusion/<id>/{card.json, weights.safetensors}`. The card says
+//! exactly which images the model saw (and which were planted as duplicates), so every attack can
+//! be scored against ground truth.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::schedule::{Schedule, ScheduleKind};
+use super::unet::{UNet, UNetConfig};
+use crate::data::Dataset;
+use crate::error::{CoreError, CoreResult};
+use crate::model::DatasetRef;
+
+/// Everything about one trained diffusion model.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DiffusionCard {
+    /// Model id (folder name).
+    pub id: String,
+    /// Denoiser architecture.
+    pub unet: UNetConfig,
+    /// Noise schedule.
+    pub schedule: ScheduleKind,
+    /// Diffusion steps T.
+    pub t_max: usize,
+    /// Data set trained on.
+    pub dataset: DatasetRef,
+    /// Distinct data-set indices the model trained on (sorted).
+    pub train_indices: Vec<u32>,
+    /// Of those, the images planted as duplicates.
+    pub duplicated: Vec<u32>,
+    /// How many times each planted duplicate appears in the training list.
+    pub dup_factor: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// Seed of initialisation, batches, timesteps and noise.
+    pub seed: u64,
+    /// Mean training loss over the last 10% of steps.
+    pub final_loss: f64,
+    /// (step, mean loss) points.
+    pub loss_curve: Vec<[f64; 2]>,
+    /// Training time.
+    pub seconds: f64,
+    /// Parameter count.
+    pub n_params: usize,
+    /// Device trained on.
+    pub device: String,
+    /// Command that reproduces the model.
+    pub command: String,
+    /// rote version.
+    pub rote_version: String,
+}
+
+/// A DDPM ready to sample.
+pub struct Ddpm {
+    /// The denoiser.
+    pub unet: UNet,
+    /// Its parameters.
+    pub varmap: VarMap,
+    /// The full training schedule.
+    pub schedule: Schedule,
+    /// The card.
+    pub card: DiffusionCard,
+    /// Device the weights live on.
+    pub device: Device,
+}
+
+/// `STUDY/diffusion`.
+pub fn diffusion_dir(study_root: &Path) -> PathBuf {
+    study_root.join("diffusion")
+}
+
+impl Ddpm {
+    /// A freshly initialised model for `card` (weights seeded from `card.seed`).
+    pub fn fresh(card: DiffusionCard, device: &Device) -> CoreResult<Self> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let unet = UNet::new(&card.unet, vb)?;
+        crate::model::seeded_init(&varmap, card.seed)?;
+        let schedule = Schedule::new(card.schedule, card.t_max);
+        Ok(Self {
+            unet,
+            varmap,
+            schedule,
+            card,
+            device: device.clone(),
+        })
+    }
+
+    /// Loads `dir` (card.json + weights.safetensors), checking the weights against the card.
+    pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
+        let card_path = dir.join("card.json");
+        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
+        let card: DiffusionCard = serde_json::from_str(&text)
+            .map_err(|e| CoreError::format(&card_path, format!("not a diffusion model card: {e}")))?;
+        card.unet
+            .validate()
+            .map_err(|why| CoreError::format(&card_path, why))?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let unet = UNet::new(&card.unet, vb)?;
+        crate::model::fill_varmap(&varmap, &dir.join("weights.safetensors"), "UNet", device)?;
+        let schedule = Schedule::new(card.schedule, card.t_max);
+        Ok(Self {
+            unet,
+            varmap,
+            schedule,
+            card,
+            device: device.clone(),
+        })
+    }
+
+    /// Writes card and weights into `dir` (created), weights in `dtype`.
+    pub fn save(&self, dir: &Path, dtype: DType) -> CoreResult<()> {
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+        crate::model::save_weights_as(&self.varmap, &dir.join("weights.safetensors"), dtype)?;
+        crate::study::write_json_atomic(&dir.join("card.json"), &self.card)
+    }
+
+    /// Predicted noise at full-schedule timesteps `t` (one per image).
+    pub fn eps(&self, x: &Tensor, t: &[u32]) -> CoreResult<Tensor> {
+        let t = Tensor::new(t, &self.device)?;
+        Ok(self.unet.forward(x, &t)?)
+    }
+
+    /// Image shape C x H x W.
+    pub fn shape(&self) -> [usize; 3] {
+        [
+            self.card.unet.channels,
+            self.card.unet.height,
+            self.card.unet.width,
+        ]
+    }
+}
+
+/// Lists the diffusion models of a study (sorted by id), with unreadable ones as errors.
+pub fn list_models(study_root: &Path) -> (Vec<DiffusionCard>, Vec<CoreError>) {
+    let dir = diffusion_dir(study_root);
+    let mut cards = Vec::new();
+    let mut errors = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return (cards, errors);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    paths.sort();
+    for p in paths {
+        let card_path = p.join("card.json");
+        match std::fs::read_to_string(&card_path) {
+            Ok(text) => match serde_json::from_str::<DiffusionCard>(&text) {
+                Ok(c) => cards.push(c),
+                Err(e) => errors.push(CoreError::format(
+                    &card_path,
+                    format!("not a diffusion card: {e}"),
+                )),
+            },
+            Err(e) => errors.push(CoreError::io(&card_path, e)),
+        }
+    }
+    (cards, errors)
+}
+
+/// Pixels of data-set images as floats in [-1, 1] (the DDPM's range), B x C x H x W.
+pub fn to_model_range(ds: &Dataset, indices: &[usize], device: &Device) -> CoreResult<Tensor> {
+    let max = f32::from(ds.max_value.max(1));
+    let mut v = Vec::with_capacity(indices.len() * ds.image_len());
+    for &i in indices {
+        let img = ds
+            .image(i)
+            .ok_or_else(|| CoreError::Invalid(format!("image {i} is outside the data set")))?;
+        v.extend(img.iter().map(|&p| f32::from(p) / max * 2.0 - 1.0));
+    }
+    Ok(Tensor::from_vec(v, (indices.len(), ds.c, ds.h, ds.w), device)?)
+}
+
+/// Model-range images (B x C x H x W in [-1, 1]) back to bytes with `max_value` as white.
+pub fn to_bytes(x: &Tensor, max_value: u8) -> CoreResult<Vec<Vec<u8>>> {
+    let b = x.dim(0)?;
+    let flat = x.flatten_from(1)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let max = f32::from(max_value.max(1));
+    Ok((0..b)
+        .map(|i| {
+            flat[i]
+                .iter()
+                .map(|&v| (((v.clamp(-1.0, 1.0) + 1.0) / 2.0) * max).round() as u8)
+                .collect()
+        })
+        .collect())
+}
+
+/// A seeded stream of standard normal numbers (Box-Muller on ChaCha8), so sampling with the same
+/// seed gives the same images on every machine and batch size.
+pub struct NormalStream(rand_chacha::ChaCha8Rng);
+
+impl NormalStream {
+    /// Stream keyed by `seed` and a per-item `stream` number.
+    pub fn new(seed: u64, stream: u64) -> Self {
+        use rand::SeedableRng as _;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Self(rng)
+    }
+
+    /// Fills `out` with N(0, 1) samples.
+    pub fn fill(&mut self, out: &mut [f32]) {
+        use rand::Rng as _;
+        for pair in out.chunks_mut(2) {
+            let u1: f64 = self.0.random::<f64>().max(1e-300);
+            let u2: f64 = self.0.random();
+            let r = (-2.0 * u1.ln()).sqrt();
+            let th = std::f64::consts::TAU * u2;
+            pair[0] = (r * th.cos()) as f32;
+            if pair.len() > 1 {
+                pair[1] = (r * th.sin()) as f32;
+            }
+        }
+    }
+
+    /// A tensor of `shape` N(0, 1) samples.
+    pub fn tensor(&mut self, shape: &[usize], device: &Device) -> CoreResult<Tensor> {
+        let mut v = vec![0f32; shape.iter().product()];
+        self.fill(&mut v);
+        Ok(Tensor::from_vec(v, shape, device)?)
+    }
+}
+
+/// Noise for a batch: one stream per item, each advanced by one image's worth.
+pub fn batch_noise(streams: &mut [NormalStream], shape: [usize; 3], device: &Device) -> CoreResult<Tensor> {
+    let len: usize = shape.iter().product();
+    let mut v = vec![0f32; streams.len() * len];
+    for (s, chunk) in streams.iter_mut().zip(v.chunks_mut(len)) {
+        s.fill(chunk);
+    }
+    Ok(Tensor::from_vec(
+        v,
+        (streams.len(), shape[0], shape[1], shape[2]),
+        device,
+    )?)
+}

@@ -1,0 +1,338 @@
+//! The denoiser: a small UNet with a sinusoidal time embedding (Ho et al. 2020, section 4 and
+//! appendix B, scaled down): residual blocks with GroupNorm and SiLU, the time embedding added
+//! inside every block, 2x2 average-pool downsampling followed by a convolution, nearest-neighbour upsampling and skip
+//! connections. No attention layers (they cost a lot on the CPU and small images do not need
+//! them to memorize). Predicts the noise eps.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder, conv2d, group_norm, linear};
+
+/// Architecture of the UNet: everything needed to rebuild it before loading weights.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UNetConfig {
+    /// Image channels (1 grey, 3 colour).
+    pub channels: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Channels of the first level.
+    pub base: usize,
+    /// Channel multiplier per level; the image is halved between levels.
+    pub mults: Vec<usize>,
+}
+
+impl UNetConfig {
+    /// Default levels for an image size: 3 levels when the size halves twice, else 2.
+    pub fn for_image(channels: usize, height: usize, width: usize, base: usize) -> Self {
+        let mults = if height.is_multiple_of(4) && width.is_multiple_of(4) && height >= 16 {
+            vec![1, 2, 2]
+        } else {
+            vec![1, 2]
+        };
+        Self {
+            channels,
+            height,
+            width,
+            base,
+            mults,
+        }
+    }
+
+    /// Checks that the image halves cleanly between levels.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let f = 1usize << self.mults.len().saturating_sub(1);
+        if self.mults.is_empty() || self.base == 0 || self.channels == 0 {
+            return Err("the UNet needs at least one level, a base width and image channels".into());
+        }
+        if !self.height.is_multiple_of(f) || !self.width.is_multiple_of(f) {
+            return Err(format!(
+                "a {}-level UNet needs image sides divisible by {f}, got {}x{}",
+                self.mults.len(),
+                self.height,
+                self.width
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Groups for GroupNorm: the largest of 8, 4, 2, 1 that divides `ch`.
+fn groups(ch: usize) -> usize {
+    [8, 4, 2, 1]
+        .into_iter()
+        .find(|&g| ch.is_multiple_of(g))
+        .unwrap_or(1)
+}
+
+/// A 3x3, padding-1 convolution: on the CPU our im2col op and one matrix product (same parameters,
+/// `weight` O x C x 3 x 3 and `bias` O, and same numbers as conv2d, but a fast backward pass);
+/// elsewhere candle's conv2d.
+struct Conv3 {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+fn conv3(in_c: usize, out_c: usize, vb: VarBuilder<'_>) -> Result<Conv3> {
+    let bound = 1.0 / ((in_c * 9) as f64).sqrt();
+    let init = candle_nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    Ok(Conv3 {
+        weight: vb.get_with_hints((out_c, in_c, 3, 3), "weight", init)?,
+        bias: vb.get_with_hints(out_c, "bias", init)?,
+    })
+}
+
+impl Conv3 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.device().is_cpu() {
+            return x
+                .conv2d(&self.weight, 1, 1, 1, 1)?
+                .broadcast_add(&self.bias.reshape((1, (), 1, 1))?);
+        }
+        let (b, c, h, w) = x.dims4()?;
+        let o = self.weight.dim(0)?;
+        let cols = x.contiguous()?.apply_op1(super::im2col::Im2Col)?;
+        // Column row (dy*3 + dx)*C + c matches the weight permuted to O x 3 x 3 x C.
+        let wm = self.weight.permute((0, 2, 3, 1))?.reshape((o, 9 * c))?;
+        let y = wm.broadcast_matmul(&cols)?.reshape((b, o, h, w))?;
+        y.broadcast_add(&self.bias.reshape((1, o, 1, 1))?)
+    }
+}
+
+/// Halves height and width by averaging 2x2 blocks (reshape and mean, cheap in both directions).
+fn avg_down(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h / 2, 2, w / 2, 2))?.mean(5)?.mean(3)
+}
+
+/// Doubles height and width by repeating pixels (broadcast and reshape).
+fn nearest_up(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h, 1, w, 1))?
+        .broadcast_as((b, c, h, 2, w, 2))?
+        .reshape((b, c, h * 2, w * 2))
+}
+
+/// GroupNorm, SiLU, conv; time embedding added; GroupNorm, SiLU, conv; plus a (1x1) skip.
+struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv3,
+    temb: Linear,
+    norm2: GroupNorm,
+    conv2: Conv3,
+    skip: Option<Conv2d>,
+}
+
+impl ResBlock {
+    fn new(in_c: usize, out_c: usize, temb_dim: usize, vb: VarBuilder<'_>) -> Result<Self> {
+        let skip = if in_c == out_c {
+            None
+        } else {
+            Some(conv2d(in_c, out_c, 1, Conv2dConfig::default(), vb.pp("skip"))?)
+        };
+        Ok(Self {
+            norm1: group_norm(groups(in_c), in_c, 1e-5, vb.pp("norm1"))?,
+            conv1: conv3(in_c, out_c, vb.pp("conv1"))?,
+            temb: linear(temb_dim, out_c, vb.pp("temb"))?,
+            norm2: group_norm(groups(out_c), out_c, 1e-5, vb.pp("norm2"))?,
+            conv2: conv3(out_c, out_c, vb.pp("conv2"))?,
+            skip,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, temb: &Tensor) -> Result<Tensor> {
+        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let t = self.temb.forward(&temb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
+        let h = h.broadcast_add(&t)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let s = match &self.skip {
+            Some(c) => c.forward(x)?,
+            None => x.clone(),
+        };
+        h + s
+    }
+}
+
+/// The UNet.
+pub struct UNet {
+    cfg: UNetConfig,
+    t1: Linear,
+    t2: Linear,
+    conv_in: Conv3,
+    down: Vec<ResBlock>,
+    downsample: Vec<Conv3>,
+    mid: ResBlock,
+    up: Vec<ResBlock>,
+    upsample: Vec<Conv3>,
+    norm_out: GroupNorm,
+    conv_out: Conv3,
+}
+
+/// Sinusoidal embedding of the (float) timesteps `t` (shape B) into `dim` features.
+pub fn timestep_embedding(t: &Tensor, dim: usize) -> Result<Tensor> {
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(10000f32.ln()) * i as f32 / half as f32).exp())
+        .collect();
+    let freqs = Tensor::from_vec(freqs, (1, half), t.device())?;
+    let args = t.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?;
+    Tensor::cat(&[args.cos()?, args.sin()?], 1)
+}
+
+impl UNet {
+    /// Builds the UNet of `cfg`.
+    pub fn new(cfg: &UNetConfig, vb: VarBuilder<'_>) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        let b = cfg.base;
+        let temb_dim = 4 * b;
+        let t1 = linear(b, temb_dim, vb.pp("time.l1"))?;
+        let t2 = linear(temb_dim, temb_dim, vb.pp("time.l2"))?;
+        let conv_in = conv3(cfg.channels, b, vb.pp("conv_in"))?;
+        let mut down = Vec::new();
+        let mut downsample = Vec::new();
+        let mut ch = b;
+        let mut skips = Vec::new();
+        for (l, &m) in cfg.mults.iter().enumerate() {
+            let out = b * m;
+            down.push(ResBlock::new(ch, out, temb_dim, vb.pp(format!("down{l}")))?);
+            ch = out;
+            skips.push(ch);
+            if l + 1 < cfg.mults.len() {
+                downsample.push(conv3(ch, ch, vb.pp(format!("downsample{l}")))?);
+            }
+        }
+        let mid = ResBlock::new(ch, ch, temb_dim, vb.pp("mid"))?;
+        let mut up = Vec::new();
+        let mut upsample = Vec::new();
+        for (l, &m) in cfg.mults.iter().enumerate().rev() {
+            let out = b * m;
+            let skip = skips[l];
+            up.push(ResBlock::new(ch + skip, out, temb_dim, vb.pp(format!("up{l}")))?);
+            ch = out;
+            if l > 0 {
+                upsample.push(conv3(ch, ch, vb.pp(format!("upsample{l}")))?);
+            }
+        }
+        Ok(Self {
+            cfg: cfg.clone(),
+            t1,
+            t2,
+            conv_in,
+            down,
+            downsample,
+            mid,
+            up,
+            upsample,
+            norm_out: group_norm(groups(ch), ch, 1e-5, vb.pp("norm_out"))?,
+            conv_out: conv3(ch, cfg.channels, vb.pp("conv_out"))?,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &UNetConfig {
+        &self.cfg
+    }
+
+    /// Predicted noise for noisy images `x` (B x C x H x W) at timesteps `t` (B, any numeric dtype).
+    pub fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+        let temb = timestep_embedding(t, self.cfg.base)?.to_dtype(x.dtype())?;
+        let temb = self.t2.forward(&self.t1.forward(&temb)?.silu()?)?;
+        let mut h = self.conv_in.forward(x)?;
+        let mut skips = Vec::with_capacity(self.down.len());
+        for (l, block) in self.down.iter().enumerate() {
+            h = block.forward(&h, &temb)?;
+            skips.push(h.clone());
+            if let Some(ds) = self.downsample.get(l) {
+                h = ds.forward(&avg_down(&h)?)?;
+            }
+        }
+        h = self.mid.forward(&h, &temb)?;
+        for (k, block) in self.up.iter().enumerate() {
+            let Some(skip) = skips.pop() else {
+                return Err(candle_core::Error::Msg("UNet skip stack underflow".into()));
+            };
+            h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb)?;
+            if let Some(us) = self.upsample.get(k) {
+                h = us.forward(&nearest_up(&h)?)?;
+            }
+        }
+        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn shapes_round_trip_for_grey_and_colour() {
+        for (c, h, w) in [(1, 28, 28), (3, 32, 32), (1, 8, 8)] {
+            let cfg = UNetConfig::for_image(c, h, w, 8);
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+            let net = UNet::new(&cfg, vb).unwrap();
+            let x = Tensor::zeros((2, c, h, w), DType::F32, &Device::Cpu).unwrap();
+            let t = Tensor::new(&[3u32, 900], &Device::Cpu).unwrap();
+            assert_eq!(net.forward(&x, &t).unwrap().dims(), &[2, c, h, w]);
+        }
+    }
+
+    #[test]
+    fn odd_sizes_are_refused_with_the_reason() {
+        let cfg = UNetConfig {
+            channels: 1,
+            height: 30,
+            width: 30,
+            base: 8,
+            mults: vec![1, 2, 2],
+        };
+        assert!(cfg.validate().unwrap_err().contains("divisible by 4"));
+    }
+
+    /// The input gradient matches finite differences (the layers we use: conv, stride-2 conv,
+    /// GroupNorm, SiLU, nearest upsampling, concat).
+    #[test]
+    fn input_gradient_matches_finite_differences() {
+        let cfg = UNetConfig::for_image(1, 8, 8, 4);
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F64, &Device::Cpu);
+        let net = UNet::new(&cfg, vb).unwrap();
+        let vals: Vec<f64> = (0..64).map(|i| ((i * 37 % 17) as f64 / 17.0) - 0.5).collect();
+        let x = Var::from_vec(vals.clone(), (1, 1, 8, 8), &Device::Cpu).unwrap();
+        let t = Tensor::new(&[17u32], &Device::Cpu).unwrap();
+        let loss = |x: &Tensor| -> Tensor {
+            let y = net.forward(x, &t).unwrap();
+            (y.clone() * y).unwrap().sum_all().unwrap()
+        };
+        let grads = loss(x.as_tensor()).backward().unwrap();
+        let g = grads
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for &i in &[0usize, 9, 27, 45, 63] {
+            let eps = 1e-5;
+            let mut p = vals.clone();
+            p[i] += eps;
+            let mut m = vals.clone();
+            m[i] -= eps;
+            let f = |v: Vec<f64>| {
+                let t = Tensor::from_vec(v, (1, 1, 8, 8), &Device::Cpu).unwrap();
+                loss(&t).to_scalar::<f64>().unwrap()
+            };
+            let fd = (f(p) - f(m)) / (2.0 * eps);
+            assert!(
+                (fd - g[i]).abs() <= 1e-4 * (1.0 + fd.abs()),
+                "pixel {i}: fd {fd} vs {}",
+                g[i]
+            );
+        }
+    }
+}
