@@ -26,18 +26,20 @@ pub fn demo_configs() -> Vec<TrainConfig> {
     }]
 }
 
-/// The demo zoo's configuration (the same as
-/// `rote zoo --data mnist10k --models 64 --plant-mislabel 0.02 --id zoo-mnist-demo`).
+/// The demo zoo's configuration (the same as `rote zoo --data mnist10k --models 64 --epochs 40
+/// --seed 7 --plant-mislabel 0.02 --plant-seed 3 --id zoo-mnist-demo`).
 pub fn demo_zoo_config() -> ZooConfig {
     let base = ZooConfig::default();
     ZooConfig {
         id: "zoo-mnist-demo".into(),
         train: TrainConfig {
             data: "mnist10k".into(),
+            epochs: 40,
+            seed: 7,
             ..base.train.clone()
         },
         plant_mislabel: 0.02,
-        plant_seed: 0,
+        plant_seed: 3,
         ..base
     }
 }
@@ -83,13 +85,20 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
             copy_tree(&src, &dest)?;
         }
     }
+    crate::demo_diffusion::copy_demo_diffusion(&study, &demo_assets_dir())?;
     Ok(study)
 }
 
 /// Retrains every demo model into `out` (replacing any already there), and with `zoo` the demo
 /// zoo and its results. With `update_assets`, the results also replace the shipped files in
 /// `assets/demo/`.
-pub fn rebuild_demo(out: &Path, zoo: bool, update_assets: bool, ctx: &JobCtx<'_>) -> CoreResult<Study> {
+pub fn rebuild_demo(
+    out: &Path,
+    zoo: bool,
+    diffusion: bool,
+    update_assets: bool,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Study> {
     let mut study = Study::open_or_create(out)?;
     study.manifest.name = "demo".into();
     study.manifest.description = "MNIST-10k with a pre-trained MLP (3 epochs, seed 0)".into();
@@ -118,6 +127,14 @@ pub fn rebuild_demo(out: &Path, zoo: bool, update_assets: bool, ctx: &JobCtx<'_>
     }
     if zoo {
         rebuild_demo_zoo(&study, update_assets, ctx)?;
+    }
+    if diffusion {
+        let assets = demo_assets_dir();
+        crate::demo_diffusion::rebuild_demo_diffusion(
+            &study,
+            update_assets.then_some(assets.as_path()),
+            ctx,
+        )?;
     }
     Ok(study)
 }

@@ -18,6 +18,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod demo_diffusion;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;

@@ -13,6 +13,58 @@ use crate::train::TrainConfig;
 pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     let ds = data::load("mnist10k")?;
     match which {
+        BenchWhich::Ddim {
+            samples,
+            steps,
+            base,
+            side,
+            device,
+        } => {
+            let cancel = CancelToken::new();
+            let sink = CliSink::new(json);
+            let ctx = JobCtx::new(&cancel, &sink);
+            let r = crate::diffusion::bench::bench_ddim([1, side, side], base, samples, steps, &device, &ctx);
+            sink.finish();
+            let r = r?;
+            if json {
+                println!("{}", json!({ "bench": "ddim", "result": r }));
+            } else {
+                println!(
+                    "DDIM, {} steps, UNet base {} ({} parameters) on {}x{}x{}, {}: {} images in {:.2} s = {:.2} images/s ({:.0} UNet evals/s)",
+                    r.steps,
+                    r.base,
+                    r.n_params,
+                    r.shape[0],
+                    r.shape[1],
+                    r.shape[2],
+                    r.device,
+                    r.samples,
+                    r.secs,
+                    r.images_per_sec,
+                    r.evals_per_sec
+                );
+            }
+        }
+        BenchWhich::Tiled { m, n } => {
+            let r = crate::diffusion::bench::bench_tiled(&ds, m, n, 4)?;
+            if json {
+                println!("{}", json!({ "bench": "tiled", "result": r }));
+            } else {
+                println!("tiled l2 (4x4 tiles), {} x {} MNIST images", r.m, r.n);
+                println!("  cpu twin : {:>8.3} s", r.cpu_secs);
+                match (r.gpu_secs, &r.gpu_adapter) {
+                    (Some(s), Some(a)) => println!(
+                        "  {a}: {s:>8.3} s, speed-up {:.2}x, identical: {}",
+                        r.cpu_secs / s,
+                        r.identical.unwrap_or(false)
+                    ),
+                    _ => println!(
+                        "  wgpu     : unavailable ({})",
+                        r.gpu_unavailable.unwrap_or_default()
+                    ),
+                }
+            }
+        }
         BenchWhich::Nn { m, n } => {
             let r = bench_nn(&ds, m, n)?;
             if json {

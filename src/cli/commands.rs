@@ -58,9 +58,10 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Demo {
             rebuild,
             zoo,
+            diffusion,
             update_assets,
             out,
-        } => demo(&out, rebuild, zoo, update_assets, json),
+        } => demo(&out, rebuild, zoo, diffusion, update_assets, json),
         Command::Extract(args) => super::diffusion::extract(args, json),
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::Bench { which } => super::bench::run(which, json),
@@ -285,13 +286,20 @@ fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
     Ok(())
 }
 
-fn demo(out: &std::path::Path, rebuild: bool, zoo: bool, update_assets: bool, json: bool) -> CoreResult<()> {
+fn demo(
+    out: &std::path::Path,
+    rebuild: bool,
+    zoo: bool,
+    diffusion: bool,
+    update_assets: bool,
+    json: bool,
+) -> CoreResult<()> {
     let t0 = std::time::Instant::now();
     let study = if rebuild {
         let cancel = CancelToken::new();
         let sink = CliSink::new(json);
         let ctx = JobCtx::new(&cancel, &sink);
-        let s = crate::demo::rebuild_demo(out, zoo, update_assets, &ctx);
+        let s = crate::demo::rebuild_demo(out, zoo, diffusion, update_assets, &ctx);
         sink.finish();
         s?
     } else {

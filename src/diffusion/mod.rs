@@ -3,6 +3,7 @@
 //! and membership inference from the loss at chosen timesteps.
 
 pub mod attack;
+pub mod bench;
 pub mod extract;
 mod im2col;
 pub mod inpaint;

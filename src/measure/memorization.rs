@@ -291,15 +291,70 @@ pub fn convergence(z: &ZooMatrix, train: &[usize], points: usize) -> Vec<[f64; 2
         .collect()
 }
 
-/// Fraction of the planted samples among the `planted.len()` highest-mem samples (None when
-/// nothing was planted).
-pub fn planted_recall(mem: &[f32], planted: &[usize]) -> Option<f64> {
+/// Mean loss on each sample of the models that did not train on it (NaN where no model left it
+/// out). The tie-break of [`mem_order`].
+pub fn held_out_loss(z: &ZooMatrix, train: &[usize]) -> Vec<f32> {
+    let n = z.n;
+    let mut out = vec![f32::NAN; n];
+    let vals: Vec<(usize, f32)> = train
+        .par_iter()
+        .map(|&i| {
+            let (mut s, mut c) = (0.0f64, 0u32);
+            for k in 0..z.k {
+                if !z.member[k * n + i] {
+                    s += f64::from(z.loss[k * n + i]);
+                    c += 1;
+                }
+            }
+            (
+                i,
+                if c == 0 {
+                    f32::NAN
+                } else {
+                    (s / f64::from(c)) as f32
+                },
+            )
+        })
+        .collect();
+    for (i, v) in vals {
+        out[i] = v;
+    }
+    out
+}
+
+/// Samples with a finite mem, most memorized first. With few models mem takes few distinct
+/// values (at K = 64 about 150 samples tie at exactly 1), so ties are broken by the held-out loss,
+/// higher first: among samples every IN model fits and every OUT model gets wrong, the one whose
+/// label surprises the OUT models most ranks first. This only orders equal mem values; the
+/// estimate itself is the paper's 0/1 masked mean. Remaining ties go to the smaller index.
+pub fn mem_order(mem: &[f32], held_out_loss: &[f32]) -> Vec<usize> {
+    let key = |i: usize| {
+        held_out_loss
+            .get(i)
+            .copied()
+            .filter(|v| v.is_finite())
+            .unwrap_or(f32::NEG_INFINITY)
+    };
+    let mut order: Vec<usize> = (0..mem.len()).filter(|&i| mem[i].is_finite()).collect();
+    order.sort_by(|&a, &b| {
+        mem[b]
+            .total_cmp(&mem[a])
+            .then(key(b).total_cmp(&key(a)))
+            .then(a.cmp(&b))
+    });
+    order
+}
+
+/// Fraction of the planted samples among the `planted.len()` first samples of [`mem_order`]
+/// (None when nothing was planted).
+pub fn planted_recall(mem: &[f32], held_out_loss: &[f32], planted: &[usize]) -> Option<f64> {
     if planted.is_empty() {
         return None;
     }
-    let mut order: Vec<usize> = (0..mem.len()).filter(|&i| mem[i].is_finite()).collect();
-    order.sort_by(|&a, &b| mem[b].total_cmp(&mem[a]).then(a.cmp(&b)));
-    let top: std::collections::HashSet<usize> = order.into_iter().take(planted.len()).collect();
+    let top: std::collections::HashSet<usize> = mem_order(mem, held_out_loss)
+        .into_iter()
+        .take(planted.len())
+        .collect();
     Some(planted.iter().filter(|i| top.contains(i)).count() as f64 / planted.len() as f64)
 }
 
@@ -391,8 +446,14 @@ mod tests {
     #[test]
     fn planted_recall_counts_planted_among_top() {
         let mem = vec![0.1, 0.9, 0.8, f32::NAN, 0.2, 0.95];
-        assert_eq!(planted_recall(&mem, &[1, 5]), Some(1.0));
-        assert_eq!(planted_recall(&mem, &[1, 4]), Some(0.5));
-        assert_eq!(planted_recall(&mem, &[]), None);
+        assert_eq!(planted_recall(&mem, &[], &[1, 5]), Some(1.0));
+        assert_eq!(planted_recall(&mem, &[], &[1, 4]), Some(0.5));
+        assert_eq!(planted_recall(&mem, &[], &[]), None);
+        // Equal mem: the higher held-out loss ranks first.
+        let tied = [1.0f32, 1.0, 1.0, 0.0];
+        let loss = [0.5f32, 9.0, 2.0, 0.0];
+        assert_eq!(mem_order(&tied, &loss), vec![1, 2, 0, 3]);
+        assert_eq!(planted_recall(&tied, &loss, &[1]), Some(1.0));
+        assert_eq!(planted_recall(&tied, &[], &[1]), Some(0.0));
     }
 }

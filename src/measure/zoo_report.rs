@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::memorization::{
-    InflEstimate, InflPair, MemEstimate, PairThresholds, ZooMatrix, convergence, influence, memorization,
-    planted_recall,
+    InflEstimate, InflPair, MemEstimate, PairThresholds, ZooMatrix, convergence, held_out_loss, influence,
+    memorization, planted_recall,
 };
 use super::mia::{Attack, MiaConfig, MiaResult, ZooView, run_attack};
 use super::roc::{Roc, log_roc_points};
@@ -90,8 +90,13 @@ pub struct MemorizationReport {
     pub n_pair_tests: usize,
     /// The strongest pairs.
     pub top_pairs: Vec<InflPair>,
-    /// Fraction of planted samples among the top-|planted| mem scores (None without planting).
+    /// Fraction of planted samples among the top-|planted| mem scores, ties in mem broken by
+    /// the held-out loss (see `memorization::mem_order`; None without planting).
     pub planted_recall: Option<f64>,
+    /// Mean loss of the models that did not train on each sample (the tie-break of the mem
+    /// ranking; NaN on the test split).
+    #[serde(default, with = "super::serde_nan")]
+    pub held_out_loss: Vec<f32>,
     /// Planted samples.
     pub planted: Vec<usize>,
     /// Thresholds used.
@@ -109,6 +114,7 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
     let train = z.data.train_indices();
     let test = z.data.test_indices();
     let mem = memorization(&z.matrix, &train);
+    let held_out_loss = held_out_loss(&z.matrix, &train);
     let infl = influence(&z.matrix, &mem, &train, &test, &z.data.labels, thr);
     let vals: Vec<f64> = train
         .iter()
@@ -131,7 +137,8 @@ pub fn memorization_report(z: &LoadedZoo, thr: &PairThresholds) -> MemorizationR
         n_pairs,
         n_pair_tests: tests.len(),
         top_pairs: infl.pairs.iter().take(10).cloned().collect(),
-        planted_recall: planted_recall(&mem.mem, &z.planted),
+        planted_recall: planted_recall(&mem.mem, &held_out_loss, &z.planted),
+        held_out_loss,
         planted: z.planted.clone(),
         thresholds: thr.clone(),
         convergence: convergence(&z.matrix, &train, 16),

@@ -49,7 +49,7 @@ impl Default for ZooConfig {
                 lr: 0.1,
                 momentum: 0.9,
                 batch_size: 128,
-                epochs: 20,
+                epochs: 40,
                 subset_ratio: 0.7,
                 ..TrainConfig::default()
             },

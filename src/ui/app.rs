@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::Command;
+use super::diffusion_jobs::DiffusionModels;
 use super::jobs::{FinishedJob, JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
-    DataView, InfluenceView, MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults,
+    DataView, ExtractionView, InfluenceView, InpaintingView, MemorizationView, ModelsView, PrivacyView,
+    SettingsView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -18,6 +20,8 @@ use crate::gpu::GpuInfo;
 use crate::job::JobOutcome;
 use crate::model::SampleScores;
 use crate::study::{Study, StudyModel};
+
+mod diffusion;
 
 /// The views.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,17 +37,23 @@ pub enum View {
     Influence,
     /// Membership inference.
     Privacy,
+    /// Training images extracted from a diffusion model.
+    Extraction,
+    /// The inpainting attack on diffusion models.
+    Inpainting,
     /// Compute device and GPU adapter.
     Settings,
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 6] = [
+pub const VIEWS: [View; 8] = [
     View::Data,
     View::Models,
     View::Memorization,
     View::Influence,
     View::Privacy,
+    View::Extraction,
+    View::Inpainting,
     View::Settings,
 ];
 
@@ -56,6 +66,8 @@ impl View {
             Self::Memorization => "Memorization",
             Self::Influence => "Influence",
             Self::Privacy => "Membership",
+            Self::Extraction => "Extraction",
+            Self::Inpainting => "Inpainting",
             Self::Settings => "Settings",
         }
     }
@@ -69,6 +81,8 @@ impl View {
             "memorization" => Some(Self::Memorization),
             "influence" => Some(Self::Influence),
             "privacy" | "mia" | "membership" => Some(Self::Privacy),
+            "extraction" | "extract" => Some(Self::Extraction),
+            "inpainting" | "inpaint" => Some(Self::Inpainting),
             _ => None,
         }
     }
@@ -130,6 +144,8 @@ pub struct AppCtx<'a> {
     pub last_training: Option<&'a FinishedTraining>,
     /// The study's zoo results.
     pub zoo: Option<&'a ZooResults>,
+    /// The study's diffusion models (None while reading them).
+    pub diffusion: Option<&'a DiffusionModels>,
     /// Thumbnails.
     pub textures: &'a mut TextureCache,
     /// Commands for the app.
@@ -173,8 +189,14 @@ pub struct App {
     pub memorization_view: MemorizationView,
     influence_view: InfluenceView,
     privacy_view: PrivacyView,
+    /// Extraction view state.
+    pub extraction_view: ExtractionView,
+    /// Inpainting view state.
+    pub inpainting_view: InpaintingView,
     /// The study's zoo results.
     pub zoo: Option<Arc<ZooResults>>,
+    /// The study's diffusion models.
+    pub diffusion: Option<Arc<DiffusionModels>>,
     /// Running jobs.
     pub jobs: JobRegistry,
     /// Messages.
@@ -207,7 +229,10 @@ impl App {
             memorization_view: MemorizationView::default(),
             influence_view: InfluenceView::default(),
             privacy_view: PrivacyView,
+            extraction_view: ExtractionView::default(),
+            inpainting_view: InpaintingView::default(),
             zoo: None,
+            diffusion: None,
             jobs: JobRegistry::new(waker),
             toasts: Toasts::default(),
             last_training: None,
@@ -421,6 +446,11 @@ impl App {
                     Ok(JobResult::ZooTrained(cfg.id.clone()))
                 });
             }
+            Command::OpenExtraction(model) => self.open_extraction(model),
+            Command::RunExtraction { model, samples, seed } => self.run_extraction(model, samples, seed),
+            Command::OpenInpaintReport(a, b) => self.open_inpaint_report(a, b),
+            Command::Inpaint(req) => self.inpaint(*req, false),
+            Command::InpaintBatch(req) => self.inpaint(*req, true),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -492,6 +522,7 @@ impl App {
                 self.zoo = None;
                 self.load_scores();
                 self.load_zoo_results();
+                self.load_diffusion();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -541,6 +572,14 @@ impl App {
                 self.toasts
                     .push(Level::Ok, format!("Zoo {id} trained; results saved"));
                 self.load_zoo_results();
+            }
+            JobResult::DiffusionModels(models) => self.on_diffusion_models(*models),
+            JobResult::Extraction { model, ex, computed } => self.on_extraction(model, ex, computed),
+            JobResult::Inpainted(one) => self.inpainting_view.set_single(*one),
+            JobResult::InpaintReport(a, b, report) => {
+                self.inpainting_view
+                    .reports
+                    .insert((a, b), report.map(|r| Arc::new(*r)));
             }
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
@@ -650,7 +689,10 @@ impl eframe::App for App {
             memorization_view,
             influence_view,
             privacy_view,
+            extraction_view,
+            inpainting_view,
             zoo,
+            diffusion,
             jobs,
             last_training,
             textures,
@@ -668,6 +710,7 @@ impl eframe::App for App {
             jobs,
             last_training: last_training.as_ref(),
             zoo: zoo.as_deref(),
+            diffusion: diffusion.as_deref(),
             textures,
             commands,
         };
@@ -677,6 +720,8 @@ impl eframe::App for App {
             View::Memorization => memorization_view.ui(ui, &mut actx),
             View::Influence => influence_view.ui(ui, &mut actx),
             View::Privacy => privacy_view.ui(ui, &mut actx),
+            View::Extraction => extraction_view.ui(ui, &mut actx),
+            View::Inpainting => inpainting_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
         let ctx = ui.ctx().clone();

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::View;
+use super::inpaint_jobs::InpaintRequest;
 use crate::train::TrainConfig;
 
 /// Something a view asks the app to do.
@@ -35,4 +36,21 @@ pub enum Command {
     RefreshModels,
     /// Switch view.
     ShowView(View),
+    /// Open the newest saved extraction of a diffusion model (by id).
+    OpenExtraction(String),
+    /// Sample a diffusion model and score the generations against its training images.
+    RunExtraction {
+        /// Model id.
+        model: String,
+        /// Generations.
+        samples: usize,
+        /// Seed of the generations.
+        seed: u64,
+    },
+    /// Open the saved inpainting attack report of two diffusion models (A, B).
+    OpenInpaintReport(String, String),
+    /// Inpaint one image with the IN and the OUT model, streaming previews.
+    Inpaint(Box<InpaintRequest>),
+    /// Run the inpainting attack on a batch of images.
+    InpaintBatch(Box<InpaintRequest>),
 }

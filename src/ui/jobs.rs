@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::diffusion_jobs::{DiffusionModels, LoadedExtraction};
+use super::inpaint_jobs::{InpaintOne, LoadedInpaint};
 use crate::data::Dataset;
 use crate::error::CoreResult;
 use crate::gpu::{Backend, GpuInfo, Neighbour};
@@ -33,11 +35,22 @@ pub enum JobKind {
     Zoo,
     /// Training a zoo (single).
     TrainZoo,
+    /// Reading the study's diffusion models.
+    DiffusionList,
+    /// Opening a saved extraction or inpainting report.
+    DiffusionOpen,
+    /// Sampling a diffusion model and scoring extractions (single).
+    Extract,
+    /// Inpainting one image or a batch (single).
+    Inpaint,
 }
 
 impl JobKind {
     fn single(self) -> bool {
-        matches!(self, Self::Train | Self::Study | Self::TrainZoo)
+        matches!(
+            self,
+            Self::Train | Self::Study | Self::TrainZoo | Self::Extract | Self::Inpaint
+        )
     }
 }
 
@@ -64,6 +77,21 @@ pub enum JobResult {
     ZooTrained(String),
     /// The study's zoo results, if any.
     Zoo(Option<Box<crate::ui::views::LoadedZooResults>>),
+    /// The study's diffusion models.
+    DiffusionModels(Box<DiffusionModels>),
+    /// An extraction of a model.
+    Extraction {
+        /// Model id.
+        model: String,
+        /// The extraction (None: the model has no saved extraction).
+        ex: Option<Box<LoadedExtraction>>,
+        /// Whether it was computed now (rather than opened).
+        computed: bool,
+    },
+    /// One inpainted image.
+    Inpainted(Box<InpaintOne>),
+    /// The inpainting attack report of models (A, B), if any.
+    InpaintReport(String, String, Option<Box<LoadedInpaint>>),
 }
 
 /// A running job and what it has reported.

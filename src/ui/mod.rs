@@ -4,6 +4,8 @@
 
 pub mod app;
 mod command;
+pub mod diffusion_jobs;
+pub mod inpaint_jobs;
 mod jobs;
 pub mod screenshot;
 mod textures;
@@ -14,7 +16,7 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
-pub use views::{SortKey, SplitFilter, ZooForm};
+pub use views::{ExtractionTab, InpaintMode, SortKey, SplitFilter, ZooForm};
 
 use std::path::PathBuf;
 

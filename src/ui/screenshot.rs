@@ -50,7 +50,7 @@ pub fn render_view(
     sort: Option<String>,
 ) -> CoreResult<()> {
     let view = View::parse(view)
-        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models or settings)")))?;
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
         Some(p) => p,

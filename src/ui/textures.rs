@@ -43,6 +43,32 @@ impl TextureCache {
         Some(id)
     }
 
+    /// The texture stored under (`key`, `i`), made from `rgba()` (`size` = [w, h]) if the frame's
+    /// budget allows. For images that are not rows of a data set (generations, completions).
+    pub fn get_with(
+        &mut self,
+        ctx: &egui::Context,
+        key: &str,
+        i: usize,
+        size: [usize; 2],
+        rgba: impl FnOnce() -> Vec<u8>,
+    ) -> Option<egui::TextureId> {
+        let k = (key.to_string(), i);
+        if let Some(t) = self.map.get(&k) {
+            return Some(t.id());
+        }
+        if self.uploads_this_frame >= UPLOADS_PER_FRAME {
+            self.pending = true;
+            return None;
+        }
+        let img = egui::ColorImage::from_rgba_unmultiplied(size, &rgba());
+        let handle = ctx.load_texture(format!("{key}-{i}"), img, egui::TextureOptions::NEAREST);
+        let id = handle.id();
+        self.map.insert(k, handle);
+        self.uploads_this_frame += 1;
+        Some(id)
+    }
+
     /// Number of textures held.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -19,3 +19,7 @@ pub const SERIES: [Color32; 4] = [
 ];
 /// Background of a thumbnail not yet uploaded.
 pub const PLACEHOLDER: Color32 = Color32::from_gray(60);
+/// Tag of a planted duplicate training image.
+pub const DUPLICATE: Color32 = Color32::from_rgb(200, 80, 170);
+/// Hidden region of an inpainting mask.
+pub const MASKED: Color32 = Color32::from_rgb(40, 90, 170);

@@ -1,7 +1,11 @@
 //! One file per view.
 
 mod data;
+mod diffusion_common;
+mod extraction;
 mod influence;
+mod inpaint_report;
+mod inpainting;
 mod memorization;
 mod models;
 mod privacy;
@@ -9,7 +13,9 @@ mod settings;
 mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
+pub use extraction::{ExtractionTab, ExtractionView};
 pub use influence::InfluenceView;
+pub use inpainting::{InpaintMode, InpaintingView};
 pub use memorization::{MemorizationView, ZooForm};
 pub use models::{ModelsView, import_model};
 pub use privacy::PrivacyView;

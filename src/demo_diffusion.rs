@@ -1,0 +1,173 @@
+//! The demo study's diffusion models and results: a DDPM on the 8x8 digits with planted
+//! duplicates (extraction demo) and an IN/OUT pair on complementary halves of 64 digits
+//! (inpainting demo). Shipped in `assets/demo/diffusion/` with f16 weights and their cached
+//! generations; `rote demo --rebuild --diffusion` retrains them with the commands in their cards.
+
+use std::path::Path;
+
+use candle_core::DType;
+
+use crate::diffusion::attack::{inpaint_attack, pick_images};
+use crate::diffusion::extract::run_extraction;
+use crate::diffusion::inpaint::{InpaintConfig, MaskKind};
+use crate::diffusion::sample::Sampler;
+use crate::diffusion::{Ddpm, DdpmTrainConfig, ScheduleKind, diffusion_dir, train_into_study};
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::measure::extraction::ExtractionConfig;
+use crate::study::{Study, copy_tree, write_json_atomic};
+
+/// Id of the extraction demo model.
+pub const DUP_MODEL: &str = "ddpm-digits-dup16";
+/// Id stem of the inpainting pair (`-k00`, `-k01`).
+pub const PAIR_STEM: &str = "ddpm-digits-pair";
+/// Generations scored by the demo extraction.
+pub const DEMO_SAMPLES: usize = 512;
+
+/// The two demo training configurations.
+pub fn demo_diffusion_configs() -> Vec<DdpmTrainConfig> {
+    vec![
+        DdpmTrainConfig {
+            data: "digits8x8".into(),
+            images: 0,
+            plant_duplicates: 10,
+            dup_factor: 16,
+            base: 32,
+            schedule: ScheduleKind::Linear,
+            t_max: 1000,
+            steps: 4000,
+            batch_size: 32,
+            lr: 1e-3,
+            seed: 0,
+            device: "cpu".into(),
+            models: 1,
+            subset_ratio: 0.5,
+            id: DUP_MODEL.into(),
+        },
+        DdpmTrainConfig {
+            data: "digits8x8".into(),
+            images: 64,
+            base: 32,
+            steps: 3000,
+            batch_size: 16,
+            lr: 1e-3,
+            models: 2,
+            subset_ratio: 0.5,
+            id: PAIR_STEM.into(),
+            ..DdpmTrainConfig::default()
+        },
+    ]
+}
+
+/// The `rote train` command equivalent to `cfg`.
+pub fn train_command(cfg: &DdpmTrainConfig) -> String {
+    format!(
+        "rote train --family ddpm --data {} --images {} --plant-duplicates {} --dup-factor {} --base {} \
+         --steps {} --batch-size {} --lr {} --seed {} --models {} --subset-ratio {} --id {} --out STUDY",
+        cfg.data,
+        cfg.images,
+        cfg.plant_duplicates,
+        cfg.dup_factor,
+        cfg.base,
+        cfg.steps,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.seed,
+        cfg.models,
+        cfg.subset_ratio,
+        cfg.id
+    )
+}
+
+/// Copies the shipped diffusion models and results into `study` (what is already there is kept).
+pub fn copy_demo_diffusion(study: &Study, assets: &Path) -> CoreResult<()> {
+    for (src, dest) in [
+        (assets.join("diffusion"), diffusion_dir(&study.root)),
+        (
+            assets.join("results").join("diffusion"),
+            study.root.join("results").join("diffusion"),
+        ),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&src) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let to = dest.join(e.file_name());
+            if e.path().is_dir() && !to.exists() {
+                copy_tree(&e.path(), &to)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Trains the demo diffusion models into `study` (models already there with the same id are
+/// kept: rebuild into a fresh folder to retrain), runs the extraction and inpainting attacks,
+/// and with `update_assets` replaces the shipped copies (weights as f16).
+pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx<'_>) -> CoreResult<()> {
+    let cfgs = demo_diffusion_configs();
+    for cfg in &cfgs {
+        let cmd = format!(
+            "rote demo --rebuild --diffusion --out STUDY  (trains: {})",
+            train_command(cfg)
+        );
+        train_into_study(cfg, &study.root, &cmd, false, ctx)?;
+    }
+    let dir = diffusion_dir(&study.root);
+    let ds = crate::data::load("digits8x8")?;
+    let results = study.root.join("results").join("diffusion");
+    let run = run_extraction(
+        &dir.join(DUP_MODEL),
+        &ds,
+        DEMO_SAMPLES,
+        0,
+        Sampler::Ddim { steps: 50, eta: 0.0 },
+        &ExtractionConfig::default(),
+        true,
+        ctx,
+    )?;
+    write_json_atomic(
+        &results
+            .join(DUP_MODEL)
+            .join(format!("extraction-s0-n{DEMO_SAMPLES}.json")),
+        &run,
+    )?;
+    let dev = crate::model::device("cpu")?;
+    let a = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k00")), &dev)?;
+    let b = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k01")), &dev)?;
+    let images = pick_images(&a, &b, 32, 0);
+    let rep = inpaint_attack(
+        &a,
+        &b,
+        &ds,
+        &images,
+        MaskKind::Right,
+        &InpaintConfig::default(),
+        4,
+        0,
+        ctx,
+    )?;
+    write_json_atomic(
+        &results
+            .join(&a.card.id)
+            .join(format!("inpaint-{}.json", b.card.id)),
+        &rep,
+    )?;
+    if let Some(assets) = assets {
+        for id in [DUP_MODEL.to_string(), a.card.id.clone(), b.card.id.clone()] {
+            let m = Ddpm::load(&dir.join(&id), &dev)?;
+            let dest = assets.join("diffusion").join(&id);
+            m.save(&dest, DType::F16)?;
+            let gens = dir.join(&id).join("generations");
+            if gens.is_dir() {
+                copy_tree(&gens, &dest.join("generations"))?;
+            }
+        }
+        let dest = assets.join("results").join("diffusion");
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).map_err(|e| CoreError::io(&dest, e))?;
+        }
+        copy_tree(&results, &dest)?;
+    }
+    Ok(())
+}

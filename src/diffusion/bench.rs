@@ -1,0 +1,147 @@
+//! `rote bench ddim` and `rote bench tiled`: DDIM images per second, DDPM training images per
+//! second, and the tiled-l2 search on both backends. They print figures and assert nothing.
+
+use std::time::Instant;
+
+use super::model::{Ddpm, DiffusionCard};
+use super::sample::{Sampler, generate_tensor};
+use super::schedule::ScheduleKind;
+use super::unet::UNetConfig;
+use crate::error::CoreResult;
+use crate::gpu::{PackedImages, gpu, tiled_sq_l2_cpu, tiled_sq_l2_gpu};
+use crate::job::JobCtx;
+use crate::model::DatasetRef;
+
+/// DDIM sampling figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DdimBench {
+    /// Image shape.
+    pub shape: [usize; 3],
+    /// UNet base width.
+    pub base: usize,
+    /// Parameters.
+    pub n_params: usize,
+    /// Images generated.
+    pub samples: usize,
+    /// DDIM steps.
+    pub steps: usize,
+    /// Device.
+    pub device: String,
+    /// Seconds.
+    pub secs: f64,
+    /// Images per second.
+    pub images_per_sec: f64,
+    /// UNet evaluations (image x step) per second.
+    pub evals_per_sec: f64,
+}
+
+/// Samples `samples` images with DDIM from a freshly initialised UNet (speed does not depend on
+/// the weights).
+pub fn bench_ddim(
+    shape: [usize; 3],
+    base: usize,
+    samples: usize,
+    steps: usize,
+    device: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<DdimBench> {
+    let dev = crate::model::device(device)?;
+    let card = DiffusionCard {
+        id: "bench".into(),
+        unet: UNetConfig::for_image(shape[0], shape[1], shape[2], base),
+        schedule: ScheduleKind::Linear,
+        t_max: 1000,
+        dataset: DatasetRef {
+            name: "none".into(),
+            source: String::new(),
+            hash: String::new(),
+            n: 0,
+        },
+        train_indices: Vec::new(),
+        duplicated: Vec::new(),
+        dup_factor: 1,
+        steps: 0,
+        batch_size: 0,
+        lr: 0.0,
+        seed: 0,
+        final_loss: f64::NAN,
+        loss_curve: Vec::new(),
+        seconds: 0.0,
+        n_params: 0,
+        device: device.into(),
+        command: String::new(),
+        rote_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let m = Ddpm::fresh(card, &dev)?;
+    let n_params = m.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    let start = Instant::now();
+    let x = generate_tensor(&m, samples, 0, Sampler::Ddim { steps, eta: 0.0 }, 256, ctx)?;
+    let _ = x.sum_all()?.to_vec0::<f32>()?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(DdimBench {
+        shape,
+        base,
+        n_params,
+        samples,
+        steps,
+        device: device.into(),
+        secs,
+        images_per_sec: samples as f64 / secs,
+        evals_per_sec: (samples * steps) as f64 / secs,
+    })
+}
+
+/// Tiled-l2 search figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TiledBench {
+    /// Queries.
+    pub m: usize,
+    /// References.
+    pub n: usize,
+    /// Tiles per side.
+    pub grid: usize,
+    /// CPU twin seconds.
+    pub cpu_secs: f64,
+    /// wgpu seconds.
+    pub gpu_secs: Option<f64>,
+    /// Adapter.
+    pub gpu_adapter: Option<String>,
+    /// Why no GPU figure.
+    pub gpu_unavailable: Option<String>,
+    /// Whether both matrices are identical.
+    pub identical: Option<bool>,
+}
+
+/// The m x n tiled-l2 matrix between the first `m` and first `n` images of `ds`.
+pub fn bench_tiled(ds: &crate::data::Dataset, m: usize, n: usize, grid: usize) -> CoreResult<TiledBench> {
+    let (m, n) = (m.min(ds.n), n.min(ds.n));
+    let shape = [ds.c, ds.h, ds.w];
+    let a = PackedImages::from_dataset(ds, &(0..m).collect::<Vec<_>>());
+    let b = PackedImages::from_dataset(ds, &(0..n).collect::<Vec<_>>());
+    let t = Instant::now();
+    let cpu = tiled_sq_l2_cpu(&a, &b, shape, grid)?;
+    let cpu_secs = t.elapsed().as_secs_f64();
+    let (gpu_secs, gpu_adapter, gpu_unavailable, identical) = match gpu() {
+        Ok(g) => {
+            let t = Instant::now();
+            let d = tiled_sq_l2_gpu(&g, &a, &b, shape, grid)?;
+            (
+                Some(t.elapsed().as_secs_f64()),
+                Some(g.info.name.clone()),
+                None,
+                Some(d == cpu),
+            )
+        }
+        Err(why) => (None, None, Some(why), None),
+    };
+    Ok(TiledBench {
+        m,
+        n,
+        grid,
+        cpu_secs,
+        gpu_secs,
+        gpu_adapter,
+        gpu_unavailable,
+        identical,
+    })
+}
