@@ -7,8 +7,8 @@ use std::path::Path;
 
 use candle_core::DType;
 
-use crate::diffusion::attack::{inpaint_attack, pick_images};
-use crate::diffusion::extract::run_extraction;
+use crate::diffusion::attack::{AttackSpec, inpaint_attack, pick_images};
+use crate::diffusion::extract::{GenSpec, run_extraction};
 use crate::diffusion::inpaint::{InpaintConfig, MaskKind};
 use crate::diffusion::sample::Sampler;
 use crate::diffusion::{Ddpm, DdpmTrainConfig, ScheduleKind, diffusion_dir, train_into_study};
@@ -119,9 +119,11 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
     let run = run_extraction(
         &dir.join(DUP_MODEL),
         &ds,
-        DEMO_SAMPLES,
-        0,
-        Sampler::Ddim { steps: 50, eta: 0.0 },
+        &GenSpec {
+            n: DEMO_SAMPLES,
+            seed: 0,
+            sampler: Sampler::Ddim { steps: 50, eta: 0.0 },
+        },
         &ExtractionConfig::default(),
         true,
         ctx,
@@ -136,17 +138,13 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
     let a = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k00")), &dev)?;
     let b = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k01")), &dev)?;
     let images = pick_images(&a, &b, 32, 0);
-    let rep = inpaint_attack(
-        &a,
-        &b,
-        &ds,
-        &images,
-        MaskKind::Right,
-        &InpaintConfig::default(),
-        4,
-        0,
-        ctx,
-    )?;
+    let spec = AttackSpec {
+        mask: MaskKind::Right,
+        config: InpaintConfig::default(),
+        samples: 4,
+        seed: 0,
+    };
+    let rep = inpaint_attack(&a, &b, &ds, &images, &spec, ctx)?;
     write_json_atomic(
         &results
             .join(&a.card.id)

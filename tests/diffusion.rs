@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-use rote::diffusion::attack::{inpaint_attack, pick_images};
-use rote::diffusion::extract::run_extraction;
+use rote::diffusion::attack::{AttackSpec, inpaint_attack, pick_images};
+use rote::diffusion::extract::{GenSpec, run_extraction};
 use rote::diffusion::inpaint::{InpaintConfig, InpaintMethod, MaskKind};
 use rote::diffusion::sample::{Sampler, generate};
 use rote::diffusion::{Ddpm, DdpmTrainConfig, diffusion_dir, train_into_study};
@@ -50,7 +50,12 @@ fn tiny_ddpm_pair_memorizes_its_own_images_only() {
         ..ExtractionConfig::default()
     };
     let sampler = Sampler::Ddim { steps: 25, eta: 0.0 };
-    let run = run_extraction(&a_dir, &ds, 32, 0, sampler, &ecfg, false, &ctx).unwrap();
+    let spec = GenSpec {
+        n: 32,
+        seed: 0,
+        sampler,
+    };
+    let run = run_extraction(&a_dir, &ds, &spec, &ecfg, false, &ctx).unwrap();
     let s = &run.report.summary;
     assert!(s.n_extracted >= 12, "A extracted only {} of 32", s.n_extracted);
     assert!(s.unique_train_extracted >= 3, "{s:?}");
@@ -86,7 +91,7 @@ fn tiny_ddpm_pair_memorizes_its_own_images_only() {
     );
     // Cached generations: the second run samples nothing.
     assert!(
-        run_extraction(&a_dir, &ds, 32, 0, sampler, &ecfg, false, &ctx)
+        run_extraction(&a_dir, &ds, &spec, &ecfg, false, &ctx)
             .unwrap()
             .cached
     );
@@ -99,7 +104,13 @@ fn tiny_ddpm_pair_memorizes_its_own_images_only() {
         steps: 25,
         ..InpaintConfig::default()
     };
-    let rep = inpaint_attack(&a, &b, &ds, &images, MaskKind::Right, &icfg, 2, 0, &ctx).unwrap();
+    let spec = AttackSpec {
+        mask: MaskKind::Right,
+        config: icfg,
+        samples: 2,
+        seed: 0,
+    };
+    let rep = inpaint_attack(&a, &b, &ds, &images, &spec, &ctx).unwrap();
     assert!(rep.auc >= 0.9, "inpainting AUC {}", rep.auc);
     assert!(
         rep.mean_err_in * 2.0 < rep.mean_err_out,

@@ -310,9 +310,11 @@ fn extraction_view_counts_extractions_and_the_threshold_moves_them() {
     let run = run_extraction(
         &diffusion_dir(&path).join(&id),
         &ds,
-        n,
-        0,
-        Sampler::Ddim { steps: 10, eta: 0.0 },
+        &rote::diffusion::extract::GenSpec {
+            n,
+            seed: 0,
+            sampler: Sampler::Ddim { steps: 10, eta: 0.0 },
+        },
         &ExtractionConfig::default(),
         false,
         &JobCtx::new(&cancel, &NullSink),

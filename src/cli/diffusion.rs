@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::commands::print;
 use super::{CliSink, TrainArgs};
-use crate::diffusion::attack::{inpaint_attack, pick_images};
-use crate::diffusion::extract::run_extraction;
+use crate::diffusion::attack::{AttackSpec, inpaint_attack, pick_images};
+use crate::diffusion::extract::{GenSpec, run_extraction};
 use crate::diffusion::inpaint::{InpaintConfig, InpaintMethod, MaskKind};
 use crate::diffusion::sample::Sampler;
 use crate::diffusion::{Ddpm, DdpmTrainConfig, diffusion_dir, train_into_study};
@@ -210,16 +210,12 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let run = run_extraction(
-        &args.model,
-        &ds,
-        args.samples,
-        args.seed,
+    let spec = GenSpec {
+        n: args.samples,
+        seed: args.seed,
         sampler,
-        &cfg,
-        !args.cpu,
-        &ctx,
-    );
+    };
+    let run = run_extraction(&args.model, &ds, &spec, &cfg, !args.cpu, &ctx);
     sink.finish();
     let run = run?;
     let out = results_dir(&args.model, &run.model)
@@ -287,17 +283,13 @@ pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let report = inpaint_attack(
-        &a,
-        &b,
-        &ds,
-        &images,
-        args.mask,
-        &cfg,
-        args.samples,
-        args.seed,
-        &ctx,
-    );
+    let spec = AttackSpec {
+        mask: args.mask,
+        config: cfg,
+        samples: args.samples,
+        seed: args.seed,
+    };
+    let report = inpaint_attack(&a, &b, &ds, &images, &spec, &ctx);
     sink.finish();
     let report = report?;
     let out = results_dir(&args.in_model, &a.card.id).join(format!("inpaint-{}.json", b.card.id));

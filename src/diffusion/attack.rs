@@ -12,6 +12,19 @@ use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::measure::roc::{roc, tpr_at_fpr};
 
+/// How to attack: hidden region, inpainting method, best of `samples` completions, seed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttackSpec {
+    /// Hidden region.
+    pub mask: MaskKind,
+    /// Inpainting method and schedule.
+    pub config: InpaintConfig,
+    /// Completions per image and model.
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
 /// One attacked image.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct InpaintRow {
@@ -66,22 +79,12 @@ fn best_completion(
     ds: &Dataset,
     index: usize,
     keep: &[f32],
-    cfg: &InpaintConfig,
-    samples: usize,
-    seed: u64,
+    spec: &AttackSpec,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<(f64, Vec<u8>)> {
-    let x0 = to_model_range(ds, &vec![index; samples.max(1)], &m.device)?;
-    let out = inpaint(
-        m,
-        &x0,
-        keep,
-        cfg,
-        seed,
-        (index as u64) << 16,
-        ctx,
-        &mut |_, _, _| {},
-    )?;
+    let x0 = to_model_range(ds, &vec![index; spec.samples.max(1)], &m.device)?;
+    let noise = (spec.seed, (index as u64) << 16);
+    let out = inpaint(m, &x0, keep, &spec.config, noise, ctx, &mut |_, _, _| {})?;
     let errs = hidden_error(&out, &x0, keep)?;
     let best = errs
         .iter()
@@ -100,12 +103,15 @@ pub fn inpaint_attack(
     b: &Ddpm,
     ds: &Dataset,
     images: &[usize],
-    mask: MaskKind,
-    cfg: &InpaintConfig,
-    samples: usize,
-    seed: u64,
+    spec: &AttackSpec,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<InpaintReport> {
+    let AttackSpec {
+        mask,
+        config: ref cfg,
+        samples,
+        seed,
+    } = *spec;
     let [_, h, w] = a.shape();
     if a.shape() != b.shape() {
         return Err(CoreError::Mismatch(
@@ -127,8 +133,8 @@ pub fn inpaint_attack(
     for (k, &i) in images.iter().enumerate() {
         ctx.log(&format!("image {i} ({}/{})", k + 1, images.len()));
         let (mi, mo) = if in_a(i) { (a, b) } else { (b, a) };
-        let (err_in, completion_in) = best_completion(mi, ds, i, &keep, cfg, samples, seed, ctx)?;
-        let (err_out, completion_out) = best_completion(mo, ds, i, &keep, cfg, samples, seed, ctx)?;
+        let (err_in, completion_in) = best_completion(mi, ds, i, &keep, spec, ctx)?;
+        let (err_out, completion_out) = best_completion(mo, ds, i, &keep, spec, ctx)?;
         rows.push(InpaintRow {
             index: i,
             in_model: mi.card.id.clone(),

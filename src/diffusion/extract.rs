@@ -79,13 +79,23 @@ fn to_255(v: &[u8], max_value: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Samples `n` images from the model in `model_dir` and scores them against its training set.
+/// Which generations to score: `n` images from noise seed `seed` with `sampler`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenSpec {
+    /// Number of generations.
+    pub n: usize,
+    /// Noise seed.
+    pub seed: u64,
+    /// Sampler.
+    pub sampler: Sampler,
+}
+
+/// Samples the generations of `spec` from the model in `model_dir` and scores them against its
+/// training set.
 pub fn run_extraction(
     model_dir: &Path,
     ds: &Dataset,
-    n: usize,
-    seed: u64,
-    sampler: Sampler,
+    spec: &GenSpec,
     cfg: &ExtractionConfig,
     prefer_gpu: bool,
     ctx: &JobCtx<'_>,
@@ -100,6 +110,7 @@ pub fn run_extraction(
             ds.hash
         )));
     }
+    let GenSpec { n, seed, sampler } = *spec;
     let (gens, cached) = generations(&model, model_dir, n, seed, sampler, ds.max_value, ctx)?;
     let train_rows: Vec<usize> = model.card.train_indices.iter().map(|&i| i as usize).collect();
     let mut train = Vec::with_capacity(train_rows.len() * ds.image_len());

@@ -126,14 +126,13 @@ pub fn jump_schedule(t_t: usize, jump_length: usize, jump_n_sample: usize) -> Ve
 }
 
 /// Completes `x0` (B x C x H x W, model range) where `keep` (H x W) is 0; noise from streams
-/// (seed, stream0 + b). `on_step(done, total, x)` sees every intermediate state.
+/// (seed, stream0 + b) with `(seed, stream0) = noise`. `on_step(done, total, x)` sees every intermediate state.
 pub fn inpaint(
     m: &Ddpm,
     x0: &Tensor,
     keep: &[f32],
     cfg: &InpaintConfig,
-    seed: u64,
-    stream0: u64,
+    noise: (u64, u64),
     ctx: &JobCtx<'_>,
     on_step: &mut dyn FnMut(usize, usize, &Tensor),
 ) -> CoreResult<Tensor> {
@@ -146,6 +145,7 @@ pub fn inpaint(
         )));
     }
     let b = x0.dim(0)?;
+    let (seed, stream0) = noise;
     let dev = &m.device;
     let mask = Tensor::from_vec(keep.to_vec(), (1, 1, h, w), dev)?
         .broadcast_as((b, c, h, w))?

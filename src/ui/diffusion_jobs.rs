@@ -180,9 +180,7 @@ pub fn run_and_save_extraction(
     let run = run_extraction(
         &dir,
         &ds,
-        n,
-        seed,
-        sampler,
+        &crate::diffusion::extract::GenSpec { n, seed, sampler },
         &ExtractionConfig::default(),
         prefer_gpu,
         ctx,

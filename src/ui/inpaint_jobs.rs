@@ -190,8 +190,7 @@ pub fn inpaint_one(
             &x0,
             &keep,
             &req.cfg,
-            req.seed,
-            (i as u64) << 16,
+            (req.seed, (i as u64) << 16),
             &inner,
             &mut on_step,
         )?;
@@ -246,10 +245,12 @@ pub fn inpaint_batch(
         &b,
         &ds,
         &images,
-        req.mask,
-        &req.cfg,
-        req.samples,
-        req.seed,
+        &crate::diffusion::attack::AttackSpec {
+            mask: req.mask,
+            config: req.cfg.clone(),
+            samples: req.samples,
+            seed: req.seed,
+        },
         &inner,
     )?;
     let source = inpaint_report_path(root, &req.a, &req.b);
