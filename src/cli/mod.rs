@@ -138,7 +138,7 @@ pub enum Command {
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
-        /// View: data, models or settings.
+        /// View: data, models, memorization, influence, privacy, extraction, inpainting or settings.
         #[arg(long)]
         view: String,
         /// Output PNG.
