@@ -64,6 +64,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         } => demo(&out, rebuild, zoo, diffusion, update_assets, json),
         Command::Extract(args) => super::diffusion::extract(args, json),
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
+        Command::MiaDiffusion(args) => super::diffusion::mia_diffusion(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Screenshot {
             view,

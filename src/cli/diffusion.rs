@@ -85,6 +85,23 @@ pub struct InpaintArgs {
     pub seed: u64,
 }
 
+/// Options of `rote mia-diffusion`.
+#[derive(Debug, clap::Args)]
+pub struct MiaDiffusionArgs {
+    /// Diffusion model folders of one family (each image is a member of some, not others).
+    #[arg(required = true, num_args = 2..)]
+    pub models: Vec<PathBuf>,
+    /// Timesteps (of T) to evaluate, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10, 50, 100, 200, 300, 500, 800])]
+    pub timesteps: Vec<usize>,
+    /// Noise draws averaged per image and timestep (the same draws for every model).
+    #[arg(long, default_value_t = 4)]
+    pub draws: usize,
+    /// Seed of the noise draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
@@ -322,6 +339,74 @@ pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
             report.mean_err_out,
             out.display()
         )
+    });
+    Ok(())
+}
+
+/// `rote mia-diffusion`.
+pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
+    let mut models = Vec::new();
+    let mut ds: Option<crate::data::Dataset> = None;
+    for dir in &args.models {
+        let (m, d) = model_data(dir)?;
+        if let Some(prev) = &ds
+            && prev.hash != d.hash
+        {
+            return Err(CoreError::Mismatch(format!(
+                "{}: trained on a different data set than the first model",
+                dir.display()
+            )));
+        }
+        ds.get_or_insert(d);
+        models.push(m);
+    }
+    let Some(ds) = ds else {
+        return Err(CoreError::Invalid("no models given".into()));
+    };
+    let cfg = crate::diffusion::mia::DiffusionMiaConfig {
+        timesteps: args.timesteps.clone(),
+        draws: args.draws,
+        seed: args.seed,
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let report = crate::diffusion::mia::diffusion_mia(&models, &ds, &cfg, &ctx);
+    sink.finish();
+    let report = report?;
+    let first = &args.models[0];
+    let out = results_dir(first, &models[0].card.id).join("mia-diffusion.json");
+    crate::study::write_json_atomic(&out, &report)?;
+    let per_t: Vec<serde_json::Value> = report
+        .per_t
+        .iter()
+        .map(|r| {
+            let attacks: serde_json::Map<String, serde_json::Value> = r
+                .attacks
+                .iter()
+                .map(|a| {
+                    (
+                        a.attack.slug().to_string(),
+                        json!({"auc": a.auc, "tpr_at_1pct_fpr": a.tpr_at_1pct_fpr, "tpr_at_0.1pct_fpr": a.tpr_at_0_1pct_fpr}),
+                    )
+                })
+                .collect();
+            json!({"t": r.t, "attacks": attacks})
+        })
+        .collect();
+    let value =
+        json!({ "models": report.models, "n_images": report.pool.len(), "per_t": per_t, "report": out });
+    print(json, &value, || {
+        let mut lines = vec![format!(
+            "{} models, {} images; loss attack by timestep (AUC, TPR@1%FPR):",
+            report.models.len(),
+            report.pool.len()
+        )];
+        for (t, auc, tpr) in report.curve(crate::measure::mia::Attack::Loss) {
+            lines.push(format!("  t = {t:>4}: AUC {auc:.3}, TPR@1%FPR {tpr:.3}"));
+        }
+        lines.push(format!("report: {}", out.display()));
+        lines.join("\n")
     });
     Ok(())
 }

@@ -136,6 +136,9 @@ pub enum Command {
     /// Inpainting attack: complete half-hidden training images with IN and OUT models.
     Inpaint(diffusion::InpaintArgs),
 
+    /// Membership inference on a family of diffusion models from the loss at chosen timesteps.
+    MiaDiffusion(diffusion::MiaDiffusionArgs),
+
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
         /// View: data, models, memorization, influence, privacy, extraction, inpainting or settings.

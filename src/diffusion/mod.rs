@@ -7,6 +7,7 @@ pub mod bench;
 pub mod extract;
 mod im2col;
 pub mod inpaint;
+pub mod mia;
 pub mod model;
 pub mod sample;
 pub mod schedule;

@@ -1,0 +1,173 @@
+//! Membership inference on diffusion models from the loss at a fixed timestep (Carlini et al.,
+//! USENIX Security 2023, section 3 of spec 02):
+//! L_t(x) = E_eps || eps - eps_theta(sqrt(abar_t) x + sqrt(1 - abar_t) eps, t) ||^2, with the same
+//! seeded noise draws for every model (per image and timestep), averaged over a few draws. The
+//! family's cards say which model trained on which image; every model is attacked in turn with
+//! the zoo attacks of `measure::mia` (LOSS always; LiRA online/offline with four or more models),
+//! and the key figure is TPR at low FPR as a function of t.
+
+use candle_core::Tensor;
+
+use super::model::{Ddpm, NormalStream, to_model_range};
+use crate::data::Dataset;
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::measure::mia::{Attack, MiaConfig, MiaResult, ZooView, run_attack};
+
+/// Settings of the diffusion MIA.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DiffusionMiaConfig {
+    /// Timesteps to evaluate (of T = 1000).
+    pub timesteps: Vec<usize>,
+    /// Noise draws averaged per image and timestep.
+    pub draws: usize,
+    /// Seed of the noise draws (the same for every model).
+    pub seed: u64,
+}
+
+impl Default for DiffusionMiaConfig {
+    fn default() -> Self {
+        Self {
+            timesteps: vec![10, 50, 100, 200, 300, 500, 800],
+            draws: 4,
+            seed: 0,
+        }
+    }
+}
+
+/// One timestep's figures.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TimestepResult {
+    /// Timestep.
+    pub t: usize,
+    /// Attacks run at this t.
+    pub attacks: Vec<MiaResult>,
+}
+
+/// The report.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DiffusionMiaReport {
+    /// Model ids, in order.
+    pub models: Vec<String>,
+    /// Data-set indices evaluated (the union of the models' training sets).
+    pub pool: Vec<usize>,
+    /// Settings.
+    pub config: DiffusionMiaConfig,
+    /// Per timestep.
+    pub per_t: Vec<TimestepResult>,
+}
+
+impl DiffusionMiaReport {
+    /// (t, AUC, TPR at 1% FPR) of `attack` per timestep.
+    pub fn curve(&self, attack: Attack) -> Vec<(usize, f64, f64)> {
+        self.per_t
+            .iter()
+            .filter_map(|r| {
+                r.attacks
+                    .iter()
+                    .find(|a| a.attack == attack)
+                    .map(|a| (r.t, a.auc, a.tpr_at_1pct_fpr))
+            })
+            .collect()
+    }
+}
+
+/// L_t of model `m` on images `x0` (model range), the noise of image j and draw d from stream
+/// (seed + t, j * draws + d) of `ids[j]`.
+pub fn loss_at_t(
+    m: &Ddpm,
+    x0: &Tensor,
+    ids: &[usize],
+    t: usize,
+    cfg: &DiffusionMiaConfig,
+) -> CoreResult<Vec<f32>> {
+    let b = x0.dim(0)?;
+    let shape = m.shape();
+    let ab = m.schedule.alpha_bar[t.min(m.schedule.len() - 1)];
+    let mut acc = vec![0f32; b];
+    let len: usize = shape.iter().product();
+    for d in 0..cfg.draws.max(1) {
+        let mut v = vec![0f32; b * len];
+        for (j, chunk) in v.chunks_mut(len).enumerate() {
+            NormalStream::new(
+                cfg.seed.wrapping_add(t as u64),
+                (ids[j] * cfg.draws.max(1) + d) as u64,
+            )
+            .fill(chunk);
+        }
+        let eps = Tensor::from_vec(v, (b, shape[0], shape[1], shape[2]), &m.device)?;
+        let xt = ((x0 * ab.sqrt())? + (&eps * (1.0 - ab).sqrt())?)?;
+        let pred = m.eps(&xt, &vec![t as u32; b])?;
+        let l = (pred - eps)?.sqr()?.flatten_from(1)?.mean(1)?.to_vec1::<f32>()?;
+        for (a, v) in acc.iter_mut().zip(l) {
+            *a += v;
+        }
+    }
+    Ok(acc.into_iter().map(|v| v / cfg.draws.max(1) as f32).collect())
+}
+
+/// Runs the attack over a family of models trained on subsets of one pool.
+pub fn diffusion_mia(
+    models: &[Ddpm],
+    ds: &Dataset,
+    cfg: &DiffusionMiaConfig,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<DiffusionMiaReport> {
+    if models.len() < 2 {
+        return Err(CoreError::Invalid(
+            "the diffusion MIA needs at least two models".into(),
+        ));
+    }
+    let mut pool: Vec<usize> = models
+        .iter()
+        .flat_map(|m| m.card.train_indices.iter().map(|&i| i as usize))
+        .collect();
+    pool.sort_unstable();
+    pool.dedup();
+    let (k, n) = (models.len(), pool.len());
+    let member: Vec<bool> = models
+        .iter()
+        .flat_map(|m| {
+            pool.iter()
+                .map(move |&i| m.card.train_indices.binary_search(&(i as u32)).is_ok())
+        })
+        .collect();
+    let attacks: &[Attack] = if k >= 4 {
+        &[Attack::Loss, Attack::LiraOnline, Attack::LiraOffline]
+    } else {
+        &[Attack::Loss]
+    };
+    let total = (cfg.timesteps.len() * k) as u64;
+    let mut done = 0;
+    let mut per_t = Vec::new();
+    for &t in &cfg.timesteps {
+        let mut loss = Vec::with_capacity(k * n);
+        for m in models {
+            ctx.checkpoint()?;
+            for chunk in pool.chunks(256) {
+                let x0 = to_model_range(ds, chunk, &m.device)?;
+                loss.extend(loss_at_t(m, &x0, chunk, t, cfg)?);
+            }
+            done += 1;
+            ctx.progress("diffusion MIA", done, total);
+        }
+        let view = ZooView {
+            k,
+            n,
+            member: &member,
+            loss: &loss,
+        };
+        let eval: Vec<usize> = (0..n).collect();
+        let mut results = Vec::new();
+        for &a in attacks {
+            results.push(run_attack(&view, a, &eval, &[], &MiaConfig::default())?);
+        }
+        per_t.push(TimestepResult { t, attacks: results });
+    }
+    Ok(DiffusionMiaReport {
+        models: models.iter().map(|m| m.card.id.clone()).collect(),
+        pool,
+        config: cfg.clone(),
+        per_t,
+    })
+}
