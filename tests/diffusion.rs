@@ -123,4 +123,22 @@ fn tiny_ddpm_pair_memorizes_its_own_images_only() {
         let m = if r.in_model == a.card.id { &a } else { &b };
         assert!(m.card.train_indices.contains(&(r.index as u32)));
     }
+
+    // Loss-at-t membership inference: at t = 100 the loss separates members, near T it does not.
+    let mia_cfg = rote::diffusion::mia::DiffusionMiaConfig {
+        timesteps: vec![100, 950],
+        draws: 2,
+        seed: 0,
+    };
+    let models = vec![a, b];
+    let mia = rote::diffusion::mia::diffusion_mia(&models, &ds, &mia_cfg, &ctx).unwrap();
+    let curve = mia.curve(rote::measure::mia::Attack::Loss);
+    assert_eq!(curve.len(), 2);
+    assert!(curve[0].1 >= 0.9, "AUC at t=100: {}", curve[0].1);
+    assert!(
+        curve[1].1 < curve[0].1 - 0.2,
+        "AUC at t=950 {} vs t=100 {}",
+        curve[1].1,
+        curve[0].1
+    );
 }
