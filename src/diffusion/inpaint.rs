@@ -176,7 +176,8 @@ pub fn inpaint(
                 x = ((known * &mask)? + (&x * &inv)?)?;
             }
             let z = batch_noise(&mut streams, shape, dev)?;
-            x = ancestral_step(m, &s, &x, i, &z)?;
+            // Detached, or the chain of activations through the weights' graph piles up.
+            x = ancestral_step(m, &s, &x, i, &z)?.detach();
         } else {
             let i = cur as usize;
             let beta = s.betas[i];

@@ -97,7 +97,7 @@ pub fn loss_at_t(
         }
         let eps = Tensor::from_vec(v, (b, shape[0], shape[1], shape[2]), &m.device)?;
         let xt = ((x0 * ab.sqrt())? + (&eps * (1.0 - ab).sqrt())?)?;
-        let pred = m.eps(&xt, &vec![t as u32; b])?;
+        let pred = m.eps(&xt, &vec![t as u32; b])?.detach();
         let l = (pred - eps)?.sqr()?.flatten_from(1)?.mean(1)?.to_vec1::<f32>()?;
         for (a, v) in acc.iter_mut().zip(l) {
             *a += v;

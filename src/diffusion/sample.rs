@@ -114,10 +114,13 @@ pub fn generate_tensor(
         for i in (0..s.len()).rev() {
             ctx.checkpoint()?;
             let z = batch_noise(&mut streams, shape, &m.device)?;
+            // Detached: the weights are variables, so without this every step would keep the
+            // whole chain of activations alive for a backward pass that never comes.
             x = match sampler {
                 Sampler::Ancestral { .. } => ancestral_step(m, &s, &x, i, &z)?,
                 Sampler::Ddim { eta, .. } => ddim_step(m, &s, &x, i, eta, &z)?,
-            };
+            }
+            .detach();
             done += 1;
             ctx.progress("sampling", done, total);
         }
