@@ -45,6 +45,38 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 );
             }
         }
+        BenchWhich::DdpmTrain {
+            data,
+            base,
+            steps,
+            batch_size,
+            device,
+        } => {
+            let cancel = CancelToken::new();
+            let sink = CliSink::new(json);
+            let ctx = JobCtx::new(&cancel, &sink);
+            let r = crate::diffusion::bench::bench_ddpm_train(&data, base, steps, batch_size, &device, &ctx);
+            sink.finish();
+            let r = r?;
+            if json {
+                println!("{}", json!({ "bench": "ddpm-train", "result": r }));
+            } else {
+                println!(
+                    "DDPM training on {} ({}x{}x{}), UNet base {} ({} parameters), batch {}, {}: {} steps in {:.2} s = {:.1} images/s",
+                    r.data,
+                    r.shape[0],
+                    r.shape[1],
+                    r.shape[2],
+                    r.base,
+                    r.n_params,
+                    r.batch_size,
+                    r.device,
+                    r.steps,
+                    r.secs,
+                    r.images_per_sec
+                );
+            }
+        }
         BenchWhich::Tiled { m, n } => {
             let r = crate::diffusion::bench::bench_tiled(&ds, m, n, 4)?;
             if json {

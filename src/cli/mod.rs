@@ -215,6 +215,24 @@ pub enum BenchWhich {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// DDPM training speed (images per second through forward and backward).
+    DdpmTrain {
+        /// Data set.
+        #[arg(long, default_value = "mnist10k")]
+        data: String,
+        /// UNet base width.
+        #[arg(long, default_value_t = 32)]
+        base: usize,
+        /// Optimiser steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Tiled-l2 distance matrix (4x4 tiles) on MNIST-10k: wgpu vs CPU twin.
     Tiled {
         /// Queries.

@@ -145,3 +145,60 @@ pub fn bench_tiled(ds: &crate::data::Dataset, m: usize, n: usize, grid: usize) -
         identical,
     })
 }
+
+/// DDPM training figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DdpmTrainBench {
+    /// Data set.
+    pub data: String,
+    /// Image shape.
+    pub shape: [usize; 3],
+    /// UNet base width.
+    pub base: usize,
+    /// Parameters.
+    pub n_params: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Device.
+    pub device: String,
+    /// Seconds.
+    pub secs: f64,
+    /// Training images (forward + backward) per second.
+    pub images_per_sec: f64,
+}
+
+/// Trains a DDPM for `steps` steps on 256 images of `data` and reports the rate.
+pub fn bench_ddpm_train(
+    data: &str,
+    base: usize,
+    steps: usize,
+    batch_size: usize,
+    device: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<DdpmTrainBench> {
+    let ds = crate::data::load(data)?;
+    let cfg = super::train::DdpmTrainConfig {
+        data: data.into(),
+        images: 256,
+        base,
+        steps,
+        batch_size,
+        device: device.into(),
+        ..Default::default()
+    };
+    let plan = super::train::plan_models(&cfg, &ds)?.remove(0);
+    let m = super::train::train_one(&cfg, &ds, &plan, "bench", ctx)?;
+    Ok(DdpmTrainBench {
+        data: data.into(),
+        shape: m.shape(),
+        base,
+        n_params: m.card.n_params,
+        steps,
+        batch_size,
+        device: device.into(),
+        secs: m.card.seconds,
+        images_per_sec: (steps * batch_size) as f64 / m.card.seconds,
+    })
+}
