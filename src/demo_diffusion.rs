@@ -151,8 +151,17 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
             .join(format!("inpaint-{}.json", b.card.id)),
         &rep,
     )?;
+    let a_id = a.card.id.clone();
+    let b_id = b.card.id.clone();
+    let mia = crate::diffusion::mia::diffusion_mia(
+        &[a, b],
+        &ds,
+        &crate::diffusion::mia::DiffusionMiaConfig::default(),
+        ctx,
+    )?;
+    write_json_atomic(&results.join(&a_id).join("mia-diffusion.json"), &mia)?;
     if let Some(assets) = assets {
-        for id in [DUP_MODEL.to_string(), a.card.id.clone(), b.card.id.clone()] {
+        for id in [DUP_MODEL.to_string(), a_id, b_id] {
             let m = Ddpm::load(&dir.join(&id), &dev)?;
             let dest = assets.join("diffusion").join(&id);
             m.save(&dest, DType::F16)?;
