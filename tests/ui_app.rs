@@ -416,3 +416,82 @@ fn inpainting_view_completes_an_image_live_and_runs_the_attack() {
             .is_file()
     );
 }
+
+#[test]
+fn membership_view_shows_the_diffusion_mia_against_t() {
+    use rote::diffusion::mia::{DiffusionMiaConfig, diffusion_mia};
+    use rote::diffusion::{Ddpm, diffusion_dir};
+    use rote::job::{CancelToken, JobCtx, NullSink};
+    use rote::measure::mia::Attack;
+    use rote::ui::MembershipTab;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let ids = diffusion_study(&path, 2);
+    let dev = rote::model::device("cpu").unwrap();
+    let models: Vec<Ddpm> = ids
+        .iter()
+        .map(|id| Ddpm::load(&diffusion_dir(&path).join(id), &dev).unwrap())
+        .collect();
+    let ds = rote::data::load("digits8x8").unwrap();
+    let cfg = DiffusionMiaConfig {
+        timesteps: vec![10, 100, 500],
+        draws: 1,
+        seed: 0,
+    };
+    let cancel = CancelToken::new();
+    let report = diffusion_mia(&models, &ds, &cfg, &JobCtx::new(&cancel, &NullSink)).unwrap();
+    let results = path.join("results/diffusion");
+    rote::study::write_json_atomic(&results.join(&ids[0]).join("mia-diffusion.json"), &report).unwrap();
+    // A broken report is an error line; the good one still opens.
+    std::fs::create_dir_all(results.join("broken")).unwrap();
+    std::fs::write(results.join("broken/mia-diffusion.json"), b"{ not json").unwrap();
+
+    let mut h = harness_plain(&path, View::Privacy);
+    step_until(
+        &mut h,
+        "the diffusion MIA reports",
+        Duration::from_secs(30),
+        |app| app.privacy_view.diffusion.list.is_some(),
+    );
+    h.run_steps(3);
+    let list = h.state().privacy_view.diffusion.list.clone().unwrap();
+    assert_eq!(list.reports.len(), 1);
+    assert_eq!(list.errors.len(), 1, "{:?}", list.errors);
+    assert!(h.state().toasts.error_log.iter().any(|e| e.contains("broken")));
+    // No zoo in this study: the diffusion section shows without asking.
+    assert!(h.state().zoo.is_none());
+    h.get_by_label_contains("LOSS attack at t = ");
+    h.get_by_label("Classifier zoo").click();
+    h.run_steps(3);
+    h.get_by_label("No zoo results in this study");
+    h.get_by_label("Diffusion models").click();
+    h.run_steps(3);
+    assert_eq!(h.state().privacy_view.tab, Some(MembershipTab::Diffusion));
+    // The view lists the unreadable report (a toast says it too).
+    assert!(h.get_all_by_label_contains("not a diffusion MIA report").count() >= 1);
+    h.get_by_label_contains(&format!(
+        "Models {}, {}: {} images",
+        ids[0],
+        ids[1],
+        report.pool.len()
+    ));
+    h.get_by_label("TPR @ 1% FPR");
+    h.check_accessibility();
+    // Picking t = 100 redraws the ROC and the caption with that timestep's figures.
+    h.get_by_label("t = 100").click();
+    h.run_steps(3);
+    assert_eq!(h.state().privacy_view.diffusion.t, Some(100));
+    let loss = report.per_t[1]
+        .attacks
+        .iter()
+        .find(|a| a.attack == Attack::Loss)
+        .unwrap();
+    h.get_by_label_contains(&format!(
+        "LOSS attack at t = 100: AUC {:.3}, TPR @ 1% FPR {:.3}",
+        loss.auc, loss.tpr_at_1pct_fpr
+    ));
+    h.get_by_label("ROC at t = 100, log-log (chance is the diagonal)");
+    h.get_by_label_contains("Loss (AUC ");
+    h.check_accessibility();
+}

@@ -188,7 +188,8 @@ pub struct App {
     /// Memorization view state.
     pub memorization_view: MemorizationView,
     influence_view: InfluenceView,
-    privacy_view: PrivacyView,
+    /// Membership view state.
+    pub privacy_view: PrivacyView,
     /// Extraction view state.
     pub extraction_view: ExtractionView,
     /// Inpainting view state.
@@ -228,7 +229,7 @@ impl App {
             settings_view: SettingsView,
             memorization_view: MemorizationView::default(),
             influence_view: InfluenceView::default(),
-            privacy_view: PrivacyView,
+            privacy_view: PrivacyView::default(),
             extraction_view: ExtractionView::default(),
             inpainting_view: InpaintingView::default(),
             zoo: None,
@@ -451,6 +452,7 @@ impl App {
             Command::OpenInpaintReport(a, b) => self.open_inpaint_report(a, b),
             Command::Inpaint(req) => self.inpaint(*req, false),
             Command::InpaintBatch(req) => self.inpaint(*req, true),
+            Command::ReloadDiffusionMia => self.load_diffusion_mia(),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -523,6 +525,7 @@ impl App {
                 self.load_scores();
                 self.load_zoo_results();
                 self.load_diffusion();
+                self.load_diffusion_mia();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -581,6 +584,7 @@ impl App {
                     .reports
                     .insert((a, b), report.map(|r| Arc::new(*r)));
             }
+            JobResult::DiffusionMia(list) => self.on_diffusion_mia(*list),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();

@@ -53,4 +53,6 @@ pub enum Command {
     Inpaint(Box<InpaintRequest>),
     /// Run the inpainting attack on a batch of images.
     InpaintBatch(Box<InpaintRequest>),
+    /// Read the study's diffusion MIA reports again.
+    ReloadDiffusionMia,
 }

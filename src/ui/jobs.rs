@@ -43,6 +43,8 @@ pub enum JobKind {
     Extract,
     /// Inpainting one image or a batch (single).
     Inpaint,
+    /// Reading the study's diffusion MIA reports.
+    DiffusionMia,
 }
 
 impl JobKind {
@@ -92,6 +94,8 @@ pub enum JobResult {
     Inpainted(Box<InpaintOne>),
     /// The inpainting attack report of models (A, B), if any.
     InpaintReport(String, String, Option<Box<LoadedInpaint>>),
+    /// The study's diffusion MIA reports.
+    DiffusionMia(Box<crate::ui::views::DiffusionMiaList>),
 }
 
 /// A running job and what it has reported.

@@ -16,7 +16,7 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
-pub use views::{ExtractionTab, InpaintMode, SortKey, SplitFilter, ZooForm};
+pub use views::{ExtractionTab, InpaintMode, MembershipTab, SortKey, SplitFilter, ZooForm};
 
 use std::path::PathBuf;
 

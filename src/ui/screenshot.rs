@@ -49,7 +49,9 @@ pub fn render_view(
     size: [f32; 2],
     sort: Option<String>,
 ) -> CoreResult<()> {
-    let view = View::parse(view)
+    // "inpainting-batch": the Inpainting view in batch mode with the saved attack report.
+    let batch = view == "inpainting-batch";
+    let view = View::parse(if batch { "inpainting" } else { view })
         .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
@@ -76,6 +78,14 @@ pub fn render_view(
     settle(&mut harness, Duration::from_secs(60));
     if descending {
         select_first_in_gallery(harness.state_mut());
+        settle(&mut harness, Duration::from_secs(60));
+    }
+    if batch {
+        let app = harness.state_mut();
+        app.inpainting_view.mode = super::views::InpaintMode::Batch;
+        if let (Some(a), Some(b)) = (app.inpainting_view.a.clone(), app.inpainting_view.b.clone()) {
+            app.push_command(super::Command::OpenInpaintReport(a, b));
+        }
         settle(&mut harness, Duration::from_secs(60));
     }
     harness.run_steps(3);

@@ -1,5 +1,5 @@
-//! The app's diffusion side: reading the study's diffusion models, and starting the jobs that open
-//! or run extractions and inpaintings.
+//! The app's diffusion side: reading the study's diffusion models and MIA reports, and starting the
+//! jobs that open or run extractions and inpaintings.
 
 use std::sync::Arc;
 
@@ -21,6 +21,28 @@ impl App {
             let models = dj::load_models(&study.root, &known, ctx)?;
             Ok(JobResult::DiffusionModels(Box::new(models)))
         });
+    }
+
+    /// Reads the open study's diffusion MIA reports (`mia-diffusion.json`) in a job.
+    pub(super) fn load_diffusion_mia(&mut self) {
+        self.privacy_view.diffusion.list = None;
+        let Some(study) = self.study.clone() else { return };
+        self.spawn(
+            JobKind::DiffusionMia,
+            "Reading diffusion MIA reports",
+            move |ctx| {
+                let list = crate::ui::views::load_diffusion_mia(&study.root, ctx)?;
+                Ok(JobResult::DiffusionMia(Box::new(list)))
+            },
+        );
+    }
+
+    /// Stores the diffusion MIA reports in the Membership view; unreadable ones become toasts.
+    pub(super) fn on_diffusion_mia(&mut self, list: crate::ui::views::DiffusionMiaList) {
+        for e in &list.errors {
+            self.toasts.push(Level::Error, e.clone());
+        }
+        self.privacy_view.diffusion.set_list(list);
     }
 
     /// Stores the models, picks defaults in the views and opens their saved reports.

@@ -9,6 +9,7 @@ mod inpainting;
 mod memorization;
 mod models;
 mod privacy;
+mod privacy_diffusion;
 mod settings;
 mod zoo_results;
 
@@ -18,6 +19,7 @@ pub use influence::InfluenceView;
 pub use inpainting::{InpaintMode, InpaintingView};
 pub use memorization::{MemorizationView, ZooForm};
 pub use models::{ModelsView, import_model};
-pub use privacy::PrivacyView;
+pub use privacy::{MembershipTab, PrivacyView};
+pub use privacy_diffusion::{DiffusionMiaList, load_diffusion_mia};
 pub use settings::SettingsView;
 pub use zoo_results::{LoadedZooResults, ZooResults, load_zoo_results};
