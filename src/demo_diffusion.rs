@@ -1,5 +1,5 @@
-//! The demo study's diffusion models and results: a DDPM on the 8x8 digits with planted
-//! duplicates (extraction demo) and an IN/OUT pair on complementary halves of 64 digits
+//! The demo study's diffusion models and results: a DDPM on 400 of the 8x8 digits with 10 of them
+//! planted 32 times (extraction demo) and an IN/OUT pair on complementary halves of 64 digits
 //! (inpainting demo). Shipped in `assets/demo/diffusion/` with f16 weights and their cached
 //! generations; `rote demo --rebuild --diffusion` retrains them with the commands in their cards.
 
@@ -18,20 +18,20 @@ use crate::measure::extraction::ExtractionConfig;
 use crate::study::{Study, copy_tree, write_json_atomic};
 
 /// Id of the extraction demo model.
-pub const DUP_MODEL: &str = "ddpm-digits-dup16";
+pub const DUP_MODEL: &str = "ddpm-digits-dup32";
 /// Id stem of the inpainting pair (`-k00`, `-k01`).
 pub const PAIR_STEM: &str = "ddpm-digits-pair";
 /// Generations scored by the demo extraction.
-pub const DEMO_SAMPLES: usize = 512;
+pub const DEMO_SAMPLES: usize = 1024;
 
 /// The two demo training configurations.
 pub fn demo_diffusion_configs() -> Vec<DdpmTrainConfig> {
     vec![
         DdpmTrainConfig {
             data: "digits8x8".into(),
-            images: 0,
+            images: 400,
             plant_duplicates: 10,
-            dup_factor: 16,
+            dup_factor: 32,
             base: 32,
             schedule: ScheduleKind::Linear,
             t_max: 1000,
