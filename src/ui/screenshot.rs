@@ -50,8 +50,14 @@ pub fn render_view(
     sort: Option<String>,
 ) -> CoreResult<()> {
     // "inpainting-batch": the Inpainting view in batch mode with the saved attack report.
+    // "privacy-diffusion": the Membership view on its diffusion-model tab.
     let batch = view == "inpainting-batch";
-    let view = View::parse(if batch { "inpainting" } else { view })
+    let diffusion_mia = view == "privacy-diffusion";
+    let view = View::parse(match view {
+        "inpainting-batch" => "inpainting",
+        "privacy-diffusion" => "privacy",
+        v => v,
+    })
         .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
@@ -78,6 +84,10 @@ pub fn render_view(
     settle(&mut harness, Duration::from_secs(60));
     if descending {
         select_first_in_gallery(harness.state_mut());
+        settle(&mut harness, Duration::from_secs(60));
+    }
+    if diffusion_mia {
+        harness.state_mut().privacy_view.tab = Some(super::views::MembershipTab::Diffusion);
         settle(&mut harness, Duration::from_secs(60));
     }
     if batch {
