@@ -7,6 +7,8 @@
 //!   and the bundled data sets in `assets/`.
 //! * [`model`]: MLP and CNN classifiers as explicit candle structs, model cards, checkpoints.
 //! * [`train`]: deterministic training on an index subset, SGD-momentum and AdamW.
+//! * [`invert`]: model inversion (MI-FACE, a TV-prior variant, ART-compatible MIFace) and its
+//!   evaluation by an independent classifier.
 //! * [`gpu`]: wgpu compute kernels from `shaders/`, each with a CPU twin.
 //! * [`job`]: cancellable, progress-reporting background jobs.
 //! * [`study`]: the on-disk study folder (atomic writes).
@@ -22,6 +24,7 @@ pub mod demo_diffusion;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;
+pub mod invert;
 pub mod job;
 pub mod measure;
 pub mod model;

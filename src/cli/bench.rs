@@ -11,6 +11,9 @@ use crate::train::TrainConfig;
 
 /// Runs a benchmark and prints its figures.
 pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
+    if let BenchWhich::Invert { iters, device } = which {
+        return bench_invert(iters, &device, json);
+    }
     let ds = data::load("mnist10k")?;
     match which {
         BenchWhich::Ddim {
@@ -155,6 +158,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 }
             }
         }
+        BenchWhich::Invert { .. } => {}
         BenchWhich::Train {
             family,
             epochs,
@@ -181,6 +185,27 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `rote bench invert`.
+fn bench_invert(iters: usize, device: &str, json: bool) -> CoreResult<()> {
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let r = crate::invert::bench::bench_miface(iters, device, &ctx);
+    sink.finish();
+    let r = r?;
+    if json {
+        println!("{}", json!({ "bench": "invert", "result": r }));
+    } else {
+        println!(
+            "MI-FACE on softmax regression ({} classes, {}x{}x{}), {}: {} steps in {:.2} s = {:.1} steps/s \
+             ({:.0} image-steps/s; training took {:.1} s)",
+            r.classes, r.shape[0], r.shape[1], r.shape[2], r.device, r.steps, r.seconds,
+            r.steps_per_s, r.image_steps_per_s, r.train_seconds
+        );
     }
     Ok(())
 }

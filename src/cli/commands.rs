@@ -65,6 +65,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Extract(args) => super::diffusion::extract(args, json),
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::MiaDiffusion(args) => super::diffusion::mia_diffusion(args, json),
+        Command::Invert(args) => super::invert::invert(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Screenshot {
             view,
@@ -138,6 +139,7 @@ fn train_cmd(args: TrainArgs, json: bool) -> CoreResult<()> {
     let family = match args.family {
         super::TrainFamily::Mlp => crate::model::Family::Mlp,
         super::TrainFamily::Cnn => crate::model::Family::Cnn,
+        super::TrainFamily::Softmax => crate::model::Family::Softmax,
         super::TrainFamily::Ddpm => return super::diffusion::train_ddpm(args, json),
     };
     let cfg = TrainConfig {

@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod diffusion;
+mod invert;
 mod progress;
 mod zoo;
 
@@ -139,6 +140,9 @@ pub enum Command {
     /// Membership inference on a family of diffusion models from the loss at chosen timesteps.
     MiaDiffusion(diffusion::MiaDiffusionArgs),
 
+    /// Model inversion: reconstruct each person's face from a face classifier (MI-FACE).
+    Invert(invert::InvertArgs),
+
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
         /// View: data, models, memorization, influence, privacy, extraction, inpainting or settings.
@@ -242,6 +246,15 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 10_000)]
         n: usize,
     },
+    /// MI-FACE gradient steps per second on a softmax-regression model of orl-faces.
+    Invert {
+        /// Gradient steps (every step inverts all 40 people at once).
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// MLP/CNN training time per epoch on MNIST-10k.
     Train {
         /// Family.
@@ -263,6 +276,8 @@ pub enum TrainFamily {
     Mlp,
     /// Convolutional classifier.
     Cnn,
+    /// Softmax regression (one linear layer on normalised pixels).
+    Softmax,
     /// Denoising diffusion model (UNet) for extraction and inpainting attacks.
     Ddpm,
 }

@@ -30,6 +30,9 @@ pub enum Family {
     Mlp,
     /// Small convolutional network (strided convolutions, no max-pool).
     Cnn,
+    /// Softmax (multinomial logistic) regression: one linear layer `out` on the normalised pixels
+    /// (the first target model of Fredrikson et al. 2015).
+    Softmax,
 }
 
 impl Family {
@@ -38,6 +41,7 @@ impl Family {
         match self {
             Self::Mlp => "mlp",
             Self::Cnn => "cnn",
+            Self::Softmax => "softmax",
         }
     }
 }
@@ -51,7 +55,7 @@ pub struct ModelSpec {
     pub input: [usize; 3],
     /// Number of classes.
     pub n_classes: usize,
-    /// Hidden widths (MLP) or convolution channels (CNN).
+    /// Hidden widths (MLP), convolution channels (CNN) or nothing (softmax regression).
     pub widths: Vec<usize>,
     /// Per-channel mean subtracted from inputs in [0, 1] (empty: none). Part of the model, so
     /// attacks work in plain pixel space.
@@ -69,6 +73,7 @@ impl ModelSpec {
         let widths = match family {
             Family::Mlp => vec![512, 256],
             Family::Cnn => vec![32, 64, 64, 128],
+            Family::Softmax => Vec::new(),
         };
         Self {
             family,
@@ -116,6 +121,14 @@ impl Classifier {
         let net = match spec.family {
             Family::Mlp => Net::Mlp(Mlp::new(spec, vb)?),
             Family::Cnn => Net::Cnn(Cnn::new(spec, vb)?),
+            // Softmax regression is the MLP without hidden layers (parameters `out.weight`/`out.bias`).
+            Family::Softmax if spec.widths.is_empty() => Net::Mlp(Mlp::new(spec, vb)?),
+            Family::Softmax => {
+                return Err(CoreError::Invalid(format!(
+                    "softmax regression has no hidden layers, but the spec lists widths {:?}",
+                    spec.widths
+                )));
+            }
         };
         Ok(Self { net, norm })
     }
@@ -170,12 +183,12 @@ mod tests {
     /// which is why no model here uses it).
     #[test]
     fn input_gradients_match_finite_differences() {
-        for family in [Family::Mlp, Family::Cnn] {
+        for family in [Family::Mlp, Family::Cnn, Family::Softmax] {
             let mut spec = ModelSpec::default_for(family, [2, 6, 5], 3);
-            spec.widths = if family == Family::Mlp {
-                vec![7, 5]
-            } else {
-                vec![3, 4, 4, 6]
+            spec.widths = match family {
+                Family::Mlp => vec![7, 5],
+                Family::Cnn => vec![3, 4, 4, 6],
+                Family::Softmax => Vec::new(),
             };
             spec.input_mean = vec![0.2, 0.4];
             spec.input_std = vec![0.5, 0.25];

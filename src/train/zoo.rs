@@ -323,7 +323,7 @@ pub fn train_zoo(
         );
         let records = match cfg.train.family {
             Family::Mlp => train_group_mlp(cfg, &work, chunk, &stage, ctx)?,
-            Family::Cnn => train_group_sequential(cfg, &work, chunk, &stage, ctx)?,
+            Family::Cnn | Family::Softmax => train_group_sequential(cfg, &work, chunk, &stage, ctx)?,
         };
         for r in records {
             write_atomic(&model_file(&dir, r.index), &r.to_bytes())?;

@@ -1,0 +1,232 @@
+//! MI-FACE (Fredrikson, Jha, Ristenpart, ACM CCS 2015, doi:10.1145/2810103.2813677, Algorithm 1).
+//!
+//! Cost (paper, section 5.2): `c(x) = 1 - f~_label(x) + AUXTERM(x)`, with f~_label the softmax
+//! probability of the target label and AUXTERM = 0 (no side information). Algorithm
+//! MI-FACE(label, alpha, beta, gamma, lambda):
+//!
+//! ```text
+//! x_0 <- start image
+//! for i = 1..alpha:
+//!     x_i <- PROCESS(x_{i-1} - lambda * grad c(x_{i-1}))
+//!     if c(x_i) >= max(c(x_{i-1}), ..., c(x_{i-beta})): break     # no improvement
+//!     if c(x_i) <= gamma: break                                   # good enough
+//! return (argmin_i c(x_i), min_i c(x_i))
+//! ```
+//!
+//! Here the beta rule needs a full window (i >= beta), PROCESS is followed by clipping to the box
+//! [0, 1], and the start image is configurable (the spec's default is grey 0.5, because gradients
+//! can vanish on a black image). Paper values: alpha 5000, beta 100, gamma 0.99, lambda 0.1. With
+//! gamma 0.99 the loop stops as soon as p(label) >= 0.01; pass a smaller gamma (or a negative one,
+//! which disables the rule) to keep descending.
+//!
+//! All classes of a batch are inverted together: the cost is per image, so summing the costs of
+//! the batch gives every image its own gradient.
+
+use std::time::Instant;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use rand::{Rng as _, SeedableRng as _};
+
+use super::{Init, InvertConfig, Inversion, Objective, Process, StopReason, process};
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::model::Classifier;
+
+/// What a descent minimises, per image.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Loss {
+    /// The classifier term.
+    pub objective: Objective,
+    /// Optional total-variation prior: (weight, beta).
+    pub tv: Option<(f64, f64)>,
+}
+
+/// One forward and backward pass at `x` (B, C, H, W): p_label per image, the loss per image and
+/// the gradient of the summed loss with respect to `x`.
+pub(crate) fn loss_and_grad(
+    model: &Classifier,
+    x: &Tensor,
+    labels: &Tensor,
+    loss: Loss,
+) -> CoreResult<(Vec<f32>, Vec<f32>, Tensor)> {
+    let var = Var::from_tensor(x)?;
+    let logits = model.forward(var.as_tensor())?;
+    let log_p = candle_nn::ops::log_softmax(&logits, D::Minus1)?
+        .gather(labels, 1)?
+        .squeeze(1)?;
+    let p = log_p.exp()?;
+    let mut per = match loss.objective {
+        Objective::Prob => p.affine(-1.0, 1.0)?,
+        Objective::LogProb => log_p.neg()?,
+        Objective::Logit => logits.gather(labels, 1)?.squeeze(1)?.neg()?,
+    };
+    if let Some((weight, beta)) = loss.tv {
+        per = (per + (super::tv::tv_per_image(var.as_tensor(), beta)? * weight)?)?;
+    }
+    let grads = per.sum_all()?.backward()?;
+    let g = grads
+        .get(var.as_tensor())
+        .cloned()
+        .ok_or_else(|| CoreError::Invalid("the classifier gave no input gradient".into()))?;
+    Ok((p.to_vec1::<f32>()?, per.to_vec1::<f32>()?, g))
+}
+
+/// The start images for `b` targets of `input` shape.
+pub(crate) fn start_images(init: Init, b: usize, input: [usize; 3], seed: u64) -> Vec<f32> {
+    let n = b * input.iter().product::<usize>();
+    match init {
+        Init::Zeros => vec![0.0; n],
+        Init::Grey => vec![0.5; n],
+        Init::Uniform => {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x1_0e7e);
+            (0..n).map(|_| rng.random_range(0.0f32..1.0)).collect()
+        }
+    }
+}
+
+/// Label tensor (B, 1) for `classes`.
+pub(crate) fn label_tensor(classes: &[usize], dev: &Device) -> CoreResult<Tensor> {
+    let v: Vec<u32> = classes.iter().map(|&c| c as u32).collect();
+    Ok(Tensor::from_vec(v, (classes.len(), 1), dev)?)
+}
+
+/// A (B, 1, 1, 1) f32 mask from flags.
+pub(crate) fn mask_tensor(flags: &[bool], dev: &Device) -> CoreResult<Tensor> {
+    let v: Vec<f32> = flags.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect();
+    Ok(Tensor::from_vec(v, (flags.len(), 1, 1, 1), dev)?)
+}
+
+/// Applies PROCESS to every image of `x` (on the CPU) and returns it on `x`'s device.
+pub(crate) fn apply_process(x: &Tensor, proc_step: Process, input: [usize; 3]) -> CoreResult<Tensor> {
+    if proc_step == Process::None {
+        return Ok(x.clone());
+    }
+    let dev = x.device().clone();
+    let shape = x.shape().clone();
+    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+    let len = input.iter().product::<usize>();
+    for img in v.chunks_exact_mut(len) {
+        process::apply(img, input, proc_step);
+    }
+    Ok(Tensor::from_vec(v, shape, &dev)?)
+}
+
+/// MI-FACE for each class of `classes` on `model` (input shape `input`, parameters on `dev`), as
+/// the paper says: gradient descent on the per-image loss with the alpha, beta and gamma rules,
+/// PROCESS after every `process_every` steps, clipping to [0, 1], and the argmin-cost iterate
+/// returned.
+pub fn mi_face(
+    model: &Classifier,
+    dev: &Device,
+    input: [usize; 3],
+    classes: &[usize],
+    cfg: &InvertConfig,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<Inversion>> {
+    let loss = Loss {
+        objective: cfg.objective,
+        tv: None,
+    };
+    descend(model, dev, input, classes, cfg, loss, "mi-face", ctx)
+}
+
+/// The paper's loop for any per-image loss (MI-FACE and the TV variant share it).
+#[allow(clippy::too_many_arguments, reason = "the shared loop of two public entry points")]
+pub(crate) fn descend(
+    model: &Classifier,
+    dev: &Device,
+    input: [usize; 3],
+    classes: &[usize],
+    cfg: &InvertConfig,
+    loss: Loss,
+    stage: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<Inversion>> {
+    if !(cfg.lambda.is_finite() && cfg.lambda > 0.0) {
+        return Err(CoreError::Invalid(format!("step size lambda {} must be positive", cfg.lambda)));
+    }
+    let b = classes.len();
+    if b == 0 {
+        return Ok(Vec::new());
+    }
+    let t0 = Instant::now();
+    let model_dev = dev;
+    let labels = label_tensor(classes, dev)?;
+    let x0 = start_images(cfg.init, b, input, cfg.seed);
+    let mut x = Tensor::from_vec(x0, (b, input[0], input[1], input[2]), dev)?;
+    let mut best = x.clone();
+    let mut active = vec![true; b];
+    let mut costs: Vec<Vec<f32>> = vec![Vec::new(); b];
+    let mut probs: Vec<Vec<f32>> = vec![Vec::new(); b];
+    let mut best_cost = vec![f32::INFINITY; b];
+    let mut best_iter = vec![0usize; b];
+    let mut stop = vec![StopReason::MaxIters; b];
+    let mut seconds = vec![0.0; b];
+    let every = cfg.process_every.max(1);
+    for i in 0..=cfg.alpha {
+        ctx.checkpoint()?;
+        let (p, cost, g) = loss_and_grad(model, &x, &labels, loss)?;
+        let mut improved = vec![false; b];
+        for k in 0..b {
+            if !active[k] {
+                continue;
+            }
+            let c = cost[k];
+            let window_max = (cfg.beta > 0 && i >= cfg.beta)
+                .then(|| costs[k][i - cfg.beta..i].iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            costs[k].push(c);
+            probs[k].push(p[k]);
+            if c < best_cost[k] {
+                best_cost[k] = c;
+                best_iter[k] = i;
+                improved[k] = true;
+            }
+            let reason = if i == 0 {
+                None
+            } else if window_max.is_some_and(|m| c >= m) {
+                Some(StopReason::NoImprovement)
+            } else if cfg.gamma >= 0.0 && f64::from(c) <= cfg.gamma {
+                Some(StopReason::Threshold)
+            } else if i == cfg.alpha {
+                Some(StopReason::MaxIters)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                stop[k] = r;
+                active[k] = false;
+                seconds[k] = t0.elapsed().as_secs_f64();
+            }
+        }
+        if improved.iter().any(|&v| v) {
+            let m = mask_tensor(&improved, model_dev)?.to_dtype(DType::U8)?.broadcast_as(x.shape())?;
+            best = m.where_cond(&x, &best)?;
+        }
+        if i % 10 == 0 || i == cfg.alpha {
+            ctx.progress(stage, i as u64, cfg.alpha as u64);
+        }
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+        let step = g.broadcast_mul(&mask_tensor(&active, model_dev)?)?;
+        x = (x - (step * cfg.lambda)?)?;
+        if (i + 1) % every == 0 {
+            x = apply_process(&x, cfg.process, input)?;
+        }
+        x = x.clamp(0f32, 1f32)?.detach();
+    }
+    let len = input.iter().product::<usize>();
+    let best_v = best.flatten_all()?.to_vec1::<f32>()?;
+    Ok((0..b)
+        .map(|k| Inversion {
+            class: classes[k],
+            image: best_v[k * len..(k + 1) * len].to_vec(),
+            steps: costs[k].len().saturating_sub(1),
+            costs: std::mem::take(&mut costs[k]),
+            probs: std::mem::take(&mut probs[k]),
+            returned_iter: best_iter[k],
+            stop: stop[k],
+            seconds: seconds[k],
+        })
+        .collect())
+}

@@ -1,0 +1,228 @@
+//! The whole attack on a model folder: invert every requested person, identify each inversion
+//! with the evaluation classifier (trained once per data set and cached in
+//! `STUDY/results/inversion/eval-<hash>/`), measure distances to the training faces, and write
+//! `STUDY/results/inversion/<model id>/<method>.json` atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+use sha2::Digest as _;
+
+use super::eval::{EvalConfig, FaceDistances, face_distances, identify, load_eval, save_eval};
+use super::{InvertConfig, Inversion, Method, StopReason};
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::model::{Classifier, load_model};
+use crate::study::write_json_atomic;
+
+/// Inverts `classes` of `model` with the method of `cfg`.
+pub fn invert_classes(
+    model: &Classifier,
+    dev: &Device,
+    input: [usize; 3],
+    classes: &[usize],
+    cfg: &InvertConfig,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<Inversion>> {
+    match cfg.method {
+        Method::MiFace => super::miface::mi_face(model, dev, input, classes, cfg, ctx),
+        Method::Tv => super::tv::invert_tv(model, dev, input, classes, cfg, ctx),
+        Method::Art => super::art::art_miface(model, dev, input, classes, cfg, ctx),
+    }
+}
+
+/// Options of [`invert_model`].
+#[derive(Clone, Debug, Default)]
+pub struct InvertOptions {
+    /// Method and hyper-parameters.
+    pub config: InvertConfig,
+    /// Classes to invert (`None`: all).
+    pub classes: Option<Vec<usize>>,
+    /// Evaluation classifier folder (`None`: train one, or reuse the study's cached one).
+    pub eval_model: Option<PathBuf>,
+    /// How to train the evaluation classifier when none is given.
+    pub eval: EvalConfig,
+    /// `cpu` or `cuda`.
+    pub device: String,
+}
+
+/// The result for one person.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ClassReport {
+    /// Class index.
+    pub class: usize,
+    /// Class name.
+    pub name: String,
+    /// The evaluation classifier ranks the person first.
+    pub eval_top1: bool,
+    /// Rank of the person (1 = top) among all classes.
+    pub eval_rank: usize,
+    /// Rank at most 5.
+    pub eval_top5: bool,
+    /// The evaluation classifier's top class.
+    pub eval_predicted: usize,
+    /// Its probability for the person.
+    pub eval_p_true: f64,
+    /// The target model's p(label) for the returned image.
+    pub target_p: f64,
+    /// Gradient steps taken.
+    pub steps: usize,
+    /// Index of the returned iterate.
+    pub returned_iter: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Distances to the person's training faces.
+    pub distances: FaceDistances,
+    /// Seconds until it stopped.
+    pub seconds: f64,
+    /// (iteration, cost) points, at most 200.
+    pub cost_curve: Vec<[f64; 2]>,
+    /// The returned image, C x H x W, bytes 0..255.
+    pub image: Vec<u8>,
+}
+
+/// The result of `rote invert`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct InversionReport {
+    /// Attacked model id.
+    pub model_id: String,
+    /// Its architecture family.
+    pub family: String,
+    /// Data set name.
+    pub dataset: String,
+    /// Image shape C, H, W.
+    pub shape: [usize; 3],
+    /// Number of classes of the model.
+    pub n_classes: usize,
+    /// Method and hyper-parameters.
+    pub config: InvertConfig,
+    /// Evaluation classifier folder.
+    pub eval_model: String,
+    /// Fraction of inverted people the evaluation classifier ranks first.
+    pub eval_top1: f64,
+    /// Fraction ranked in its top 5.
+    pub eval_top5: f64,
+    /// Control: fraction of the people a plain grey image would be "identified" as (the
+    /// evaluation classifier's chance floor on a blank image).
+    pub blank_top1: f64,
+    /// Total seconds (inversion and evaluation, without training the evaluation classifier).
+    pub seconds: f64,
+    /// One entry per inverted person.
+    pub classes: Vec<ClassReport>,
+}
+
+fn downsample(curve: &[f32], max: usize) -> Vec<[f64; 2]> {
+    let stride = curve.len().div_ceil(max.max(1)).max(1);
+    let mut out: Vec<[f64; 2]> =
+        curve.iter().enumerate().step_by(stride).map(|(i, &c)| [i as f64, f64::from(c)]).collect();
+    if let Some(&last) = curve.last()
+        && out.last().is_some_and(|p| p[0] as usize != curve.len() - 1)
+    {
+        out.push([(curve.len() - 1) as f64, f64::from(last)]);
+    }
+    out
+}
+
+/// The study folder holding a model folder (`STUDY/models/<id>`).
+fn study_of(model_dir: &Path) -> PathBuf {
+    model_dir.parent().and_then(Path::parent).unwrap_or(model_dir).to_path_buf()
+}
+
+/// Inverts the model in `model_dir`, identifies the inversions and writes the report; returns it
+/// with the path written.
+pub fn invert_model(
+    model_dir: &Path,
+    opts: &InvertOptions,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<(InversionReport, PathBuf)> {
+    let card_path = model_dir.join("card.json");
+    if !card_path.exists() {
+        return Err(CoreError::format(&card_path, "no model card here (expected STUDY/models/<id>/)"));
+    }
+    let card = crate::model::ModelCard::load(&card_path)?;
+    let ds = crate::data::load(&card.dataset.name)?;
+    let dev = crate::model::device(if opts.device.is_empty() { "cpu" } else { &opts.device })?;
+    let target = load_model(model_dir, Some(&ds), &dev)?;
+    let shape = [ds.c, ds.h, ds.w];
+    let study = study_of(model_dir);
+    let eval_dir = match &opts.eval_model {
+        Some(dir) => dir.clone(),
+        None => {
+            let key = format!("{}:{}", ds.hash, serde_json::to_string(&opts.eval).unwrap_or_default());
+            let digest = sha2::Sha256::digest(key.as_bytes());
+            let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            study.join("results").join("inversion").join(format!("eval-{hex}"))
+        }
+    };
+    let eval_model = if opts.eval_model.is_some() || eval_dir.join("eval.json").exists() {
+        ctx.log(&format!("evaluation classifier: {}", eval_dir.display()));
+        load_eval(&eval_dir, &ds, &dev)?
+    } else {
+        ctx.log("training the evaluation classifier on the held-out images");
+        let (m, varmap, ecard) = super::eval::train_eval_classifier(&ds, &opts.eval, &dev, ctx)?;
+        ctx.log(&format!("evaluation classifier: held-out accuracy {:.3}", ecard.train_acc));
+        save_eval(&eval_dir, &varmap, &ecard)?;
+        m
+    };
+    let n_classes = card.spec.n_classes;
+    let classes = opts.classes.clone().unwrap_or_else(|| (0..n_classes).collect());
+    if let Some(&bad) = classes.iter().find(|&&c| c >= n_classes) {
+        return Err(CoreError::Invalid(format!(
+            "class {bad} does not exist: model '{}' has classes 0..{}",
+            card.id,
+            n_classes - 1
+        )));
+    }
+    let t0 = Instant::now();
+    let inversions = invert_classes(&target.model, &dev, shape, &classes, &opts.config, ctx)?;
+    let images: Vec<f32> = inversions.iter().flat_map(|inv| inv.image.iter().copied()).collect();
+    let ids = identify(&eval_model, &dev, &images, shape, &classes)?;
+    let grey = vec![0.5f32; ds.image_len()];
+    let blank = identify(&eval_model, &dev, &grey, shape, &[0])?;
+    let blank_top1 = classes.iter().filter(|&&c| c == blank[0].predicted).count() as f64 / classes.len() as f64;
+    let train: Vec<usize> = card.train_indices.iter().map(|&i| i as usize).collect();
+    let mut reports = Vec::with_capacity(classes.len());
+    for (inv, id) in inversions.iter().zip(&ids) {
+        ctx.checkpoint()?;
+        reports.push(ClassReport {
+            class: inv.class,
+            name: ds.class_names.get(inv.class).cloned().unwrap_or_default(),
+            eval_top1: id.top1,
+            eval_rank: id.rank,
+            eval_top5: id.top5,
+            eval_predicted: id.predicted,
+            eval_p_true: id.p_true,
+            target_p: inv.probs.get(inv.returned_iter).map_or(f64::NAN, |&p| f64::from(p)),
+            steps: inv.steps,
+            returned_iter: inv.returned_iter,
+            stop: inv.stop,
+            distances: face_distances(&ds, &train, &inv.image, inv.class),
+            seconds: inv.seconds,
+            cost_curve: downsample(&inv.costs, 200),
+            image: inv.image.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect(),
+        });
+    }
+    let n = reports.len().max(1) as f64;
+    let report = InversionReport {
+        model_id: card.id.clone(),
+        family: card.spec.family.as_str().into(),
+        dataset: card.dataset.name.clone(),
+        shape,
+        n_classes,
+        config: opts.config.clone(),
+        eval_model: eval_dir.display().to_string(),
+        eval_top1: reports.iter().filter(|r| r.eval_top1).count() as f64 / n,
+        eval_top5: reports.iter().filter(|r| r.eval_top5).count() as f64 / n,
+        blank_top1,
+        seconds: t0.elapsed().as_secs_f64(),
+        classes: reports,
+    };
+    let out = study
+        .join("results")
+        .join("inversion")
+        .join(&card.id)
+        .join(format!("{}.json", opts.config.method.as_str()));
+    write_json_atomic(&out, &report)?;
+    Ok((report, out))
+}
