@@ -415,6 +415,26 @@ fn inpainting_view_completes_an_image_live_and_runs_the_attack() {
             .join(format!("inpaint-{}.json", ids[1]))
             .is_file()
     );
+    // From the Data view: an image only B trained on opens the Inpainting view with B as IN.
+    let card_b: rote::diffusion::DiffusionCard = serde_json::from_str(
+        &std::fs::read_to_string(path.join("diffusion").join(&ids[1]).join("card.json")).unwrap(),
+    )
+    .unwrap();
+    let img = card_b.train_indices[0] as usize;
+    h.state_mut().push_command(rote::ui::Command::LoadDataset("digits8x8".into()));
+    h.state_mut().push_command(rote::ui::Command::ShowView(View::Data));
+    step_until(&mut h, "digits8x8 in the Data view", Duration::from_secs(60), |app| {
+        app.current_dataset().is_some_and(|d| d.name == "digits8x8")
+    });
+    h.state_mut().data_view.selected = Some(img);
+    h.run_steps(3);
+    h.get_by_label("Inpaint this image").click();
+    h.run_steps(3);
+    let app = h.state();
+    assert_eq!(app.view, View::Inpainting);
+    assert_eq!(app.inpainting_view.image, img);
+    assert_eq!(app.inpainting_view.a.as_deref(), Some(ids[1].as_str()));
+    assert_eq!(app.inpainting_view.b.as_deref(), Some(ids[0].as_str()));
 }
 
 #[test]

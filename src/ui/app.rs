@@ -384,6 +384,19 @@ impl App {
             Command::LoadDataset(k) => self.load_dataset(k),
             Command::SelectDataset(k) => self.set_current(k),
             Command::ShowView(v) => self.view = v,
+            Command::InpaintImage {
+                image,
+                in_model,
+                out_model,
+            } => {
+                let v = &mut self.inpainting_view;
+                v.image = image;
+                v.a = Some(in_model);
+                v.b = Some(out_model);
+                v.mode = super::views::InpaintMode::Single;
+                v.last = None;
+                self.view = View::Inpainting;
+            }
             Command::RefreshModels => self.refresh_models(),
             Command::CancelJob(id) => self.jobs.cancel(id),
             Command::FindNeighbours { dataset, index } => {

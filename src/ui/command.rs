@@ -36,6 +36,15 @@ pub enum Command {
     RefreshModels,
     /// Switch view.
     ShowView(View),
+    /// Open the Inpainting view on one image with an IN and an OUT model.
+    InpaintImage {
+        /// Data-set index.
+        image: usize,
+        /// A model that trained on it.
+        in_model: String,
+        /// A model that did not.
+        out_model: String,
+    },
     /// Open the newest saved extraction of a diffusion model (by id).
     OpenExtraction(String),
     /// Sample a diffusion model and score the generations against its training images.

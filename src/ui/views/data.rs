@@ -460,6 +460,17 @@ impl DataView {
                     );
                     ui.end_row();
                 }
+                if let Some(d) = ctx.diffusion {
+                    for c in d.cards.iter().filter(|c| c.dataset.hash == ds.hash) {
+                        ui.label(format!("in {}", c.id));
+                        ui.label(if c.train_indices.binary_search(&(i as u32)).is_ok() {
+                            "trained on it"
+                        } else {
+                            "not trained on it"
+                        });
+                        ui.end_row();
+                    }
+                }
                 for m in ctx.models.iter().filter(|m| m.card.dataset.hash == ds.hash) {
                     ui.label(format!("in {}", m.id));
                     ui.label(if m.card.train_indices.binary_search(&(i as u32)).is_ok() {
@@ -470,6 +481,18 @@ impl DataView {
                     ui.end_row();
                 }
             });
+        if let Some(pair) = ctx.diffusion.and_then(|d| inpaint_pair(&d.cards, &ds.hash, i))
+            && ui
+                .button("Inpaint this image")
+                .on_hover_text(format!("{} trained on it, {} did not", pair.0, pair.1))
+                .clicked()
+        {
+            ctx.commands.push(Command::InpaintImage {
+                image: i,
+                in_model: pair.0,
+                out_model: pair.1,
+            });
+        }
         ui.separator();
         ui.strong("Nearest neighbours by pixel distance");
         match &self.neighbours {
@@ -526,4 +549,15 @@ fn split_name(s: Split) -> &'static str {
         Split::Train => "train",
         Split::Test => "test",
     }
+}
+
+/// A diffusion model that trained on image `i` of the data set with hash `hash` and one that did
+/// not (the first such pair by id), for the Inpainting view.
+fn inpaint_pair(cards: &[crate::diffusion::DiffusionCard], hash: &str, i: usize) -> Option<(String, String)> {
+    let on = |c: &crate::diffusion::DiffusionCard| c.train_indices.binary_search(&(i as u32)).is_ok();
+    let same: Vec<&crate::diffusion::DiffusionCard> =
+        cards.iter().filter(|c| c.dataset.hash == hash).collect();
+    let a = same.iter().find(|c| on(c))?;
+    let b = same.iter().find(|c| !on(c))?;
+    Some((a.id.clone(), b.id.clone()))
 }
