@@ -421,11 +421,16 @@ fn inpainting_view_completes_an_image_live_and_runs_the_attack() {
     )
     .unwrap();
     let img = card_b.train_indices[0] as usize;
-    h.state_mut().push_command(rote::ui::Command::LoadDataset("digits8x8".into()));
-    h.state_mut().push_command(rote::ui::Command::ShowView(View::Data));
-    step_until(&mut h, "digits8x8 in the Data view", Duration::from_secs(60), |app| {
-        app.current_dataset().is_some_and(|d| d.name == "digits8x8")
-    });
+    h.state_mut()
+        .push_command(rote::ui::Command::LoadDataset("digits8x8".into()));
+    h.state_mut()
+        .push_command(rote::ui::Command::ShowView(View::Data));
+    step_until(
+        &mut h,
+        "digits8x8 in the Data view",
+        Duration::from_secs(60),
+        |app| app.current_dataset().is_some_and(|d| d.name == "digits8x8"),
+    );
     h.state_mut().data_view.selected = Some(img);
     h.run_steps(3);
     h.get_by_label("Inpaint this image").click();

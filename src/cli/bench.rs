@@ -203,8 +203,16 @@ fn bench_invert(iters: usize, device: &str, json: bool) -> CoreResult<()> {
         println!(
             "MI-FACE on softmax regression ({} classes, {}x{}x{}), {}: {} steps in {:.2} s = {:.1} steps/s \
              ({:.0} image-steps/s; training took {:.1} s)",
-            r.classes, r.shape[0], r.shape[1], r.shape[2], r.device, r.steps, r.seconds,
-            r.steps_per_s, r.image_steps_per_s, r.train_seconds
+            r.classes,
+            r.shape[0],
+            r.shape[1],
+            r.shape[2],
+            r.device,
+            r.steps,
+            r.seconds,
+            r.steps_per_s,
+            r.image_steps_per_s,
+            r.train_seconds
         );
     }
     Ok(())

@@ -6,7 +6,9 @@ use serde_json::json;
 
 use super::CliSink;
 use crate::error::CoreResult;
-use crate::invert::{EvalConfig, Init, InvertConfig, InvertOptions, Method, Objective, Process, invert_model};
+use crate::invert::{
+    EvalConfig, Init, InvertConfig, InvertOptions, Method, Objective, Process, invert_model,
+};
 use crate::job::{CancelToken, JobCtx};
 use crate::model::Family;
 
@@ -28,7 +30,12 @@ pub struct InvertArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Classes (people) to invert, comma-separated.
-    #[arg(long, value_delimiter = ',', required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub class: Vec<usize>,
     /// Invert every class.
     #[arg(long)]

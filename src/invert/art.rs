@@ -28,7 +28,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::miface::{Loss, label_tensor, loss_and_grad, mask_tensor, start_images};
-use super::{InvertConfig, Inversion, StopReason};
+use super::{Inversion, InvertConfig, StopReason};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::Classifier;
@@ -44,7 +44,9 @@ pub fn art_miface(
     ctx: &JobCtx<'_>,
 ) -> CoreResult<Vec<Inversion>> {
     if cfg.beta == 0 {
-        return Err(CoreError::Invalid("ART's window_length (beta) must be at least 1".into()));
+        return Err(CoreError::Invalid(
+            "ART's window_length (beta) must be at least 1".into(),
+        ));
     }
     let b = classes.len();
     if b == 0 {
@@ -98,7 +100,7 @@ pub fn art_miface(
             }
         }
         i += 1;
-        if i % 10 == 0 || i == cfg.alpha {
+        if i.is_multiple_of(10) || i == cfg.alpha {
             ctx.progress("art mi-face", i as u64, cfg.alpha as u64);
         }
     }

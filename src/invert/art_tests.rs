@@ -16,7 +16,9 @@ fn logistic(b0: f32, b1: f32) -> Classifier {
     let data = varmap.data().lock().unwrap();
     let w = Tensor::new(&[[1f32, 1., 1., 1.], [-1., -1., -1., -1.]], &Device::Cpu).unwrap();
     data["out.weight"].set(&w).unwrap();
-    data["out.bias"].set(&Tensor::new(&[b0, b1], &Device::Cpu).unwrap()).unwrap();
+    data["out.bias"]
+        .set(&Tensor::new(&[b0, b1], &Device::Cpu).unwrap())
+        .unwrap();
     drop(data);
     model
 }
@@ -55,7 +57,10 @@ fn art_pauses_a_black_start_after_one_step_where_the_paper_keeps_going() {
     let art = run(&model, &[0], &cfg(1000, 100));
     let p0 = sigmoid(-8.0);
     let x1 = 0.2 * (1.0 - p0); // one step of 0.1 * 2 (1 - p0)
-    assert_eq!(art[0].steps, 1, "ART stops after one step: cost > threshold is its *continue* test reversed");
+    assert_eq!(
+        art[0].steps, 1,
+        "ART stops after one step: cost > threshold is its *continue* test reversed"
+    );
     assert_eq!(art[0].stop, StopReason::ArtInactive);
     assert_eq!(art[0].returned_iter, 1, "ART returns the last iterate");
     for &v in &art[0].image {
@@ -63,10 +68,21 @@ fn art_pauses_a_black_start_after_one_step_where_the_paper_keeps_going() {
     }
     // The paper stops once cost <= gamma, i.e. p0 >= 0.01: sum(x) >= 4 - ln(99)/2, x >= 0.4256,
     // which takes three steps (x ~ 0.2, 0.4, 0.6).
-    let paper = run(&model, &[0], &InvertConfig { method: Method::MiFace, ..cfg(1000, 100) });
+    let paper = run(
+        &model,
+        &[0],
+        &InvertConfig {
+            method: Method::MiFace,
+            ..cfg(1000, 100)
+        },
+    );
     assert_eq!(paper[0].steps, 3);
     assert_eq!(paper[0].stop, StopReason::Threshold);
-    assert!(paper[0].image.iter().all(|&v| (0.55..0.65).contains(&v)), "{:?}", paper[0].image);
+    assert!(
+        paper[0].image.iter().all(|&v| (0.55..0.65).contains(&v)),
+        "{:?}",
+        paper[0].image
+    );
     assert!(f64::from(paper[0].probs[3]) >= 0.01 && f64::from(paper[0].probs[2]) < 0.01);
 }
 
@@ -79,7 +95,14 @@ fn art_runs_to_max_iter_while_the_paper_stops_at_once_and_returns_the_last_itera
     assert_eq!(art[0].stop, StopReason::MaxIters);
     assert_eq!(art[0].costs.len(), 8);
     assert_eq!(art[0].returned_iter, 7);
-    let paper = run(&model, &[0], &InvertConfig { method: Method::MiFace, ..cfg(7, 100) });
+    let paper = run(
+        &model,
+        &[0],
+        &InvertConfig {
+            method: Method::MiFace,
+            ..cfg(7, 100)
+        },
+    );
     assert_eq!(paper[0].steps, 1);
     assert_eq!(paper[0].stop, StopReason::Threshold);
 }

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use rand::seq::SliceRandom as _;
 use rand::SeedableRng as _;
+use rand::seq::SliceRandom as _;
 
 use super::metrics::{l2, ssim};
 use crate::data::Dataset;
@@ -82,7 +82,10 @@ pub struct EvalCard {
 fn augment(img: &[f32], shape: [usize; 3], max_shift: usize, rng: &mut impl rand::Rng) -> Vec<f32> {
     let [c, h, w] = shape;
     let s = max_shift as i64;
-    let (dy, dx) = (rng.random_range(-s..=s) as isize, rng.random_range(-s..=s) as isize);
+    let (dy, dx) = (
+        rng.random_range(-s..=s) as isize,
+        rng.random_range(-s..=s) as isize,
+    );
     let flip = rng.random_bool(0.5);
     let (gain, offset) = (rng.random_range(0.8f32..1.2), rng.random_range(-0.08f32..0.08));
     let mut out = vec![0f32; c * h * w];
@@ -205,7 +208,12 @@ pub fn load_eval(dir: &Path, ds: &Dataset, dev: &Device) -> CoreResult<Classifie
     }
     let varmap = VarMap::new();
     let model = Classifier::new(&card.spec, VarBuilder::from_varmap(&varmap, DType::F32, dev))?;
-    fill_varmap(&varmap, &dir.join("weights.safetensors"), card.spec.family.as_str(), dev)?;
+    fill_varmap(
+        &varmap,
+        &dir.join("weights.safetensors"),
+        card.spec.family.as_str(),
+        dev,
+    )?;
     Ok(model)
 }
 
@@ -243,7 +251,10 @@ pub fn identify(
             let predicted = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) },
+                )
                 .0;
             Identification {
                 predicted,
@@ -276,7 +287,11 @@ pub struct FaceDistances {
 /// Distances of `image` (of person `label`) to the training images `train` of `ds`.
 pub fn face_distances(ds: &Dataset, train: &[usize], image: &[f32], label: usize) -> FaceDistances {
     let shape = [ds.c, ds.h, ds.w];
-    let own: Vec<usize> = train.iter().copied().filter(|&i| usize::from(ds.labels[i]) == label).collect();
+    let own: Vec<usize> = train
+        .iter()
+        .copied()
+        .filter(|&i| usize::from(ds.labels[i]) == label)
+        .collect();
     let mut mean = vec![0f32; ds.image_len()];
     for &i in &own {
         for (m, v) in mean.iter_mut().zip(ds.image_f32(i).unwrap_or_default()) {

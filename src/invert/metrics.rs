@@ -41,7 +41,11 @@ fn filter_valid(img: &[f64], h: usize, w: usize, k: &[f64]) -> (Vec<f64>, usize,
     let mut out = vec![0.0; oh * ow];
     for y in 0..oh {
         for x in 0..ow {
-            out[y * ow + x] = k.iter().enumerate().map(|(t, kv)| kv * rows[(y + t) * ow + x]).sum();
+            out[y * ow + x] = k
+                .iter()
+                .enumerate()
+                .map(|(t, kv)| kv * rows[(y + t) * ow + x])
+                .sum();
         }
     }
     (out, oh, ow)
@@ -61,8 +65,14 @@ pub fn ssim(a: &[f32], b: &[f32], shape: [usize; 3]) -> f64 {
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
     let mut total = 0.0;
     for ch in 0..c {
-        let pa: Vec<f64> = a[ch * h * w..(ch + 1) * h * w].iter().map(|&v| f64::from(v)).collect();
-        let pb: Vec<f64> = b[ch * h * w..(ch + 1) * h * w].iter().map(|&v| f64::from(v)).collect();
+        let pa: Vec<f64> = a[ch * h * w..(ch + 1) * h * w]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let pb: Vec<f64> = b[ch * h * w..(ch + 1) * h * w]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
         let prod = |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(p, q)| p * q).collect() };
         let (mu_a, _, _) = filter_valid(&pa, h, w, &k);
         let (mu_b, _, _) = filter_valid(&pb, h, w, &k);
@@ -104,7 +114,9 @@ mod tests {
     use super::*;
 
     fn pattern(h: usize, w: usize, phase: usize) -> Vec<f32> {
-        (0..h * w).map(|i| (((i * 7 + phase) % 13) as f32) / 12.0).collect()
+        (0..h * w)
+            .map(|i| (((i * 7 + phase) % 13) as f32) / 12.0)
+            .collect()
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //! gamma 0.99 the loop stops as soon as p(label) >= 0.01; pass a smaller gamma (or a negative one,
 //! which disables the rule) to keep descending.
 //!
+//! The cost c(x) = 1 - p_label(x) drives the stopping rules and the choice of the returned iterate
+//! whatever the step differentiates (`Objective::Prob` is the paper; `LogProb` descends -log p,
+//! whose gradient does not vanish where p is tiny).
+//!
 //! All classes of a batch are inverted together: the cost is per image, so summing the costs of
 //! the batch gives every image its own gradient.
 
@@ -27,7 +31,7 @@ use std::time::Instant;
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::{Rng as _, SeedableRng as _};
 
-use super::{Init, InvertConfig, Inversion, Objective, Process, StopReason, process};
+use super::{Init, Inversion, InvertConfig, Objective, Process, StopReason, process};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::Classifier;
@@ -131,7 +135,10 @@ pub fn mi_face(
 }
 
 /// The paper's loop for any per-image loss (MI-FACE and the TV variant share it).
-#[allow(clippy::too_many_arguments, reason = "the shared loop of two public entry points")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the shared loop of two public entry points"
+)]
 pub(crate) fn descend(
     model: &Classifier,
     dev: &Device,
@@ -143,7 +150,10 @@ pub(crate) fn descend(
     ctx: &JobCtx<'_>,
 ) -> CoreResult<Vec<Inversion>> {
     if !(cfg.lambda.is_finite() && cfg.lambda > 0.0) {
-        return Err(CoreError::Invalid(format!("step size lambda {} must be positive", cfg.lambda)));
+        return Err(CoreError::Invalid(format!(
+            "step size lambda {} must be positive",
+            cfg.lambda
+        )));
     }
     let b = classes.len();
     if b == 0 {
@@ -165,15 +175,25 @@ pub(crate) fn descend(
     let every = cfg.process_every.max(1);
     for i in 0..=cfg.alpha {
         ctx.checkpoint()?;
-        let (p, cost, g) = loss_and_grad(model, &x, &labels, loss)?;
+        let (p, per, g) = loss_and_grad(model, &x, &labels, loss)?;
+        // MI-FACE's cost is 1 - p whatever is differentiated; the TV variant's is its objective.
+        let cost: Vec<f32> = if loss.tv.is_some() {
+            per
+        } else {
+            p.iter().map(|&q| 1.0 - q).collect()
+        };
         let mut improved = vec![false; b];
         for k in 0..b {
             if !active[k] {
                 continue;
             }
             let c = cost[k];
-            let window_max = (cfg.beta > 0 && i >= cfg.beta)
-                .then(|| costs[k][i - cfg.beta..i].iter().copied().fold(f32::NEG_INFINITY, f32::max));
+            let window_max = (cfg.beta > 0 && i >= cfg.beta).then(|| {
+                costs[k][i - cfg.beta..i]
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max)
+            });
             costs[k].push(c);
             probs[k].push(p[k]);
             if c < best_cost[k] {
@@ -199,10 +219,12 @@ pub(crate) fn descend(
             }
         }
         if improved.iter().any(|&v| v) {
-            let m = mask_tensor(&improved, model_dev)?.to_dtype(DType::U8)?.broadcast_as(x.shape())?;
+            let m = mask_tensor(&improved, model_dev)?
+                .to_dtype(DType::U8)?
+                .broadcast_as(x.shape())?;
             best = m.where_cond(&x, &best)?;
         }
-        if i % 10 == 0 || i == cfg.alpha {
+        if i.is_multiple_of(10) || i == cfg.alpha {
             ctx.progress(stage, i as u64, cfg.alpha as u64);
         }
         if !active.iter().any(|&a| a) {
@@ -210,7 +232,7 @@ pub(crate) fn descend(
         }
         let step = g.broadcast_mul(&mask_tensor(&active, model_dev)?)?;
         x = (x - (step * cfg.lambda)?)?;
-        if (i + 1) % every == 0 {
+        if (i + 1).is_multiple_of(every) {
             x = apply_process(&x, cfg.process, input)?;
         }
         x = x.clamp(0f32, 1f32)?.detach();

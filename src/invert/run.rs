@@ -10,7 +10,7 @@ use candle_core::Device;
 use sha2::Digest as _;
 
 use super::eval::{EvalConfig, FaceDistances, face_distances, identify, load_eval, save_eval};
-use super::{InvertConfig, Inversion, Method, StopReason};
+use super::{Inversion, InvertConfig, Method, StopReason};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::{Classifier, load_model};
@@ -114,8 +114,12 @@ pub struct InversionReport {
 
 fn downsample(curve: &[f32], max: usize) -> Vec<[f64; 2]> {
     let stride = curve.len().div_ceil(max.max(1)).max(1);
-    let mut out: Vec<[f64; 2]> =
-        curve.iter().enumerate().step_by(stride).map(|(i, &c)| [i as f64, f64::from(c)]).collect();
+    let mut out: Vec<[f64; 2]> = curve
+        .iter()
+        .enumerate()
+        .step_by(stride)
+        .map(|(i, &c)| [i as f64, f64::from(c)])
+        .collect();
     if let Some(&last) = curve.last()
         && out.last().is_some_and(|p| p[0] as usize != curve.len() - 1)
     {
@@ -126,7 +130,11 @@ fn downsample(curve: &[f32], max: usize) -> Vec<[f64; 2]> {
 
 /// The study folder holding a model folder (`STUDY/models/<id>`).
 fn study_of(model_dir: &Path) -> PathBuf {
-    model_dir.parent().and_then(Path::parent).unwrap_or(model_dir).to_path_buf()
+    model_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(model_dir)
+        .to_path_buf()
 }
 
 /// Inverts the model in `model_dir`, identifies the inversions and writes the report; returns it
@@ -138,21 +146,35 @@ pub fn invert_model(
 ) -> CoreResult<(InversionReport, PathBuf)> {
     let card_path = model_dir.join("card.json");
     if !card_path.exists() {
-        return Err(CoreError::format(&card_path, "no model card here (expected STUDY/models/<id>/)"));
+        return Err(CoreError::format(
+            &card_path,
+            "no model card here (expected STUDY/models/<id>/)",
+        ));
     }
     let card = crate::model::ModelCard::load(&card_path)?;
     let ds = crate::data::load(&card.dataset.name)?;
-    let dev = crate::model::device(if opts.device.is_empty() { "cpu" } else { &opts.device })?;
+    let dev = crate::model::device(if opts.device.is_empty() {
+        "cpu"
+    } else {
+        &opts.device
+    })?;
     let target = load_model(model_dir, Some(&ds), &dev)?;
     let shape = [ds.c, ds.h, ds.w];
     let study = study_of(model_dir);
     let eval_dir = match &opts.eval_model {
         Some(dir) => dir.clone(),
         None => {
-            let key = format!("{}:{}", ds.hash, serde_json::to_string(&opts.eval).unwrap_or_default());
+            let key = format!(
+                "{}:{}",
+                ds.hash,
+                serde_json::to_string(&opts.eval).unwrap_or_default()
+            );
             let digest = sha2::Sha256::digest(key.as_bytes());
             let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-            study.join("results").join("inversion").join(format!("eval-{hex}"))
+            study
+                .join("results")
+                .join("inversion")
+                .join(format!("eval-{hex}"))
         }
     };
     let eval_model = if opts.eval_model.is_some() || eval_dir.join("eval.json").exists() {
@@ -161,7 +183,10 @@ pub fn invert_model(
     } else {
         ctx.log("training the evaluation classifier on the held-out images");
         let (m, varmap, ecard) = super::eval::train_eval_classifier(&ds, &opts.eval, &dev, ctx)?;
-        ctx.log(&format!("evaluation classifier: held-out accuracy {:.3}", ecard.train_acc));
+        ctx.log(&format!(
+            "evaluation classifier: held-out accuracy {:.3}",
+            ecard.train_acc
+        ));
         save_eval(&eval_dir, &varmap, &ecard)?;
         m
     };
@@ -176,11 +201,15 @@ pub fn invert_model(
     }
     let t0 = Instant::now();
     let inversions = invert_classes(&target.model, &dev, shape, &classes, &opts.config, ctx)?;
-    let images: Vec<f32> = inversions.iter().flat_map(|inv| inv.image.iter().copied()).collect();
+    let images: Vec<f32> = inversions
+        .iter()
+        .flat_map(|inv| inv.image.iter().copied())
+        .collect();
     let ids = identify(&eval_model, &dev, &images, shape, &classes)?;
     let grey = vec![0.5f32; ds.image_len()];
     let blank = identify(&eval_model, &dev, &grey, shape, &[0])?;
-    let blank_top1 = classes.iter().filter(|&&c| c == blank[0].predicted).count() as f64 / classes.len() as f64;
+    let blank_top1 =
+        classes.iter().filter(|&&c| c == blank[0].predicted).count() as f64 / classes.len() as f64;
     let train: Vec<usize> = card.train_indices.iter().map(|&i| i as usize).collect();
     let mut reports = Vec::with_capacity(classes.len());
     for (inv, id) in inversions.iter().zip(&ids) {
@@ -193,14 +222,21 @@ pub fn invert_model(
             eval_top5: id.top5,
             eval_predicted: id.predicted,
             eval_p_true: id.p_true,
-            target_p: inv.probs.get(inv.returned_iter).map_or(f64::NAN, |&p| f64::from(p)),
+            target_p: inv
+                .probs
+                .get(inv.returned_iter)
+                .map_or(f64::NAN, |&p| f64::from(p)),
             steps: inv.steps,
             returned_iter: inv.returned_iter,
             stop: inv.stop,
             distances: face_distances(&ds, &train, &inv.image, inv.class),
             seconds: inv.seconds,
             cost_curve: downsample(&inv.costs, 200),
-            image: inv.image.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect(),
+            image: inv
+                .image
+                .iter()
+                .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect(),
         });
     }
     let n = reports.len().max(1) as f64;

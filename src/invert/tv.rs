@@ -13,7 +13,7 @@
 use candle_core::{Device, Tensor};
 
 use super::miface::{Loss, descend};
-use super::{InvertConfig, Inversion, Objective};
+use super::{Inversion, InvertConfig, Objective};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
 use crate::model::Classifier;
