@@ -3,6 +3,7 @@
 //! (candle has no wgpu backend; model maths runs on candle, distances and neighbours run here.)
 
 mod context;
+mod matrix_kernel;
 mod pairwise_l2;
 mod tiled_l2;
 

@@ -16,9 +16,9 @@
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
-use wgpu::util::DeviceExt as _;
 
 use super::context::{Gpu, gpu};
+use super::matrix_kernel::{MAX_GROUPS, MAX_OUT_BYTES, compile, run_matrix_kernel};
 use super::pairwise_l2::{Backend, PackedImages};
 use crate::error::{CoreError, CoreResult};
 
@@ -244,27 +244,8 @@ pub fn tiled_sq_l2_cpu(
 
 fn pipeline(g: &Gpu) -> &wgpu::ComputePipeline {
     static PIPELINE: OnceLock<wgpu::ComputePipeline> = OnceLock::new();
-    PIPELINE.get_or_init(|| {
-        let module = g.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("tiled_l2"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/tiled_l2.wgsl").into()),
-        });
-        g.device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("tiled_l2"),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            })
-    })
+    PIPELINE.get_or_init(|| compile(g, "tiled_l2", include_str!("../../shaders/tiled_l2.wgsl")))
 }
-
-/// Largest output block per dispatch, in bytes.
-const MAX_OUT_BYTES: u64 = 256 << 20;
-/// Most workgroups along one dispatch dimension.
-const MAX_GROUPS: usize = 65535;
 
 /// One dispatch: `m` rows of `a` against `n` rows of `b`, `words` u32 per row.
 fn dispatch(
@@ -276,91 +257,8 @@ fn dispatch(
     words: usize,
     tile_words: usize,
 ) -> CoreResult<Vec<u32>> {
-    let dev = &g.device;
-    let buf_a = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("tiled a"),
-        contents: a,
-        usage: wgpu::BufferUsages::STORAGE,
-    });
-    let buf_b = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("tiled b"),
-        contents: b,
-        usage: wgpu::BufferUsages::STORAGE,
-    });
-    let params: [u32; 4] = [m as u32, n as u32, words as u32, tile_words as u32];
-    let buf_p = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("tiled params"),
-        contents: bytemuck::cast_slice(&params),
-        usage: wgpu::BufferUsages::UNIFORM,
-    });
-    let out_bytes = (m * n * 4) as u64;
-    let buf_out = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("tiled out"),
-        size: out_bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("tiled readback"),
-        size: out_bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let pipe = pipeline(g);
-    let bind = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("tiled"),
-        layout: &pipe.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: buf_a.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: buf_b.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: buf_out.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: buf_p.as_entire_binding(),
-            },
-        ],
-    });
-    let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("tiled") });
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("tiled"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(pipe);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1);
-    }
-    enc.copy_buffer_to_buffer(&buf_out, 0, &staging, 0, out_bytes);
-    g.queue.submit([enc.finish()]);
-    let slice = staging.slice(..);
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        tx.send(r).ok();
-    });
-    dev.poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| CoreError::Gpu(format!("poll failed: {e}")))?;
-    rx.recv()
-        .map_err(|_| CoreError::Gpu("readback callback never ran".into()))?
-        .map_err(|e| CoreError::Gpu(format!("readback failed: {e}")))?;
-    let view = slice
-        .get_mapped_range()
-        .map_err(|e| CoreError::Gpu(format!("cannot map readback: {e}")))?;
-    let out: Vec<u32> = view
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    drop(view);
-    staging.unmap();
-    Ok(out)
+    let params = [m as u32, n as u32, words as u32, tile_words as u32];
+    run_matrix_kernel(g, pipeline(g), "tiled_l2", a, m, b, n, params)
 }
 
 /// The kernel on `g` on prepacked rows, tiled to fit the device's buffer limits and the
