@@ -167,7 +167,21 @@ impl DataView {
                 // Samples without a value (NaN, e.g. the test split for mem) go last either way.
                 let (mut finite, missing): (Vec<usize>, Vec<usize>) =
                     idx.into_iter().partition(|&i| value(&v, i).is_finite());
-                finite.sort_by(|&a, &b| value(&v, a).total_cmp(&value(&v, b)).then(a.cmp(&b)));
+                // Equal mem values are ordered by the zoo's held-out loss (mem_order's tie-break).
+                let tie: Option<Arc<Vec<f32>>> = match &self.sort {
+                    SortKey::Score(name) => name.strip_prefix("mem · ").and_then(|zoo| {
+                        let want = format!("{}{zoo}", super::zoo_results::HELD_OUT_LOSS);
+                        columns.iter().find(|(n, _)| *n == want).map(|(_, v)| v.clone())
+                    }),
+                    _ => None,
+                };
+                let tie_value = |i: usize| tie.as_ref().map_or(0.0, |t| value(t, i)).max(f32::MIN);
+                finite.sort_by(|&a, &b| {
+                    value(&v, a)
+                        .total_cmp(&value(&v, b))
+                        .then(tie_value(a).total_cmp(&tie_value(b)))
+                        .then(a.cmp(&b))
+                });
                 if self.descending {
                     finite.reverse();
                 }

@@ -6,6 +6,10 @@ use crate::data::Dataset;
 use crate::measure::mia::MiaResult;
 use crate::measure::zoo_report::MemorizationReport;
 
+/// Prefix of the held-out-loss column; sorting by "mem · ZOO" breaks ties with
+/// "held-out loss · ZOO", as `measure::memorization::mem_order` does.
+pub const HELD_OUT_LOSS: &str = "held-out loss · ";
+
 /// The reports of one zoo, loaded from `results/<zoo>/` or computed.
 pub struct ZooResults {
     /// Zoo id.
@@ -101,6 +105,12 @@ pub fn load_zoo_results(
         }
         let mut columns: crate::ui::jobs::ScoreColumns =
             vec![(format!("mem · {id}"), Arc::new(memorization.mem.mem.clone()))];
+        if !memorization.held_out_loss.is_empty() {
+            columns.push((
+                format!("{HELD_OUT_LOSS}{id}"),
+                Arc::new(memorization.held_out_loss.clone()),
+            ));
+        }
         for r in &mia {
             columns.push((
                 format!("vulnerability ({:?}) · {id}", r.attack),
