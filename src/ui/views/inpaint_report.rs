@@ -1,12 +1,9 @@
 //! The inpainting attack's report: AUC and TPR at low FPR, the ROC on log-log axes, and every
 //! attacked image with its IN and OUT completions.
 
-use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
-
 use super::diffusion_common::{bytes_ui, data_ui};
 use crate::ui::inpaint_jobs::LoadedInpaint;
 use crate::ui::textures::TextureCache;
-use crate::ui::theme;
 
 /// Floor of the report's log-log ROC points (`inpaint_attack` clamps at 1e-3).
 const FLOOR: f64 = 1e-3;
@@ -49,39 +46,14 @@ pub fn report_ui(ui: &mut egui::Ui, textures: &mut TextureCache, r: &LoadedInpai
                     }
                 });
             ui.label("ROC of -error, IN vs OUT, log-log (chance is the diagonal)");
-            let lo = FLOOR.log10();
-            let pts: Vec<[f64; 2]> = rep
-                .roc_points
-                .iter()
-                .filter(|[x, y]| *x > 1.5 * FLOOR && *y > 1.5 * FLOOR)
-                .map(|[x, y]| [x.log10(), y.log10()])
-                .collect();
-            Plot::new("inpaint_roc_plot")
-                .height(320.0)
-                .legend(Legend::default().position(Corner::RightBottom))
-                .x_axis_label("log10 FPR")
-                .y_axis_label("log10 TPR")
-                .include_x(lo)
-                .include_y(lo)
-                .include_x(0.0)
-                .include_y(0.0)
-                .allow_scroll(false)
-                .show(ui, |p| {
-                    p.line(
-                        Line::new("chance", PlotPoints::from(vec![[lo, lo], [0.0, 0.0]]))
-                            .color(egui::Color32::GRAY),
-                    );
-                    let name = format!("inpainting (AUC {:.3})", rep.auc);
-                    // Few images give few points: mark them.
-                    if pts.len() < 40 {
-                        p.points(
-                            Points::new(name.clone(), PlotPoints::from(pts.clone()))
-                                .radius(3.0)
-                                .color(theme::SERIES[0]),
-                        );
-                    }
-                    p.line(Line::new(name, PlotPoints::from(pts)).color(theme::SERIES[0]));
-                });
+            let name = format!("inpainting (AUC {:.3})", rep.auc);
+            super::privacy::log_roc_plot_points(
+                ui,
+                "inpaint_roc_plot",
+                320.0,
+                FLOOR,
+                &[(name, rep.roc_points.clone())],
+            );
         });
     egui::CentralPanel::default().show(ui, |ui| {
         ui.label("Original · masked · IN completion · OUT completion, with the hidden-region l2 of each");

@@ -34,6 +34,21 @@ pub struct PrivacyView {
 /// floor (FPR or TPR of 0, clamped) are not measurements and are dropped. Curves with few points
 /// are also marked point by point.
 pub fn log_roc_plot(ui: &mut egui::Ui, id: &str, height: f32, floor: f64, curves: &[(String, &Roc)]) {
+    let curves: Vec<(String, Vec<[f64; 2]>)> = curves
+        .iter()
+        .map(|(name, roc)| (name.clone(), log_roc_points(roc, floor, 400)))
+        .collect();
+    log_roc_plot_points(ui, id, height, floor, &curves);
+}
+
+/// [`log_roc_plot`] for curves already given as (FPR, TPR) points on linear scales.
+pub fn log_roc_plot_points(
+    ui: &mut egui::Ui,
+    id: &str,
+    height: f32,
+    floor: f64,
+    curves: &[(String, Vec<[f64; 2]>)],
+) {
     let lo = floor.log10();
     Plot::new(id)
         .height(height)
@@ -49,9 +64,9 @@ pub fn log_roc_plot(ui: &mut egui::Ui, id: &str, height: f32, floor: f64, curves
             p.line(
                 Line::new("chance", PlotPoints::from(vec![[lo, lo], [0.0, 0.0]])).color(egui::Color32::GRAY),
             );
-            for (k, (name, roc)) in curves.iter().enumerate() {
-                let pts: Vec<[f64; 2]> = log_roc_points(roc, floor, 400)
-                    .into_iter()
+            for (k, (name, points)) in curves.iter().enumerate() {
+                let pts: Vec<[f64; 2]> = points
+                    .iter()
                     .filter(|[x, y]| *x > 1.5 * floor && *y > 1.5 * floor)
                     .map(|[x, y]| [x.log10(), y.log10()])
                     .collect();
