@@ -83,6 +83,9 @@ pub struct InvertArgs {
     /// cpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Also write the inversions as one PNG grid (10 per row; green frame: identified).
+    #[arg(long)]
+    pub grid: Option<PathBuf>,
 }
 
 /// `rote invert`.
@@ -116,12 +119,14 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
     } else if args.eval_family == Family::Softmax {
         eval.widths = Vec::new();
     }
+    let args_grid = args.grid;
     let opts = InvertOptions {
         config,
         classes: if args.all { None } else { Some(args.class) },
         eval_model: args.eval_model,
         eval,
         device: args.device,
+        merge: false,
     };
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
@@ -129,6 +134,9 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
     let done = invert_model(&args.model, &opts, &ctx);
     sink.finish();
     let (r, path) = done?;
+    if let Some(grid) = &args_grid {
+        crate::invert::write_grid_png(&r, 10, grid)?;
+    }
     if json {
         let classes: Vec<_> = r
             .classes

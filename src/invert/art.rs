@@ -27,16 +27,17 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use super::miface::{Loss, label_tensor, loss_and_grad, mask_tensor, start_images};
-use super::{Inversion, InvertConfig, StopReason};
+use super::miface::{
+    FRAME_EVERY, Loss, label_tensor, loss_and_grad, mask_tensor, publish_frames, start_images,
+};
+use super::{Inversion, InvertConfig, InvertTarget, StopReason};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
-use crate::model::Classifier;
 
 /// ART's `MIFace.infer` for `classes` with `max_iter = cfg.alpha`, `window_length = cfg.beta`,
 /// `threshold = cfg.gamma`, `learning_rate = cfg.lambda`, clip values (0, 1).
 pub fn art_miface(
-    model: &Classifier,
+    model: &dyn InvertTarget,
     dev: &Device,
     input: [usize; 3],
     classes: &[usize],
@@ -100,6 +101,10 @@ pub fn art_miface(
             }
         }
         i += 1;
+        if i.is_multiple_of(FRAME_EVERY) {
+            let cost: Vec<f32> = p.iter().map(|&q| 1.0 - q).collect();
+            publish_frames(ctx, &x, classes, &cost, &vec![true; b], i)?;
+        }
         if i.is_multiple_of(10) || i == cfg.alpha {
             ctx.progress("art mi-face", i as u64, cfg.alpha as u64);
         }

@@ -31,10 +31,9 @@ use std::time::Instant;
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::{Rng as _, SeedableRng as _};
 
-use super::{Init, Inversion, InvertConfig, Objective, Process, StopReason, process};
+use super::{Init, Inversion, InvertConfig, InvertTarget, Objective, Process, StopReason, process};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
-use crate::model::Classifier;
 
 /// What a descent minimises, per image.
 #[derive(Clone, Copy, Debug)]
@@ -48,13 +47,13 @@ pub(crate) struct Loss {
 /// One forward and backward pass at `x` (B, C, H, W): p_label per image, the loss per image and
 /// the gradient of the summed loss with respect to `x`.
 pub(crate) fn loss_and_grad(
-    model: &Classifier,
+    model: &dyn InvertTarget,
     x: &Tensor,
     labels: &Tensor,
     loss: Loss,
 ) -> CoreResult<(Vec<f32>, Vec<f32>, Tensor)> {
     let var = Var::from_tensor(x)?;
-    let logits = model.forward(var.as_tensor())?;
+    let logits = model.logits(var.as_tensor())?;
     let log_p = candle_nn::ops::log_softmax(&logits, D::Minus1)?
         .gather(labels, 1)?
         .squeeze(1)?;
@@ -115,12 +114,42 @@ pub(crate) fn apply_process(x: &Tensor, proc_step: Process, input: [usize; 3]) -
     Ok(Tensor::from_vec(v, shape, &dev)?)
 }
 
+/// Steps between two published frames (GUI previews).
+pub(crate) const FRAME_EVERY: usize = 10;
+
+/// Publishes the current iterate of every active image, when the sink wants frames.
+pub(crate) fn publish_frames(
+    ctx: &JobCtx<'_>,
+    x: &Tensor,
+    classes: &[usize],
+    cost: &[f32],
+    active: &[bool],
+    step: usize,
+) -> CoreResult<()> {
+    if !ctx.wants_frames() {
+        return Ok(());
+    }
+    let v = x.flatten_all()?.to_vec1::<f32>()?;
+    let len = v.len() / classes.len().max(1);
+    for (k, &class) in classes.iter().enumerate() {
+        if active.get(k) == Some(&true) {
+            ctx.frame(&crate::job::Frame {
+                key: class,
+                step,
+                value: f64::from(cost.get(k).copied().unwrap_or(f32::NAN)),
+                pixels: &v[k * len..(k + 1) * len],
+            });
+        }
+    }
+    Ok(())
+}
+
 /// MI-FACE for each class of `classes` on `model` (input shape `input`, parameters on `dev`), as
 /// the paper says: gradient descent on the per-image loss with the alpha, beta and gamma rules,
 /// PROCESS after every `process_every` steps, clipping to [0, 1], and the argmin-cost iterate
 /// returned.
 pub fn mi_face(
-    model: &Classifier,
+    model: &dyn InvertTarget,
     dev: &Device,
     input: [usize; 3],
     classes: &[usize],
@@ -140,7 +169,7 @@ pub fn mi_face(
     reason = "the shared loop of two public entry points"
 )]
 pub(crate) fn descend(
-    model: &Classifier,
+    model: &dyn InvertTarget,
     dev: &Device,
     input: [usize; 3],
     classes: &[usize],
@@ -182,6 +211,9 @@ pub(crate) fn descend(
         } else {
             p.iter().map(|&q| 1.0 - q).collect()
         };
+        if i.is_multiple_of(FRAME_EVERY) {
+            publish_frames(ctx, &x, classes, &cost, &active, i)?;
+        }
         let mut improved = vec![false; b];
         for k in 0..b {
             if !active[k] {

@@ -12,6 +12,7 @@
 //!   pixel l2 and SSIM to the person's mean training face and to the nearest training image;
 //! * [`metrics`]: SSIM (Wang et al. 2004), l2 and total variation on plain pixel buffers;
 //! * [`process`]: the PROCESS step (non-local-means denoising and unsharp-mask sharpening, blur);
+//! * [`grid`]: the "Invert all" grid as a PNG;
 //! * [`run`]: the whole attack on a model folder, written to `STUDY/results/inversion/<id>/`.
 //!
 //! Every method optimises images in plain pixel space [0, 1] (clipped after each step); the
@@ -20,14 +21,41 @@
 pub mod art;
 pub mod bench;
 pub mod eval;
+pub mod grid;
 pub mod metrics;
 pub mod miface;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod process;
 pub mod run;
 pub mod tv;
 
 pub use eval::{EvalConfig, Identification, identify, train_eval_classifier};
-pub use run::{ClassReport, InversionReport, InvertOptions, invert_classes, invert_model};
+pub use grid::{grid_image, write_grid_png};
+pub use run::{
+    ClassReport, InversionReport, InvertOptions, invert_classes, invert_model, load_report,
+    report_path,
+};
+
+use candle_core::Tensor;
+
+use crate::error::CoreResult;
+use crate::model::Classifier;
+
+/// A classifier the inversion loops can differentiate: logits for a batch of images
+/// `(B, C, H, W)` in plain pixel space [0, 1], with any input normalisation inside the graph so
+/// the gradient reaches the pixels. Implemented by rote's [`Classifier`] and, with the `onnx`
+/// feature, by [`onnx::OnnxClassifier`].
+pub trait InvertTarget {
+    /// Logits `(B, n_classes)` for `x`.
+    fn logits(&self, x: &Tensor) -> CoreResult<Tensor>;
+}
+
+impl InvertTarget for Classifier {
+    fn logits(&self, x: &Tensor) -> CoreResult<Tensor> {
+        self.forward(x)
+    }
+}
 
 /// Inversion method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]

@@ -10,15 +10,15 @@ use candle_core::Device;
 use sha2::Digest as _;
 
 use super::eval::{EvalConfig, FaceDistances, face_distances, identify, load_eval, save_eval};
-use super::{Inversion, InvertConfig, Method, StopReason};
+use super::{Inversion, InvertConfig, InvertTarget, Method, StopReason};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
-use crate::model::{Classifier, load_model};
+use crate::model::load_model;
 use crate::study::write_json_atomic;
 
 /// Inverts `classes` of `model` with the method of `cfg`.
 pub fn invert_classes(
-    model: &Classifier,
+    model: &dyn InvertTarget,
     dev: &Device,
     input: [usize; 3],
     classes: &[usize],
@@ -45,6 +45,24 @@ pub struct InvertOptions {
     pub eval: EvalConfig,
     /// `cpu` or `cuda`.
     pub device: String,
+    /// Keep the other people of a saved report with the same method, hyper-parameters and
+    /// evaluation classifier (the GUI inverts one person at a time into the grid).
+    pub merge: bool,
+}
+
+/// Image bytes as one base64 string (a JSON array of numbers is 4x larger).
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The result for one person.
@@ -78,7 +96,8 @@ pub struct ClassReport {
     pub seconds: f64,
     /// (iteration, cost) points, at most 200.
     pub cost_curve: Vec<[f64; 2]>,
-    /// The returned image, C x H x W, bytes 0..255.
+    /// The returned image, C x H x W, bytes 0..255 (base64 in the JSON file).
+    #[serde(with = "base64_bytes")]
     pub image: Vec<u8>,
 }
 
@@ -208,8 +227,6 @@ pub fn invert_model(
     let ids = identify(&eval_model, &dev, &images, shape, &classes)?;
     let grey = vec![0.5f32; ds.image_len()];
     let blank = identify(&eval_model, &dev, &grey, shape, &[0])?;
-    let blank_top1 =
-        classes.iter().filter(|&&c| c == blank[0].predicted).count() as f64 / classes.len() as f64;
     let train: Vec<usize> = card.train_indices.iter().map(|&i| i as usize).collect();
     let mut reports = Vec::with_capacity(classes.len());
     for (inv, id) in inversions.iter().zip(&ids) {
@@ -239,7 +256,22 @@ pub fn invert_model(
                 .collect(),
         });
     }
+    let out = report_path(&study, &card.id, opts.config.method);
+    if opts.merge
+        && let Ok(old) = load_report(&out)
+        && old.config == opts.config
+        && old.eval_model == eval_dir.display().to_string()
+    {
+        let mine: Vec<usize> = reports.iter().map(|r| r.class).collect();
+        reports.extend(old.classes.into_iter().filter(|r| !mine.contains(&r.class)));
+        reports.sort_by_key(|r| r.class);
+    }
     let n = reports.len().max(1) as f64;
+    let blank_top1 = reports
+        .iter()
+        .filter(|r| r.class == blank[0].predicted)
+        .count() as f64
+        / n;
     let report = InversionReport {
         model_id: card.id.clone(),
         family: card.spec.family.as_str().into(),
@@ -254,11 +286,22 @@ pub fn invert_model(
         seconds: t0.elapsed().as_secs_f64(),
         classes: reports,
     };
-    let out = study
-        .join("results")
-        .join("inversion")
-        .join(&card.id)
-        .join(format!("{}.json", opts.config.method.as_str()));
     write_json_atomic(&out, &report)?;
     Ok((report, out))
+}
+
+/// Reads a report written by [`invert_model`].
+pub fn load_report(path: &Path) -> CoreResult<InversionReport> {
+    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| CoreError::format(path, format!("not an inversion report: {e}")))
+}
+
+/// The saved report of `model_id` and `method` in `study`, if any.
+pub fn report_path(study: &Path, model_id: &str, method: Method) -> PathBuf {
+    study
+        .join("results")
+        .join("inversion")
+        .join(model_id)
+        .join(format!("{}.json", method.as_str()))
 }

@@ -13,10 +13,9 @@
 use candle_core::{Device, Tensor};
 
 use super::miface::{Loss, descend};
-use super::{Inversion, InvertConfig, Objective};
+use super::{Inversion, InvertConfig, InvertTarget, Objective};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
-use crate::model::Classifier;
 
 /// TV_beta of every image of `x` (B, C, H, W), summed over channels: a (B,) tensor. For beta != 2
 /// a tiny epsilon keeps the gradient finite where the image is flat.
@@ -39,7 +38,7 @@ pub fn tv_per_image(x: &Tensor, beta: f64) -> candle_core::Result<Tensor> {
 
 /// Inverts each class of `classes` with the TV prior (`cfg.tv_weight`, `cfg.tv_beta`).
 pub fn invert_tv(
-    model: &Classifier,
+    model: &dyn InvertTarget,
     dev: &Device,
     input: [usize; 3],
     classes: &[usize],

@@ -47,6 +47,25 @@ pub trait JobSink: Send + Sync {
     fn metric(&self, series: &str, step: f64, value: f64);
     /// A human-readable log line.
     fn log(&self, msg: &str);
+    /// Whether [`JobSink::frame`] is wanted (jobs skip building frames otherwise).
+    fn wants_frames(&self) -> bool {
+        false
+    }
+    /// An intermediate image of a running job (e.g. the current iterate of an inversion).
+    fn frame(&self, _frame: &Frame<'_>) {}
+}
+
+/// An intermediate image published by a job (see [`JobSink::frame`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// What the image belongs to (e.g. the class being inverted).
+    pub key: usize,
+    /// Step of the job's loop.
+    pub step: usize,
+    /// A value to plot against the step (e.g. the cost).
+    pub value: f64,
+    /// C x H x W in [0, 1].
+    pub pixels: &'a [f32],
 }
 
 /// A sink that drops everything.
@@ -100,5 +119,15 @@ impl<'a> JobCtx<'a> {
     /// Logs a line.
     pub fn log(&self, msg: &str) {
         self.sink.log(msg);
+    }
+
+    /// Whether the sink wants intermediate images.
+    pub fn wants_frames(&self) -> bool {
+        self.sink.wants_frames()
+    }
+
+    /// Publishes an intermediate image.
+    pub fn frame(&self, frame: &Frame<'_>) {
+        self.sink.frame(frame);
     }
 }
