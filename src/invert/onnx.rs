@@ -1,0 +1,891 @@
+//! Model inversion of ONNX image classifiers (feature `onnx`, through `candle-onnx`).
+//!
+//! [`OnnxClassifier::load`] reads a `.onnx` file and checks, before anything runs, that every
+//! operator of its graph is one whose candle implementation is differentiable with respect to the
+//! input ([`SUPPORTED_OPS`]: Gemm, MatMul, Conv, BatchNormalization (inference), MaxPool and
+//! AveragePool with stride = kernel and no padding, Relu, LeakyRelu, Sigmoid, Tanh, element-wise
+//! arithmetic, Flatten/Reshape/Transpose/Squeeze/Unsqueeze/Concat, Softmax with an `axis`, ...).
+//! Anything else (GlobalAveragePool, LayerNormalization, Softmax without `axis` inside the graph,
+//! a pool whose input is not a multiple of its kernel, ...) is an error naming every offending
+//! operator and the file, e.g. `net.onnx: unsupported ONNX operators: GlobalAveragePool, Erf`.
+//!
+//! The graph's single image input is `(N, C, H, W)` or flat `(N, C*H*W)`, float or double. Its
+//! shape comes from the declared dimensions when they are static, from [`OnnxOptions`] (the
+//! command line) otherwise, and the options win. A static batch dimension of 1 is evaluated one
+//! image at a time. A final `Softmax`/`LogSoftmax` producing the first graph output is cut off and
+//! its input used as the logits (candle's `Softmax` without `axis` has no backward); otherwise the
+//! first output is taken as logits. The input normalisation `(x - mean) / std` (per channel, from
+//! the options or the file's metadata properties `input_mean`/`input_std`, comma-separated) sits
+//! inside the differentiated graph, so images are optimised in pixel space [0, 1] like rote's own
+//! classifiers, and every method of [`super::Method`] runs unchanged through [`InvertTarget`].
+//!
+//! Initializers are decoded once at load time and passed to `candle_onnx::simple_eval` as inputs
+//! (it would otherwise re-decode every weight on every call). candle-onnx fixes constants to the
+//! CPU, so ONNX models always run on the CPU.
+//!
+//! [`invert_onnx`] is `rote invert --onnx`: invert the classes, write PNGs and a JSON report with
+//! the cost curves and target probabilities, and with a data set (`--data`) identify each
+//! inversion with the independent evaluation classifier as [`super::run::invert_model`] does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use candle_onnx::onnx::{self, ModelProto, tensor_shape_proto::dimension::Value as DimValue};
+use prost::Message as _;
+use sha2::Digest as _;
+
+use super::eval::{
+    EvalConfig, FaceDistances, Identification, face_distances, identify, load_eval, save_eval,
+};
+use super::{InvertConfig, InvertTarget, StopReason, invert_classes};
+use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
+use crate::study::{write_atomic, write_json_atomic};
+
+/// Operators whose candle-onnx implementation was checked (in candle-onnx 0.11's `eval.rs` and
+/// candle's backprop) to build differentiable candle ops, or to only compute shapes and constants.
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Abs",
+    "Add",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "Div",
+    "Dropout",
+    "Exp",
+    "Flatten",
+    "Gather",
+    "Gemm",
+    "Identity",
+    "LeakyRelu",
+    "Log",
+    "LogSoftmax",
+    "MatMul",
+    "MaxPool",
+    "Mul",
+    "Neg",
+    "Pow",
+    "ReduceMean",
+    "ReduceSum",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Sigmoid",
+    "Softmax",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Tanh",
+    "Transpose",
+    "Unsqueeze",
+];
+
+/// ONNX `TensorProto.DataType` codes of the inputs accepted.
+const ONNX_FLOAT: i32 = 1;
+const ONNX_DOUBLE: i32 = 11;
+
+/// How to read an ONNX classifier's input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OnnxOptions {
+    /// Image shape C, H, W (overrides the graph's declared dimensions).
+    pub input_shape: Option<[usize; 3]>,
+    /// Shape used when neither the option nor the graph gives one (e.g. the data set's).
+    pub fallback_shape: Option<[usize; 3]>,
+    /// Per-channel mean subtracted from pixels in [0, 1] (one value: every channel; empty: the
+    /// file's `input_mean` metadata, or none).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation (as `mean`; metadata key `input_std`).
+    pub std: Vec<f32>,
+}
+
+/// What the graph's first output was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputKind {
+    /// Logits (used as they are).
+    Logits,
+    /// A final Softmax, cut off: its input is used.
+    Softmax,
+    /// A final LogSoftmax, cut off: its input is used.
+    LogSoftmax,
+}
+
+/// An ONNX image classifier prepared for differentiation (see the module documentation).
+pub struct OnnxClassifier {
+    path: PathBuf,
+    /// The graph without initializers, its only output the logits.
+    model: ModelProto,
+    /// The initializers, decoded once.
+    weights: HashMap<String, Tensor>,
+    input_name: String,
+    logits_name: String,
+    /// Rank of the graph input (2: flat, 4: images).
+    input_rank: usize,
+    input_dtype: DType,
+    /// Evaluate one image at a time (static batch 1, or a graph that only runs with batch 1).
+    per_image: bool,
+    shape: [usize; 3],
+    n_classes: usize,
+    norm: Option<(Tensor, Tensor)>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    output: OutputKind,
+}
+
+fn fmt_err(path: &Path, msg: impl std::fmt::Display) -> CoreError {
+    CoreError::format(path, msg.to_string())
+}
+
+/// Reads and decodes an ONNX file.
+pub fn read_model(path: &Path) -> CoreResult<ModelProto> {
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    ModelProto::decode(bytes.as_slice()).map_err(|e| fmt_err(path, format!("not an ONNX model: {e}")))
+}
+
+/// Encodes `model` and writes it to `path` atomically (tests and tools build graphs with it).
+pub fn write_model(path: &Path, model: &ModelProto) -> CoreResult<()> {
+    write_atomic(path, &model.encode_to_vec())
+}
+
+fn attr_ints<'a>(node: &'a onnx::NodeProto, name: &str) -> Option<&'a [i64]> {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.ints.as_slice())
+}
+
+fn has_attr(node: &onnx::NodeProto, name: &str) -> bool {
+    node.attribute.iter().any(|a| a.name == name)
+}
+
+/// Every operator of `graph` that cannot be differentiated here, in order of first appearance,
+/// each named once (with the reason when the operator exists but its configuration has no
+/// gradient).
+pub fn unsupported_ops(graph: &onnx::GraphProto) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for node in &graph.node {
+        let op = node.op_type.as_str();
+        let problem = if !SUPPORTED_OPS.contains(&op) {
+            Some(op.to_string())
+        } else if op == "Softmax" && !has_attr(node, "axis") {
+            Some("Softmax (no axis attribute: candle has no gradient for it)".into())
+        } else if op == "MaxPool" || op == "AveragePool" {
+            let kernel = attr_ints(node, "kernel_shape").unwrap_or_default();
+            let strides = attr_ints(node, "strides");
+            let pads = attr_ints(node, "pads").unwrap_or_default();
+            if strides.is_some_and(|s| s != kernel) {
+                Some(format!("{op} (stride != kernel: candle has no gradient for it)"))
+            } else if pads.iter().any(|&p| p != 0) {
+                Some(format!("{op} (padding is not supported)"))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(p) = problem
+            && !out.contains(&p)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn dims_of(v: &onnx::ValueInfoProto) -> Option<(i32, Vec<Option<usize>>)> {
+    let onnx::type_proto::Value::TensorType(t) = v.r#type.as_ref()?.value.as_ref()? else {
+        return None;
+    };
+    let dims = t
+        .shape
+        .as_ref()
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(DimValue::DimValue(n)) if n > 0 => Some(n as usize),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((t.elem_type, dims))
+}
+
+fn parse_floats(s: &str) -> Option<Vec<f32>> {
+    s.split(',').map(|t| t.trim().parse::<f32>().ok()).collect()
+}
+
+/// `v` per channel: one value for every channel, or exactly `c` values.
+fn per_channel(path: &Path, what: &str, v: &[f32], c: usize) -> CoreResult<Vec<f32>> {
+    match v.len() {
+        1 => Ok(vec![v[0]; c]),
+        n if n == c => Ok(v.to_vec()),
+        n => Err(fmt_err(
+            path,
+            format!("{what} has {n} values but the input has {c} channels (give 1 or {c})"),
+        )),
+    }
+}
+
+impl OnnxClassifier {
+    /// Loads `path`, checks its operators and input, and runs one forward and backward pass on a
+    /// blank image to make sure the gradient reaches the pixels.
+    pub fn load(path: &Path, opts: &OnnxOptions) -> CoreResult<Self> {
+        let mut model = read_model(path)?;
+        let graph = model
+            .graph
+            .as_mut()
+            .ok_or_else(|| fmt_err(path, "the ONNX file holds no graph"))?;
+        let first_out = graph
+            .output
+            .first()
+            .map(|o| o.name.clone())
+            .ok_or_else(|| fmt_err(path, "the graph has no output"))?;
+        // Cut a final Softmax / LogSoftmax off: its input is the logits.
+        let mut output = OutputKind::Logits;
+        let mut logits_name = first_out.clone();
+        if let Some(k) = graph
+            .node
+            .iter()
+            .position(|n| n.output.first() == Some(&first_out))
+        {
+            let node = &graph.node[k];
+            let kind = match node.op_type.as_str() {
+                "Softmax" => Some(OutputKind::Softmax),
+                "LogSoftmax" => Some(OutputKind::LogSoftmax),
+                _ => None,
+            };
+            let used_elsewhere = graph.node.iter().any(|n| n.input.contains(&first_out));
+            if let (Some(kind), Some(input), false) = (kind, node.input.first(), used_elsewhere) {
+                output = kind;
+                logits_name = input.clone();
+                graph.node.remove(k);
+            }
+        }
+        graph.output = vec![onnx::ValueInfoProto {
+            name: logits_name.clone(),
+            ..Default::default()
+        }];
+        let bad = unsupported_ops(graph);
+        if !bad.is_empty() {
+            return Err(fmt_err(
+                path,
+                format!(
+                    "unsupported ONNX operators: {} (inversion needs operators with a gradient: {})",
+                    bad.join(", "),
+                    SUPPORTED_OPS.join(", ")
+                ),
+            ));
+        }
+        // Decode the initializers once; the graph keeps only the nodes.
+        let mut weights = HashMap::new();
+        for t in std::mem::take(&mut graph.initializer) {
+            let tensor = candle_onnx::eval::get_tensor(&t, &t.name)
+                .map_err(|e| fmt_err(path, format!("initializer '{}': {e}", t.name)))?;
+            weights.insert(t.name.clone(), tensor);
+        }
+        let inputs: Vec<&onnx::ValueInfoProto> = graph
+            .input
+            .iter()
+            .filter(|i| !weights.contains_key(&i.name))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+            return Err(fmt_err(
+                path,
+                format!("expected one image input, the graph has {names:?}"),
+            ));
+        };
+        let input_name = input.name.clone();
+        let (elem, dims) =
+            dims_of(input).ok_or_else(|| fmt_err(path, format!("input '{input_name}' is not a tensor")))?;
+        let input_dtype = match elem {
+            ONNX_FLOAT => DType::F32,
+            ONNX_DOUBLE => DType::F64,
+            other => {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "input '{input_name}' has element type {other}: only float and double images can be inverted"
+                    ),
+                ));
+            }
+        };
+        // No declared shape at all: assume (N, C, H, W).
+        let input_rank = if dims.is_empty() { 4 } else { dims.len() };
+        let declared = match dims.as_slice() {
+            [_, Some(c), Some(h), Some(w)] => Some([*c, *h, *w]),
+            [] | [_, _, _, _] | [_, _] => None,
+            _ => {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "input '{input_name}' has rank {input_rank}: expected (N, C, H, W) or flat (N, C*H*W)"
+                    ),
+                ));
+            }
+        };
+        let shape = opts
+            .input_shape
+            .or(declared)
+            .or(opts.fallback_shape)
+            .ok_or_else(|| {
+                fmt_err(
+                    path,
+                    format!(
+                        "the input '{input_name}' does not declare its image shape: give --input-shape C,H,W"
+                    ),
+                )
+            })?;
+        if shape.contains(&0) {
+            return Err(fmt_err(
+                path,
+                format!("input shape {shape:?} has a zero dimension"),
+            ));
+        }
+        let static_ok = match dims.as_slice() {
+            [_, c, h, w] => [c, h, w].iter().zip(shape).all(|(d, s)| d.is_none_or(|d| d == s)),
+            [_, Some(flat)] => *flat == shape.iter().product::<usize>(),
+            _ => true,
+        };
+        if !static_ok {
+            return Err(fmt_err(
+                path,
+                format!("input shape {shape:?} does not match the graph's declared input {dims:?}"),
+            ));
+        }
+        let per_image = match dims.first().copied().flatten() {
+            None => false,
+            Some(1) => true,
+            Some(n) => {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "the graph has a fixed batch size of {n}: export it with batch 1 or a dynamic batch axis"
+                    ),
+                ));
+            }
+        };
+        // Normalisation: options first, then the file's metadata.
+        let meta = |key: &str| {
+            model
+                .metadata_props
+                .iter()
+                .find(|p| p.key == key)
+                .and_then(|p| parse_floats(&p.value))
+        };
+        let mean = if opts.mean.is_empty() {
+            meta("input_mean").unwrap_or_default()
+        } else {
+            opts.mean.clone()
+        };
+        let std = if opts.std.is_empty() {
+            meta("input_std").unwrap_or_default()
+        } else {
+            opts.std.clone()
+        };
+        let c = shape[0];
+        let (mean, std) = match (mean.is_empty(), std.is_empty()) {
+            (true, true) => (Vec::new(), Vec::new()),
+            (false, true) => (per_channel(path, "mean", &mean, c)?, vec![1.0; c]),
+            (true, false) => (vec![0.0; c], per_channel(path, "std", &std, c)?),
+            (false, false) => (
+                per_channel(path, "mean", &mean, c)?,
+                per_channel(path, "std", &std, c)?,
+            ),
+        };
+        if std.iter().any(|&s| !(s.is_finite() && s > 0.0)) {
+            return Err(fmt_err(path, format!("std {std:?} must be positive")));
+        }
+        let norm = if mean.is_empty() {
+            None
+        } else {
+            let inv: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
+            Some((
+                Tensor::from_vec(mean.clone(), (1, c, 1, 1), &Device::Cpu)?,
+                Tensor::from_vec(inv, (1, c, 1, 1), &Device::Cpu)?,
+            ))
+        };
+        let mut clf = Self {
+            path: path.to_path_buf(),
+            model,
+            weights,
+            input_name,
+            logits_name,
+            input_rank,
+            input_dtype,
+            per_image,
+            shape,
+            n_classes: 0,
+            norm,
+            mean,
+            std,
+            output,
+        };
+        clf.check_pools()?;
+        clf.probe()?;
+        Ok(clf)
+    }
+
+    /// Runs the graph once on blank images with every pool's input as an extra output, and
+    /// refuses pools whose input is not a multiple of the kernel (candle's pooling gradient is
+    /// wrong there).
+    fn check_pools(&self) -> CoreResult<()> {
+        let Some(graph) = self.model.graph.as_ref() else {
+            return Ok(());
+        };
+        let pools: Vec<(&onnx::NodeProto, &str)> = graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "MaxPool" || n.op_type == "AveragePool")
+            .filter_map(|n| n.input.first().map(|i| (n, i.as_str())))
+            .collect();
+        if pools.is_empty() {
+            return Ok(());
+        }
+        let mut probe = self.model.clone();
+        if let Some(g) = probe.graph.as_mut() {
+            for (_, name) in &pools {
+                g.output.push(onnx::ValueInfoProto {
+                    name: (*name).to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+        let [c, h, w] = self.shape;
+        let x = Tensor::zeros((1, c, h, w), DType::F32, &Device::Cpu)?;
+        let values = self.eval_graph(&probe, &self.to_input(&x)?)?;
+        let mut bad = Vec::new();
+        for (node, name) in pools {
+            let kernel = attr_ints(node, "kernel_shape").unwrap_or_default();
+            if let (Some(t), [kh, kw]) = (values.get(name), kernel)
+                && let [.., ih, iw] = t.dims()
+                && (*kh <= 0 || *kw <= 0 || ih % *kh as usize != 0 || iw % *kw as usize != 0)
+            {
+                bad.push(format!(
+                    "{} '{}' (input {ih}x{iw} is not a multiple of its kernel {kh}x{kw}: candle's gradient is wrong there)",
+                    node.op_type, node.name
+                ));
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(fmt_err(
+                &self.path,
+                format!("unsupported ONNX operators: {}", bad.join(", ")),
+            ))
+        }
+    }
+
+    /// One forward and backward pass on blank images: the logits are (B, K) with K >= 2 and the
+    /// gradient reaches the input. A graph that only runs with batch 1 (a reshape to a fixed
+    /// batch) is switched to per-image evaluation.
+    fn probe(&mut self) -> CoreResult<()> {
+        let [c, h, w] = self.shape;
+        let x = Tensor::full(0.5f32, (2, c, h, w), &Device::Cpu)?;
+        if !self.per_image && self.logits(&x).is_err() {
+            self.per_image = true;
+        }
+        let var = Var::from_tensor(&x)?;
+        let logits = self.logits(var.as_tensor())?;
+        let k = match logits.dims() {
+            [2, k] if *k >= 2 => *k,
+            d => {
+                return Err(fmt_err(
+                    &self.path,
+                    format!(
+                        "output '{}' has shape {d:?} for 2 images: expected (2, classes) logits",
+                        self.logits_name
+                    ),
+                ));
+            }
+        };
+        let obj = candle_nn::ops::log_softmax(&logits, D::Minus1)?
+            .narrow(1, 0, 1)?
+            .sum_all()?;
+        let grads = obj.backward()?;
+        if grads.get(var.as_tensor()).is_none() {
+            return Err(fmt_err(
+                &self.path,
+                "no gradient reaches the input through this graph (an operator without a backward pass)",
+            ));
+        }
+        self.n_classes = k;
+        Ok(())
+    }
+
+    /// The graph input for images `(B, C, H, W)`: normalised, in the input's rank and dtype.
+    fn to_input(&self, x: &Tensor) -> CoreResult<Tensor> {
+        let x = match &self.norm {
+            Some((mean, inv_std)) => x.broadcast_sub(mean)?.broadcast_mul(inv_std)?,
+            None => x.clone(),
+        };
+        let x = if self.input_rank == 2 {
+            x.flatten_from(1)?
+        } else {
+            x
+        };
+        Ok(x.to_dtype(self.input_dtype)?)
+    }
+
+    fn eval_graph(&self, model: &ModelProto, input: &Tensor) -> CoreResult<HashMap<String, Tensor>> {
+        let mut inputs = self.weights.clone();
+        inputs.insert(self.input_name.clone(), input.clone());
+        // candle-onnx panics on some malformed graphs: report that as an error on the file.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            candle_onnx::simple_eval(model, inputs)
+        }));
+        match run {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(fmt_err(&self.path, format!("evaluating the graph: {e}"))),
+            Err(_) => Err(fmt_err(&self.path, "candle-onnx panicked evaluating the graph")),
+        }
+    }
+
+    fn logits_of(&self, input: &Tensor) -> CoreResult<Tensor> {
+        let mut out = self.eval_graph(&self.model, input)?;
+        let logits = out
+            .remove(&self.logits_name)
+            .ok_or_else(|| fmt_err(&self.path, format!("no output '{}'", self.logits_name)))?;
+        Ok(logits.to_dtype(DType::F32)?.flatten_from(1)?)
+    }
+
+    /// Image shape C, H, W.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// Number of classes (width of the logits).
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// The per-channel normalisation applied (empty: none).
+    pub fn normalisation(&self) -> (&[f32], &[f32]) {
+        (&self.mean, &self.std)
+    }
+
+    /// What the graph's first output was.
+    pub fn output_kind(&self) -> OutputKind {
+        self.output
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl InvertTarget for OnnxClassifier {
+    fn logits(&self, x: &Tensor) -> CoreResult<Tensor> {
+        let x = x.to_device(&Device::Cpu)?;
+        let input = self.to_input(&x)?;
+        if !self.per_image || input.dim(0)? == 1 {
+            return self.logits_of(&input);
+        }
+        let rows = (0..input.dim(0)?)
+            .map(|i| self.logits_of(&input.narrow(0, i, 1)?))
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+}
+
+/// Options of [`invert_onnx`].
+#[derive(Clone, Debug, Default)]
+pub struct OnnxInvertOptions {
+    /// How to read the input.
+    pub onnx: OnnxOptions,
+    /// Method and hyper-parameters.
+    pub config: InvertConfig,
+    /// Classes to invert (`None`: all).
+    pub classes: Option<Vec<usize>>,
+    /// Data set whose classes the model predicts (enables identification by the evaluation
+    /// classifier and distances to the training faces).
+    pub data: Option<String>,
+    /// Evaluation classifier folder (`None`: train one, cached in the output folder).
+    pub eval_model: Option<PathBuf>,
+    /// How to train the evaluation classifier.
+    pub eval: EvalConfig,
+    /// Output folder (`None`: `<file stem>-inversion/` next to the file).
+    pub out: Option<PathBuf>,
+}
+
+/// Identification of one inversion (with a data set).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct OnnxIdentification {
+    /// How the evaluation classifier ranks the person.
+    pub identification: Identification,
+    /// Distances to the data set's training-split images of the class.
+    pub distances: FaceDistances,
+}
+
+/// The result for one class.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct OnnxClassReport {
+    /// Class index.
+    pub class: usize,
+    /// Class name (from the data set, else empty).
+    pub name: String,
+    /// The model's p(class) for the start image.
+    pub target_p_start: f64,
+    /// The model's p(class) for the returned image.
+    pub target_p: f64,
+    /// Gradient steps taken.
+    pub steps: usize,
+    /// Index of the returned iterate.
+    pub returned_iter: usize,
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Seconds until it stopped.
+    pub seconds: f64,
+    /// (iteration, cost) points, at most 200.
+    pub cost_curve: Vec<[f64; 2]>,
+    /// (iteration, p(class)) points, at most 200.
+    pub prob_curve: Vec<[f64; 2]>,
+    /// The PNG of the returned image, relative to the report.
+    pub png: String,
+    /// Identification and distances (with `--data`).
+    pub eval: Option<OnnxIdentification>,
+}
+
+/// The result of `rote invert --onnx`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct OnnxInversionReport {
+    /// The ONNX file.
+    pub file: String,
+    /// Image shape C, H, W.
+    pub shape: [usize; 3],
+    /// Per-channel mean and std applied inside the graph (empty: none).
+    pub mean: Vec<f32>,
+    /// See `mean`.
+    pub std: Vec<f32>,
+    /// What the graph's output was.
+    pub output: OutputKind,
+    /// Number of classes.
+    pub n_classes: usize,
+    /// Method and hyper-parameters.
+    pub config: InvertConfig,
+    /// Data set (with `--data`).
+    pub dataset: Option<String>,
+    /// Evaluation classifier folder (with `--data`).
+    pub eval_model: Option<String>,
+    /// Fraction of inverted classes the evaluation classifier ranks first (with `--data`).
+    pub eval_top1: Option<f64>,
+    /// Fraction ranked in its top 5 (with `--data`).
+    pub eval_top5: Option<f64>,
+    /// Control: fraction of the classes a grey image is "identified" as (with `--data`).
+    pub blank_top1: Option<f64>,
+    /// Seconds (inversion and evaluation).
+    pub seconds: f64,
+    /// One entry per class.
+    pub classes: Vec<OnnxClassReport>,
+}
+
+fn curve(v: &[f32]) -> Vec<[f64; 2]> {
+    let stride = v.len().div_ceil(200).max(1);
+    let mut out: Vec<[f64; 2]> = v
+        .iter()
+        .enumerate()
+        .step_by(stride)
+        .map(|(i, &c)| [i as f64, f64::from(c)])
+        .collect();
+    if let Some(&last) = v.last()
+        && out.last().is_some_and(|p| p[0] as usize != v.len() - 1)
+    {
+        out.push([(v.len() - 1) as f64, f64::from(last)]);
+    }
+    out
+}
+
+/// Writes a C x H x W image in [0, 1] (1 or 3 channels; others: the first channel) as PNG.
+fn write_png(path: &Path, image: &[f32], [c, h, w]: [usize; 3]) -> CoreResult<()> {
+    let px = |k: usize, i: usize| {
+        (image.get(k * h * w + i).copied().unwrap_or(0.0).clamp(0.0, 1.0) * 255.0).round() as u8
+    };
+    let mut bytes = Vec::new();
+    let mut cursor = std::io::Cursor::new(&mut bytes);
+    let encoded = if c == 3 {
+        let raw: Vec<u8> = (0..h * w).flat_map(|i| [px(0, i), px(1, i), px(2, i)]).collect();
+        image::RgbImage::from_raw(w as u32, h as u32, raw)
+            .map(|img| img.write_to(&mut cursor, image::ImageFormat::Png))
+    } else {
+        let raw: Vec<u8> = (0..h * w).map(|i| px(0, i)).collect();
+        image::GrayImage::from_raw(w as u32, h as u32, raw)
+            .map(|img| img.write_to(&mut cursor, image::ImageFormat::Png))
+    };
+    match encoded {
+        Some(Ok(())) => write_atomic(path, &bytes),
+        Some(Err(e)) => Err(fmt_err(path, format!("cannot encode PNG: {e}"))),
+        None => Err(fmt_err(path, "image buffer of the wrong size")),
+    }
+}
+
+/// The default output folder of `file`: `<stem>-inversion/` beside it.
+pub fn default_out_dir(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
+    file.with_file_name(format!("{stem}-inversion"))
+}
+
+/// Inverts the classes of the ONNX classifier `file`, writes `<out>/<method>.json` and one PNG per
+/// class, and returns the report with the path of the JSON.
+pub fn invert_onnx(
+    file: &Path,
+    opts: &OnnxInvertOptions,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<(OnnxInversionReport, PathBuf)> {
+    let ds = opts.data.as_deref().map(crate::data::load).transpose()?;
+    let mut onnx_opts = opts.onnx.clone();
+    if let Some(ds) = &ds {
+        onnx_opts.fallback_shape = Some([ds.c, ds.h, ds.w]);
+    }
+    let clf = OnnxClassifier::load(file, &onnx_opts)?;
+    let shape = clf.shape();
+    let n_classes = clf.n_classes();
+    if let Some(ds) = &ds {
+        if [ds.c, ds.h, ds.w] != shape {
+            return Err(CoreError::Mismatch(format!(
+                "{}: input shape {shape:?}, but data set '{}' has images {:?}",
+                file.display(),
+                ds.name,
+                [ds.c, ds.h, ds.w]
+            )));
+        }
+        if ds.n_classes() != n_classes {
+            return Err(CoreError::Mismatch(format!(
+                "{}: {n_classes} classes, but data set '{}' has {}",
+                file.display(),
+                ds.name,
+                ds.n_classes()
+            )));
+        }
+    }
+    let classes = opts.classes.clone().unwrap_or_else(|| (0..n_classes).collect());
+    if let Some(&bad) = classes.iter().find(|&&c| c >= n_classes) {
+        return Err(CoreError::Invalid(format!(
+            "class {bad} does not exist: {} has classes 0..{}",
+            file.display(),
+            n_classes - 1
+        )));
+    }
+    let out_dir = opts.out.clone().unwrap_or_else(|| default_out_dir(file));
+    let dev = Device::Cpu;
+    let t0 = Instant::now();
+    ctx.log(&format!(
+        "{}: {} classes, input {shape:?}, output {:?}",
+        file.display(),
+        n_classes,
+        clf.output_kind()
+    ));
+    let inversions = invert_classes(&clf, &dev, shape, &classes, &opts.config, ctx)?;
+    let method = opts.config.method.as_str();
+    // Identification with a data set.
+    let mut evals: Vec<Option<OnnxIdentification>> = vec![None; inversions.len()];
+    let (mut eval_dir, mut blank_top1) = (None, None);
+    if let Some(ds) = &ds {
+        let dir = match &opts.eval_model {
+            Some(d) => d.clone(),
+            None => {
+                let key = format!(
+                    "{}:{}",
+                    ds.hash,
+                    serde_json::to_string(&opts.eval).unwrap_or_default()
+                );
+                let hex: String = sha2::Sha256::digest(key.as_bytes())
+                    .iter()
+                    .take(6)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                out_dir.join(format!("eval-{hex}"))
+            }
+        };
+        let eval_model = if opts.eval_model.is_some() || dir.join("eval.json").exists() {
+            load_eval(&dir, ds, &dev)?
+        } else {
+            ctx.log("training the evaluation classifier on the held-out images");
+            let (m, varmap, card) = super::eval::train_eval_classifier(ds, &opts.eval, &dev, ctx)?;
+            save_eval(&dir, &varmap, &card)?;
+            m
+        };
+        let images: Vec<f32> = inversions.iter().flat_map(|i| i.image.iter().copied()).collect();
+        let ids = identify(&eval_model, &dev, &images, shape, &classes)?;
+        let blank = identify(&eval_model, &dev, &vec![0.5f32; ds.image_len()], shape, &[0])?;
+        blank_top1 = blank.first().map(|b| {
+            classes.iter().filter(|&&c| c == b.predicted).count() as f64 / classes.len().max(1) as f64
+        });
+        let train = ds.train_indices();
+        for ((slot, inv), id) in evals.iter_mut().zip(&inversions).zip(ids) {
+            *slot = Some(OnnxIdentification {
+                identification: id,
+                distances: face_distances(ds, &train, &inv.image, inv.class),
+            });
+        }
+        eval_dir = Some(dir.display().to_string());
+    }
+    let mut reports = Vec::with_capacity(inversions.len());
+    for (inv, eval) in inversions.iter().zip(evals) {
+        ctx.checkpoint()?;
+        let png = format!("{method}-class{:03}.png", inv.class);
+        write_png(&out_dir.join(&png), &inv.image, shape)?;
+        reports.push(OnnxClassReport {
+            class: inv.class,
+            name: ds
+                .as_ref()
+                .and_then(|d| d.class_names.get(inv.class).cloned())
+                .unwrap_or_default(),
+            target_p_start: inv.probs.first().map_or(f64::NAN, |&p| f64::from(p)),
+            target_p: inv
+                .probs
+                .get(inv.returned_iter)
+                .map_or(f64::NAN, |&p| f64::from(p)),
+            steps: inv.steps,
+            returned_iter: inv.returned_iter,
+            stop: inv.stop,
+            seconds: inv.seconds,
+            cost_curve: curve(&inv.costs),
+            prob_curve: curve(&inv.probs),
+            png,
+            eval,
+        });
+    }
+    let n = reports.len().max(1) as f64;
+    let rate = |f: &dyn Fn(&Identification) -> bool| {
+        ds.as_ref().map(|_| {
+            reports
+                .iter()
+                .filter(|r| r.eval.as_ref().is_some_and(|e| f(&e.identification)))
+                .count() as f64
+                / n
+        })
+    };
+    let (mean, std) = clf.normalisation();
+    let report = OnnxInversionReport {
+        file: file.display().to_string(),
+        shape,
+        mean: mean.to_vec(),
+        std: std.to_vec(),
+        output: clf.output_kind(),
+        n_classes,
+        config: opts.config.clone(),
+        dataset: ds.as_ref().map(|d| d.name.clone()),
+        eval_model: eval_dir,
+        eval_top1: rate(&|i| i.top1),
+        eval_top5: rate(&|i| i.top5),
+        blank_top1,
+        seconds: t0.elapsed().as_secs_f64(),
+        classes: reports,
+    };
+    let out = out_dir.join(format!("{method}.json"));
+    write_json_atomic(&out, &report)?;
+    Ok((report, out))
+}
