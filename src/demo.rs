@@ -20,11 +20,24 @@ use crate::train::{TrainConfig, train_into_study};
 
 /// The demo models' training configurations.
 pub fn demo_configs() -> Vec<TrainConfig> {
-    vec![TrainConfig {
-        id: "mlp-mnist10k-demo".into(),
-        ..TrainConfig::default()
-    }]
+    vec![
+        TrainConfig {
+            id: "mlp-mnist10k-demo".into(),
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            id: DEMO_FACE_MODEL.into(),
+            family: crate::model::Family::Softmax,
+            data: "orl-faces".into(),
+            epochs: 40,
+            batch_size: 32,
+            ..TrainConfig::default()
+        },
+    ]
 }
+
+/// The demo's face classifier (softmax regression on the ORL faces, the model-inversion target).
+pub const DEMO_FACE_MODEL: &str = "softmax-orl-demo";
 
 /// The demo zoo's configuration (the same as `rote zoo --data mnist10k --models 64 --epochs 40
 /// --seed 7 --plant-mislabel 0.02 --plant-seed 3 --id zoo-mnist-demo`).
@@ -86,6 +99,7 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
         }
     }
     crate::demo_diffusion::copy_demo_diffusion(&study, &demo_assets_dir())?;
+    crate::demo_inversion::copy_demo_inversion(&study, &demo_assets_dir())?;
     Ok(study)
 }
 
@@ -125,11 +139,16 @@ pub fn rebuild_demo(
             }
         }
     }
+    let assets = demo_assets_dir();
+    crate::demo_inversion::rebuild_demo_inversion(
+        &study,
+        update_assets.then_some(assets.as_path()),
+        ctx,
+    )?;
     if zoo {
         rebuild_demo_zoo(&study, update_assets, ctx)?;
     }
     if diffusion {
-        let assets = demo_assets_dir();
         crate::demo_diffusion::rebuild_demo_diffusion(
             &study,
             update_assets.then_some(assets.as_path()),

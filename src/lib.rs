@@ -21,6 +21,7 @@ pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod demo_diffusion;
+pub mod demo_inversion;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;

@@ -260,7 +260,7 @@ pub fn invert_model(
     if opts.merge
         && let Ok(old) = load_report(&out)
         && old.config == opts.config
-        && old.eval_model == eval_dir.display().to_string()
+        && Path::new(&old.eval_model).file_name() == eval_dir.file_name()
     {
         let mine: Vec<usize> = reports.iter().map(|r| r.class).collect();
         reports.extend(old.classes.into_iter().filter(|r| !mine.contains(&r.class)));

@@ -11,8 +11,8 @@ use super::jobs::{JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
-    DataView, ExtractionView, InfluenceView, InpaintingView, MemorizationView, ModelsView, PrivacyView,
-    SettingsView, ZooResults,
+    DataView, ExtractionView, InfluenceView, InpaintingView, InversionView, MemorizationView, ModelsView,
+    PrivacyView, SettingsView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -22,6 +22,7 @@ use crate::study::{Study, StudyModel};
 
 mod diffusion;
 mod dispatch;
+mod inversion;
 
 /// The views.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,12 +42,14 @@ pub enum View {
     Extraction,
     /// The inpainting attack on diffusion models.
     Inpainting,
+    /// Model inversion of face classifiers.
+    Inversion,
     /// Compute device and GPU adapter.
     Settings,
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 8] = [
+pub const VIEWS: [View; 9] = [
     View::Data,
     View::Models,
     View::Memorization,
@@ -54,6 +57,7 @@ pub const VIEWS: [View; 8] = [
     View::Privacy,
     View::Extraction,
     View::Inpainting,
+    View::Inversion,
     View::Settings,
 ];
 
@@ -68,6 +72,7 @@ impl View {
             Self::Privacy => "Membership",
             Self::Extraction => "Extraction",
             Self::Inpainting => "Inpainting",
+            Self::Inversion => "Inversion",
             Self::Settings => "Settings",
         }
     }
@@ -83,6 +88,7 @@ impl View {
             "privacy" | "mia" | "membership" => Some(Self::Privacy),
             "extraction" | "extract" => Some(Self::Extraction),
             "inpainting" | "inpaint" => Some(Self::Inpainting),
+            "inversion" | "invert" => Some(Self::Inversion),
             _ => None,
         }
     }
@@ -194,6 +200,8 @@ pub struct App {
     pub extraction_view: ExtractionView,
     /// Inpainting view state.
     pub inpainting_view: InpaintingView,
+    /// Inversion view state.
+    pub inversion_view: InversionView,
     /// The study's zoo results.
     pub zoo: Option<Arc<ZooResults>>,
     /// The study's diffusion models.
@@ -232,6 +240,7 @@ impl App {
             privacy_view: PrivacyView::default(),
             extraction_view: ExtractionView::default(),
             inpainting_view: InpaintingView::default(),
+            inversion_view: InversionView::default(),
             zoo: None,
             diffusion: None,
             jobs: JobRegistry::new(waker),
@@ -461,6 +470,7 @@ impl eframe::App for App {
             privacy_view,
             extraction_view,
             inpainting_view,
+            inversion_view,
             zoo,
             diffusion,
             jobs,
@@ -492,6 +502,7 @@ impl eframe::App for App {
             View::Privacy => privacy_view.ui(ui, &mut actx),
             View::Extraction => extraction_view.ui(ui, &mut actx),
             View::Inpainting => inpainting_view.ui(ui, &mut actx),
+            View::Inversion => inversion_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
         let ctx = ui.ctx().clone();

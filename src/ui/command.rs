@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::View;
 use super::inpaint_jobs::InpaintRequest;
+use super::invert_jobs::InvertRequest;
 use crate::train::TrainConfig;
 
 /// Something a view asks the app to do.
@@ -64,4 +65,10 @@ pub enum Command {
     InpaintBatch(Box<InpaintRequest>),
     /// Read the study's diffusion MIA reports again.
     ReloadDiffusionMia,
+    /// Open a classifier and its saved inversions in the Inversion view (by model id).
+    OpenInversion(String),
+    /// Invert one person or all of them, streaming frames.
+    RunInversion(Box<InvertRequest>),
+    /// Write the open model's inversion grid of a method as a PNG.
+    ExportInversionGrid(crate::invert::Method, PathBuf),
 }

@@ -45,13 +45,17 @@ pub enum JobKind {
     Inpaint,
     /// Reading the study's diffusion MIA reports.
     DiffusionMia,
+    /// Opening a classifier's saved inversions.
+    InvertOpen,
+    /// Model inversion (single).
+    Invert,
 }
 
 impl JobKind {
     fn single(self) -> bool {
         matches!(
             self,
-            Self::Train | Self::Study | Self::TrainZoo | Self::Extract | Self::Inpaint
+            Self::Train | Self::Study | Self::TrainZoo | Self::Extract | Self::Inpaint | Self::Invert
         )
     }
 }
@@ -96,6 +100,10 @@ pub enum JobResult {
     InpaintReport(String, String, Option<Box<LoadedInpaint>>),
     /// The study's diffusion MIA reports.
     DiffusionMia(Box<crate::ui::views::DiffusionMiaList>),
+    /// A classifier opened for inversion.
+    InversionOpened(Box<crate::ui::invert_jobs::LoadedInversion>),
+    /// A finished inversion of model (id): the merged report.
+    Inverted(String, Box<crate::invert::InversionReport>),
 }
 
 /// A running job and what it has reported.

@@ -6,6 +6,7 @@ pub mod app;
 mod command;
 pub mod diffusion_jobs;
 pub mod inpaint_jobs;
+pub mod invert_jobs;
 mod jobs;
 pub mod screenshot;
 mod textures;
@@ -16,7 +17,9 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
-pub use views::{ExtractionTab, InpaintMode, MembershipTab, SortKey, SplitFilter, ZooForm};
+pub use views::{
+    ExtractionTab, InpaintMode, InversionView, MembershipTab, SortKey, SplitFilter, ZooForm,
+};
 
 use std::path::PathBuf;
 

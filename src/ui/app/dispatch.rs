@@ -114,6 +114,9 @@ impl App {
             Command::Inpaint(req) => self.inpaint(*req, false),
             Command::InpaintBatch(req) => self.inpaint(*req, true),
             Command::ReloadDiffusionMia => self.load_diffusion_mia(),
+            Command::OpenInversion(model) => self.open_inversion(model),
+            Command::RunInversion(req) => self.run_inversion(*req),
+            Command::ExportInversionGrid(method, path) => self.export_inversion_grid(method, &path),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -187,6 +190,7 @@ impl App {
                 self.load_zoo_results();
                 self.load_diffusion();
                 self.load_diffusion_mia();
+                self.open_default_inversion();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -246,6 +250,8 @@ impl App {
                     .insert((a, b), report.map(|r| Arc::new(*r)));
             }
             JobResult::DiffusionMia(list) => self.on_diffusion_mia(*list),
+            JobResult::InversionOpened(loaded) => self.on_inversion_opened(*loaded),
+            JobResult::Inverted(model, report) => self.on_inverted(model, *report),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();
