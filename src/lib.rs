@@ -30,6 +30,7 @@ pub mod job;
 pub mod measure;
 pub mod model;
 pub mod paths;
+pub mod ssl;
 pub mod study;
 pub mod train;
 

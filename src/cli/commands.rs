@@ -66,6 +66,8 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::MiaDiffusion(args) => super::diffusion::mia_diffusion(args, json),
         Command::Invert(args) => super::invert::invert(args, json),
+        Command::SslPair(args) => super::ssl::ssl_pair(args, json),
+        Command::Layermem(args) => super::ssl::layermem(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Screenshot {
             view,

@@ -6,6 +6,7 @@ mod commands;
 mod diffusion;
 mod invert;
 mod progress;
+mod ssl;
 mod zoo;
 
 use std::path::PathBuf;
@@ -142,6 +143,13 @@ pub enum Command {
 
     /// Model inversion: reconstruct each person's face from a face classifier (MI-FACE).
     Invert(invert::InvertArgs),
+
+    /// Train a SimCLR encoder pair: f on shared + candidate images, g on shared + independent
+    /// (Wang et al.); --plant-outliers puts atypical images among the candidates.
+    SslPair(ssl::SslPairArgs),
+
+    /// LayerMem, delta LayerMem and UnitMem of an SSL encoder pair (per layer, candidate, unit).
+    Layermem(ssl::LayerMemArgs),
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
