@@ -229,6 +229,16 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
     // 64 models, 20 epochs: 0.61 measured (chance: 0.02); see the issue note for the gap to 0.8.
     assert!(m["planted_recall"].as_f64().unwrap() >= 0.55, "{m}");
     assert!(out.join("results/zoo-mnist-demo/mia-lira-online.json").is_file());
+    // The face classifier and its inversion grid (TV prior) come along: the evaluation classifier
+    // identifies at least 80% of the 40 people, and a blank image is no person's face.
+    let tv = rote::invert::load_report(&out.join("results/inversion/softmax-orl-demo/tv.json")).unwrap();
+    assert_eq!(tv.classes.len(), 40);
+    assert!(
+        tv.eval_top1 >= 0.8 && tv.blank_top1 <= 0.05,
+        "{} {}",
+        tv.eval_top1,
+        tv.blank_top1
+    );
 }
 
 fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {

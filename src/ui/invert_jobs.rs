@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::data::Dataset;
 use crate::error::CoreResult;
 use crate::invert::{
-    InversionReport, InvertConfig, InvertOptions, Method, invert_model, load_report, report_path,
+    EvalConfig, InversionReport, InvertConfig, InvertOptions, Method, invert_model, load_report, report_path,
 };
 use crate::job::{Frame, JobCtx, JobSink, Progress};
 use crate::model::ModelCard;
@@ -120,6 +120,8 @@ pub struct InvertRequest {
     pub config: InvertConfig,
     /// People to invert (`None`: all).
     pub classes: Option<Vec<usize>>,
+    /// How to train the evaluation classifier when the study has none cached for it.
+    pub eval: EvalConfig,
     /// `cpu` or `cuda`.
     pub device: String,
     /// Where frames go.
@@ -174,9 +176,10 @@ pub fn run_inversion(req: &InvertRequest, ctx: &JobCtx<'_>) -> CoreResult<Invers
     let opts = InvertOptions {
         config: req.config.clone(),
         classes: req.classes.clone(),
+        eval: req.eval.clone(),
         device: req.device.clone(),
         merge: true,
-        ..InvertOptions::default()
+        eval_model: None,
     };
     let (report, _) = invert_model(&req.model_dir, &opts, &inner)?;
     Ok(report)

@@ -58,7 +58,7 @@ pub fn render_view(
         "privacy-diffusion" => "privacy",
         v => v,
     })
-        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting or settings)")))?;
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
         Some(p) => p,

@@ -10,7 +10,7 @@ use egui_plot::{Line, Plot, PlotPoints};
 
 use super::diffusion_common::{bytes_ui, data_ui, image_ui, labelled_drag};
 use crate::data::Dataset;
-use crate::invert::{ClassReport, InversionReport, InvertConfig, Method};
+use crate::invert::{ClassReport, EvalConfig, InversionReport, InvertConfig, Method};
 use crate::ui::app::AppCtx;
 use crate::ui::command::Command;
 use crate::ui::invert_jobs::{InvertRequest, LiveCell, LoadedInversion, METHODS};
@@ -31,6 +31,10 @@ pub struct InversionView {
     pub configs: BTreeMap<&'static str, InvertConfig>,
     /// Selected person.
     pub person: usize,
+    /// Stretch each displayed inversion to the full grey range (display only).
+    pub stretch: bool,
+    /// The evaluation classifier to train when the study has none cached.
+    pub eval: EvalConfig,
     /// Frames written by a running job.
     pub live: LiveCell,
     live_seen: u64,
@@ -48,6 +52,8 @@ impl Default for InversionView {
                 .map(|&m| (m.as_str(), InvertConfig::for_method(m)))
                 .collect(),
             person: 0,
+            stretch: true,
+            eval: EvalConfig::default(),
             live: LiveCell::default(),
             live_seen: 0,
             live_tex: BTreeMap::new(),
@@ -92,7 +98,9 @@ impl InversionView {
             } else {
                 ui.heading("No classifier in this study");
                 ui.label("Train a face classifier, then pick it here:");
-                ui.code("rote train --family softmax --data orl-faces --epochs 40 --batch-size 32 --out STUDY");
+                ui.code(
+                    "rote train --family softmax --data orl-faces --epochs 40 --batch-size 32 --out STUDY",
+                );
             }
             return;
         };
@@ -184,7 +192,13 @@ impl InversionView {
             {
                 self.start(ctx, None);
             }
-            let has_report = self.loaded.as_ref().is_some_and(|l| l.report(self.method).is_some());
+            ui.checkbox(&mut self.stretch, "Stretch contrast").on_hover_text(
+                "Display only: map each inversion's darkest pixel to black and brightest to white",
+            );
+            let has_report = self
+                .loaded
+                .as_ref()
+                .is_some_and(|l| l.report(self.method).is_some());
             if ui
                 .add_enabled(has_report, egui::Button::new("Export grid PNG..."))
                 .clicked()
@@ -212,6 +226,7 @@ impl InversionView {
             model_dir: m.dir.clone(),
             config: self.config(),
             classes,
+            eval: self.eval.clone(),
             device: ctx.settings.device.clone(),
             live: self.live.clone(),
         })));
@@ -227,19 +242,26 @@ impl InversionView {
         for (&class, (_, bytes)) in &live.frames {
             let img = egui::ColorImage::from_rgba_unmultiplied(
                 [ds.w, ds.h],
-                &crate::ui::views::diffusion_common::rgba(ds, &scale_to(ds, bytes), None),
+                &crate::ui::views::diffusion_common::rgba(ds, &scale_to(ds, bytes, self.stretch), None),
             );
             match self.live_tex.get_mut(&class) {
                 Some(t) => t.set(img, egui::TextureOptions::LINEAR),
                 None => {
-                    let t = ctx.load_texture(format!("invert-live-{class}"), img, egui::TextureOptions::LINEAR);
+                    let t =
+                        ctx.load_texture(format!("invert-live-{class}"), img, egui::TextureOptions::LINEAR);
                     self.live_tex.insert(class, t);
                 }
             }
         }
     }
 
-    fn people_ui(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>, loaded: &LoadedInversion, people: usize) {
+    fn people_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut AppCtx<'_>,
+        loaded: &LoadedInversion,
+        people: usize,
+    ) {
         ui.label(format!("People ({people}); click one"));
         egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
@@ -289,15 +311,33 @@ impl InversionView {
                     let step = self.live.lock().frames.get(&class).map_or(0, |f| f.0);
                     ui.label(format!("step {step} (running)"));
                 } else if let (Some(c), Some(r)) = (saved, report) {
-                    let key = format!("inv-{}-{}", loaded.serial, r.config.method.as_str());
-                    bytes_ui(ui, ctx.textures, &key, class, ds, &scale_to(ds, &c.image), None, 184.0);
+                    let key = format!(
+                        "inv-{}-{}-{}",
+                        loaded.serial,
+                        r.config.method.as_str(),
+                        self.stretch
+                    );
+                    bytes_ui(
+                        ui,
+                        ctx.textures,
+                        &key,
+                        class,
+                        ds,
+                        &scale_to(ds, &c.image, self.stretch),
+                        None,
+                        184.0,
+                    );
                     ui.label(format!("returned step {} of {}", c.returned_iter, c.steps));
                 } else {
                     image_ui(ui, None, ds, 184.0);
                     ui.label("not inverted yet");
                 }
             });
-            let curve = if running { live_curve } else { saved.map(|c| c.cost_curve.clone()) };
+            let curve = if running {
+                live_curve
+            } else {
+                saved.map(|c| c.cost_curve.clone())
+            };
             ui.vertical(|ui| {
                 ui.label("Cost by step");
                 Plot::new("inversion_cost")
@@ -330,12 +370,21 @@ impl InversionView {
     }
 }
 
-/// The report's pixel bytes (0..255) in the data set's value range.
-fn scale_to(ds: &Dataset, bytes: &[u8]) -> Vec<u8> {
+/// The report's pixel bytes (0..255) in the data set's value range, optionally stretched so the
+/// darkest pixel is black and the brightest white (inversions are faint around mid-grey).
+fn scale_to(ds: &Dataset, bytes: &[u8], stretch: bool) -> Vec<u8> {
     let max = u32::from(ds.max_value.max(1));
+    let (lo, hi) = if stretch {
+        let lo = bytes.iter().copied().min().unwrap_or(0);
+        let hi = bytes.iter().copied().max().unwrap_or(255);
+        (u32::from(lo), u32::from(hi.max(lo.saturating_add(1))))
+    } else {
+        (0, 255)
+    };
     bytes
         .iter()
-        .map(|&b| ((u32::from(b) * max + 127) / 255) as u8)
+        .map(|&b| ((u32::from(b).clamp(lo, hi) - lo) * max + (hi - lo) / 2) / (hi - lo))
+        .map(|v| v.min(max) as u8)
         .collect()
 }
 

@@ -32,8 +32,22 @@ impl InversionView {
                     let resp = match (live, saved, report) {
                         (Some(t), _, _) => image_ui(ui, Some(t), ds, CELL),
                         (None, Some(c), Some(r)) => {
-                            let key = format!("inv-{}-{}", loaded.serial, r.config.method.as_str());
-                            bytes_ui(ui, ctx.textures, &key, class, ds, &scale_to(ds, &c.image), None, CELL)
+                            let key = format!(
+                                "inv-{}-{}-{}",
+                                loaded.serial,
+                                r.config.method.as_str(),
+                                self.stretch
+                            );
+                            bytes_ui(
+                                ui,
+                                ctx.textures,
+                                &key,
+                                class,
+                                ds,
+                                &scale_to(ds, &c.image, self.stretch),
+                                None,
+                                CELL,
+                            )
                         }
                         _ => image_ui(ui, None, ds, CELL),
                     };
