@@ -140,11 +140,7 @@ pub fn rebuild_demo(
         }
     }
     let assets = demo_assets_dir();
-    crate::demo_inversion::rebuild_demo_inversion(
-        &study,
-        update_assets.then_some(assets.as_path()),
-        ctx,
-    )?;
+    crate::demo_inversion::rebuild_demo_inversion(&study, update_assets.then_some(assets.as_path()), ctx)?;
     if zoo {
         rebuild_demo_zoo(&study, update_assets, ctx)?;
     }

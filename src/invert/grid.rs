@@ -35,12 +35,13 @@ pub fn grid_image(report: &InversionReport, cols: usize) -> CoreResult<image::Rg
                 let px = if ix < 0 || iy < 0 || ix >= w as isize || iy >= h as isize {
                     frame
                 } else {
-                    let at = |k: usize| r.image.get(k * h * w + iy as usize * w + ix as usize).copied().unwrap_or(0);
-                    if c == 1 {
-                        [at(0); 3]
-                    } else {
-                        [at(0), at(1), at(2)]
-                    }
+                    let at = |k: usize| {
+                        r.image
+                            .get(k * h * w + iy as usize * w + ix as usize)
+                            .copied()
+                            .unwrap_or(0)
+                    };
+                    if c == 1 { [at(0); 3] } else { [at(0), at(1), at(2)] }
                 };
                 img.put_pixel((x0 + x) as u32, (y0 + y) as u32, image::Rgb(px));
             }

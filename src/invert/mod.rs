@@ -33,8 +33,7 @@ pub mod tv;
 pub use eval::{EvalConfig, Identification, identify, train_eval_classifier};
 pub use grid::{grid_image, write_grid_png};
 pub use run::{
-    ClassReport, InversionReport, InvertOptions, invert_classes, invert_model, load_report,
-    report_path,
+    ClassReport, InversionReport, InvertOptions, invert_classes, invert_model, load_report, report_path,
 };
 
 use candle_core::Tensor;

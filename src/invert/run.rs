@@ -267,11 +267,7 @@ pub fn invert_model(
         reports.sort_by_key(|r| r.class);
     }
     let n = reports.len().max(1) as f64;
-    let blank_top1 = reports
-        .iter()
-        .filter(|r| r.class == blank[0].predicted)
-        .count() as f64
-        / n;
+    let blank_top1 = reports.iter().filter(|r| r.class == blank[0].predicted).count() as f64 / n;
     let report = InversionReport {
         model_id: card.id.clone(),
         family: card.spec.family.as_str().into(),
@@ -293,8 +289,7 @@ pub fn invert_model(
 /// Reads a report written by [`invert_model`].
 pub fn load_report(path: &Path) -> CoreResult<InversionReport> {
     let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| CoreError::format(path, format!("not an inversion report: {e}")))
+    serde_json::from_str(&text).map_err(|e| CoreError::format(path, format!("not an inversion report: {e}")))
 }
 
 /// The saved report of `model_id` and `method` in `study`, if any.

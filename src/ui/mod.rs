@@ -17,9 +17,7 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
-pub use views::{
-    ExtractionTab, InpaintMode, InversionView, MembershipTab, SortKey, SplitFilter, ZooForm,
-};
+pub use views::{ExtractionTab, InpaintMode, InversionView, MembershipTab, SortKey, SplitFilter, ZooForm};
 
 use std::path::PathBuf;
 

@@ -83,12 +83,7 @@ impl App {
                 report.classes.len()
             ),
         );
-        if let Some(loaded) = self
-            .inversion_view
-            .loaded
-            .as_mut()
-            .filter(|l| l.model == model)
-        {
+        if let Some(loaded) = self.inversion_view.loaded.as_mut().filter(|l| l.model == model) {
             loaded.reports.insert(report.config.method.as_str(), report);
             loaded.serial = vj::next_serial();
         }
@@ -96,12 +91,7 @@ impl App {
 
     /// Writes the open model's grid of `method` to `path`.
     pub(super) fn export_inversion_grid(&mut self, method: Method, path: &Path) {
-        let Some(report) = self
-            .inversion_view
-            .loaded
-            .as_ref()
-            .and_then(|l| l.report(method))
-        else {
+        let Some(report) = self.inversion_view.loaded.as_ref().and_then(|l| l.report(method)) else {
             self.toasts
                 .push(Level::Error, "no saved inversion to export for this method");
             return;
