@@ -11,8 +11,8 @@ use super::jobs::{JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
-    DataView, ExtractionView, InfluenceView, InpaintingView, InversionView, MemorizationView, ModelsView,
-    PrivacyView, SettingsView, ZooResults,
+    DataView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView, MemorizationView,
+    ModelsView, PrivacyView, SettingsView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -23,6 +23,7 @@ use crate::study::{Study, StudyModel};
 mod diffusion;
 mod dispatch;
 mod inversion;
+mod layers;
 
 /// The views.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,12 +45,14 @@ pub enum View {
     Inpainting,
     /// Model inversion of face classifiers.
     Inversion,
+    /// Per-layer and per-unit memorization of SSL encoders.
+    Layers,
     /// Compute device and GPU adapter.
     Settings,
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 9] = [
+pub const VIEWS: [View; 10] = [
     View::Data,
     View::Models,
     View::Memorization,
@@ -58,6 +61,7 @@ pub const VIEWS: [View; 9] = [
     View::Extraction,
     View::Inpainting,
     View::Inversion,
+    View::Layers,
     View::Settings,
 ];
 
@@ -73,6 +77,7 @@ impl View {
             Self::Extraction => "Extraction",
             Self::Inpainting => "Inpainting",
             Self::Inversion => "Inversion",
+            Self::Layers => "Layers",
             Self::Settings => "Settings",
         }
     }
@@ -89,6 +94,7 @@ impl View {
             "extraction" | "extract" => Some(Self::Extraction),
             "inpainting" | "inpaint" => Some(Self::Inpainting),
             "inversion" | "invert" => Some(Self::Inversion),
+            "layers" | "layermem" => Some(Self::Layers),
             _ => None,
         }
     }
@@ -202,6 +208,8 @@ pub struct App {
     pub inpainting_view: InpaintingView,
     /// Inversion view state.
     pub inversion_view: InversionView,
+    /// Layers view state.
+    pub layers_view: LayersView,
     /// The study's zoo results.
     pub zoo: Option<Arc<ZooResults>>,
     /// The study's diffusion models.
@@ -241,6 +249,7 @@ impl App {
             extraction_view: ExtractionView::default(),
             inpainting_view: InpaintingView::default(),
             inversion_view: InversionView::default(),
+            layers_view: LayersView::default(),
             zoo: None,
             diffusion: None,
             jobs: JobRegistry::new(waker),
@@ -471,6 +480,7 @@ impl eframe::App for App {
             extraction_view,
             inpainting_view,
             inversion_view,
+            layers_view,
             zoo,
             diffusion,
             jobs,
@@ -503,6 +513,7 @@ impl eframe::App for App {
             View::Extraction => extraction_view.ui(ui, &mut actx),
             View::Inpainting => inpainting_view.ui(ui, &mut actx),
             View::Inversion => inversion_view.ui(ui, &mut actx),
+            View::Layers => layers_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
         let ctx = ui.ctx().clone();

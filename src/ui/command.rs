@@ -71,4 +71,8 @@ pub enum Command {
     RunInversion(Box<InvertRequest>),
     /// Write the open model's inversion grid of a method as a PNG.
     ExportInversionGrid(crate::invert::Method, PathBuf),
+    /// Open a LayerMem report (its file) in the Layers view.
+    OpenLayers(PathBuf),
+    /// Compute the Layers view's drill-down of one candidate.
+    DrillLayers(Box<super::layer_jobs::DrillRequest>),
 }

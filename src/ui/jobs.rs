@@ -49,6 +49,10 @@ pub enum JobKind {
     InvertOpen,
     /// Model inversion (single).
     Invert,
+    /// Opening a LayerMem report.
+    LayersOpen,
+    /// A Layers view drill-down.
+    LayersDrill,
 }
 
 impl JobKind {
@@ -104,6 +108,10 @@ pub enum JobResult {
     InversionOpened(Box<crate::ui::invert_jobs::LoadedInversion>),
     /// A finished inversion of model (id): the merged report.
     Inverted(String, Box<crate::invert::InversionReport>),
+    /// An opened LayerMem report.
+    Layers(Box<crate::ui::layer_jobs::LoadedLayers>),
+    /// A Layers view drill-down.
+    LayersDrill(Box<crate::ui::layer_jobs::Drill>),
 }
 
 /// A running job and what it has reported.

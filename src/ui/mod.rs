@@ -8,6 +8,7 @@ pub mod diffusion_jobs;
 pub mod inpaint_jobs;
 pub mod invert_jobs;
 mod jobs;
+pub mod layer_jobs;
 pub mod screenshot;
 mod textures;
 mod theme;
@@ -17,7 +18,9 @@ mod widgets;
 
 pub use app::{App, AppOptions, View};
 pub use command::Command;
-pub use views::{ExtractionTab, InpaintMode, InversionView, MembershipTab, SortKey, SplitFilter, ZooForm};
+pub use views::{
+    ExtractionTab, InpaintMode, InversionView, LayersView, MembershipTab, SortKey, SplitFilter, ZooForm,
+};
 
 use std::path::PathBuf;
 

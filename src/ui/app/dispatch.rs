@@ -117,6 +117,8 @@ impl App {
             Command::OpenInversion(model) => self.open_inversion(model),
             Command::RunInversion(req) => self.run_inversion(*req),
             Command::ExportInversionGrid(method, path) => self.export_inversion_grid(method, &path),
+            Command::OpenLayers(path) => self.open_layers(path),
+            Command::DrillLayers(req) => self.drill_layers(*req),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -191,6 +193,7 @@ impl App {
                 self.load_diffusion();
                 self.load_diffusion_mia();
                 self.open_default_inversion();
+                self.list_layers();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -252,6 +255,8 @@ impl App {
             JobResult::DiffusionMia(list) => self.on_diffusion_mia(*list),
             JobResult::InversionOpened(loaded) => self.on_inversion_opened(*loaded),
             JobResult::Inverted(model, report) => self.on_inverted(model, *report),
+            JobResult::Layers(loaded) => self.on_layers(*loaded),
+            JobResult::LayersDrill(d) => self.on_layers_drill(*d),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();
