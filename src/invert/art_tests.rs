@@ -6,7 +6,7 @@ use candle_nn::{VarBuilder, VarMap};
 use super::*;
 use crate::invert::{Init, Method, Objective, miface::mi_face};
 use crate::job::{CancelToken, NullSink};
-use crate::model::{Family, ModelSpec};
+use crate::model::{Classifier, Family, ModelSpec};
 
 /// logits = [sum(x) + b0, -sum(x) + b1]: the log-p gradient of class 0 is 2 (1 - p0) per pixel.
 fn logistic(b0: f32, b1: f32) -> Classifier {
