@@ -27,8 +27,27 @@ pub enum ProcessArg {
 #[derive(Debug, clap::Args)]
 pub struct InvertArgs {
     /// Model folder (STUDY/models/<id>).
+    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    pub model: Option<PathBuf>,
+    /// An ONNX image classifier to invert instead of a study's model (needs the `onnx` feature).
     #[arg(long)]
-    pub model: PathBuf,
+    pub onnx: Option<PathBuf>,
+    /// --onnx: image shape C,H,W (default: the graph input's static dims, or the --data images).
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub input_shape: Option<Vec<usize>>,
+    /// --onnx: per-channel mean subtracted from pixels in [0, 1] (one value or C, comma-separated).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub mean: Vec<f32>,
+    /// --onnx: per-channel standard deviation the centred pixels are divided by.
+    #[arg(long, value_delimiter = ',')]
+    pub std: Vec<f32>,
+    /// --onnx: the data set whose classes the model predicts (e.g. orl-faces): identify each
+    /// inversion with the evaluation classifier.
+    #[arg(long, requires = "onnx")]
+    pub data: Option<String>,
+    /// --onnx: output folder (default: <file stem>-inversion/ beside the file).
+    #[arg(long, requires = "onnx")]
+    pub out: Option<PathBuf>,
     /// Classes (people) to invert, comma-separated.
     #[arg(
         long,
@@ -119,6 +138,9 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
     } else if args.eval_family == Family::Softmax {
         eval.widths = Vec::new();
     }
+    if let Some(file) = &args.onnx {
+        return super::invert_onnx::invert_onnx(file, &args, config, eval, json);
+    }
     let args_grid = args.grid;
     let opts = InvertOptions {
         config,
@@ -131,7 +153,8 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let done = invert_model(&args.model, &opts, &ctx);
+    let model = args.model.unwrap_or_default();
+    let done = invert_model(&model, &opts, &ctx);
     sink.finish();
     let (r, path) = done?;
     if let Some(grid) = &args_grid {

@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod diffusion;
 mod invert;
+mod invert_onnx;
 mod progress;
 mod ssl;
 mod zoo;
