@@ -189,12 +189,16 @@ pub(crate) fn descend(
         return Ok(Vec::new());
     }
     let t0 = Instant::now();
-    let model_dev = dev;
-    let labels = label_tensor(classes, dev)?;
+    let len = input.iter().product::<usize>();
     let x0 = start_images(cfg.init, b, input, cfg.seed);
+    // `x`, `best` and `labels` hold the still-running classes only, in the order of `rows`
+    // (indices into `classes`): a class that stops hands its best image out and leaves the batch,
+    // so late steps cost only what is still running.
     let mut x = Tensor::from_vec(x0, (b, input[0], input[1], input[2]), dev)?;
     let mut best = x.clone();
-    let mut active = vec![true; b];
+    let mut labels = label_tensor(classes, dev)?;
+    let mut rows: Vec<usize> = (0..b).collect();
+    let mut best_out: Vec<Vec<f32>> = vec![Vec::new(); b];
     let mut costs: Vec<Vec<f32>> = vec![Vec::new(); b];
     let mut probs: Vec<Vec<f32>> = vec![Vec::new(); b];
     let mut best_cost = vec![f32::INFINITY; b];
@@ -212,14 +216,13 @@ pub(crate) fn descend(
             p.iter().map(|&q| 1.0 - q).collect()
         };
         if i.is_multiple_of(FRAME_EVERY) {
-            publish_frames(ctx, &x, classes, &cost, &active, i)?;
+            let running: Vec<usize> = rows.iter().map(|&k| classes[k]).collect();
+            publish_frames(ctx, &x, &running, &cost, &vec![true; rows.len()], i)?;
         }
-        let mut improved = vec![false; b];
-        for k in 0..b {
-            if !active[k] {
-                continue;
-            }
-            let c = cost[k];
+        let mut improved = vec![false; rows.len()];
+        let mut keep = vec![true; rows.len()];
+        for (r, &k) in rows.iter().enumerate() {
+            let c = cost[r];
             let window_max = (cfg.beta > 0 && i >= cfg.beta).then(|| {
                 costs[k][i - cfg.beta..i]
                     .iter()
@@ -227,11 +230,11 @@ pub(crate) fn descend(
                     .fold(f32::NEG_INFINITY, f32::max)
             });
             costs[k].push(c);
-            probs[k].push(p[k]);
+            probs[k].push(p[r]);
             if c < best_cost[k] {
                 best_cost[k] = c;
                 best_iter[k] = i;
-                improved[k] = true;
+                improved[r] = true;
             }
             let reason = if i == 0 {
                 None
@@ -244,14 +247,14 @@ pub(crate) fn descend(
             } else {
                 None
             };
-            if let Some(r) = reason {
-                stop[k] = r;
-                active[k] = false;
+            if let Some(reason) = reason {
+                stop[k] = reason;
+                keep[r] = false;
                 seconds[k] = t0.elapsed().as_secs_f64();
             }
         }
         if improved.iter().any(|&v| v) {
-            let m = mask_tensor(&improved, model_dev)?
+            let m = mask_tensor(&improved, dev)?
                 .to_dtype(DType::U8)?
                 .broadcast_as(x.shape())?;
             best = m.where_cond(&x, &best)?;
@@ -259,22 +262,42 @@ pub(crate) fn descend(
         if i.is_multiple_of(10) || i == cfg.alpha {
             ctx.progress(stage, i as u64, cfg.alpha as u64);
         }
-        if !active.iter().any(|&a| a) {
-            break;
+        let mut g = g;
+        if keep.iter().any(|&v| !v) {
+            let best_v = best.flatten_all()?.to_vec1::<f32>()?;
+            for (r, &k) in rows.iter().enumerate() {
+                if !keep[r] {
+                    best_out[k] = best_v[r * len..(r + 1) * len].to_vec();
+                }
+            }
+            let kept: Vec<u32> = (0..rows.len()).filter(|&r| keep[r]).map(|r| r as u32).collect();
+            if kept.is_empty() {
+                rows.clear();
+                break;
+            }
+            let idx = Tensor::from_vec(kept.clone(), kept.len(), dev)?;
+            x = x.index_select(&idx, 0)?;
+            best = best.index_select(&idx, 0)?;
+            labels = labels.index_select(&idx, 0)?;
+            g = g.index_select(&idx, 0)?;
+            rows = kept.iter().map(|&r| rows[r as usize]).collect();
         }
-        let step = g.broadcast_mul(&mask_tensor(&active, model_dev)?)?;
-        x = (x - (step * cfg.lambda)?)?;
+        x = (x - (g * cfg.lambda)?)?;
         if (i + 1).is_multiple_of(every) {
             x = apply_process(&x, cfg.process, input)?;
         }
         x = x.clamp(0f32, 1f32)?.detach();
     }
-    let len = input.iter().product::<usize>();
-    let best_v = best.flatten_all()?.to_vec1::<f32>()?;
+    if !rows.is_empty() {
+        let best_v = best.flatten_all()?.to_vec1::<f32>()?;
+        for (r, &k) in rows.iter().enumerate() {
+            best_out[k] = best_v[r * len..(r + 1) * len].to_vec();
+        }
+    }
     Ok((0..b)
         .map(|k| Inversion {
             class: classes[k],
-            image: best_v[k * len..(k + 1) * len].to_vec(),
+            image: std::mem::take(&mut best_out[k]),
             steps: costs[k].len().saturating_sub(1),
             costs: std::mem::take(&mut costs[k]),
             probs: std::mem::take(&mut probs[k]),
