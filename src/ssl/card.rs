@@ -99,17 +99,13 @@ impl SslEncoder {
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let card: SslCard = serde_json::from_str(&text)
+        let mut card: SslCard = serde_json::from_str(&text)
             .map_err(|e| CoreError::format(&card_path, format!("not an SSL encoder card: {e}")))?;
         card.arch
             .validate()
             .map_err(|why| CoreError::format(&card_path, why))?;
-        if card.layers != card.arch.layer_names() {
-            return Err(CoreError::format(
-                &card_path,
-                "the layer list does not match the architecture",
-            ));
-        }
+        // The measured layers follow from the architecture (cards of older builds list fewer).
+        card.layers = card.arch.layer_names();
         let varmap = VarMap::new();
         let net = Encoder::new(&card.arch, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         crate::model::fill_varmap(&varmap, &dir.join("weights.safetensors"), "SSL encoder", device)?;

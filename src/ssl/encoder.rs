@@ -3,13 +3,15 @@
 //!
 //! `stem` conv3x3 + ReLU (28x28) -> `block1` (28x28) -> 2x2 average pool -> `block2` (14x14)
 //! -> 2x2 average pool -> `block3` (7x7) -> `gap` (global average pool, the representation)
-//! -> projection head (linear, ReLU, linear; used by the loss only).
+//! -> projection head: linear + ReLU (`head`) -> linear (z, the loss's space).
 //!
 //! A block is `conv1` + ReLU, `conv2`, plus the input (through a 1x1 projection when the width
 //! changes), then ReLU. Measured layers (all post-ReLU, so UnitMem's activations are
-//! non-negative): `stem`, `block{k}.conv1`, `block{k}` for each block, and `gap`. The projection
-//! head is not measured (the papers measure the encoder). `gap`'s units are `block3`'s channels
-//! spatially averaged, so their UnitMem equals `block3`'s.
+//! non-negative): `stem`, `block{k}.conv1`, `block{k}` for each block, `gap`, and, counted as
+//! the last layer, `head` (the projection head's post-ReLU hidden layer). The papers measure the
+//! encoder only; `head` is kept apart as the final entry because SimCLR's loss acts right after
+//! it, so that is where per-image view alignment is trained. `gap`'s units are `block3`'s
+//! channels spatially averaged, so their UnitMem equals `block3`'s.
 //!
 //! 3x3 convolutions run through the im2col custom op on the CPU (candle's CPU conv2d backward is
 //! slow); average pooling is a reshape and a mean (candle's max-pool backward is mis-scaled).
@@ -72,6 +74,7 @@ impl EncoderConfig {
             names.push(format!("block{k}"));
         }
         names.push("gap".into());
+        names.push("head".into());
         names
     }
 }
@@ -207,7 +210,8 @@ impl Encoder {
     }
 
     /// Outputs of every measured layer (see [`EncoderConfig::layer_names`]) for images
-    /// `x` (B x C x H x W, normalised input); the last one is the representation (B x width).
+    /// `x` (B x C x H x W, normalised input); `gap` is the representation (B x width), `head`
+    /// the projection head's hidden layer.
     pub fn layers(&self, x: &Tensor) -> Result<Vec<Tensor>> {
         let mut outs = Vec::with_capacity(2 * self.blocks.len() + 2);
         let mut h = self.stem.forward(x)?.relu()?;
@@ -221,7 +225,9 @@ impl Encoder {
             outs.push(out.clone());
             h = out;
         }
-        outs.push(h.mean((2, 3))?);
+        let rep = h.mean((2, 3))?;
+        outs.push(self.proj1.forward(&rep)?.relu()?);
+        outs.insert(outs.len() - 1, rep);
         Ok(outs)
     }
 
@@ -265,11 +271,12 @@ mod tests {
         let outs = enc.layers(&x).unwrap();
         let names = cfg.layer_names();
         assert_eq!(outs.len(), names.len());
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
         assert_eq!(outs[0].dims(), &[2, 4, 28, 28]);
         assert_eq!(outs[4].dims(), &[2, 8, 14, 14]);
         assert_eq!(outs[6].dims(), &[2, 8, 7, 7]);
         assert_eq!(outs[7].dims(), &[2, 8]);
+        assert_eq!(outs[8].dims(), &[2, 64]);
         assert_eq!(enc.project(&x).unwrap().dims(), &[2, 32]);
         assert!(
             EncoderConfig::for_image(1, 30, 30, vec![4, 8, 8])

@@ -65,11 +65,12 @@ pub struct LayerUnits {
 pub struct OutlierSummary {
     /// Candidate positions of the planted outliers.
     pub planted: Vec<usize>,
-    /// Mean final-layer LayerMem (under `norm`) of the planted outliers / of the rest. With
-    /// `range` (division only) this equals `ratio_raw`; it is meaningless when the rest's mean is
-    /// near zero or negative (then read `ratio_minmax` and the two means).
+    /// Mean final-layer LayerMem (under `norm`) of the planted outliers / of the rest; null
+    /// unless both means are positive (a ratio of two negative means would read as a large
+    /// "memorization" ratio). With `range` (division only) this equals `ratio_raw`.
     pub ratio: Option<f64>,
-    /// The same ratio on the raw, unnormalised differences L_align(g) - L_align(f).
+    /// The same ratio on the raw, unnormalised differences L_align(g) - L_align(f) (null unless
+    /// both means are positive).
     pub ratio_raw: Option<f64>,
     /// The same ratio after min-max normalisation (both means in [0, 1]).
     pub ratio_minmax: Option<f64>,
@@ -174,6 +175,20 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// The ratio of `values`' planted mean to the rest's, only when both are positive.
+fn positive_ratio(values: &[f64], planted: &[usize]) -> Option<f64> {
+    let inside: Vec<f64> = planted.iter().filter_map(|&i| values.get(i).copied()).collect();
+    let rest: Vec<f64> = values
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !planted.contains(i))
+        .map(|(_, &v)| v)
+        .collect();
+    (mean(&inside) > 0.0 && mean(&rest) > 0.0)
+        .then(|| outlier_ratio(values, planted))
+        .and_then(finite)
+}
+
 fn to_f32(m: &[Vec<f64>]) -> Vec<Vec<f32>> {
     m.iter().map(|r| r.iter().map(|&v| v as f32).collect()).collect()
 }
@@ -255,11 +270,8 @@ pub fn layermem(
     let last = raw.last().cloned().unwrap_or_default();
     let outliers_summary = OutlierSummary {
         planted: planted.clone(),
-        ratio: finite(outlier_ratio(
-            normed.last().map_or(&[][..], Vec::as_slice),
-            &planted,
-        )),
-        ratio_raw: finite(outlier_ratio(&last, &planted)),
+        ratio: positive_ratio(normed.last().map_or(&[][..], Vec::as_slice), &planted),
+        ratio_raw: positive_ratio(&last, &planted),
         ratio_minmax: finite(outlier_ratio(&normalise(&last, Norm::Minmax), &planted)),
         mean_raw_planted: finite(split_mean(&last, true)),
         mean_raw_rest: finite(split_mean(&last, false)),
