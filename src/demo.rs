@@ -100,19 +100,26 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
     }
     crate::demo_diffusion::copy_demo_diffusion(&study, &demo_assets_dir())?;
     crate::demo_inversion::copy_demo_inversion(&study, &demo_assets_dir())?;
+    crate::demo_ssl::copy_demo_ssl(&study, &demo_assets_dir())?;
     Ok(study)
 }
 
-/// Retrains every demo model into `out` (replacing any already there), and with `zoo` the demo
-/// zoo and its results. With `update_assets`, the results also replace the shipped files in
-/// `assets/demo/`.
-pub fn rebuild_demo(
-    out: &Path,
-    zoo: bool,
-    diffusion: bool,
-    update_assets: bool,
-    ctx: &JobCtx<'_>,
-) -> CoreResult<Study> {
+/// What `rote demo --rebuild` retrains besides the demo classifiers and the inversion grid.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rebuild {
+    /// The demo zoo and its results.
+    pub zoo: bool,
+    /// The demo diffusion models and their attack reports.
+    pub diffusion: bool,
+    /// The SSL encoder pair and its LayerMem report.
+    pub ssl: bool,
+    /// Replace the shipped files in `assets/demo/` with the results.
+    pub update_assets: bool,
+}
+
+/// Retrains every demo model into `out` (replacing any already there), and what `what` asks for.
+pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<Study> {
+    let update_assets = what.update_assets;
     let mut study = Study::open_or_create(out)?;
     study.manifest.name = "demo".into();
     study.manifest.description = "MNIST-10k with a pre-trained MLP (3 epochs, seed 0)".into();
@@ -141,10 +148,14 @@ pub fn rebuild_demo(
     }
     let assets = demo_assets_dir();
     crate::demo_inversion::rebuild_demo_inversion(&study, update_assets.then_some(assets.as_path()), ctx)?;
-    if zoo {
+    if what.zoo {
         rebuild_demo_zoo(&study, update_assets, ctx)?;
     }
-    if diffusion {
+    if what.ssl {
+        let (cfg, mcfg) = crate::demo_ssl::demo_ssl_config();
+        crate::demo_ssl::rebuild_demo_ssl(&study, &cfg, &mcfg, update_assets.then_some(assets.as_path()), ctx)?;
+    }
+    if what.diffusion {
         crate::demo_diffusion::rebuild_demo_diffusion(
             &study,
             update_assets.then_some(assets.as_path()),

@@ -22,6 +22,7 @@ pub mod data;
 pub mod demo;
 pub mod demo_diffusion;
 pub mod demo_inversion;
+pub mod demo_ssl;
 pub mod diffusion;
 pub mod error;
 pub mod gpu;

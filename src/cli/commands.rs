@@ -59,9 +59,19 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             rebuild,
             zoo,
             diffusion,
+            ssl,
             update_assets,
             out,
-        } => demo(&out, rebuild, zoo, diffusion, update_assets, json),
+        } => demo(
+            &out,
+            rebuild.then_some(crate::demo::Rebuild {
+                zoo,
+                diffusion,
+                ssl,
+                update_assets,
+            }),
+            json,
+        ),
         Command::Extract(args) => super::diffusion::extract(args, json),
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::MiaDiffusion(args) => super::diffusion::mia_diffusion(args, json),
@@ -291,20 +301,13 @@ fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
     Ok(())
 }
 
-fn demo(
-    out: &std::path::Path,
-    rebuild: bool,
-    zoo: bool,
-    diffusion: bool,
-    update_assets: bool,
-    json: bool,
-) -> CoreResult<()> {
+fn demo(out: &std::path::Path, rebuild: Option<crate::demo::Rebuild>, json: bool) -> CoreResult<()> {
     let t0 = std::time::Instant::now();
-    let study = if rebuild {
+    let study = if let Some(what) = rebuild {
         let cancel = CancelToken::new();
         let sink = CliSink::new(json);
         let ctx = JobCtx::new(&cancel, &sink);
-        let s = crate::demo::rebuild_demo(out, zoo, diffusion, update_assets, &ctx);
+        let s = crate::demo::rebuild_demo(out, what, &ctx);
         sink.finish();
         s?
     } else {
@@ -313,7 +316,7 @@ fn demo(
     let (models, _) = study.models();
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
     let value =
-        json!({ "study": out, "models": ids, "rebuilt": rebuild, "seconds": t0.elapsed().as_secs_f64() });
+        json!({ "study": out, "models": ids, "rebuilt": rebuild.is_some(), "seconds": t0.elapsed().as_secs_f64() });
     print(json, &value, || {
         format!("demo study at {} with models {}", out.display(), ids.join(", "))
     });

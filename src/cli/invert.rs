@@ -177,7 +177,7 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
             json!({
                 "model_id": r.model_id, "method": r.config.method.as_str(), "path": path,
                 "eval_model": r.eval_model, "eval_top1": r.eval_top1, "eval_top5": r.eval_top5,
-                "blank_top1": r.blank_top1, "seconds": r.seconds, "classes": classes,
+                "blank_top1": r.blank_top1, "start_top1": r.start_top1, "seconds": r.seconds, "classes": classes,
             })
         );
     } else {

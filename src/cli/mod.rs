@@ -125,6 +125,10 @@ pub enum Command {
         /// run their extraction and inpainting attacks.
         #[arg(long, requires = "rebuild")]
         diffusion: bool,
+        /// With --rebuild: also train the demo SSL encoder pair (kept when already in --out) and
+        /// measure its LayerMem and UnitMem.
+        #[arg(long, requires = "rebuild")]
+        ssl: bool,
         /// With --rebuild: also replace the shipped files in assets/demo/.
         #[arg(long, requires = "rebuild")]
         update_assets: bool,

@@ -125,6 +125,9 @@ pub struct InversionReport {
     /// Control: fraction of the people a plain grey image would be "identified" as (the
     /// evaluation classifier's chance floor on a blank image).
     pub blank_top1: f64,
+    /// Control: the same for the method's start image (black for ART's default start).
+    #[serde(default)]
+    pub start_top1: f64,
     /// Total seconds (inversion and evaluation, without training the evaluation classifier).
     pub seconds: f64,
     /// One entry per inverted person.
@@ -203,7 +206,7 @@ pub fn invert_model(
         ctx.log("training the evaluation classifier on the held-out images");
         let (m, varmap, ecard) = super::eval::train_eval_classifier(&ds, &opts.eval, &dev, ctx)?;
         ctx.log(&format!(
-            "evaluation classifier: held-out accuracy {:.3}",
+            "evaluation classifier: accuracy {:.3} on the (unaugmented) held-out faces it trained on",
             ecard.train_acc
         ));
         save_eval(&eval_dir, &varmap, &ecard)?;
@@ -227,6 +230,10 @@ pub fn invert_model(
     let ids = identify(&eval_model, &dev, &images, shape, &classes)?;
     let grey = vec![0.5f32; ds.image_len()];
     let blank = identify(&eval_model, &dev, &grey, shape, &[0])?;
+    // The start image itself (black for ART's default): a person the evaluator already sees in
+    // it gets an "identification" for free.
+    let start = super::miface::start_images(opts.config.init, 1, shape, opts.config.seed);
+    let start_id = identify(&eval_model, &dev, &start, shape, &[0])?;
     let train: Vec<usize> = card.train_indices.iter().map(|&i| i as usize).collect();
     let mut reports = Vec::with_capacity(classes.len());
     for (inv, id) in inversions.iter().zip(&ids) {
@@ -268,6 +275,11 @@ pub fn invert_model(
     }
     let n = reports.len().max(1) as f64;
     let blank_top1 = reports.iter().filter(|r| r.class == blank[0].predicted).count() as f64 / n;
+    let start_top1 = reports
+        .iter()
+        .filter(|r| r.class == start_id[0].predicted)
+        .count() as f64
+        / n;
     let report = InversionReport {
         model_id: card.id.clone(),
         family: card.spec.family.as_str().into(),
@@ -279,6 +291,7 @@ pub fn invert_model(
         eval_top1: reports.iter().filter(|r| r.eval_top1).count() as f64 / n,
         eval_top5: reports.iter().filter(|r| r.eval_top5).count() as f64 / n,
         blank_top1,
+        start_top1,
         seconds: t0.elapsed().as_secs_f64(),
         classes: reports,
     };
