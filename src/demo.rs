@@ -153,7 +153,13 @@ pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<S
     }
     if what.ssl {
         let (cfg, mcfg) = crate::demo_ssl::demo_ssl_config();
-        crate::demo_ssl::rebuild_demo_ssl(&study, &cfg, &mcfg, update_assets.then_some(assets.as_path()), ctx)?;
+        crate::demo_ssl::rebuild_demo_ssl(
+            &study,
+            &cfg,
+            &mcfg,
+            update_assets.then_some(assets.as_path()),
+            ctx,
+        )?;
     }
     if what.diffusion {
         crate::demo_diffusion::rebuild_demo_diffusion(

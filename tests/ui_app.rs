@@ -621,9 +621,12 @@ fn layers_view_shows_the_demo_heatmap_and_drills_into_a_candidate() {
     let dir = tempfile::tempdir().unwrap();
     let study = dir.path().join("demo");
     let mut h = harness(&study, View::Layers);
-    step_until(&mut h, "the demo LayerMem report", Duration::from_secs(60), |app| {
-        app.layers_view.loaded.is_some()
-    });
+    step_until(
+        &mut h,
+        "the demo LayerMem report",
+        Duration::from_secs(60),
+        |app| app.layers_view.loaded.is_some(),
+    );
     h.run_steps(3);
     let loaded = h.state().layers_view.loaded.clone().unwrap();
     let r = &loaded.report;
@@ -634,24 +637,29 @@ fn layers_view_shows_the_demo_heatmap_and_drills_into_a_candidate() {
     // The heatmap's columns run from the most memorized candidate (last layer) down.
     let last = r.layermem.last().unwrap();
     let col: Vec<f32> = loaded.order.iter().map(|&c| last[c]).collect();
-    assert!(col.windows(2).all(|w| w[0] >= w[1]), "columns sorted by last-layer LayerMem");
+    assert!(
+        col.windows(2).all(|w| w[0] >= w[1]),
+        "columns sorted by last-layer LayerMem"
+    );
     // Drill into the most memorized candidate: its views and its neighbours in f and g.
     let top = loaded.order[0];
     let mut actx_commands = Vec::new();
     {
         let app = h.state_mut();
         let root = app.study.as_ref().unwrap().root.clone();
-        actx_commands.push(Command::DrillLayers(Box::new(rote::ui::layer_jobs::DrillRequest {
-            study: root,
-            f_card: loaded.f_card.clone(),
-            g: r.g.clone(),
-            position: top,
-            seed: r.config.seed,
-            views: 4,
-            k: 8,
-            main: loaded.main.clone(),
-            outliers: loaded.outliers.clone(),
-        })));
+        actx_commands.push(Command::DrillLayers(Box::new(
+            rote::ui::layer_jobs::DrillRequest {
+                study: root,
+                f_card: loaded.f_card.clone(),
+                g: r.g.clone(),
+                position: top,
+                seed: r.config.seed,
+                views: 4,
+                k: 8,
+                main: loaded.main.clone(),
+                outliers: loaded.outliers.clone(),
+            },
+        )));
         app.layers_view.selected = Some(top);
     }
     for c in actx_commands {
@@ -666,7 +674,10 @@ fn layers_view_shows_the_demo_heatmap_and_drills_into_a_candidate() {
     let me = loaded.refs[top];
     for list in [&d.neighbours_f, &d.neighbours_g] {
         assert_eq!(list.len(), 8);
-        assert!(list.iter().all(|(r, _)| *r != me), "the candidate is not its own neighbour");
+        assert!(
+            list.iter().all(|(r, _)| *r != me),
+            "the candidate is not its own neighbour"
+        );
         assert!(list.windows(2).all(|w| w[0].1 <= w[1].1), "nearest first");
     }
     h.get_by_label("Nearest training images in f's representation");

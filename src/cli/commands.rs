@@ -315,8 +315,7 @@ fn demo(out: &std::path::Path, rebuild: Option<crate::demo::Rebuild>, json: bool
     };
     let (models, _) = study.models();
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
-    let value =
-        json!({ "study": out, "models": ids, "rebuilt": rebuild.is_some(), "seconds": t0.elapsed().as_secs_f64() });
+    let value = json!({ "study": out, "models": ids, "rebuilt": rebuild.is_some(), "seconds": t0.elapsed().as_secs_f64() });
     print(json, &value, || {
         format!("demo study at {} with models {}", out.display(), ids.join(", "))
     });
