@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::error::CoreResult;
 use crate::job::JobCtx;
 use crate::ssl::augment::AugConfig;
+use crate::ssl::stats::Norm;
 use crate::ssl::{
     LayerMemConfig, SplitConfig, SslPairConfig, SslRecipe, layermem_into_study, pair_dirs, ssl_dir,
     train_pair_into_study,
@@ -71,8 +72,10 @@ pub fn rebuild_demo_ssl(
 
 /// The demo pair's training and measurement configuration: the same as
 /// `rote ssl-pair --data mnist10k --images 400 --plant-outliers 8 --widths 8,16,32 --epochs 150
-/// --batch-size 128 --half --id ssl-demo` then `rote layermem` with its defaults. A small
-/// training set seen for many epochs, so f can fit each of its images.
+/// --batch-size 128 --half --id ssl-demo` then `rote layermem --norm none` (raw differences of
+/// alignment losses: the reference code's division by each layer's range makes layers with a
+/// narrow spread look memorized, so layers are compared on the raw scale; the report says which).
+/// A small training set seen for many epochs, so f can fit each of its images.
 pub fn demo_ssl_config() -> (SslPairConfig, LayerMemConfig) {
     (
         SslPairConfig {
@@ -98,7 +101,10 @@ pub fn demo_ssl_config() -> (SslPairConfig, LayerMemConfig) {
             id: DEMO_SSL_PAIR.into(),
             half: true,
         },
-        LayerMemConfig::default(),
+        LayerMemConfig {
+            norm: Norm::None,
+            ..LayerMemConfig::default()
+        },
     )
 }
 

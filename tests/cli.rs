@@ -239,6 +239,14 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
         tv.eval_top1,
         tv.blank_top1
     );
+    // The SSL encoder pair and its LayerMem report: memorization grows from the first layer to the
+    // last, and the planted outliers are memorized at least twice as much as the other candidates.
+    let text = std::fs::read_to_string(out.join("results/layermem/ssl-demo-f-ssl-demo-g.json")).unwrap();
+    let lm: rote::ssl::LayerMemReport = serde_json::from_str(&text).unwrap();
+    let (first, last) = (lm.layermem_mean[0], *lm.layermem_mean.last().unwrap());
+    assert!(last > first, "LayerMem first {first} last {last}");
+    assert!(lm.outliers.ratio.unwrap() >= 2.0, "{:?}", lm.outliers);
+    assert!(out.join("ssl/ssl-demo-f/weights.safetensors").is_file());
 }
 
 fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {
