@@ -158,7 +158,8 @@ pub enum Command {
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
-        /// View: data, models, memorization, influence, privacy, extraction, inpainting or settings.
+        /// View: data, models, memorization, influence, privacy, extraction, inpainting, inversion, layers or
+        /// settings (also inpainting-batch, privacy-diffusion, layers-drill).
         #[arg(long)]
         view: String,
         /// Output PNG.

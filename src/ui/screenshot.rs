@@ -40,6 +40,27 @@ fn select_first_in_gallery(app: &mut App) {
     }
 }
 
+/// Opens the drill-down of the Layers view's most memorized candidate.
+fn open_top_candidate(app: &mut App) {
+    let (Some(loaded), Some(study)) = (app.layers_view.loaded.clone(), app.study.as_ref()) else {
+        return;
+    };
+    let Some(&top) = loaded.order.first() else { return };
+    let req = super::layer_jobs::DrillRequest {
+        study: study.root.clone(),
+        f_card: loaded.f_card.clone(),
+        g: loaded.report.g.clone(),
+        position: top,
+        seed: loaded.report.config.seed,
+        views: loaded.report.config.augmentations.clamp(1, 8),
+        k: 8,
+        main: loaded.main.clone(),
+        outliers: loaded.outliers.clone(),
+    };
+    app.layers_view.selected = Some(top);
+    app.push_command(super::Command::DrillLayers(Box::new(req)));
+}
+
 /// Renders `view` of the app on `study` (a fresh demo study when `None`) at `size` into `out`;
 /// `sort` sorts the gallery descending by the named column (e.g. "loss").
 pub fn render_view(
@@ -51,14 +72,17 @@ pub fn render_view(
 ) -> CoreResult<()> {
     // "inpainting-batch": the Inpainting view in batch mode with the saved attack report.
     // "privacy-diffusion": the Membership view on its diffusion-model tab.
+    // "layers-drill": the Layers view with its most memorized candidate opened.
     let batch = view == "inpainting-batch";
+    let layers_drill = view == "layers-drill";
     let diffusion_mia = view == "privacy-diffusion";
     let view = View::parse(match view {
         "inpainting-batch" => "inpainting",
         "privacy-diffusion" => "privacy",
+        "layers-drill" => "layers",
         v => v,
     })
-        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion or settings)")))?;
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
         Some(p) => p,
@@ -97,6 +121,10 @@ pub fn render_view(
             app.push_command(super::Command::OpenInpaintReport(a, b));
         }
         settle(&mut harness, Duration::from_secs(60));
+    }
+    if layers_drill {
+        open_top_candidate(harness.state_mut());
+        settle(&mut harness, Duration::from_secs(120));
     }
     harness.run_steps(3);
     let image = harness

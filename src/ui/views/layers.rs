@@ -254,12 +254,16 @@ fn summary_ui(ui: &mut egui::Ui, loaded: &LoadedLayers) {
     ui.label(format!(
         "f = {} (trained on the candidates), g = {} (never saw them); {} candidates, {} planted outliers; \
          mean LayerMem first layer {first:.4}, last layer {last:.4}; planted / rest (last layer) {ratio}; \
-         normalisation {:?}, {} draws",
+         {}, {} draws",
         r.f,
         r.g,
         r.candidates.len(),
         r.outliers.planted.len(),
-        r.config.norm,
+        match r.config.norm {
+            crate::ssl::stats::Norm::Range => "divided by each layer's range (reference code)",
+            crate::ssl::stats::Norm::Minmax => "min-max normalised per layer",
+            crate::ssl::stats::Norm::None => "raw differences of alignment losses",
+        },
         r.config.augmentations
     ));
 }
