@@ -14,6 +14,13 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     if let BenchWhich::Invert { iters, device } = which {
         return bench_invert(iters, &device, json);
     }
+    if let BenchWhich::Layermem {
+        augmentations,
+        unit_augmentations,
+    } = which
+    {
+        return bench_layermem(augmentations, unit_augmentations, json);
+    }
     let ds = data::load("mnist10k")?;
     match which {
         BenchWhich::Ddim {
@@ -158,7 +165,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 }
             }
         }
-        BenchWhich::Invert { .. } => {}
+        BenchWhich::Invert { .. } | BenchWhich::Layermem { .. } => {}
         BenchWhich::Train {
             family,
             epochs,
@@ -213,6 +220,47 @@ fn bench_invert(iters: usize, device: &str, json: bool) -> CoreResult<()> {
             r.steps_per_s,
             r.image_steps_per_s,
             r.train_seconds
+        );
+    }
+    Ok(())
+}
+
+/// `rote bench layermem`: the demo pair measured in a temporary copy of the demo study.
+fn bench_layermem(augmentations: usize, unit_augmentations: usize, json: bool) -> CoreResult<()> {
+    let dir = std::env::temp_dir().join(format!("rote-bench-layermem-{}", std::process::id()));
+    let study = crate::demo::write_demo(&dir)?;
+    let (_, mcfg) = crate::demo_ssl::demo_ssl_config();
+    let mcfg = crate::ssl::LayerMemConfig {
+        augmentations,
+        unit_augmentations,
+        ..mcfg
+    };
+    let [f, g] = crate::ssl::pair_dirs(&study.root, crate::demo_ssl::DEMO_SSL_PAIR);
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let t0 = std::time::Instant::now();
+    let r = crate::ssl::layermem(&f, &g, &mcfg, &ctx);
+    sink.finish();
+    let seconds = t0.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&dir).ok();
+    let r = r?;
+    if json {
+        println!(
+            "{}",
+            json!({ "bench": "layermem", "candidates": r.candidates.len(), "layers": r.layers.len(),
+                    "augmentations": augmentations, "unit_augmentations": unit_augmentations,
+                    "seconds_per_candidate_layermem": r.seconds_per_candidate_layermem,
+                    "seconds_per_candidate_unitmem": r.seconds_per_candidate_unitmem, "seconds": seconds })
+        );
+    } else {
+        println!(
+            "LayerMem on the demo pair ({} candidates, {} layers, f and g): {:.4} s per candidate with {augmentations} \
+             draws; UnitMem {:.4} s per candidate with {unit_augmentations} draws ({seconds:.1} s in all)",
+            r.candidates.len(),
+            r.layers.len(),
+            r.seconds_per_candidate_layermem,
+            r.seconds_per_candidate_unitmem
         );
     }
     Ok(())

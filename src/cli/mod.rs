@@ -260,6 +260,15 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 10_000)]
         n: usize,
     },
+    /// LayerMem and UnitMem seconds per candidate on the demo SSL encoder pair.
+    Layermem {
+        /// LayerMem draws per candidate.
+        #[arg(long, default_value_t = 5)]
+        augmentations: usize,
+        /// UnitMem draws per candidate.
+        #[arg(long, default_value_t = 10)]
+        unit_augmentations: usize,
+    },
     /// MI-FACE gradient steps per second on a softmax-regression model of orl-faces.
     Invert {
         /// Gradient steps (every step inverts all 40 people at once).
