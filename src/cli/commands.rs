@@ -78,6 +78,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Invert(args) => super::invert::invert(args, json),
         Command::SslPair(args) => super::ssl::ssl_pair(args, json),
         Command::Layermem(args) => super::ssl::layermem(args, json),
+        Command::Unitmem(args) => super::ssl::unitmem(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Screenshot {
             view,

@@ -156,6 +156,9 @@ pub enum Command {
     /// LayerMem, delta LayerMem and UnitMem of an SSL encoder pair (per layer, candidate, unit).
     Layermem(ssl::LayerMemArgs),
 
+    /// UnitMem and ClassMem of a supervised MLP's hidden units (compare with an SSL encoder's).
+    Unitmem(ssl::UnitMemArgs),
+
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
         /// View: data, models, memorization, influence, privacy, extraction, inpainting, inversion, layers or

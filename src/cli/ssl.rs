@@ -253,3 +253,80 @@ pub fn layermem(args: LayerMemArgs, json: bool) -> CoreResult<()> {
     });
     Ok(())
 }
+
+/// Options of `rote unitmem`.
+#[derive(Debug, clap::Args)]
+pub struct UnitMemArgs {
+    /// Supervised model folder (STUDY/models/<id>, an MLP).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Use the candidates of this SSL encoder (STUDY/ssl/<id>-f) for a like-for-like comparison.
+    #[arg(long)]
+    pub like: Option<PathBuf>,
+    /// Training images drawn (seeded) when --like is not given.
+    #[arg(long, default_value_t = 500)]
+    pub candidates: usize,
+    /// Augmentations per candidate (1: the clean image only).
+    #[arg(long, default_value_t = 10)]
+    pub augmentations: usize,
+    /// μ_-max: median (reference code) or mean of the other candidates / classes.
+    #[arg(long, value_enum, default_value_t = MuMinus::Median)]
+    pub mu_minus: MuMinus,
+    /// Seed of the candidate draw and the augmentations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `rote unitmem`.
+pub fn unitmem(args: UnitMemArgs, json: bool) -> CoreResult<()> {
+    let cfg = crate::ssl::supervised::SupervisedConfig {
+        candidates: args.candidates,
+        augmentations: args.augmentations,
+        mu_minus: args.mu_minus,
+        seed: args.seed,
+        device: args.device,
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let done = crate::ssl::supervised::supervised_into_study(&args.model, args.like.as_deref(), &cfg, &ctx);
+    sink.finish();
+    let (r, path) = done?;
+    let value = json!({
+        "report": path, "model": r.model, "like": r.like, "layers": r.layers,
+        "n_candidates": r.n_candidates, "augmentations": r.config.augmentations,
+        "unitmem_mean": r.unitmem_mean, "classmem_mean": r.classmem_mean, "seconds": r.seconds,
+    });
+    print(json, &value, || {
+        let fmt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+        let mut s = format!(
+            "UnitMem / ClassMem of {} ({} candidates{}, {} augmentations, μ_-max {:?})\n{:<10} {:>8} {:>9} {:>9} {:>6}\n",
+            r.model,
+            r.n_candidates,
+            r.like.as_ref().map_or(String::new(), |l| format!(" of {l}")),
+            r.config.augmentations,
+            r.config.mu_minus,
+            "layer",
+            "units",
+            "UnitMem",
+            "ClassMem",
+            "dead"
+        );
+        for u in &r.units {
+            s.push_str(&format!(
+                "{:<10} {:>8} {:>9} {:>9} {:>6}\n",
+                u.layer,
+                u.unitmem.len(),
+                fmt(u.unitmem_mean),
+                fmt(u.classmem_mean),
+                u.dead
+            ));
+        }
+        s.push_str(&format!("{:.1}s\nreport: {}", r.seconds, path.display()));
+        s
+    });
+    Ok(())
+}

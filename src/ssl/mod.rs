@@ -18,7 +18,7 @@
 //!   `encoder.rs`: the residual CNN and its measured layers; `split.rs`: S_S / S_C / S_I and
 //!   planted outliers; `card.rs`: encoders on disk; `train.rs`: SimCLR training of the pair;
 //!   `measure.rs`: the forward passes; `stats.rs`: the metrics' arithmetic; `report.rs`: the
-//!   JSON report.
+//!   JSON report; `supervised.rs`: UnitMem and ClassMem of a supervised MLP's hidden units.
 
 pub mod augment;
 pub mod card;
@@ -28,6 +28,7 @@ pub mod ntxent;
 pub mod report;
 pub mod split;
 pub mod stats;
+pub mod supervised;
 pub mod train;
 
 pub use card::{SslCard, SslEncoder, SslRecipe, ssl_dir};
