@@ -138,11 +138,16 @@ fn train_shows_progress_and_curve_then_cancel_leaves_nothing() {
         .expect("a training summary")
         .summary;
     assert!(summary.starts_with("Cancelled"), "{summary}");
-    let entries: Vec<String> = std::fs::read_dir(study.join("models"))
+    let mut entries: Vec<String> = std::fs::read_dir(study.join("models"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(entries, vec!["mlp-mnist10k-demo"], "no partial model folder");
+    entries.sort();
+    assert_eq!(
+        entries,
+        vec!["mlp-mnist10k-demo", "softmax-orl-demo"],
+        "the demo's models and no partial model folder"
+    );
 }
 
 #[test]
