@@ -639,6 +639,12 @@ fn layers_view_shows_the_demo_heatmap_and_drills_into_a_candidate() {
     h.get_by_label_contains("planted outliers; mean LayerMem first layer");
     h.get_by_label("UnitMem histogram of layer");
     h.check_accessibility();
+    // SSL units memorize data points more than classes (Wang et al. 2024): in f's last layer mean
+    // UnitMem is above mean ClassMem; the demo's supervised MLP report is there to compare.
+    let last_l = r.layers.len() - 1;
+    assert!(r.unitmem_mean_f[last_l].unwrap() > r.classmem_mean_f[last_l].unwrap());
+    assert_eq!(loaded.supervised.len(), 1);
+    assert_eq!(loaded.supervised[0].model, "mlp-mnist10k-demo");
     // The heatmap's columns run from the most memorized candidate (last layer) down.
     let last = r.layermem.last().unwrap();
     let col: Vec<f32> = loaded.order.iter().map(|&c| last[c]).collect();

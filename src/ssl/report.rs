@@ -115,6 +115,13 @@ pub struct LayerMemReport {
     pub unitmem_g: Vec<LayerUnits>,
     /// Mean UnitMem of f per layer.
     pub unitmem_mean_f: Vec<Option<f64>>,
+    /// ClassMem of f per layer and unit (class selectivity over the candidates' labels; planted
+    /// outliers left out), for the UnitMem-vs-ClassMem comparison with supervised models.
+    #[serde(default)]
+    pub classmem_f: Vec<Vec<Option<f32>>>,
+    /// Mean ClassMem of f per layer.
+    #[serde(default)]
+    pub classmem_mean_f: Vec<Option<f64>>,
     /// Planted outliers vs the rest.
     pub outliers: OutlierSummary,
     /// Seconds per candidate for LayerMem (both encoders, all draws).
@@ -281,6 +288,18 @@ pub fn layermem(
         .zip(&mu_f)
         .map(|(l, m)| units_of(l, m, cfg.mu_minus, &planted))
         .collect();
+    let labels: Vec<Option<u16>> = refs
+        .iter()
+        .map(|r| match *r {
+            super::split::SampleRef::Main(i) => main.labels.get(i as usize).copied(),
+            super::split::SampleRef::Outlier(_) => None,
+        })
+        .collect();
+    let class_f: Vec<super::supervised::SupervisedUnits> = layers
+        .iter()
+        .zip(&mu_f)
+        .map(|(l, m)| super::supervised::layer_units(l, m, &labels, cfg.mu_minus))
+        .collect();
     let unitmem_g: Vec<LayerUnits> = layers
         .iter()
         .zip(&mu_g)
@@ -302,6 +321,8 @@ pub fn layermem(
         align_f: to_f32(&align[0]),
         align_g: to_f32(&align[1]),
         unitmem_mean_f: unitmem_f.iter().map(|u| u.mean).collect(),
+        classmem_f: class_f.iter().map(|u| u.classmem.clone()).collect(),
+        classmem_mean_f: class_f.iter().map(|u| u.classmem_mean).collect(),
         unitmem_f,
         unitmem_g,
         layers,

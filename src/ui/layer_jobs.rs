@@ -13,6 +13,7 @@ use crate::job::JobCtx;
 use crate::ssl::augment::{AugPurpose, aug_rng, augment};
 use crate::ssl::encoder::to_input;
 use crate::ssl::split::{SampleRef, images01};
+use crate::ssl::supervised::SupervisedReport;
 use crate::ssl::{LayerMemReport, Role, SslCard, SslEncoder, ssl_dir};
 
 /// A LayerMem report with what the view needs to draw it.
@@ -33,6 +34,8 @@ pub struct LoadedLayers {
     pub order: Vec<usize>,
     /// Whether each candidate position is a planted outlier.
     pub planted: Vec<bool>,
+    /// Supervised models' UnitMem/ClassMem reports in the same study (for comparison).
+    pub supervised: Vec<SupervisedReport>,
 }
 
 impl LoadedLayers {
@@ -45,7 +48,30 @@ impl LoadedLayers {
     }
 }
 
-/// The report files in `STUDY/results/layermem/`, sorted.
+fn is_supervised(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("supervised-"))
+}
+
+/// The supervised UnitMem reports (`rote unitmem`) in `STUDY/results/layermem/`; unreadable ones
+/// are skipped.
+fn supervised_reports(study: &Path) -> Vec<SupervisedReport> {
+    let dir = study.join("results").join("layermem");
+    let Ok(it) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SupervisedReport> = it
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| is_supervised(p))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    out.sort_by(|a, b| a.model.cmp(&b.model));
+    out
+}
+
+/// The LayerMem report files in `STUDY/results/layermem/` (not the supervised ones), sorted.
 pub fn list_reports(study: &Path) -> Vec<PathBuf> {
     let dir = study.join("results").join("layermem");
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -53,6 +79,7 @@ pub fn list_reports(study: &Path) -> Vec<PathBuf> {
             it.flatten()
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| !is_supervised(p))
                 .collect()
         })
         .unwrap_or_default();
@@ -123,6 +150,7 @@ pub fn open_layers(
         refs,
         order,
         planted,
+        supervised: supervised_reports(study),
     })
 }
 

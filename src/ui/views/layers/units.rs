@@ -1,7 +1,7 @@
 //! The Layers view's UnitMem section: a histogram of UnitMem over the units of one layer (f, and g
 //! as the never-saw-them baseline) and a units x layers heatmap of f's UnitMem.
 
-use egui_plot::{Bar, BarChart, Legend, Plot};
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::LayersView;
 use crate::ssl::report::LayerUnits;
@@ -92,6 +92,7 @@ impl LayersView {
             egui::vec2(width, (values.len() as f32 * 16.0).max(48.0)),
         );
         colour_bar_ui(ui, 0.0, 1.0, 240.0, "UnitMem");
+        self.class_vs_unit_ui(ui, loaded);
         if let Some((row, col)) = hit.hovered
             && let Some(u) = r.unitmem_f.get(row)
         {
@@ -111,5 +112,85 @@ impl LayersView {
                 _ => format!("{} unit {col}: no value", u.layer),
             });
         }
+    }
+}
+
+impl LayersView {
+    /// ClassMem against UnitMem per unit (Wang et al. 2024, Fig. 7): SSL units above the diagonal
+    /// memorize data points, supervised units towards the class side.
+    fn class_vs_unit_ui(&mut self, ui: &mut egui::Ui, loaded: &LoadedLayers) {
+        let r = &loaded.report;
+        let l = self.unit_layer;
+        let ssl: Vec<[f64; 2]> = match (r.unitmem_f.get(l), r.classmem_f.get(l)) {
+            (Some(u), Some(c)) => u
+                .unitmem
+                .iter()
+                .zip(c)
+                .filter_map(|(u, c)| Some([f64::from((*c)?), f64::from((*u)?)]))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if ssl.is_empty() && loaded.supervised.is_empty() {
+            return;
+        }
+        let mean = |v: Option<f64>| v.map_or("n/a".into(), |m| format!("{m:.3}"));
+        let mut text = format!(
+            "UnitMem against ClassMem per unit, {}: f mean UnitMem {} vs ClassMem {}",
+            r.unitmem_f.get(l).map_or("", |u| u.layer.as_str()),
+            mean(r.unitmem_mean_f.get(l).copied().flatten()),
+            mean(r.classmem_mean_f.get(l).copied().flatten())
+        );
+        for s in &loaded.supervised {
+            for u in &s.units {
+                text.push_str(&format!(
+                    "; supervised {} {}: {} vs {}",
+                    s.model,
+                    u.layer,
+                    mean(u.unitmem_mean),
+                    mean(u.classmem_mean)
+                ));
+            }
+        }
+        ui.label(text);
+        Plot::new("layers_class_vs_unit")
+            .height(220.0)
+            .data_aspect(1.0)
+            .legend(Legend::default())
+            .allow_scroll(false)
+            .x_axis_label("ClassMem")
+            .y_axis_label("UnitMem")
+            .include_x(0.0)
+            .include_x(1.0)
+            .include_y(0.0)
+            .include_y(1.0)
+            .show(ui, |plot| {
+                plot.line(
+                    Line::new("y = x", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
+                        .color(egui::Color32::GRAY),
+                );
+                plot.points(
+                    Points::new("SSL f (this layer)", ssl)
+                        .radius(2.5)
+                        .color(theme::SERIES[0]),
+                );
+                let mut k = 0;
+                for s in &loaded.supervised {
+                    for u in &s.units {
+                        k += 1;
+                        let pts: Vec<[f64; 2]> = u
+                            .unitmem
+                            .iter()
+                            .zip(&u.classmem)
+                            .filter_map(|(a, c)| Some([f64::from((*c)?), f64::from((*a)?)]))
+                            .collect();
+                        let colour = theme::SERIES[k % theme::SERIES.len()];
+                        plot.points(
+                            Points::new(format!("supervised {} {}", s.model, u.layer), pts)
+                                .radius(1.5)
+                                .color(colour),
+                        );
+                    }
+                }
+            });
     }
 }
