@@ -17,6 +17,7 @@
 //! * [`ui`] (feature `gui`): the egui front end.
 
 pub mod bench;
+pub mod canary;
 pub mod cli;
 pub mod data;
 pub mod demo;
