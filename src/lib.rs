@@ -9,6 +9,9 @@
 //! * [`train`]: deterministic training on an index subset, SGD-momentum and AdamW.
 //! * [`invert`]: model inversion (MI-FACE, a TV-prior variant, ART-compatible MIFace) and its
 //!   evaluation by an independent classifier.
+//! * [`ssl`]: SimCLR encoder pairs and LayerMem / UnitMem / ClassMem (memorization inside SSL
+//!   encoders), and UnitMem of supervised MLPs for comparison.
+//! * [`canary`]: Secret Sharer exposure (rank, perplexities, TF Privacy's estimates).
 //! * [`gpu`]: wgpu compute kernels from `shaders/`, each with a CPU twin.
 //! * [`job`]: cancellable, progress-reporting background jobs.
 //! * [`study`]: the on-disk study folder (atomic writes).
