@@ -652,36 +652,36 @@ fn layers_view_shows_the_demo_heatmap_and_drills_into_a_candidate() {
         col.windows(2).all(|w| w[0] >= w[1]),
         "columns sorted by last-layer LayerMem"
     );
-    // Drill into the most memorized candidate: its views and its neighbours in f and g.
+    // Click the heatmap's first column: the most memorized candidate opens with its views and
+    // its neighbours in f and g.
     let top = loaded.order[0];
-    let mut actx_commands = Vec::new();
-    {
-        let app = h.state_mut();
-        let root = app.study.as_ref().unwrap().root.clone();
-        actx_commands.push(Command::DrillLayers(Box::new(
-            rote::ui::layer_jobs::DrillRequest {
-                study: root,
-                f_card: loaded.f_card.clone(),
-                g: r.g.clone(),
-                position: top,
-                seed: r.config.seed,
-                views: 4,
-                k: 8,
-                main: loaded.main.clone(),
-                outliers: loaded.outliers.clone(),
-            },
-        )));
-        app.layers_view.selected = Some(top);
+    let rect = h.state().layers_view.heatmap_rect.expect("the heatmap was drawn");
+    let at = egui::pos2(
+        rect.left() + 0.4 * rect.width() / loaded.order.len() as f32,
+        rect.center().y,
+    );
+    h.event(egui::Event::PointerMoved(at));
+    h.run_steps(1);
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run_steps(1);
     }
-    for c in actx_commands {
-        h.state_mut().push_command(c);
-    }
+    assert_eq!(
+        h.state().layers_view.selected,
+        Some(top),
+        "the click selected the first column"
+    );
     step_until(&mut h, "the drill-down", Duration::from_secs(120), |app| {
         app.layers_view.drill.is_some()
     });
     h.run_steps(3);
     let d = h.state().layers_view.drill.as_ref().unwrap();
-    assert_eq!(d.views.len(), 4);
+    assert_eq!(d.views.len(), r.config.augmentations.clamp(1, 8));
     let me = loaded.refs[top];
     for list in [&d.neighbours_f, &d.neighbours_g] {
         assert_eq!(list.len(), 8);

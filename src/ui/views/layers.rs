@@ -34,6 +34,8 @@ pub struct LayersView {
     pub drill: Option<Drill>,
     /// Layer whose UnitMem histogram is shown.
     pub unit_layer: usize,
+    /// Where the LayerMem heatmap was last drawn (for tests and screenshots that click it).
+    pub heatmap_rect: Option<egui::Rect>,
 }
 
 /// The q-quantile of `v` (sorted copy, linear interpolation).
@@ -192,6 +194,7 @@ impl LayersView {
                 .inner
             })
             .inner;
+        self.heatmap_rect = hit.rect;
         colour_bar_ui(ui, min, max, 240.0, "LayerMem (1st to 99th percentile)");
         let describe = |(row, col): (usize, usize)| -> String {
             let c = loaded.order.get(col).copied().unwrap_or(0);

@@ -22,6 +22,8 @@ pub struct HeatmapHit {
     pub hovered: Option<(usize, usize)>,
     /// Cell clicked this frame.
     pub clicked: Option<(usize, usize)>,
+    /// Where the heatmap was drawn.
+    pub rect: Option<Rect>,
 }
 
 /// Viridis-like colour of `t` in [0, 1].
@@ -95,7 +97,11 @@ pub fn heatmap_ui(ui: &mut egui::Ui, data: &HeatmapData<'_>, size: Vec2) -> Heat
     } else {
         None
     };
-    HeatmapHit { hovered, clicked }
+    HeatmapHit {
+        hovered,
+        clicked,
+        rect: Some(rect),
+    }
 }
 
 /// A horizontal colour bar from `min` to `max`, `width` wide, with its end values.
