@@ -5,7 +5,7 @@
 pub mod attack;
 pub mod bench;
 pub mod extract;
-pub(crate) mod im2col;
+mod im2col;
 pub mod inpaint;
 pub mod mia;
 pub mod model;

@@ -68,12 +68,12 @@ fn groups(ch: usize) -> usize {
 /// A 3x3, padding-1 convolution: on the CPU our im2col op and one matrix product (same parameters,
 /// `weight` O x C x 3 x 3 and `bias` O, and same numbers as conv2d, but a fast backward pass);
 /// elsewhere candle's conv2d.
-struct Conv3 {
+pub(crate) struct Conv3 {
     weight: Tensor,
     bias: Tensor,
 }
 
-fn conv3(in_c: usize, out_c: usize, vb: VarBuilder<'_>) -> Result<Conv3> {
+pub(crate) fn conv3(in_c: usize, out_c: usize, vb: VarBuilder<'_>) -> Result<Conv3> {
     let bound = 1.0 / ((in_c * 9) as f64).sqrt();
     let init = candle_nn::Init::Uniform {
         lo: -bound,
@@ -86,7 +86,8 @@ fn conv3(in_c: usize, out_c: usize, vb: VarBuilder<'_>) -> Result<Conv3> {
 }
 
 impl Conv3 {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// y = conv3x3(x) + bias.
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if !x.device().is_cpu() {
             return x
                 .conv2d(&self.weight, 1, 1, 1, 1)?
@@ -103,7 +104,7 @@ impl Conv3 {
 }
 
 /// Halves height and width by averaging 2x2 blocks (reshape and mean, cheap in both directions).
-fn avg_down(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn avg_down(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     x.reshape((b, c, h / 2, 2, w / 2, 2))?.mean(5)?.mean(3)
 }

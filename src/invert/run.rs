@@ -134,7 +134,8 @@ pub struct InversionReport {
     pub classes: Vec<ClassReport>,
 }
 
-fn downsample(curve: &[f32], max: usize) -> Vec<[f64; 2]> {
+/// At most `max` evenly spaced (index, value) points of `curve`, always ending at its last point.
+pub(crate) fn downsample(curve: &[f32], max: usize) -> Vec<[f64; 2]> {
     let stride = curve.len().div_ceil(max.max(1)).max(1);
     let mut out: Vec<[f64; 2]> = curve
         .iter()

@@ -19,6 +19,8 @@
 use candle_core::{Module as _, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
+use crate::diffusion::unet::{Conv3, avg_down, conv3};
+
 /// Architecture of the encoder: everything needed to rebuild it before loading weights.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EncoderConfig {
@@ -79,41 +81,6 @@ impl EncoderConfig {
     }
 }
 
-/// A 3x3, padding-1 convolution (im2col + matmul on the CPU, conv2d elsewhere).
-struct Conv3 {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-fn conv3(in_c: usize, out_c: usize, vb: VarBuilder<'_>) -> Result<Conv3> {
-    let bound = 1.0 / ((in_c * 9) as f64).sqrt();
-    let init = candle_nn::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    };
-    Ok(Conv3 {
-        weight: vb.get_with_hints((out_c, in_c, 3, 3), "weight", init)?,
-        bias: vb.get_with_hints(out_c, "bias", init)?,
-    })
-}
-
-impl Conv3 {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let o = self.weight.dim(0)?;
-        if !x.device().is_cpu() {
-            return x
-                .conv2d(&self.weight, 1, 1, 1, 1)?
-                .broadcast_add(&self.bias.reshape((1, o, 1, 1))?);
-        }
-        let (b, c, h, w) = x.dims4()?;
-        let cols = x.contiguous()?.apply_op1(crate::diffusion::im2col::Im2Col)?;
-        let wm = self.weight.permute((0, 2, 3, 1))?.reshape((o, 9 * c))?;
-        wm.broadcast_matmul(&cols)?
-            .reshape((b, o, h, w))?
-            .broadcast_add(&self.bias.reshape((1, o, 1, 1))?)
-    }
-}
-
 /// A 1x1 convolution as a matrix product (the residual projection).
 struct Conv1 {
     weight: Tensor,
@@ -166,11 +133,6 @@ impl Block {
         };
         Ok((h, (y + s)?.relu()?))
     }
-}
-
-fn avg_down(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    x.reshape((b, c, h / 2, 2, w / 2, 2))?.mean(5)?.mean(3)
 }
 
 /// The encoder with its projection head.

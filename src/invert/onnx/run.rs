@@ -96,22 +96,6 @@ pub struct OnnxInversionReport {
     pub classes: Vec<OnnxClassReport>,
 }
 
-fn curve(v: &[f32]) -> Vec<[f64; 2]> {
-    let stride = v.len().div_ceil(200).max(1);
-    let mut out: Vec<[f64; 2]> = v
-        .iter()
-        .enumerate()
-        .step_by(stride)
-        .map(|(i, &c)| [i as f64, f64::from(c)])
-        .collect();
-    if let Some(&last) = v.last()
-        && out.last().is_some_and(|p| p[0] as usize != v.len() - 1)
-    {
-        out.push([(v.len() - 1) as f64, f64::from(last)]);
-    }
-    out
-}
-
 /// Writes a C x H x W image in [0, 1] (1 or 3 channels; others: the first channel) as PNG.
 fn write_png(path: &Path, image: &[f32], [c, h, w]: [usize; 3]) -> CoreResult<()> {
     let px = |k: usize, i: usize| {
@@ -258,8 +242,8 @@ pub fn invert_onnx(
             returned_iter: inv.returned_iter,
             stop: inv.stop,
             seconds: inv.seconds,
-            cost_curve: curve(&inv.costs),
-            prob_curve: curve(&inv.probs),
+            cost_curve: crate::invert::run::downsample(&inv.costs, 200),
+            prob_curve: crate::invert::run::downsample(&inv.probs, 200),
             png,
             eval,
         });

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use egui_plot::{Line, Plot, PlotPoints};
 
-use super::diffusion_common::{bytes_ui, data_ui, image_ui, labelled_drag};
+use super::diffusion_common::{data_ui, image_ui, labelled_drag, rgba};
 use crate::data::Dataset;
 use crate::invert::{ClassReport, EvalConfig, InversionReport, InvertConfig, Method};
 use crate::ui::app::AppCtx;
@@ -242,7 +242,7 @@ impl InversionView {
         for (&class, (_, bytes)) in &live.frames {
             let img = egui::ColorImage::from_rgba_unmultiplied(
                 [ds.w, ds.h],
-                &crate::ui::views::diffusion_common::rgba(ds, &scale_to(ds, bytes, self.stretch), None),
+                &rgba(ds, &scale_to(ds, bytes, self.stretch), None),
             );
             match self.live_tex.get_mut(&class) {
                 Some(t) => t.set(img, egui::TextureOptions::LINEAR),
@@ -289,6 +289,29 @@ impl InversionView {
         });
     }
 
+    /// A saved inversion, `width` wide; scaled (and stretched) only when its texture is uploaded.
+    pub(super) fn saved_image_ui(
+        &self,
+        ui: &mut egui::Ui,
+        ctx: &mut AppCtx<'_>,
+        loaded: &LoadedInversion,
+        r: &InversionReport,
+        c: &ClassReport,
+        width: f32,
+    ) -> egui::Response {
+        let ds = &loaded.data;
+        let key = format!(
+            "inv-{}-{}-{}",
+            loaded.serial,
+            r.config.method.as_str(),
+            self.stretch
+        );
+        let tex = ctx.textures.get_with(ui.ctx(), &key, c.class, [ds.w, ds.h], || {
+            rgba(ds, &scale_to(ds, &c.image, self.stretch), None)
+        });
+        image_ui(ui, tex, ds, width)
+    }
+
     fn person_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -311,22 +334,7 @@ impl InversionView {
                     let step = self.live.lock().frames.get(&class).map_or(0, |f| f.0);
                     ui.label(format!("step {step} (running)"));
                 } else if let (Some(c), Some(r)) = (saved, report) {
-                    let key = format!(
-                        "inv-{}-{}-{}",
-                        loaded.serial,
-                        r.config.method.as_str(),
-                        self.stretch
-                    );
-                    bytes_ui(
-                        ui,
-                        ctx.textures,
-                        &key,
-                        class,
-                        ds,
-                        &scale_to(ds, &c.image, self.stretch),
-                        None,
-                        184.0,
-                    );
+                    self.saved_image_ui(ui, ctx, loaded, r, c, 184.0);
                     ui.label(format!("returned step {} of {}", c.returned_iter, c.steps));
                 } else {
                     image_ui(ui, None, ds, 184.0);

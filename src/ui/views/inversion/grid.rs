@@ -2,12 +2,12 @@
 //! green where the evaluation classifier identified the person and red where it did not; a click
 //! selects the person.
 
-use super::{InversionView, scale_to};
+use super::InversionView;
 use crate::invert::InversionReport;
 use crate::ui::app::AppCtx;
 use crate::ui::invert_jobs::LoadedInversion;
 use crate::ui::theme;
-use crate::ui::views::diffusion_common::{bytes_ui, image_ui};
+use crate::ui::views::diffusion_common::image_ui;
 
 /// Width of a grid cell.
 const CELL: f32 = 64.0;
@@ -31,24 +31,7 @@ impl InversionView {
                 ui.vertical(|ui| {
                     let resp = match (live, saved, report) {
                         (Some(t), _, _) => image_ui(ui, Some(t), ds, CELL),
-                        (None, Some(c), Some(r)) => {
-                            let key = format!(
-                                "inv-{}-{}-{}",
-                                loaded.serial,
-                                r.config.method.as_str(),
-                                self.stretch
-                            );
-                            bytes_ui(
-                                ui,
-                                ctx.textures,
-                                &key,
-                                class,
-                                ds,
-                                &scale_to(ds, &c.image, self.stretch),
-                                None,
-                                CELL,
-                            )
-                        }
+                        (None, Some(c), Some(r)) => self.saved_image_ui(ui, ctx, loaded, r, c, CELL),
                         _ => image_ui(ui, None, ds, CELL),
                     };
                     let resp = resp.interact(egui::Sense::click());
