@@ -1,4 +1,4 @@
-//! Canary exposure for the Secret Sharer experiment (issue 7): the mathematics only.
+//! Canary exposure and extraction for a character language model (the Secret Sharer, issue 7).
 //!
 //! N. Carlini, C. Liu, Ú. Erlingsson, J. Kos, D. Song, *The Secret Sharer: Evaluating and Testing
 //! Unintended Memorization in Neural Networks*, USENIX Security 2019 (arXiv:1802.08232), measure how
@@ -11,10 +11,25 @@
 //! ```
 //!
 //! (the paper's exposure definition and its estimation section; see
-//! `shared/specs/05-secret-sharer.md`, section 2). [`exposure`] holds the exact form from a rank or a
-//! full list of perplexities, and the two estimators of TensorFlow Privacy
-//! (`tensorflow_privacy/privacy/privacy_tests/secret_sharer/exposures.py`):
-//! `compute_exposure_interpolation` (empirical CDF over references, [`exposure::exposure_interpolation`])
-//! and `compute_exposure_extrapolation` (skew-normal fit, [`exposure::exposure_extrapolation`]).
+//! `shared/specs/05-secret-sharer.md`, sections 1-4).
+//!
+//! * [`secrets`]: canary formats, secrets and their insertion into the corpus;
+//! * [`lm`], [`card`], [`train`]: the character LSTM, on disk under `STUDY/lm/<id>/`, trained
+//!   with the exposure of every canary measured after each epoch;
+//! * [`score`]: slot log-perplexities, the whole space through the digit tree;
+//! * [`exposure`]: exposure from ranks and perplexities, and TF Privacy's interpolation and
+//!   skew-normal extrapolation (`tensorflow_privacy/.../secret_sharer/exposures.py`);
+//! * [`report`]: every canary's exact, skew-normal, interpolated and TF-Privacy exposures;
+//! * [`extract`]: Dijkstra and beam search for the most likely secrets.
 
+pub mod card;
 pub mod exposure;
+pub mod extract;
+pub mod lm;
+pub mod report;
+pub mod score;
+pub mod secrets;
+pub mod train;
+
+#[cfg(test)]
+mod search_tests;

@@ -79,6 +79,9 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::SslPair(args) => super::ssl::ssl_pair(args, json),
         Command::Layermem(args) => super::ssl::layermem(args, json),
         Command::Unitmem(args) => super::ssl::unitmem(args, json),
+        Command::TrainLm(args) => super::canary::train_lm(args, json),
+        Command::Exposure(args) => super::canary::exposure(args, json),
+        Command::ExtractSecret(args) => super::canary::extract_secret(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Screenshot {
             view,

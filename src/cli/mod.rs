@@ -2,6 +2,7 @@
 //! prints one JSON object on stdout with `--json`, human text otherwise. Progress goes to stderr.
 
 mod bench;
+mod canary;
 mod commands;
 mod diffusion;
 mod invert;
@@ -158,6 +159,15 @@ pub enum Command {
 
     /// UnitMem and ClassMem of a supervised MLP's hidden units (compare with an SSL encoder's).
     Unitmem(ssl::UnitMemArgs),
+
+    /// Train a character LSTM on a corpus slice with inserted canaries (Secret Sharer).
+    TrainLm(canary::TrainLmArgs),
+
+    /// Exposure of every canary of a character LM: exact rank, skew-normal, TF Privacy.
+    Exposure(canary::ExposureArgs),
+
+    /// Search a character LM for the most likely secret after a prefix (Dijkstra or beam).
+    ExtractSecret(canary::ExtractSecretArgs),
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {

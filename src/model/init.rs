@@ -36,18 +36,23 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> CoreResult<()> {
             continue;
         }
         let fan_in: usize = weight_dims.iter().skip(1).product::<usize>().max(1);
-        let bound = 1.0 / (fan_in as f64).sqrt();
-        let digest = sha2::Sha256::digest(format!("{seed}:{name}").as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&digest);
-        let mut rng = rand_chacha::ChaCha8Rng::from_seed(key);
-        let n = var.elem_count();
-        let values: Vec<f64> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-        let t = Tensor::from_vec(values, var.shape(), &candle_core::Device::Cpu)?
-            .to_dtype(var.dtype())?
-            .to_device(var.device())?;
-        var.set(&t)?;
+        seeded_uniform(var, seed, name, 1.0 / (fan_in as f64).sqrt())?;
     }
     drop(data);
+    Ok(())
+}
+
+/// Sets `var` to uniform(-bound, bound) draws from a ChaCha stream keyed by `seed` and `name`.
+pub fn seeded_uniform(var: &candle_core::Var, seed: u64, name: &str, bound: f64) -> CoreResult<()> {
+    let digest = sha2::Sha256::digest(format!("{seed}:{name}").as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&digest);
+    let mut rng = rand_chacha::ChaCha8Rng::from_seed(key);
+    let n = var.elem_count();
+    let values: Vec<f64> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+    let t = Tensor::from_vec(values, var.shape(), &candle_core::Device::Cpu)?
+        .to_dtype(var.dtype())?
+        .to_device(var.device())?;
+    var.set(&t)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ pub use checkpoint::{
     LoadedModel, check_dataset, fill_varmap, load_model, load_weights, save_weights, save_weights_as,
 };
 pub use cnn::Cnn;
-pub use init::seeded_init;
+pub use init::{seeded_init, seeded_uniform};
 pub use mlp::Mlp;
 
 use candle_core::{Device, Module as _, Tensor};

@@ -1,0 +1,372 @@
+//! `rote train-lm` (a character LM with canaries), `rote exposure` (their exposure) and
+//! `rote extract-secret` (the shortest-path search for a secret).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::CliSink;
+use super::commands::print;
+use crate::canary::card::{CanaryLm, LmRecipe};
+use crate::canary::extract::{SearchMethod, SearchOptions, canaries_found, search_secret};
+use crate::canary::report::{Estimate, ExposureOptions, measure_exposure, report_path};
+use crate::canary::secrets::CanaryFormat;
+use crate::canary::train::{LmConfig, train_lm_into_study};
+use crate::error::{CoreError, CoreResult};
+use crate::job::{CancelToken, JobCtx};
+
+/// Options of `rote train-lm`.
+#[derive(Debug, clap::Args)]
+pub struct TrainLmArgs {
+    /// Text corpus: bundled name (austen) or a UTF-8 text file (gzip'd or plain).
+    #[arg(long, default_value = "austen")]
+    pub data: String,
+    /// Characters of the corpus to train on (a seeded slice starting at a line).
+    #[arg(long, default_value_t = 200_000)]
+    pub chars: usize,
+    /// Validation characters (the text after the slice).
+    #[arg(long, default_value_t = 20_000)]
+    pub val_chars: usize,
+    /// Canary format PREFIX:DIGITS:COUNTS[:SECRETS], repeatable; one canary per count, inserted
+    /// that many times (0 = a control never inserted). Default: 'my pin number is :6:0,1,2,4,8,16,32'
+    /// and 'my account number is :9:0,4,32'.
+    #[arg(long = "format")]
+    pub formats: Vec<String>,
+    /// Embedding width.
+    #[arg(long, default_value_t = 32)]
+    pub embed: usize,
+    /// LSTM units.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Characters per window.
+    #[arg(long, default_value_t = 64)]
+    pub seq_len: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Seed of the slice, the secrets, their positions, the initialisation and the batches.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Model id (default lm-<data>-s<seed>).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Retrain a model already in the study with the same configuration.
+    #[arg(long)]
+    pub force: bool,
+    /// Study folder (created if missing); the model goes to STUDY/lm/<id>/.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Options of `rote exposure`.
+#[derive(Debug, clap::Args)]
+pub struct ExposureArgs {
+    /// Model folder (STUDY/lm/<id>).
+    pub model: PathBuf,
+    /// exact (rank among all 10^digits), skew-normal (fit to sampled references), both, or
+    /// tf-privacy (TF Privacy's interpolation and extrapolation on mean nats).
+    #[arg(long, value_enum, default_value_t = Estimate::Both)]
+    pub estimate: Estimate,
+    /// Sampled references (TF Privacy's notebook uses 65536).
+    #[arg(long, default_value_t = 10_000)]
+    pub references: usize,
+    /// Seed of the references.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Options of `rote extract-secret`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractSecretArgs {
+    /// Model folder (STUDY/lm/<id>).
+    pub model: PathBuf,
+    /// Text before the secret (default: each canary format's prefix in turn).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Digits in the secret (default: the format's, or 6).
+    #[arg(long)]
+    pub digits: Option<usize>,
+    /// dijkstra (exact order) or beam.
+    #[arg(long, value_enum, default_value_t = SearchMethod::Dijkstra)]
+    pub method: SearchMethod,
+    /// Node expansions allowed.
+    #[arg(long, default_value_t = 50_000)]
+    pub budget: usize,
+    /// Candidates to list.
+    #[arg(long, default_value_t = 10)]
+    pub candidates: usize,
+    /// Beam width.
+    #[arg(long, default_value_t = 64)]
+    pub beam: usize,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// `rote train-lm`.
+pub fn train_lm(args: TrainLmArgs, json: bool) -> CoreResult<()> {
+    let formats = if args.formats.is_empty() {
+        LmConfig::demo_formats()
+    } else {
+        args.formats
+            .iter()
+            .map(|f| CanaryFormat::parse(f))
+            .collect::<CoreResult<Vec<_>>>()?
+    };
+    let cfg = LmConfig {
+        id: args.id.unwrap_or_else(|| format!("lm-{}-s{}", args.data, args.seed)),
+        data: args.data,
+        chars: args.chars,
+        val_chars: args.val_chars,
+        formats,
+        embed: args.embed,
+        hidden: args.hidden,
+        recipe: LmRecipe {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            seq_len: args.seq_len,
+            lr: args.lr,
+            seed: args.seed,
+        },
+        device: args.device,
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let done = train_lm_into_study(&cfg, &args.out, &command_line(), args.force, &ctx);
+    sink.finish();
+    let (dir, trained) = done?;
+    let lm = CanaryLm::load(&dir, &crate::model::device("cpu")?)?;
+    let c = &lm.card;
+    let last = c.epochs.last();
+    let canaries: Vec<_> = c
+        .canaries
+        .iter()
+        .enumerate()
+        .map(|(k, can)| {
+            json!({
+                "format": c.formats[can.format].prefix, "secret": can.secret, "insertions": can.insertions,
+                "exposure_last_epoch": last.map(|e| e.exposure[k]),
+            })
+        })
+        .collect();
+    let value = json!({
+        "id": c.id, "path": dir, "trained_now": trained, "n_params": c.n_params,
+        "vocab": c.arch.vocab, "seconds": c.seconds,
+        "train_loss": last.map(|e| e.train_loss), "val_loss": last.map(|e| e.val_loss),
+        "canaries": canaries,
+    });
+    print(json, &value, || {
+        let mut s = format!(
+            "{} ({}): {} parameters, {} characters, {} epochs in {:.0}s; train {:.3} / validation {:.3} nats per character\n",
+            c.id,
+            if trained { "trained" } else { "already there" },
+            c.n_params,
+            c.corpus.chars,
+            c.epochs.len(),
+            c.seconds,
+            last.map_or(f64::NAN, |e| e.train_loss),
+            last.map_or(f64::NAN, |e| e.val_loss),
+        );
+        for (k, can) in c.canaries.iter().enumerate() {
+            s.push_str(&format!(
+                "  {}{}  x{:<3} exposure after training {:.1} bits\n",
+                c.formats[can.format].prefix,
+                can.secret,
+                can.insertions,
+                last.map_or(f64::NAN, |e| e.exposure[k])
+            ));
+        }
+        s.push_str(&format!("-> {}", dir.display()));
+        s
+    });
+    Ok(())
+}
+
+/// The study a model folder `STUDY/lm/<id>` belongs to.
+fn study_of(model: &Path) -> CoreResult<PathBuf> {
+    model
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| CoreError::Invalid(format!("{}: expected STUDY/lm/<id>", model.display())))
+}
+
+/// `rote exposure`.
+pub fn exposure(args: ExposureArgs, json: bool) -> CoreResult<()> {
+    let device = crate::model::device(&args.device)?;
+    let lm = CanaryLm::load(&args.model, &device)?;
+    let opts = ExposureOptions {
+        estimate: args.estimate,
+        references: args.references,
+        seed: args.seed,
+        ..ExposureOptions::default()
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let done = measure_exposure(&lm, &opts, &ctx);
+    sink.finish();
+    let report = done?;
+    let path = report_path(&study_of(&args.model)?, &lm.card.id, args.estimate);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    }
+    crate::study::write_json_atomic(&path, &report)?;
+    let mut value = serde_json::to_value(&report).map_err(|e| CoreError::Invalid(e.to_string()))?;
+    value["report"] = json!(path);
+    print(json, &value, || {
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let mut s = format!(
+            "Exposure of the canaries of {} ({}; bits)\n{:<24} {:>10} {:>5} {:>9} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+            report.model,
+            args.estimate.as_str(),
+            "format",
+            "secret",
+            "ins.",
+            "Px bits",
+            "rank",
+            "exact",
+            "skew-n",
+            "interp",
+            "TF int",
+            "TF ext"
+        );
+        for c in &report.canaries {
+            s.push_str(&format!(
+                "{:<24} {:>10} {:>5} {:>9.2} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+                report.formats[c.format].prefix,
+                c.secret,
+                c.insertions,
+                c.px_bits,
+                c.exact_rank.map_or("-".into(), |r| r.to_string()),
+                f(c.exact),
+                f(c.skew_normal),
+                f(c.interpolation),
+                f(c.tf_interpolation),
+                f(c.tf_extrapolation)
+            ));
+        }
+        for fe in &report.formats {
+            s.push_str(&format!(
+                "'{}': |R| = 10^{} (ceiling {:.2} bits), {} references (ceiling {:.2})",
+                fe.prefix, fe.digits, fe.log2_space, fe.references, fe.log2_references
+            ));
+            if let (Some(fit), Some(ks)) = (fe.fit, fe.ks) {
+                s.push_str(&format!(
+                    ", skew-normal a {:.2} loc {:.2} scale {:.2}, KS {:.3}",
+                    fit.shape, fit.loc, fit.scale, ks
+                ));
+            }
+            if let Some(cps) = fe.candidates_per_sec {
+                s.push_str(&format!(", exact rank {cps:.0} candidates/s"));
+            }
+            s.push('\n');
+        }
+        s.push_str(&format!("{:.1}s\nreport: {}", report.seconds, path.display()));
+        s
+    });
+    Ok(())
+}
+
+/// `rote extract-secret`.
+pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
+    let device = crate::model::device(&args.device)?;
+    let lm = CanaryLm::load(&args.model, &device)?;
+    let opts = SearchOptions {
+        method: args.method,
+        budget: args.budget,
+        batch: 64,
+        beam: args.beam,
+        candidates: args.candidates,
+    };
+    // Each format's prefix, or the given one (matched to a format when it is one).
+    let targets: Vec<(String, usize, Option<usize>)> = match &args.prefix {
+        Some(p) => {
+            let f = lm.card.formats.iter().position(|f| &f.prefix == p);
+            let digits = args
+                .digits
+                .or_else(|| f.map(|i| lm.card.formats[i].digits))
+                .unwrap_or(6);
+            vec![(p.clone(), digits, f)]
+        }
+        None => lm
+            .card
+            .formats
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.prefix.clone(), args.digits.unwrap_or(f.digits), Some(i)))
+            .collect(),
+    };
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let mut out = Vec::new();
+    for (prefix, digits, f) in targets {
+        let r = search_secret(&lm, &prefix, digits, &opts, &mut |_| {}, &ctx);
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => {
+                sink.finish();
+                return Err(e);
+            }
+        };
+        let found = f.map(|f| canaries_found(&lm, f, &r)).unwrap_or_default();
+        out.push((r, found));
+    }
+    sink.finish();
+    let value = json!(out
+        .iter()
+        .map(|(r, found)| json!({ "search": r, "canaries": found }))
+        .collect::<Vec<_>>());
+    print(json, &value, || {
+        let mut s = String::new();
+        for (r, found) in &out {
+            s.push_str(&format!(
+                "'{}' + {} digits ({:?}): {} expansions in {:.2}s{}\n",
+                r.prefix,
+                r.digits,
+                args.method,
+                r.expanded,
+                r.seconds,
+                if r.out_of_budget { " (budget exhausted)" } else { "" }
+            ));
+            for (i, c) in r.candidates.iter().enumerate() {
+                let tag = found
+                    .iter()
+                    .find(|f| f.secret == c.secret)
+                    .map_or(String::new(), |f| format!("  <- canary inserted x{}", f.insertions));
+                s.push_str(&format!("  {:>3}. {}{}  {:.2} bits{tag}\n", i + 1, r.prefix, c.secret, c.bits));
+            }
+            for f in found {
+                s.push_str(&format!(
+                    "  canary {} (x{}): {}\n",
+                    f.secret,
+                    f.insertions,
+                    match (f.position, f.expanded) {
+                        (Some(p), Some(e)) => format!("recovered as candidate {p} after {e} expansions"),
+                        _ => "not recovered".to_string(),
+                    }
+                ));
+            }
+        }
+        s.trim_end().to_string()
+    });
+    Ok(())
+}
