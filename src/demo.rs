@@ -101,6 +101,7 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
     crate::demo_diffusion::copy_demo_diffusion(&study, &demo_assets_dir())?;
     crate::demo_inversion::copy_demo_inversion(&study, &demo_assets_dir())?;
     crate::demo_ssl::copy_demo_ssl(&study, &demo_assets_dir())?;
+    crate::demo_canary::copy_demo_lm(&study, &demo_assets_dir())?;
     Ok(study)
 }
 
@@ -113,6 +114,8 @@ pub struct Rebuild {
     pub diffusion: bool,
     /// The SSL encoder pair and its LayerMem report.
     pub ssl: bool,
+    /// The character LM with canaries and its exposure report.
+    pub lm: bool,
     /// Replace the shipped files in `assets/demo/` with the results.
     pub update_assets: bool,
 }
@@ -160,6 +163,9 @@ pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<S
             update_assets.then_some(assets.as_path()),
             ctx,
         )?;
+    }
+    if what.lm {
+        crate::demo_canary::rebuild_demo_lm(&study, update_assets.then_some(assets.as_path()), ctx)?;
     }
     if what.diffusion {
         crate::demo_diffusion::rebuild_demo_diffusion(

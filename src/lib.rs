@@ -24,6 +24,7 @@ pub mod canary;
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod demo_canary;
 pub mod demo_diffusion;
 pub mod demo_inversion;
 pub mod demo_ssl;

@@ -62,16 +62,22 @@ impl LmConfig {
 }
 
 fn load_corpus(data: &str) -> CoreResult<crate::data::TextCorpus> {
-    let path = match crate::data::bundled(data) {
-        Some(b) if b.kind == crate::data::BundledKind::Text => crate::paths::assets_dir().join(b.file),
-        _ => PathBuf::from(data),
+    let (path, source) = match crate::data::bundled(data) {
+        Some(b) if b.kind == crate::data::BundledKind::Text => {
+            (crate::paths::assets_dir().join(b.file), Some(format!("bundled: assets/{}", b.file)))
+        }
+        _ => (PathBuf::from(data), None),
     };
     if !path.is_file() {
         return Err(CoreError::Invalid(format!(
             "text corpus '{data}' is neither a bundled text set nor a file"
         )));
     }
-    crate::data::load_text(&path)
+    let mut corpus = crate::data::load_text(&path)?;
+    if let Some(s) = source {
+        corpus.source = s;
+    }
+    Ok(corpus)
 }
 
 /// Mean cross-entropy (nats per character) of `ids` in non-overlapping windows (at most 64).

@@ -60,6 +60,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             zoo,
             diffusion,
             ssl,
+            lm,
             update_assets,
             out,
         } => demo(
@@ -68,6 +69,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
                 zoo,
                 diffusion,
                 ssl,
+                lm,
                 update_assets,
             }),
             json,

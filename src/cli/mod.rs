@@ -130,6 +130,10 @@ pub enum Command {
         /// measure its LayerMem and UnitMem.
         #[arg(long, requires = "rebuild")]
         ssl: bool,
+        /// With --rebuild: also train the demo character LM with canaries (kept when already in
+        /// --out) and measure its exposure.
+        #[arg(long, requires = "rebuild")]
+        lm: bool,
         /// With --rebuild: also replace the shipped files in assets/demo/.
         #[arg(long, requires = "rebuild")]
         update_assets: bool,
@@ -171,7 +175,7 @@ pub enum Command {
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
-        /// View: data, models, memorization, influence, privacy, extraction, inpainting, inversion, layers or
+        /// View: data, models, memorization, influence, privacy, extraction, inpainting, inversion, layers, exposure or
         /// settings (also inpainting-batch, privacy-diffusion, layers-drill).
         #[arg(long)]
         view: String,

@@ -11,7 +11,7 @@ use super::jobs::{JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
-    DataView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView, MemorizationView,
+    DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView, MemorizationView,
     ModelsView, PrivacyView, SettingsView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
@@ -23,6 +23,7 @@ use crate::study::{Study, StudyModel};
 mod diffusion;
 mod dispatch;
 mod inversion;
+mod exposure;
 mod layers;
 
 /// The views.
@@ -47,12 +48,14 @@ pub enum View {
     Inversion,
     /// Per-layer and per-unit memorization of SSL encoders.
     Layers,
+    /// Canary exposure and extraction in a character language model.
+    Exposure,
     /// Compute device and GPU adapter.
     Settings,
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 10] = [
+pub const VIEWS: [View; 11] = [
     View::Data,
     View::Models,
     View::Memorization,
@@ -62,6 +65,7 @@ pub const VIEWS: [View; 10] = [
     View::Inpainting,
     View::Inversion,
     View::Layers,
+    View::Exposure,
     View::Settings,
 ];
 
@@ -78,6 +82,7 @@ impl View {
             Self::Inpainting => "Inpainting",
             Self::Inversion => "Inversion",
             Self::Layers => "Layers",
+            Self::Exposure => "Exposure",
             Self::Settings => "Settings",
         }
     }
@@ -95,6 +100,7 @@ impl View {
             "inpainting" | "inpaint" => Some(Self::Inpainting),
             "inversion" | "invert" => Some(Self::Inversion),
             "layers" | "layermem" => Some(Self::Layers),
+            "exposure" | "canary" | "secret-sharer" => Some(Self::Exposure),
             _ => None,
         }
     }
@@ -210,6 +216,8 @@ pub struct App {
     pub inversion_view: InversionView,
     /// Layers view state.
     pub layers_view: LayersView,
+    /// Exposure view state.
+    pub exposure_view: ExposureView,
     /// The study's zoo results.
     pub zoo: Option<Arc<ZooResults>>,
     /// The study's diffusion models.
@@ -250,6 +258,7 @@ impl App {
             inpainting_view: InpaintingView::default(),
             inversion_view: InversionView::default(),
             layers_view: LayersView::default(),
+            exposure_view: ExposureView::default(),
             zoo: None,
             diffusion: None,
             jobs: JobRegistry::new(waker),
@@ -481,6 +490,7 @@ impl eframe::App for App {
             inpainting_view,
             inversion_view,
             layers_view,
+            exposure_view,
             zoo,
             diffusion,
             jobs,
@@ -514,6 +524,7 @@ impl eframe::App for App {
             View::Inpainting => inpainting_view.ui(ui, &mut actx),
             View::Inversion => inversion_view.ui(ui, &mut actx),
             View::Layers => layers_view.ui(ui, &mut actx),
+            View::Exposure => exposure_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
         let ctx = ui.ctx().clone();

@@ -75,4 +75,10 @@ pub enum Command {
     OpenLayers(PathBuf),
     /// Compute the Layers view's drill-down of one candidate.
     DrillLayers(Box<super::layer_jobs::DrillRequest>),
+    /// Open a character LM (its folder) in the Exposure view.
+    OpenExposure(PathBuf),
+    /// Measure the exposure of an LM's canaries (its folder).
+    MeasureExposure(PathBuf),
+    /// Run the secret extraction search.
+    SearchSecret(Box<super::exposure_jobs::ExtractRequest>),
 }

@@ -2,6 +2,7 @@
 //! shown in the status bar with progress, ETA and a Cancel button.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,13 +54,26 @@ pub enum JobKind {
     LayersOpen,
     /// A Layers view drill-down.
     LayersDrill,
+    /// Opening a character LM and its exposure report.
+    ExposureOpen,
+    /// Measuring exposure (single).
+    ExposureMeasure,
+    /// The secret extraction search (single).
+    SecretSearch,
 }
 
 impl JobKind {
     fn single(self) -> bool {
         matches!(
             self,
-            Self::Train | Self::Study | Self::TrainZoo | Self::Extract | Self::Inpaint | Self::Invert
+            Self::Train
+                | Self::Study
+                | Self::TrainZoo
+                | Self::Extract
+                | Self::Inpaint
+                | Self::Invert
+                | Self::ExposureMeasure
+                | Self::SecretSearch
         )
     }
 }
@@ -112,6 +126,12 @@ pub enum JobResult {
     Layers(Box<crate::ui::layer_jobs::LoadedLayers>),
     /// A Layers view drill-down.
     LayersDrill(Box<crate::ui::layer_jobs::Drill>),
+    /// An opened character LM.
+    ExposureOpened(Box<crate::ui::exposure_jobs::LoadedExposure>),
+    /// A measured exposure report of the LM in (folder).
+    ExposureMeasured(PathBuf, Box<crate::canary::report::ExposureReport>),
+    /// A finished search on the LM in (folder).
+    SecretSearched(PathBuf, Box<crate::canary::extract::SearchResult>),
 }
 
 /// A running job and what it has reported.

@@ -5,6 +5,7 @@
 pub mod app;
 mod command;
 pub mod diffusion_jobs;
+pub mod exposure_jobs;
 pub mod inpaint_jobs;
 pub mod invert_jobs;
 mod jobs;

@@ -82,7 +82,7 @@ pub fn render_view(
         "layers-drill" => "layers",
         v => v,
     })
-        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers or settings)")))?;
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers, exposure or settings)")))?;
     let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
     let study_path = match study {
         Some(p) => p,
@@ -119,6 +119,14 @@ pub fn render_view(
         app.inpainting_view.mode = super::views::InpaintMode::Batch;
         if let (Some(a), Some(b)) = (app.inpainting_view.a.clone(), app.inpainting_view.b.clone()) {
             app.push_command(super::Command::OpenInpaintReport(a, b));
+        }
+        settle(&mut harness, Duration::from_secs(60));
+    }
+    if view == View::Exposure {
+        // Run the extraction search so the panel shows its candidates.
+        let app = harness.state_mut();
+        if let Some(req) = app.exposure_view.extract_request("cpu") {
+            app.push_command(super::Command::SearchSecret(Box::new(req)));
         }
         settle(&mut harness, Duration::from_secs(60));
     }

@@ -119,6 +119,9 @@ impl App {
             Command::ExportInversionGrid(method, path) => self.export_inversion_grid(method, &path),
             Command::OpenLayers(path) => self.open_layers(path),
             Command::DrillLayers(req) => self.drill_layers(*req),
+            Command::OpenExposure(dir) => self.open_exposure(dir),
+            Command::MeasureExposure(dir) => self.measure_exposure(dir),
+            Command::SearchSecret(req) => self.search_secret(*req),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -194,6 +197,7 @@ impl App {
                 self.load_diffusion_mia();
                 self.open_default_inversion();
                 self.list_layers();
+                self.list_exposure();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -257,6 +261,9 @@ impl App {
             JobResult::Inverted(model, report) => self.on_inverted(model, *report),
             JobResult::Layers(loaded) => self.on_layers(*loaded),
             JobResult::LayersDrill(d) => self.on_layers_drill(*d),
+            JobResult::ExposureOpened(l) => self.on_exposure(*l),
+            JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
+            JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();

@@ -2,6 +2,7 @@
 
 mod data;
 mod diffusion_common;
+mod exposure;
 mod extraction;
 mod influence;
 mod inpaint_report;
@@ -16,6 +17,7 @@ mod settings;
 mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
+pub use exposure::ExposureView;
 pub use extraction::{ExtractionTab, ExtractionView};
 pub use influence::InfluenceView;
 pub use inpainting::{InpaintMode, InpaintingView};
