@@ -694,3 +694,50 @@ fn layers_view_shows_the_demo_heatmap_and_drills_into_a_candidate() {
     h.get_by_label("Nearest training images in f's representation");
     h.check_accessibility();
 }
+
+#[test]
+fn exposure_view_shows_the_demo_canaries_and_extracts_the_most_inserted_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("demo");
+    let mut h = harness(&study, View::Exposure);
+    step_until(&mut h, "the demo LM", Duration::from_secs(60), |app| {
+        app.exposure_view.loaded.is_some()
+    });
+    h.run_steps(3);
+    let loaded = h.state().exposure_view.loaded.clone().unwrap();
+    let rep = loaded
+        .report
+        .as_ref()
+        .expect("the demo ships its exposure report");
+    // The shipped report shows the planted ground truth: the x32 PIN at rank 1, the control near
+    // the baseline, exposure rising from x1 to x32.
+    let pin = |n: u32| {
+        rep.canaries
+            .iter()
+            .find(|c| c.format == 0 && c.insertions == n)
+            .unwrap()
+    };
+    assert_eq!(pin(32).exact_rank, Some(1));
+    assert!(pin(0).exact.unwrap() < 4.0);
+    assert!(pin(32).exact.unwrap() > pin(16).exact.unwrap());
+    assert!(pin(16).exact.unwrap() > pin(8).exact.unwrap());
+    assert!(pin(8).exact.unwrap() > pin(1).exact.unwrap());
+    h.get_by_label("Exposure vs insertions");
+    h.get_by_label(&pin(32).secret);
+    h.check_accessibility();
+    // Extract: the search types out the x32 PIN as its first candidate.
+    h.get_by_label("Extract").click();
+    h.run_steps(2);
+    step_until(&mut h, "the search", Duration::from_secs(60), |app| {
+        app.exposure_view.last_search.is_some()
+    });
+    h.run_steps(3);
+    let s = h.state().exposure_view.last_search.clone().unwrap();
+    assert_eq!(s.candidates[0].secret, pin(32).secret);
+    assert!(!s.out_of_budget);
+    assert_eq!(
+        h.state().exposure_view.live.lock().candidates.len(),
+        s.candidates.len()
+    );
+    h.get_by_label("canary, inserted x32");
+}

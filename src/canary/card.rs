@@ -168,11 +168,15 @@ impl CanaryLm {
         if n_vocab != card.arch.vocab {
             return Err(CoreError::format(
                 &card_path,
-                format!("vocabulary has {n_vocab} characters but the model {}", card.arch.vocab),
+                format!(
+                    "vocabulary has {n_vocab} characters but the model {}",
+                    card.arch.vocab
+                ),
             ));
         }
         for f in &card.formats {
-            f.validate().map_err(|e| CoreError::format(&card_path, e.to_string()))?;
+            f.validate()
+                .map_err(|e| CoreError::format(&card_path, e.to_string()))?;
         }
         if card.canaries.iter().any(|c| c.format >= card.formats.len()) {
             return Err(CoreError::format(&card_path, "a canary names a missing format"));

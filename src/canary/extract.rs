@@ -138,14 +138,21 @@ fn expand(lm: &CanaryLm, nodes: &[Node], ids: &[u32; 10]) -> CoreResult<Vec<(Arc
     let state: LSTMState = if nodes.iter().all(|n| n.pending.is_none()) {
         base
     } else if nodes.iter().all(|n| n.pending.is_some()) {
-        let input: Vec<u32> = nodes.iter().map(|n| ids[n.pending.map_or(0, usize::from)]).collect();
+        let input: Vec<u32> = nodes
+            .iter()
+            .map(|n| ids[n.pending.map_or(0, usize::from)])
+            .collect();
         lm.net.step(&Tensor::new(input, dev)?, &base)?
     } else {
-        return Err(CoreError::Invalid("search: the root was batched with other nodes".into()));
+        return Err(CoreError::Invalid(
+            "search: the root was batched with other nodes".into(),
+        ));
     };
     let digit_ids = Tensor::new(&ids[..], dev)?;
     let lp = lm.net.next_log_probs(&state)?.index_select(&digit_ids, 1)?;
-    let bits = (lp * (-std::f64::consts::LOG2_E))?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let bits = (lp * (-std::f64::consts::LOG2_E))?
+        .to_dtype(DType::F64)?
+        .to_vec2::<f64>()?;
     let states = CharLm::state_rows(&state)?;
     Ok(states
         .into_iter()
@@ -172,7 +179,9 @@ pub fn search_secret(
         return Err(CoreError::Invalid(format!("--digits {digits}: 1 to 18 allowed")));
     }
     if opts.batch == 0 || opts.candidates == 0 || (opts.method == SearchMethod::Beam && opts.beam == 0) {
-        return Err(CoreError::Invalid("--batch, --candidates and --beam must be positive".into()));
+        return Err(CoreError::Invalid(
+            "--batch, --candidates and --beam must be positive".into(),
+        ));
     }
     let t0 = std::time::Instant::now();
     let ids = lm.card.digit_ids()?;

@@ -38,7 +38,9 @@ impl CharLm {
     /// `out.weight`, `out.bias`).
     pub fn new(arch: LmArch, vb: VarBuilder<'_>) -> CoreResult<Self> {
         if arch.vocab == 0 || arch.embed == 0 || arch.hidden == 0 {
-            return Err(CoreError::Invalid(format!("empty language model layers: {arch:?}")));
+            return Err(CoreError::Invalid(format!(
+                "empty language model layers: {arch:?}"
+            )));
         }
         let embed = candle_nn::embedding(arch.vocab, arch.embed, vb.pp("embed"))?;
         let lstm = candle_nn::lstm(arch.embed, arch.hidden, LSTMConfig::default(), vb.pp("lstm"))?;

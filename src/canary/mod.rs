@@ -22,6 +22,7 @@
 //! * [`report`]: every canary's exact, skew-normal, interpolated and TF-Privacy exposures;
 //! * [`extract`]: Dijkstra and beam search for the most likely secrets.
 
+pub mod bench;
 pub mod card;
 pub mod exposure;
 pub mod extract;

@@ -137,8 +137,14 @@ impl Histogram {
         let (lo, hi) = values
             .clone()
             .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1e-9)) } else { (0.0, 1.0) };
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        let (lo, hi) = if lo.is_finite() {
+            (lo, hi.max(lo + 1e-9))
+        } else {
+            (0.0, 1.0)
+        };
         let width = (hi - lo) / bins as f64;
         let mut counts = vec![0u64; bins];
         for v in values.filter(|v| v.is_finite()) {
@@ -240,13 +246,19 @@ pub fn draw_references(lm: &CanaryLm, f: usize, n: usize, seed: u64) -> CoreResu
 }
 
 /// Measures every canary. Progress per block; cancellable.
-pub fn measure_exposure(lm: &CanaryLm, opts: &ExposureOptions, ctx: &JobCtx<'_>) -> CoreResult<ExposureReport> {
+pub fn measure_exposure(
+    lm: &CanaryLm,
+    opts: &ExposureOptions,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ExposureReport> {
     let t0 = std::time::Instant::now();
     let card = &lm.card;
     let mut canaries: Vec<CanaryExposure> = Vec::new();
     let mut formats = Vec::new();
     for (fi, fmt) in card.formats.iter().enumerate() {
-        let members: Vec<usize> = (0..card.canaries.len()).filter(|&k| card.canaries[k].format == fi).collect();
+        let members: Vec<usize> = (0..card.canaries.len())
+            .filter(|&k| card.canaries[k].format == fi)
+            .collect();
         let secrets: Vec<String> = members.iter().map(|&k| card.canaries[k].secret.clone()).collect();
         let px = score_secrets(lm, fi, &secrets, ctx)?;
         let mut rows: Vec<CanaryExposure> = members
@@ -285,18 +297,29 @@ pub fn measure_exposure(lm: &CanaryLm, opts: &ExposureOptions, ctx: &JobCtx<'_>)
             exact_seconds = Some(secs);
             candidates_per_sec = Some(space.len() as f64 / secs.max(1e-9));
             for row in &mut rows {
-                let idx: usize = row.secret.parse().map_err(|_| CoreError::Invalid("bad secret".into()))?;
+                let idx: usize = row
+                    .secret
+                    .parse()
+                    .map_err(|_| CoreError::Invalid("bad secret".into()))?;
                 let own = space[idx];
                 let rank = space.iter().filter(|&&c| c <= own).count() as u64;
                 row.exact_rank = Some(rank);
                 row.exact = Some(exposure_from_rank(rank, fmt.space())?);
             }
-            histogram = Some(Histogram::of(space.iter().map(|&c| f64::from(c)), 80, "all candidates"));
+            histogram = Some(Histogram::of(
+                space.iter().map(|&c| f64::from(c)),
+                80,
+                "all candidates",
+            ));
         }
         let refs_wanted = opts.estimate != Estimate::Exact;
         let (mut fit, mut ks, mut n_refs) = (None, None, 0);
         if refs_wanted {
-            let n = if opts.estimate == Estimate::TfPrivacy { opts.references.max(2) } else { opts.references.max(16) };
+            let n = if opts.estimate == Estimate::TfPrivacy {
+                opts.references.max(2)
+            } else {
+                opts.references.max(16)
+            };
             let n = n.min(fmt.space().saturating_sub(members.len() as u64) as usize);
             let refs = draw_references(lm, fi, n, opts.seed)?;
             let ref_px = score_secrets(lm, fi, &refs, ctx)?;

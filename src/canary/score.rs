@@ -113,7 +113,12 @@ pub fn exact_space(lm: &CanaryLm, format: usize, ctx: &JobCtx<'_>) -> CoreResult
 }
 
 /// Costs in bits of the given slot fillings of format `format` (each `digits` long), in batches.
-pub fn score_secrets(lm: &CanaryLm, format: usize, secrets: &[String], ctx: &JobCtx<'_>) -> CoreResult<Vec<f64>> {
+pub fn score_secrets(
+    lm: &CanaryLm,
+    format: usize,
+    secrets: &[String],
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<f64>> {
     let digits = lm.card.formats[format].digits;
     let ids = lm.card.digit_ids()?;
     let dev = &lm.device;
@@ -147,7 +152,11 @@ pub fn score_secrets(lm: &CanaryLm, format: usize, secrets: &[String], ctx: &Job
             }
         }
         out.extend(cost);
-        ctx.progress("scoring references", ((bi + 1) * BLOCK).min(secrets.len()) as u64, secrets.len() as u64);
+        ctx.progress(
+            "scoring references",
+            ((bi + 1) * BLOCK).min(secrets.len()) as u64,
+            secrets.len() as u64,
+        );
     }
     Ok(out)
 }

@@ -23,7 +23,11 @@ fn digit_tree_matches_sequence_scoring() {
     let scored = score_secrets(&lm, 0, &secrets, &ctx).unwrap();
     for (p, v) in picks.iter().zip(scored) {
         let i: usize = p.parse().unwrap();
-        assert!((f64::from(space[i]) - v).abs() < 1e-3, "{p}: tree {} vs sequence {v}", space[i]);
+        assert!(
+            (f64::from(space[i]) - v).abs() < 1e-3,
+            "{p}: tree {} vs sequence {v}",
+            space[i]
+        );
     }
     // Probabilities of the slot fillings: their sum is the chance of any 4 digits, at most 1.
     let total: f64 = space.iter().map(|&b| (-f64::from(b)).exp2()).sum();
@@ -54,7 +58,10 @@ fn dijkstra_lists_the_space_in_rank_order_and_beam_finds_the_best() {
     for (k, cand) in r.candidates.iter().enumerate() {
         assert!((cand.bits - f64::from(space[k].0)).abs() < 1e-3, "candidate {k}");
         // Same order except among near-ties.
-        if k + 1 < space.len() && (space[k + 1].0 - space[k].0).abs() > 1e-3 && (k == 0 || (space[k].0 - space[k - 1].0).abs() > 1e-3) {
+        if k + 1 < space.len()
+            && (space[k + 1].0 - space[k].0).abs() > 1e-3
+            && (k == 0 || (space[k].0 - space[k - 1].0).abs() > 1e-3)
+        {
             assert_eq!(cand.secret, format!("{:03}", space[k].1), "candidate {k}");
         }
     }

@@ -35,7 +35,9 @@ impl CanaryFormat {
         let parts: Vec<&str> = spec.rsplitn(4, ':').collect();
         // rsplitn gives the pieces from the right; with secrets there are 4, else 3.
         let (prefix, digits, counts, secrets) = match parts.as_slice() {
-            [s, c, d, p] if s.chars().all(|ch| ch.is_ascii_digit() || ch == ',') && d.parse::<usize>().is_ok() => {
+            [s, c, d, p]
+                if s.chars().all(|ch| ch.is_ascii_digit() || ch == ',') && d.parse::<usize>().is_ok() =>
+            {
                 (p.to_string(), *d, *c, Some(*s))
             }
             [c, d, rest] => (rest.to_string(), *d, *c, None),
@@ -205,7 +207,12 @@ pub fn insert_canaries(
 
 /// Takes `chars` characters of `text` starting at a seeded line start, and the `val_chars` that
 /// follow as validation text. Errors if the corpus is too short.
-pub fn seeded_slice(text: &str, chars: usize, val_chars: usize, seed: u64) -> CoreResult<(String, String, usize)> {
+pub fn seeded_slice(
+    text: &str,
+    chars: usize,
+    val_chars: usize,
+    seed: u64,
+) -> CoreResult<(String, String, usize)> {
     let total: usize = text.chars().count();
     let need = chars + val_chars;
     if total < need.max(1) {
@@ -216,10 +223,17 @@ pub fn seeded_slice(text: &str, chars: usize, val_chars: usize, seed: u64) -> Co
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(7200);
     let max_start = total - need;
-    let mut start = if max_start == 0 { 0 } else { rng.random_range(0..=max_start) };
+    let mut start = if max_start == 0 {
+        0
+    } else {
+        rng.random_range(0..=max_start)
+    };
     let chars_vec: Vec<char> = text.chars().collect();
     // Move to the next line start (if one is near) so the slice begins with a whole line.
-    if let Some(off) = chars_vec[start..=max_start.max(start)].iter().position(|&c| c == '\n') {
+    if let Some(off) = chars_vec[start..=max_start.max(start)]
+        .iter()
+        .position(|&c| c == '\n')
+    {
         start += off + 1;
         start = start.min(max_start);
     }

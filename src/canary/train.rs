@@ -63,9 +63,10 @@ impl LmConfig {
 
 fn load_corpus(data: &str) -> CoreResult<crate::data::TextCorpus> {
     let (path, source) = match crate::data::bundled(data) {
-        Some(b) if b.kind == crate::data::BundledKind::Text => {
-            (crate::paths::assets_dir().join(b.file), Some(format!("bundled: assets/{}", b.file)))
-        }
+        Some(b) if b.kind == crate::data::BundledKind::Text => (
+            crate::paths::assets_dir().join(b.file),
+            Some(format!("bundled: assets/{}", b.file)),
+        ),
         _ => (PathBuf::from(data), None),
     };
     if !path.is_file() {
@@ -92,7 +93,11 @@ fn eval_loss(lm: &CanaryLm, ids: &[u32], seq_len: usize) -> CoreResult<f64> {
     Ok(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
 
-fn batch_tensors(windows: &[&[u32]], seq_len: usize, dev: &candle_core::Device) -> CoreResult<(Tensor, Tensor)> {
+fn batch_tensors(
+    windows: &[&[u32]],
+    seq_len: usize,
+    dev: &candle_core::Device,
+) -> CoreResult<(Tensor, Tensor)> {
     let b = windows.len();
     let mut x = Vec::with_capacity(b * seq_len);
     let mut y = Vec::with_capacity(b * seq_len);
@@ -100,7 +105,10 @@ fn batch_tensors(windows: &[&[u32]], seq_len: usize, dev: &candle_core::Device) 
         x.extend_from_slice(&w[..seq_len]);
         y.extend_from_slice(&w[1..=seq_len]);
     }
-    Ok((Tensor::from_vec(x, (b, seq_len), dev)?, Tensor::from_vec(y, (b, seq_len), dev)?))
+    Ok((
+        Tensor::from_vec(x, (b, seq_len), dev)?,
+        Tensor::from_vec(y, (b, seq_len), dev)?,
+    ))
 }
 
 /// Trains a canary LM. Progress per batch; cancellable between batches.
@@ -206,7 +214,11 @@ pub fn train_lm(cfg: &LmConfig, command: &str, ctx: &JobCtx<'_>) -> CoreResult<C
         ctx.metric("train loss", (epoch + 1) as f64, train_loss);
         ctx.metric("validation loss", (epoch + 1) as f64, val_loss);
         for (c, e) in lm.card.canaries.iter().zip(&exposure) {
-            ctx.metric(&format!("exposure x{} {}", c.insertions, c.secret), (epoch + 1) as f64, *e);
+            ctx.metric(
+                &format!("exposure x{} {}", c.insertions, c.secret),
+                (epoch + 1) as f64,
+                *e,
+            );
         }
         let top = exposure.iter().copied().fold(f64::NAN, f64::max);
         ctx.log(&format!(

@@ -14,6 +14,15 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     if let BenchWhich::Invert { iters, device } = which {
         return bench_invert(iters, &device, json);
     }
+    if let BenchWhich::Exposure {
+        digits,
+        hidden,
+        references,
+        device,
+    } = which
+    {
+        return bench_exposure(digits, hidden, references, &device, json);
+    }
     if let BenchWhich::Layermem {
         augmentations,
         unit_augmentations,
@@ -165,7 +174,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 }
             }
         }
-        BenchWhich::Invert { .. } | BenchWhich::Layermem { .. } => {}
+        BenchWhich::Invert { .. } | BenchWhich::Layermem { .. } | BenchWhich::Exposure { .. } => {}
         BenchWhich::Train {
             family,
             epochs,
@@ -261,6 +270,38 @@ fn bench_layermem(augmentations: usize, unit_augmentations: usize, json: bool) -
             r.layers.len(),
             r.seconds_per_candidate_layermem,
             r.seconds_per_candidate_unitmem
+        );
+    }
+    Ok(())
+}
+
+fn bench_exposure(
+    digits: usize,
+    hidden: Option<usize>,
+    references: usize,
+    device: &str,
+    json: bool,
+) -> CoreResult<()> {
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let r = crate::canary::bench::bench_exposure(digits, hidden, references, device, &ctx);
+    sink.finish();
+    let r = r?;
+    if json {
+        println!("{}", json!({ "bench": "exposure", "result": r }));
+    } else {
+        println!(
+            "Exposure, LSTM {} units on {}: exact rank over 10^{} candidates in {:.2} s = {:.0} candidates/s; {} references at {:.0}/s; Dijkstra finds the top candidate in {:.3} s ({} expansions)",
+            r.hidden,
+            r.device,
+            r.digits,
+            r.exact_seconds,
+            r.candidates_per_sec,
+            r.references,
+            r.references_per_sec,
+            r.search_seconds,
+            r.search_expanded
         );
     }
     Ok(())

@@ -130,7 +130,9 @@ pub fn train_lm(args: TrainLmArgs, json: bool) -> CoreResult<()> {
             .collect::<CoreResult<Vec<_>>>()?
     };
     let cfg = LmConfig {
-        id: args.id.unwrap_or_else(|| format!("lm-{}-s{}", args.data, args.seed)),
+        id: args
+            .id
+            .unwrap_or_else(|| format!("lm-{}-s{}", args.data, args.seed)),
         data: args.data,
         chars: args.chars,
         val_chars: args.val_chars,
@@ -331,10 +333,11 @@ pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
         out.push((r, found));
     }
     sink.finish();
-    let value = json!(out
-        .iter()
-        .map(|(r, found)| json!({ "search": r, "canaries": found }))
-        .collect::<Vec<_>>());
+    let value = json!(
+        out.iter()
+            .map(|(r, found)| json!({ "search": r, "canaries": found }))
+            .collect::<Vec<_>>()
+    );
     print(json, &value, || {
         let mut s = String::new();
         for (r, found) in &out {
@@ -345,14 +348,26 @@ pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
                 args.method,
                 r.expanded,
                 r.seconds,
-                if r.out_of_budget { " (budget exhausted)" } else { "" }
+                if r.out_of_budget {
+                    " (budget exhausted)"
+                } else {
+                    ""
+                }
             ));
             for (i, c) in r.candidates.iter().enumerate() {
                 let tag = found
                     .iter()
                     .find(|f| f.secret == c.secret)
-                    .map_or(String::new(), |f| format!("  <- canary inserted x{}", f.insertions));
-                s.push_str(&format!("  {:>3}. {}{}  {:.2} bits{tag}\n", i + 1, r.prefix, c.secret, c.bits));
+                    .map_or(String::new(), |f| {
+                        format!("  <- canary inserted x{}", f.insertions)
+                    });
+                s.push_str(&format!(
+                    "  {:>3}. {}{}  {:.2} bits{tag}\n",
+                    i + 1,
+                    r.prefix,
+                    c.secret,
+                    c.bits
+                ));
             }
             for f in found {
                 s.push_str(&format!(

@@ -295,6 +295,21 @@ pub enum BenchWhich {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Exact-rank candidates per second (Secret Sharer exposure) on the demo character LM.
+    Exposure {
+        /// Slot digits (the space is 10^digits).
+        #[arg(long, default_value_t = 6)]
+        digits: usize,
+        /// Use an untrained LM of this many LSTM units instead of the demo LM (speed only).
+        #[arg(long)]
+        hidden: Option<usize>,
+        /// References scored for the estimates' rate.
+        #[arg(long, default_value_t = 65_536)]
+        references: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// MLP/CNN training time per epoch on MNIST-10k.
     Train {
         /// Family.

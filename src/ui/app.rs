@@ -11,8 +11,8 @@ use super::jobs::{JobKind, JobRegistry, JobResult, ScoreColumns};
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
-    DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView, MemorizationView,
-    ModelsView, PrivacyView, SettingsView, ZooResults,
+    DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView,
+    MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -22,8 +22,8 @@ use crate::study::{Study, StudyModel};
 
 mod diffusion;
 mod dispatch;
-mod inversion;
 mod exposure;
+mod inversion;
 mod layers;
 
 /// The views.

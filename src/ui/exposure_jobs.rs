@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 
 use crate::canary::card::{CanaryLm, LmCard, lm_dir};
 use crate::canary::extract::{Candidate, SearchOptions, SearchResult, search_secret};
-use crate::canary::report::{Estimate, ExposureOptions, ExposureReport, load_report, measure_exposure, report_path};
+use crate::canary::report::{
+    Estimate, ExposureOptions, ExposureReport, load_report, measure_exposure, report_path,
+};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 
@@ -30,7 +32,10 @@ pub fn list_lms(study: &Path) -> Vec<PathBuf> {
             it.flatten()
                 .map(|e| e.path())
                 .filter(|p| p.join("card.json").is_file())
-                .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -45,7 +50,11 @@ pub fn open_lm(study: &Path, dir: &Path) -> CoreResult<LoadedExposure> {
     let card: LmCard = serde_json::from_str(&text)
         .map_err(|e| CoreError::format(&card_path, format!("not a language-model card: {e}")))?;
     let path = report_path(study, &card.id, Estimate::Both);
-    let report = if path.is_file() { Some(load_report(&path)?) } else { None };
+    let report = if path.is_file() {
+        Some(load_report(&path)?)
+    } else {
+        None
+    };
     Ok(LoadedExposure {
         dir: dir.to_path_buf(),
         card,

@@ -44,14 +44,21 @@ pub struct ExposureView {
 }
 
 fn short(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+    p.file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 impl ExposureView {
     /// Shows a freshly opened LM.
     pub fn open(&mut self, loaded: LoadedExposure) {
         self.format = 0;
-        self.prefix = loaded.card.formats.first().map(|f| f.prefix.clone()).unwrap_or_default();
+        self.prefix = loaded
+            .card
+            .formats
+            .first()
+            .map(|f| f.prefix.clone())
+            .unwrap_or_default();
         // The most inserted canary of the first format.
         self.selected = loaded
             .card
@@ -216,7 +223,11 @@ impl ExposureView {
                     self.selected = Some(k);
                 }
                 ui.label(format!("x{}", c.insertions));
-                ui.label(fmt(row.and_then(|r| r.exact).or(if row.is_none() { last } else { None })));
+                ui.label(fmt(row.and_then(|r| r.exact).or(if row.is_none() {
+                    last
+                } else {
+                    None
+                })));
                 ui.label(fmt(row.and_then(|r| r.skew_normal)));
                 match found.iter().position(|s| *s == c.secret) {
                     Some(p) => ui.colored_label(theme::OK, format!("#{}", p + 1)),

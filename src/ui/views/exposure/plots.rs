@@ -28,7 +28,10 @@ fn exposure_of(l: &LoadedExposure, k: usize) -> Option<f64> {
 }
 
 fn ceiling(l: &LoadedExposure, format: usize) -> f64 {
-    l.card.formats.get(format).map_or(0.0, |f| (f.space() as f64).log2())
+    l.card
+        .formats
+        .get(format)
+        .map_or(0.0, |f| (f.space() as f64).log2())
 }
 
 /// Exposure against insertions: one bar per canary, the log2|R| ceiling dashed.
@@ -41,7 +44,11 @@ pub fn insertions_ui(ui: &mut egui::Ui, l: &LoadedExposure, format: usize, selec
         .enumerate()
         .filter_map(|(i, &(k, n))| {
             exposure_of(l, k).map(|e| {
-                let c = if Some(k) == selected { theme::SELECTED } else { theme::INFO };
+                let c = if Some(k) == selected {
+                    theme::SELECTED
+                } else {
+                    theme::INFO
+                };
                 Bar::new(i as f64, e).width(0.6).fill(c).name(format!("x{n}"))
             })
         })
@@ -68,9 +75,12 @@ pub fn insertions_ui(ui: &mut egui::Ui, l: &LoadedExposure, format: usize, selec
                     .style(LineStyle::dashed_loose()),
             );
             p.hline(
-                HLine::new("baseline E[exposure] of a random secret", std::f64::consts::LOG2_E)
-                    .color(theme::PLACEHOLDER)
-                    .style(LineStyle::dotted_loose()),
+                HLine::new(
+                    "baseline E[exposure] of a random secret",
+                    std::f64::consts::LOG2_E,
+                )
+                .color(theme::PLACEHOLDER)
+                .style(LineStyle::dotted_loose()),
             );
         });
 }
@@ -101,7 +111,11 @@ pub fn epochs_ui(ui: &mut egui::Ui, l: &LoadedExposure, format: usize, selected:
                 let width = if Some(k) == selected { 3.0 } else { 1.5 };
                 p.line(Line::new(format!("x{n:>2}"), pts).color(colour).width(width));
             }
-            p.hline(HLine::new("log2 |R|", top).color(egui::Color32::GRAY).style(LineStyle::dashed_loose()));
+            p.hline(
+                HLine::new("log2 |R|", top)
+                    .color(egui::Color32::GRAY)
+                    .style(LineStyle::dashed_loose()),
+            );
         });
     Plot::new("exposure_loss")
         .height(h * 0.32 - 8.0)
@@ -128,7 +142,10 @@ pub fn histogram_ui(ui: &mut egui::Ui, l: &LoadedExposure, format: usize, select
     let Some(f) = rep.formats.get(format) else {
         return;
     };
-    ui.strong(format!("Log-perplexity of {} with the skew-normal fit", f.histogram.source));
+    ui.strong(format!(
+        "Log-perplexity of {} with the skew-normal fit",
+        f.histogram.source
+    ));
     let hist = &f.histogram;
     let bars: Vec<Bar> = hist
         .counts
@@ -156,7 +173,11 @@ pub fn histogram_ui(ui: &mut egui::Ui, l: &LoadedExposure, format: usize, select
                         [x, fit.ln_pdf(x).exp() * total as f64 * hist.width]
                     })
                     .collect();
-                p.line(Line::new("skew-normal fit", pts).color(theme::SERIES[1]).width(2.0));
+                p.line(
+                    Line::new("skew-normal fit", pts)
+                        .color(theme::SERIES[1])
+                        .width(2.0),
+                );
             }
             if let Some(c) = canary {
                 p.vline(

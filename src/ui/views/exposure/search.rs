@@ -30,8 +30,12 @@ pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, 
         ui.add(egui::TextEdit::singleline(&mut view.prefix).desired_width(180.0))
             .labelled_by(p.id);
         let b = ui.label("Budget");
-        ui.add(egui::DragValue::new(&mut view.search.budget).range(10..=1_000_000).speed(100))
-            .labelled_by(b.id);
+        ui.add(
+            egui::DragValue::new(&mut view.search.budget)
+                .range(10..=1_000_000)
+                .speed(100),
+        )
+        .labelled_by(b.id);
         let m = ui.label("Method");
         egui::ComboBox::from_id_salt("search_method")
             .selected_text(match view.search.method {
@@ -39,7 +43,11 @@ pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, 
                 SearchMethod::Beam => "beam",
             })
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut view.search.method, SearchMethod::Dijkstra, "Dijkstra (exact)");
+                ui.selectable_value(
+                    &mut view.search.method,
+                    SearchMethod::Dijkstra,
+                    "Dijkstra (exact)",
+                );
                 ui.selectable_value(&mut view.search.method, SearchMethod::Beam, "beam");
             })
             .response
@@ -49,17 +57,26 @@ pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, 
     ui.horizontal(|ui| {
         if ui
             .add_enabled(!running && !view.prefix.is_empty(), egui::Button::new("Extract"))
-            .on_hover_text("Expands the cheapest partial secret first; the first complete one is the model's favourite")
+            .on_hover_text(
+                "Expands the cheapest partial secret first; the first complete one is the model's favourite",
+            )
             .clicked()
         {
-            ctx.commands
-                .push(Command::SearchSecret(Box::new(request(view, l, &ctx.settings.device))));
+            ctx.commands.push(Command::SearchSecret(Box::new(request(
+                view,
+                l,
+                &ctx.settings.device,
+            ))));
         }
         ui.label(format!("{digits} digits"));
     });
     let live = view.live.lock();
     let shown = if running {
-        format!("{}{}", live.frontier, "_".repeat(digits.saturating_sub(live.frontier.len())))
+        format!(
+            "{}{}",
+            live.frontier,
+            "_".repeat(digits.saturating_sub(live.frontier.len()))
+        )
     } else {
         live.candidates
             .first()
@@ -69,15 +86,21 @@ pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, 
         egui::RichText::new(format!("{}{shown}", view.prefix))
             .monospace()
             .size(22.0)
-            .color(if running { theme::SELECTED } else { ui.visuals().strong_text_color() }),
+            .color(if running {
+                theme::SELECTED
+            } else {
+                ui.visuals().strong_text_color()
+            }),
     );
     if live.expanded > 0 {
         ui.label(format!(
             "{} expansions{}",
             live.expanded,
-            view.last_search
-                .as_ref()
-                .map_or(String::new(), |s| format!(" in {:.2}s{}", s.seconds, if s.out_of_budget { ", budget exhausted" } else { "" }))
+            view.last_search.as_ref().map_or(String::new(), |s| format!(
+                " in {:.2}s{}",
+                s.seconds,
+                if s.out_of_budget { ", budget exhausted" } else { "" }
+            ))
         ));
     }
     let canaries: Vec<(&str, u32)> = l
@@ -87,23 +110,27 @@ pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, 
         .filter(|c| c.format == view.format && l.card.formats[c.format].prefix == view.prefix)
         .map(|c| (c.secret.as_str(), c.insertions))
         .collect();
-    egui::ScrollArea::vertical().id_salt("search_candidates").show(ui, |ui| {
-        egui::Grid::new("search_candidate_grid").striped(true).show(ui, |ui| {
-            for h in ["#", "candidate", "bits", "after", ""] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for (i, c) in live.candidates.iter().enumerate() {
-                ui.label(format!("{}", i + 1));
-                ui.monospace(&c.secret);
-                ui.label(format!("{:.2}", c.bits));
-                ui.label(format!("{} exp.", c.expanded));
-                match canaries.iter().find(|(s, _)| *s == c.secret) {
-                    Some((_, n)) => ui.colored_label(theme::OK, format!("canary, inserted x{n}")),
-                    None => ui.label(""),
-                };
-                ui.end_row();
-            }
+    egui::ScrollArea::vertical()
+        .id_salt("search_candidates")
+        .show(ui, |ui| {
+            egui::Grid::new("search_candidate_grid")
+                .striped(true)
+                .show(ui, |ui| {
+                    for h in ["#", "candidate", "bits", "after", ""] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    for (i, c) in live.candidates.iter().enumerate() {
+                        ui.label(format!("{}", i + 1));
+                        ui.monospace(&c.secret);
+                        ui.label(format!("{:.2}", c.bits));
+                        ui.label(format!("{} exp.", c.expanded));
+                        match canaries.iter().find(|(s, _)| *s == c.secret) {
+                            Some((_, n)) => ui.colored_label(theme::OK, format!("canary, inserted x{n}")),
+                            None => ui.label(""),
+                        };
+                        ui.end_row();
+                    }
+                });
         });
-    });
 }
