@@ -11,6 +11,9 @@ use crate::train::TrainConfig;
 
 /// Runs a benchmark and prints its figures.
 pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
+    if let BenchWhich::All { device } = which {
+        return run_all(&device, json);
+    }
     if let BenchWhich::Invert { iters, device } = which {
         return bench_invert(iters, &device, json);
     }
@@ -174,7 +177,10 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 }
             }
         }
-        BenchWhich::Invert { .. } | BenchWhich::Layermem { .. } | BenchWhich::Exposure { .. } => {}
+        BenchWhich::Invert { .. }
+        | BenchWhich::Layermem { .. }
+        | BenchWhich::Exposure { .. }
+        | BenchWhich::All { .. } => {}
         BenchWhich::Train {
             family,
             epochs,
@@ -303,6 +309,93 @@ fn bench_exposure(
             r.search_seconds,
             r.search_expanded
         );
+    }
+    Ok(())
+}
+
+/// `rote bench all`: every workload the peers mirror, one after another (a failing one is
+/// reported and the rest still run).
+fn run_all(device: &str, json: bool) -> CoreResult<()> {
+    let gpu = device != "cpu";
+    if gpu {
+        // The CUDA driver compiles candle's PTX kernels at their first use (about 20 s in all on
+        // an H100): a small untimed round first, so the timed figures are the warm ones (its
+        // lines come first; readers keep the last line of each benchmark).
+        if json {
+            println!("{}", json!({ "bench": "warmup", "note": "untimed round; the figures follow" }));
+        } else {
+            println!("warm-up round (untimed):");
+        }
+        let small = vec![
+            BenchWhich::Zoo {
+                models: 2,
+                epochs: 1,
+                device: device.into(),
+                batched_only: true,
+            },
+            BenchWhich::Ddim {
+                samples: 4,
+                steps: 2,
+                base: 32,
+                side: 28,
+                device: device.into(),
+            },
+            BenchWhich::Invert {
+                iters: 2,
+                device: device.into(),
+            },
+        ];
+        for which in small {
+            run(which, json)?;
+        }
+    }
+    let (zoo, ddim, side, exposure_digits) = if gpu { (256, 256, 10_000, 7) } else { (16, 32, 2_000, 6) };
+    let suite = vec![
+        BenchWhich::Zoo {
+            models: zoo,
+            epochs: if gpu { 10 } else { 2 },
+            device: device.into(),
+            batched_only: true,
+        },
+        BenchWhich::Ddim {
+            samples: ddim,
+            steps: if gpu { 50 } else { 20 },
+            base: 32,
+            side: 28,
+            device: device.into(),
+        },
+        BenchWhich::Invert {
+            iters: 200,
+            device: device.into(),
+        },
+        BenchWhich::Tiled { m: side, n: side },
+        BenchWhich::Nn { m: side, n: side },
+        BenchWhich::Exposure {
+            digits: exposure_digits,
+            hidden: None,
+            references: 65_536,
+            device: device.into(),
+        },
+        BenchWhich::Train {
+            family: crate::model::Family::Mlp,
+            epochs: 2,
+            device: device.into(),
+        },
+    ];
+    let mut failed = 0;
+    for which in suite {
+        let name = format!("{which:?}");
+        if let Err(e) = run(which, json) {
+            failed += 1;
+            if json {
+                println!("{}", json!({ "bench": name, "error": e.to_string() }));
+            } else {
+                eprintln!("{name}: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(crate::error::CoreError::Invalid(format!("{failed} benchmarks failed")));
     }
     Ok(())
 }

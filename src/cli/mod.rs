@@ -208,6 +208,15 @@ pub enum Command {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhich {
+    /// The suite the PyTorch peers mirror (benches/peers/): zoo, DDIM, MI-FACE, tiled-l2 and
+    /// nearest neighbours, exposure, training; one JSON line each with --json. On the GPU the
+    /// peers' sizes (zoo 256 x 10 epochs, DDIM 256 x 50 steps, 10k x 10k searches), smaller on
+    /// the CPU.
+    All {
+        /// cpu or cuda (candle models; the wgpu kernels use the adapter either way).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// wgpu kernel vs CPU twin: nearest neighbours on MNIST-10k.
     Nn {
         /// Queries.

@@ -102,7 +102,7 @@ pub struct TiledBench {
     pub grid: usize,
     /// CPU twin seconds.
     pub cpu_secs: f64,
-    /// wgpu seconds.
+    /// wgpu seconds (after a warm-up dispatch), the whole matrix read back.
     pub gpu_secs: Option<f64>,
     /// Adapter.
     pub gpu_adapter: Option<String>,
@@ -123,6 +123,9 @@ pub fn bench_tiled(ds: &crate::data::Dataset, m: usize, n: usize, grid: usize) -
     let cpu_secs = t.elapsed().as_secs_f64();
     let (gpu_secs, gpu_adapter, gpu_unavailable, identical) = match gpu() {
         Ok(g) => {
+            // Warm-up: the first dispatch compiles the pipeline.
+            let warm = PackedImages::from_dataset(ds, &(0..m.min(64)).collect::<Vec<_>>());
+            tiled_sq_l2_gpu(&g, &warm, &b, shape, grid)?;
             let t = Instant::now();
             let d = tiled_sq_l2_gpu(&g, &a, &b, shape, grid)?;
             (

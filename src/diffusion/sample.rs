@@ -111,9 +111,17 @@ pub fn generate_tensor(
         let mut streams: Vec<NormalStream> =
             (start..end).map(|j| NormalStream::new(seed, j as u64)).collect();
         let mut x = batch_noise(&mut streams, shape, &m.device)?;
+        // Deterministic DDIM never adds noise: skip drawing and uploading it every step (each
+        // image's stream is its own, so the images do not change).
+        let noiseless = matches!(sampler, Sampler::Ddim { eta, .. } if eta == 0.0);
+        let unused = Tensor::zeros(1, x.dtype(), &m.device)?;
         for i in (0..s.len()).rev() {
             ctx.checkpoint()?;
-            let z = batch_noise(&mut streams, shape, &m.device)?;
+            let z = if noiseless {
+                unused.clone()
+            } else {
+                batch_noise(&mut streams, shape, &m.device)?
+            };
             // Detached: the weights are variables, so without this every step would keep the
             // whole chain of activations alive for a backward pass that never comes.
             x = match sampler {

@@ -52,6 +52,17 @@ pub(crate) fn loss_and_grad(
     labels: &Tensor,
     loss: Loss,
 ) -> CoreResult<(Vec<f32>, Vec<f32>, Tensor)> {
+    let (p, per, g) = loss_and_grad_t(model, x, labels, loss)?;
+    Ok((p.to_vec1::<f32>()?, per.to_vec1::<f32>()?, g))
+}
+
+/// [`loss_and_grad`] with p and the loss left on the device (no host round trip).
+pub(crate) fn loss_and_grad_t(
+    model: &dyn InvertTarget,
+    x: &Tensor,
+    labels: &Tensor,
+    loss: Loss,
+) -> CoreResult<(Tensor, Tensor, Tensor)> {
     let var = Var::from_tensor(x)?;
     let logits = model.logits(var.as_tensor())?;
     let log_p = candle_nn::ops::log_softmax(&logits, D::Minus1)?
@@ -71,7 +82,7 @@ pub(crate) fn loss_and_grad(
         .get(var.as_tensor())
         .cloned()
         .ok_or_else(|| CoreError::Invalid("the classifier gave no input gradient".into()))?;
-    Ok((p.to_vec1::<f32>()?, per.to_vec1::<f32>()?, g))
+    Ok((p, per, g))
 }
 
 /// The start images for `b` targets of `input` shape.
@@ -188,6 +199,29 @@ pub(crate) fn descend(
     if b == 0 {
         return Ok(Vec::new());
     }
+    if cfg.beta == 0 && cfg.gamma < 0.0 && cfg.process == super::Process::None {
+        // No rule depends on the costs: the whole loop can stay on the device.
+        return super::descend_device::descend_device(model, dev, input, classes, cfg, loss, stage, ctx);
+    }
+    descend_host(model, dev, input, classes, cfg, loss, stage, ctx)
+}
+
+/// The loop on the host: costs read back every step for the stopping rules and PROCESS.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the shared loop of two public entry points"
+)]
+pub(crate) fn descend_host(
+    model: &dyn InvertTarget,
+    dev: &Device,
+    input: [usize; 3],
+    classes: &[usize],
+    cfg: &InvertConfig,
+    loss: Loss,
+    stage: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<Inversion>> {
+    let b = classes.len();
     let t0 = Instant::now();
     let len = input.iter().product::<usize>();
     let x0 = start_images(cfg.init, b, input, cfg.seed);

@@ -20,6 +20,7 @@
 
 pub mod art;
 pub mod bench;
+mod descend_device;
 pub mod eval;
 pub mod grid;
 pub mod metrics;
