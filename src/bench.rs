@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use crate::data::Dataset;
 use crate::error::CoreResult;
-use crate::gpu::{Backend, PackedImages, gpu, pairwise_sq_l2_cpu, pairwise_sq_l2_gpu, top_k_rows};
+use crate::gpu::{
+    Backend, PackedImages, SkipColumn, TopK, gpu, pairwise_sq_l2_cpu, pairwise_top_k_gpu, top_k_rows,
+};
 use crate::job::JobCtx;
 use crate::train::{TrainConfig, train};
 
-/// A distance-matrix implementation under test.
-type DistanceFn<'a> = dyn Fn(&PackedImages) -> CoreResult<Vec<u32>> + 'a;
-/// Top-k (column, value) per row.
-type TopK = Vec<Vec<(usize, u32)>>;
+/// A neighbour search under test: the top-k of a block of queries starting at query `s`.
+type BlockTopK<'a> = dyn Fn(&PackedImages, usize) -> CoreResult<TopK> + 'a;
 
 /// Figures from the neighbour-search benchmark.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -48,9 +48,8 @@ pub fn bench_nn(ds: &Dataset, m: usize, n: usize) -> CoreResult<NnBench> {
     let a = PackedImages::from_dataset(ds, &qi);
     let b = PackedImages::from_dataset(ds, &ri);
     let ops = (m * n * ds.image_len()) as f64;
-    let skip = |i: usize, j: usize| i == j;
     let block = 1024;
-    let run = |f: &DistanceFn<'_>| -> CoreResult<(f64, TopK)> {
+    let run = |f: &BlockTopK<'_>| -> CoreResult<(f64, TopK)> {
         let t0 = Instant::now();
         let mut tops = Vec::new();
         for s in (0..m).step_by(block) {
@@ -59,19 +58,22 @@ pub fn bench_nn(ds: &Dataset, m: usize, n: usize) -> CoreResult<NnBench> {
                 .map(|r| &a.data[r * a.row_bytes..(r + 1) * a.row_bytes])
                 .collect();
             let qa = PackedImages::from_rows(&rows);
-            let d = f(&qa)?;
-            let off_skip = |i: usize, j: usize| skip(i + s, j);
-            tops.extend(top_k_rows(&d, e - s, n, 10, &off_skip));
+            tops.extend(f(&qa, s)?);
         }
         Ok((t0.elapsed().as_secs_f64(), tops))
     };
-    let (cpu_secs, cpu_top) = run(&|qa| Ok(pairwise_sq_l2_cpu(qa, &b)))?;
+    // Each query skips itself: query i is reference i.
+    let (cpu_secs, cpu_top) = run(&|qa, s| {
+        let d = pairwise_sq_l2_cpu(qa, &b);
+        Ok(top_k_rows(&d, qa.rows, n, 10, &|i, j| i + s == j))
+    })?;
     let (gpu_secs, gpu_adapter, gpu_unavailable, identical) = match gpu() {
         Ok(g) => {
             // Warm up (pipeline compile) before timing.
             let warm = PackedImages::from_rows(&[&a.data[..a.row_bytes]]);
-            pairwise_sq_l2_gpu(&g, &warm, &b)?;
-            let (secs, top) = run(&|qa| pairwise_sq_l2_gpu(&g, qa, &b))?;
+            pairwise_top_k_gpu(&g, &warm, &b, 10, SkipColumn::Diagonal(0))?;
+            // Distances and top-k on the device; only 10 (distance, index) pairs per query return.
+            let (secs, top) = run(&|qa, s| pairwise_top_k_gpu(&g, qa, &b, 10, SkipColumn::Diagonal(s)))?;
             (
                 Some(secs),
                 Some(Backend::Wgpu(g.info.name.clone()).to_string()),

@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
 use rote::gpu::{
-    PackedImages, gpu, nearest_neighbours, pairwise_sq_l2_cpu, pairwise_sq_l2_gpu, tiled_sq_l2,
-    tiled_sq_l2_cpu, tiled_sq_l2_gpu,
+    MAX_TOP_K, PackedImages, SkipColumn, gpu, nearest_neighbours, pairwise_sq_l2_cpu, pairwise_sq_l2_gpu,
+    pairwise_top_k_cpu, pairwise_top_k_gpu, pairwise_top_k_gpu_tiled, tiled_sq_l2, tiled_sq_l2_cpu,
+    tiled_sq_l2_gpu,
 };
 
 fn adapter() -> Option<std::sync::Arc<rote::gpu::Gpu>> {
@@ -53,6 +54,87 @@ fn pairwise_kernel_matches_cpu_twin_exactly_on_odd_sizes() {
         let gpu_out = pairwise_sq_l2_gpu(&g, &pa, &pb).unwrap();
         assert_eq!(cpu, gpu_out, "m={m} n={n} len={len} on {}", g.info.name);
     }
+}
+
+/// Rows of `len` pixels taking only `levels` distinct values: distances collide a lot.
+fn few_valued_rows(rows: usize, len: usize, levels: u8, seed: u64) -> Vec<Vec<u8>> {
+    random_rows(rows, len, seed)
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v % levels).collect())
+        .collect()
+}
+
+fn pack(rows: &[Vec<u8>]) -> PackedImages {
+    let r: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+    PackedImages::from_rows(&r)
+}
+
+#[test]
+fn top_k_kernel_matches_cpu_twin_with_ties_and_self_skip() {
+    let Some(g) = adapter() else { return };
+    // n not a multiple of the 64-thread workgroup; n below k; few distinct distances.
+    for (m, n, len, levels) in [(1, 1, 3, 2), (9, 7, 5, 3), (33, 129, 6, 3), (20, 1000, 9, 2)] {
+        // The queries are references 2..2 + m (where n allows), so self-matches exist.
+        let b = few_valued_rows(n, len, levels, 11 + n as u64);
+        let mut a = few_valued_rows(m, len, levels, 5 + m as u64);
+        for (i, q) in a.iter_mut().enumerate() {
+            if let Some(r) = b.get(i + 2) {
+                q.clone_from(r);
+            }
+        }
+        let (pa, pb) = (pack(&a), pack(&b));
+        let per_row: Vec<Option<usize>> = (0..m).map(|i| (i % 3 != 1).then_some(i * 7 % n)).collect();
+        for k in [1, 10, MAX_TOP_K] {
+            for skip in [
+                SkipColumn::None,
+                SkipColumn::Diagonal(2),
+                SkipColumn::Diagonal(0),
+                SkipColumn::PerRow(&per_row),
+            ] {
+                let cpu = pairwise_top_k_cpu(&pa, &pb, k, skip);
+                let on_gpu = pairwise_top_k_gpu(&g, &pa, &pb, k, skip).unwrap();
+                assert_eq!(cpu, on_gpu, "m={m} n={n} k={k} skip={skip:?} on {}", g.info.name);
+                for (i, row) in on_gpu.iter().enumerate() {
+                    let skipped = skip.column(i).is_some_and(|c| c < n);
+                    assert_eq!(row.len(), k.min(n - usize::from(skipped)), "row {i}");
+                    assert!(row.iter().all(|&(j, _)| Some(j) != skip.column(i)));
+                }
+            }
+        }
+        // The data really tie, and the self-skip really matters.
+        let top = pairwise_top_k_cpu(&pa, &pb, 10, SkipColumn::None);
+        if n >= 100 {
+            assert!(top.iter().any(|r| r.windows(2).any(|w| w[0].1 == w[1].1)));
+            assert!(top.iter().take(m.min(n - 2)).all(|r| r[0].1 == 0));
+            assert_ne!(top, pairwise_top_k_cpu(&pa, &pb, 10, SkipColumn::Diagonal(2)));
+        }
+    }
+}
+
+#[test]
+fn top_k_kernel_matches_cpu_twin_across_row_and_column_tiles() {
+    let Some(g) = adapter() else { return };
+    let (m, n) = (70, 300);
+    let b = few_valued_rows(n, 7, 3, 21);
+    let a: Vec<Vec<u8>> = b[..m].to_vec();
+    let (pa, pb) = (pack(&a), pack(&b));
+    for (k, max_rows, max_cols) in [(10, 16, 64), (10, 9, 100), (1, 13, 37), (MAX_TOP_K, 64, 29)] {
+        for skip in [
+            SkipColumn::None,
+            SkipColumn::Diagonal(0),
+            SkipColumn::Diagonal(250),
+        ] {
+            let cpu = pairwise_top_k_cpu(&pa, &pb, k, skip);
+            let tiled = pairwise_top_k_gpu_tiled(&g, &pa, &pb, k, skip, max_rows, max_cols).unwrap();
+            assert_eq!(
+                cpu, tiled,
+                "k={k} tiles {max_rows}x{max_cols} skip={skip:?} on {}",
+                g.info.name
+            );
+        }
+    }
+    // k beyond the device lists is refused, not truncated.
+    assert!(pairwise_top_k_gpu(&g, &pa, &pb, MAX_TOP_K + 1, SkipColumn::None).is_err());
 }
 
 #[test]

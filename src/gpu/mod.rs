@@ -6,6 +6,7 @@ mod context;
 mod matrix_kernel;
 mod pairwise_l2;
 mod tiled_l2;
+mod topk_rows;
 
 pub use context::{Gpu, GpuInfo, gpu, gpu_info};
 pub use pairwise_l2::{
@@ -15,4 +16,7 @@ pub use pairwise_l2::{
 pub use tiled_l2::{
     MAX_TILE_PIXELS, TiledImages, tile_geometry, tiled_sq_l2, tiled_sq_l2_cpu, tiled_sq_l2_cpu_packed,
     tiled_sq_l2_gpu, tiled_sq_l2_gpu_packed, tiled_sq_l2_packed, tiled_sq_l2_pair,
+};
+pub use topk_rows::{
+    MAX_TOP_K, SkipColumn, TopK, pairwise_top_k_cpu, pairwise_top_k_gpu, pairwise_top_k_gpu_tiled,
 };

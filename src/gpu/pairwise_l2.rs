@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::context::{Gpu, gpu};
 use super::matrix_kernel::{MAX_GROUPS, MAX_OUT_BYTES, compile, run_matrix_kernel};
+use super::topk_rows::{MAX_TOP_K, SkipColumn, pairwise_top_k_gpu};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
@@ -63,7 +64,7 @@ impl PackedImages {
         &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
-    fn slice_rows(&self, start: usize, end: usize) -> &[u8] {
+    pub(super) fn slice_rows(&self, start: usize, end: usize) -> &[u8] {
         &self.data[start * self.row_bytes..end * self.row_bytes]
     }
 }
@@ -119,14 +120,14 @@ pub fn pairwise_sq_l2_cpu(a: &PackedImages, b: &PackedImages) -> Vec<u32> {
     out
 }
 
-fn pipeline(g: &Gpu) -> &wgpu::ComputePipeline {
+pub(super) fn pairwise_pipeline(g: &Gpu) -> &wgpu::ComputePipeline {
     static PIPELINE: OnceLock<wgpu::ComputePipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| compile(g, "pairwise_l2", include_str!("../../shaders/pairwise_l2.wgsl")))
 }
 
 fn dispatch(g: &Gpu, a: &[u8], m: usize, b: &[u8], n: usize, words: usize) -> CoreResult<Vec<u32>> {
     let params = [m as u32, n as u32, words as u32, 0];
-    run_matrix_kernel(g, pipeline(g), "pairwise_l2", a, m, b, n, params)
+    run_matrix_kernel(g, pairwise_pipeline(g), "pairwise_l2", a, m, b, n, params)
 }
 
 /// The kernel on `g`: the m x n matrix of exact squared distances, tiled to fit the device's
@@ -225,7 +226,9 @@ pub fn top_k_rows(
 const QUERY_BLOCK: usize = 1024;
 
 /// The `k` nearest images among `refs` for each image in `queries` (all indices into `ds`),
-/// excluding the query itself. Uses the GPU when `prefer_gpu` and an adapter exist.
+/// excluding the query itself. Uses the GPU when `prefer_gpu` and an adapter exist: distances and
+/// the top-k selection both run there ([`pairwise_top_k_gpu`]) and only k pairs per query come
+/// back; the full matrix is read back only for k > [`MAX_TOP_K`] or refs listing a query twice.
 pub fn nearest_neighbours(
     ds: &Dataset,
     queries: &[usize],
@@ -236,6 +239,19 @@ pub fn nearest_neighbours(
 ) -> CoreResult<(Vec<Vec<Neighbour>>, Backend)> {
     let b = PackedImages::from_dataset(ds, refs);
     let scale = f32::from(ds.max_value.max(1));
+    // The column of each query among the refs, when the device top-k can skip it exactly (at most
+    // one such column per query).
+    let on_device = if prefer_gpu && k <= MAX_TOP_K {
+        match gpu() {
+            Ok(g) => own_columns(queries, refs).map(|cols| (g, cols)),
+            Err(why) => {
+                log::warn!("GPU compute unavailable, using the CPU twin: {why}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut all = Vec::with_capacity(queries.len());
     let mut backend = Backend::Cpu;
     for (blk, qs) in queries.chunks(QUERY_BLOCK).enumerate() {
@@ -248,10 +264,18 @@ pub fn nearest_neighbours(
             );
         }
         let a = PackedImages::from_dataset(ds, qs);
-        let (d, used) = pairwise_sq_l2(&a, &b, prefer_gpu)?;
-        backend = used;
-        let skip = |i: usize, j: usize| qs[i] == refs[j];
-        for row in top_k_rows(&d, qs.len(), refs.len(), k, &skip) {
+        let top = if let Some((g, cols)) = &on_device {
+            backend = Backend::Wgpu(g.info.name.clone());
+            let start = blk * QUERY_BLOCK;
+            let skip = SkipColumn::PerRow(&cols[start..start + qs.len()]);
+            pairwise_top_k_gpu(g, &a, &b, k, skip)?
+        } else {
+            let (d, used) = pairwise_sq_l2(&a, &b, prefer_gpu)?;
+            backend = used;
+            let skip = |i: usize, j: usize| qs[i] == refs[j];
+            top_k_rows(&d, qs.len(), refs.len(), k, &skip)
+        };
+        for row in top {
             all.push(
                 row.into_iter()
                     .map(|(j, v)| Neighbour {
@@ -264,6 +288,19 @@ pub fn nearest_neighbours(
         }
     }
     Ok((all, backend))
+}
+
+/// For each query, the one column of `refs` holding it (or none); `None` when some query appears
+/// more than once in `refs` (one skipped column per row could not express that).
+fn own_columns(queries: &[usize], refs: &[usize]) -> Option<Vec<Option<usize>>> {
+    let wanted: std::collections::HashSet<usize> = queries.iter().copied().collect();
+    let mut at = std::collections::HashMap::with_capacity(wanted.len().min(refs.len()));
+    for (j, r) in refs.iter().enumerate() {
+        if wanted.contains(r) && at.insert(*r, j).is_some() {
+            return None;
+        }
+    }
+    Some(queries.iter().map(|q| at.get(q).copied()).collect())
 }
 
 #[cfg(test)]
