@@ -7,7 +7,7 @@ use serde_json::json;
 use super::commands::print;
 use super::{CliSink, TrainArgs};
 use crate::diffusion::attack::{AttackSpec, inpaint_attack, pick_images};
-use crate::diffusion::extract::{GenSpec, run_extraction};
+use crate::diffusion::extract::{GenSpec, run_extraction_on};
 use crate::diffusion::inpaint::{InpaintConfig, InpaintMethod, MaskKind};
 use crate::diffusion::sample::Sampler;
 use crate::diffusion::{Ddpm, DdpmTrainConfig, diffusion_dir, train_into_study};
@@ -18,6 +18,9 @@ use crate::measure::extraction::{Criterion, Distance, ExtractionConfig};
 /// Options of `rote extract`.
 #[derive(Debug, clap::Args)]
 pub struct ExtractArgs {
+    /// cpu or cuda (the model; the distance kernels use wgpu unless --cpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Diffusion model folder (STUDY/diffusion/ID).
     pub model: PathBuf,
     /// Generations.
@@ -49,6 +52,9 @@ pub struct ExtractArgs {
 /// Options of `rote inpaint`.
 #[derive(Debug, clap::Args)]
 pub struct InpaintArgs {
+    /// cpu or cuda (the model; the distance kernels use wgpu unless --cpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Model A (folder).
     #[arg(long)]
     pub in_model: PathBuf,
@@ -88,6 +94,9 @@ pub struct InpaintArgs {
 /// Options of `rote mia-diffusion`.
 #[derive(Debug, clap::Args)]
 pub struct MiaDiffusionArgs {
+    /// cpu or cuda (the model; the distance kernels use wgpu unless --cpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Diffusion model folders of one family (each image is a member of some, not others).
     #[arg(required = true, num_args = 2..)]
     pub models: Vec<PathBuf>,
@@ -182,8 +191,8 @@ pub fn train_ddpm(args: TrainArgs, json: bool) -> CoreResult<()> {
 }
 
 /// The data set a model was trained on, checked against its card.
-fn model_data(dir: &Path) -> CoreResult<(Ddpm, crate::data::Dataset)> {
-    let m = Ddpm::load(dir, &crate::model::device("cpu")?)?;
+fn model_data(dir: &Path, device: &str) -> CoreResult<(Ddpm, crate::data::Dataset)> {
+    let m = Ddpm::load(dir, &crate::model::device(device)?)?;
     let ds = crate::data::load(&m.card.dataset.name)?;
     if ds.hash != m.card.dataset.hash {
         return Err(CoreError::Mismatch(format!(
@@ -205,7 +214,7 @@ fn results_dir(model_dir: &Path, id: &str) -> PathBuf {
 
 /// `rote extract`.
 pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
-    let (_, ds) = model_data(&args.model)?;
+    let (_, ds) = model_data(&args.model, &args.device)?;
     let sampler = if args.ancestral {
         Sampler::Ancestral { steps: args.steps }
     } else {
@@ -232,7 +241,7 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
         seed: args.seed,
         sampler,
     };
-    let run = run_extraction(&args.model, &ds, &spec, &cfg, !args.cpu, &ctx);
+    let run = run_extraction_on(&args.model, &ds, &spec, &cfg, !args.cpu, &args.device, &ctx);
     sink.finish();
     let run = run?;
     let out = results_dir(&args.model, &run.model)
@@ -274,8 +283,8 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
 
 /// `rote inpaint`.
 pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
-    let (a, ds) = model_data(&args.in_model)?;
-    let (b, _) = model_data(&args.out_model)?;
+    let (a, ds) = model_data(&args.in_model, &args.device)?;
+    let (b, _) = model_data(&args.out_model, &args.device)?;
     if a.card.dataset.hash != b.card.dataset.hash {
         return Err(CoreError::Mismatch(
             "the two models were trained on different data sets".into(),
@@ -348,7 +357,7 @@ pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
     let mut models = Vec::new();
     let mut ds: Option<crate::data::Dataset> = None;
     for dir in &args.models {
-        let (m, d) = model_data(dir)?;
+        let (m, d) = model_data(dir, &args.device)?;
         if let Some(prev) = &ds
             && prev.hash != d.hash
         {

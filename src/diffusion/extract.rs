@@ -100,7 +100,20 @@ pub fn run_extraction(
     prefer_gpu: bool,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<ExtractionRun> {
-    let model = Ddpm::load(model_dir, &crate::model::device("cpu")?)?;
+    run_extraction_on(model_dir, ds, spec, cfg, prefer_gpu, "cpu", ctx)
+}
+
+/// [`run_extraction`] with the model on `device` (`cpu` or `cuda`).
+pub fn run_extraction_on(
+    model_dir: &Path,
+    ds: &Dataset,
+    spec: &GenSpec,
+    cfg: &ExtractionConfig,
+    prefer_gpu: bool,
+    device: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ExtractionRun> {
+    let model = Ddpm::load(model_dir, &crate::model::device(device)?)?;
     if model.card.dataset.hash != ds.hash {
         return Err(CoreError::Mismatch(format!(
             "{}: the model was trained on '{}' (hash {}), the data set given has hash {}",

@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::miface::{FRAME_EVERY, Loss, label_tensor, loss_and_grad_t, publish_frames, start_images};
-use super::{InvertConfig, InvertTarget, Inversion, StopReason};
+use super::{Inversion, InvertConfig, InvertTarget, StopReason};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
 
@@ -36,17 +36,19 @@ pub(crate) fn descend_device(
     let labels = label_tensor(classes, dev)?;
     let mut best = x.clone();
     let mut best_cost = Tensor::full(f32::INFINITY, b, dev)?;
-    let mut best_iter = Tensor::zeros(b, DType::F32, dev)?;
     let mut cost_steps: Vec<Tensor> = Vec::with_capacity(cfg.alpha + 1);
     let mut p_steps: Vec<Tensor> = Vec::with_capacity(cfg.alpha + 1);
     for i in 0..=cfg.alpha {
         ctx.checkpoint()?;
         let (p, per, g) = loss_and_grad_t(model, &x, &labels, loss)?;
         // MI-FACE's cost is 1 - p whatever is differentiated; the TV variant's is its objective.
-        let cost = if loss.tv.is_some() { per } else { p.affine(-1.0, 1.0)? };
+        let cost = if loss.tv.is_some() {
+            per
+        } else {
+            p.affine(-1.0, 1.0)?
+        };
         let improved = cost.lt(&best_cost)?;
         best_cost = improved.where_cond(&cost, &best_cost)?;
-        best_iter = improved.where_cond(&Tensor::full(i as f32, b, dev)?, &best_iter)?;
         best = improved
             .reshape((b, 1, 1, 1))?
             .broadcast_as(x.shape())?
@@ -67,7 +69,6 @@ pub(crate) fn descend_device(
     }
     let costs = Tensor::stack(&cost_steps, 1)?.to_vec2::<f32>()?; // (B, steps)
     let probs = Tensor::stack(&p_steps, 1)?.to_vec2::<f32>()?;
-    let iters = best_iter.to_vec1::<f32>()?;
     let images = best.flatten_all()?.to_vec1::<f32>()?;
     let seconds = t0.elapsed().as_secs_f64();
     Ok(costs
@@ -75,16 +76,28 @@ pub(crate) fn descend_device(
         .zip(probs)
         .enumerate()
         .map(|(k, (c, p))| Inversion {
+            // The first step of the lowest cost: where the strict `<` above last improved.
+            returned_iter: first_argmin(&c),
             class: classes[k],
             image: images[k * len..(k + 1) * len].to_vec(),
             steps: c.len().saturating_sub(1),
             costs: c,
             probs: p,
-            returned_iter: iters[k] as usize,
             stop: StopReason::MaxIters,
             seconds,
         })
         .collect())
+}
+
+/// Index of the first minimum (NaN never wins).
+fn first_argmin(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x < v[best] || v[best].is_nan() && !x.is_nan() {
+            best = i;
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -103,7 +116,8 @@ mod tests {
     fn device_loop_matches_the_host_loop() {
         let spec = ModelSpec::default_for(Family::Mlp, [1, 6, 5], 3);
         let varmap = VarMap::new();
-        let model = Classifier::new(&spec, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
+        let model =
+            Classifier::new(&spec, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).unwrap();
         crate::model::seeded_init(&varmap, 4).unwrap();
         let cancel = CancelToken::new();
         let ctx = JobCtx::new(&cancel, &NullSink);
@@ -119,7 +133,12 @@ mod tests {
                 ..InvertConfig::default()
             };
             let loss = Loss { objective, tv };
-            let args = (&model as &dyn InvertTarget, &Device::Cpu, [1, 6, 5], &[0usize, 2, 1][..]);
+            let args = (
+                &model as &dyn InvertTarget,
+                &Device::Cpu,
+                [1, 6, 5],
+                &[0usize, 2, 1][..],
+            );
             let host = descend_host(args.0, args.1, args.2, args.3, &cfg, loss, "t", &ctx).unwrap();
             let dev = descend_device(args.0, args.1, args.2, args.3, &cfg, loss, "t", &ctx).unwrap();
             for (h, d) in host.iter().zip(&dev) {

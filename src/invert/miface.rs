@@ -82,7 +82,8 @@ pub(crate) fn loss_and_grad_t(
         .get(var.as_tensor())
         .cloned()
         .ok_or_else(|| CoreError::Invalid("the classifier gave no input gradient".into()))?;
-    Ok((p, per, g))
+    // Detached: kept across steps, they must not hold this step's graph alive.
+    Ok((p.detach(), per.detach(), g.detach()))
 }
 
 /// The start images for `b` targets of `input` shape.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::data::Dataset;
-use crate::diffusion::extract::{ExtractionRun, generations, run_extraction};
+use crate::diffusion::extract::{ExtractionRun, generations, run_extraction_on};
 use crate::diffusion::sample::Sampler;
 use crate::diffusion::{Ddpm, DiffusionCard, diffusion_dir, list_models};
 use crate::error::{CoreError, CoreResult};
@@ -164,6 +164,15 @@ pub fn open_extraction(
     with_generations(study_root, card, ds, run, path, ctx).map(Some)
 }
 
+/// Where a job computes: the wgpu kernels or their CPU twins, and the candle device.
+#[derive(Clone, Debug)]
+pub struct Compute {
+    /// Use the wgpu kernels when an adapter is there.
+    pub wgpu: bool,
+    /// `cpu` or `cuda` for the model.
+    pub device: String,
+}
+
 /// Samples `n` generations (DDIM, 50 steps), scores them, saves the report where `rote extract`
 /// would and returns it.
 pub fn run_and_save_extraction(
@@ -172,17 +181,18 @@ pub fn run_and_save_extraction(
     ds: Arc<Dataset>,
     n: usize,
     seed: u64,
-    prefer_gpu: bool,
+    compute: &Compute,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<LoadedExtraction> {
     let dir = diffusion_dir(study_root).join(&card.id);
     let sampler = Sampler::Ddim { steps: 50, eta: 0.0 };
-    let run = run_extraction(
+    let run = run_extraction_on(
         &dir,
         &ds,
         &crate::diffusion::extract::GenSpec { n, seed, sampler },
         &ExtractionConfig::default(),
-        prefer_gpu,
+        compute.wgpu,
+        &compute.device,
         ctx,
     )?;
     let out = results_dir(study_root, &card.id).join(format!("extraction-s{seed}-n{n}.json"));

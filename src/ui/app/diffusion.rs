@@ -130,10 +130,13 @@ impl App {
         let Some((root, card, ds)) = self.diffusion_model(&model) else {
             return;
         };
-        let prefer_gpu = self.settings.use_gpu_kernels;
+        let compute = dj::Compute {
+            wgpu: self.settings.use_gpu_kernels,
+            device: self.settings.device.clone(),
+        };
         let label = format!("Extraction from {model} ({samples} generations)");
         self.spawn(JobKind::Extract, &label, move |ctx| {
-            let ex = dj::run_and_save_extraction(&root, &card, ds, samples, seed, prefer_gpu, ctx)?;
+            let ex = dj::run_and_save_extraction(&root, &card, ds, samples, seed, &compute, ctx)?;
             Ok(JobResult::Extraction {
                 model,
                 ex: Some(Box::new(ex)),
