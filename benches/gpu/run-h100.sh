@@ -51,6 +51,8 @@ peers)
   ;;
 cpu)
   run invert-cpu16 90 $R bench invert --json
+  RAYON_NUM_THREADS=4 run invert-cpu4 90 $R bench invert --json
+  RAYON_NUM_THREADS=1 run invert-cpu1 90 $R bench invert --json
   run exposure-cpu16 90 $R bench exposure --json
   run peer-miface-cpu16 60 python3 $P/miface.py --device cpu --iters 200
   ;;

@@ -322,7 +322,10 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
         // an H100): a small untimed round first, so the timed figures are the warm ones (its
         // lines come first; readers keep the last line of each benchmark).
         if json {
-            println!("{}", json!({ "bench": "warmup", "note": "untimed round; the figures follow" }));
+            println!(
+                "{}",
+                json!({ "bench": "warmup", "note": "untimed round; the figures follow" })
+            );
         } else {
             println!("warm-up round (untimed):");
         }
@@ -349,7 +352,11 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
             run(which, json)?;
         }
     }
-    let (zoo, ddim, side, exposure_digits) = if gpu { (256, 256, 10_000, 7) } else { (16, 32, 2_000, 6) };
+    let (zoo, ddim, side, exposure_digits) = if gpu {
+        (256, 256, 10_000, 7)
+    } else {
+        (16, 32, 2_000, 6)
+    };
     let suite = vec![
         BenchWhich::Zoo {
             models: zoo,
@@ -395,7 +402,9 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
         }
     }
     if failed > 0 {
-        return Err(crate::error::CoreError::Invalid(format!("{failed} benchmarks failed")));
+        return Err(crate::error::CoreError::Invalid(format!(
+            "{failed} benchmarks failed"
+        )));
     }
     Ok(())
 }
