@@ -132,10 +132,12 @@ fn with_generations(
     ds: Arc<Dataset>,
     run: ExtractionRun,
     source: PathBuf,
+    device: &str,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<LoadedExtraction> {
     let dir = diffusion_dir(study_root).join(&card.id);
-    let model = Ddpm::load(&dir, &crate::model::device("cpu")?)?;
+    // The generations are cached; the model only samples when they are missing.
+    let model = Ddpm::load(&dir, &crate::model::device(device)?)?;
     let n = run.report.summary.n_samples;
     let (gens, _) = generations(&model, &dir, n, run.seed, run.sampler, ds.max_value, ctx)?;
     Ok(LoadedExtraction {
@@ -161,7 +163,7 @@ pub fn open_extraction(
     let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
     let run: ExtractionRun = serde_json::from_str(&text)
         .map_err(|e| CoreError::format(&path, format!("not an extraction report: {e}")))?;
-    with_generations(study_root, card, ds, run, path, ctx).map(Some)
+    with_generations(study_root, card, ds, run, path, "cpu", ctx).map(Some)
 }
 
 /// Where a job computes: the wgpu kernels or their CPU twins, and the candle device.
@@ -197,5 +199,5 @@ pub fn run_and_save_extraction(
     )?;
     let out = results_dir(study_root, &card.id).join(format!("extraction-s{seed}-n{n}.json"));
     crate::study::write_json_atomic(&out, &run)?;
-    with_generations(study_root, card, ds, run, out, ctx)
+    with_generations(study_root, card, ds, run, out, &compute.device, ctx)
 }

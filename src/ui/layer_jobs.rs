@@ -187,6 +187,8 @@ pub struct DrillRequest {
     pub main: Arc<Dataset>,
     /// The outlier data set.
     pub outliers: Option<Arc<Dataset>>,
+    /// `cpu` or `cuda` for the encoders.
+    pub device: String,
 }
 
 /// L2-normalised final-layer representations of `pixels` (n images).
@@ -206,7 +208,7 @@ fn representations(
             pixels[start * len..end * len].to_vec(),
             end - start,
             shape,
-            &Device::Cpu,
+            enc.varmap.all_vars().first().map_or(&Device::Cpu, |v| v.device()),
         )?;
         let layers = enc.net.layers(&x)?;
         let last = layers
@@ -264,8 +266,9 @@ pub fn drill(req: &DrillRequest, ctx: &JobCtx<'_>) -> CoreResult<Drill> {
         .collect();
     let dir = ssl_dir(&req.study);
     ctx.progress("loading the encoders", 0, 3);
-    let f = SslEncoder::load(&dir.join(&card.id), &Device::Cpu)?;
-    let g = SslEncoder::load(&dir.join(&req.g), &Device::Cpu)?;
+    let dev = crate::model::device(&req.device)?;
+    let f = SslEncoder::load(&dir.join(&card.id), &dev)?;
+    let g = SslEncoder::load(&dir.join(&req.g), &dev)?;
     let pool_refs = card.split.train_refs(Role::F);
     let pool = images01(&pool_refs, &req.main, req.outliers.as_deref())?;
     ctx.progress("f's representation", 1, 3);

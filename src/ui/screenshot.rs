@@ -56,6 +56,7 @@ fn open_top_candidate(app: &mut App) {
         k: 8,
         main: loaded.main.clone(),
         outliers: loaded.outliers.clone(),
+        device: app.settings.device.clone(),
     };
     app.layers_view.selected = Some(top);
     app.push_command(super::Command::DrillLayers(Box::new(req)));

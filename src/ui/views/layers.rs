@@ -244,6 +244,7 @@ impl LayersView {
                 k: 8,
                 main: loaded.main.clone(),
                 outliers: loaded.outliers.clone(),
+                device: ctx.settings.device.clone(),
             },
         )));
     }
