@@ -1,16 +1,19 @@
 // topk_rows.wgsl — the k smallest entries of each row of a u32 distance matrix, kept on the device.
 //
 // Bindings (group 0):
-//   0: dist       storage, read        rows x cols u32, row-major (the matrix pairwise_l2.wgsl wrote)
+//   0: dist       storage, read        rows x cols u32, row-major (the matrix a distance kernel wrote)
 //   1: skip_cols  storage, read        rows u32: the global column each row must not return
 //                                      (0xffffffff: none), e.g. the query's own image
 //   2: out        storage, read_write  rows x k pairs (distance, global column), ascending by
 //                                      (distance, column); slots beyond the row's candidates hold
 //                                      (0xffffffff, 0xffffffff)
-//   3: params     uniform              { rows, cols, k (1..=32), col0 } (global column = col0 + j)
+//   3: params     uniform              { rows, cols, k (1..=MAX_K), col0 } (global column = col0 + j)
 // Workgroup: 64 threads, one workgroup per row; dispatch rows x 1 x 1 (rows <= 65535). Thread t
 // scans columns t, t + 64, ... keeping a sorted private top-k, then k rounds of a workgroup
 // min-reduction over the threads' list heads (ties broken by the smaller column) emit the result.
+// MAX_K is 32 here; the host also compiles a copy with the MAX_K line set to 64 for 32 < k <= 64
+// (src/gpu/topk_rows.rs), so that small k keep short private lists.
+// Used on the output of pairwise_l2.wgsl and of tiled_l2.wgsl, in the same submission.
 // CPU twin: src/gpu/pairwise_l2.rs `top_k_rows` (same k entries, same order and ties, same skip).
 
 struct Params {
@@ -47,8 +50,8 @@ fn main(
         return;
     }
     let k = clamp(params.k, 1u, MAX_K);
-    var ld: array<u32, 32>;
-    var li: array<u32, 32>;
+    var ld: array<u32, MAX_K>;
+    var li: array<u32, MAX_K>;
     var count = 0u;
     let skip = skip_cols[row];
     let base = row * params.cols;

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
 use rote::gpu::{
-    MAX_TOP_K, PackedImages, SkipColumn, gpu, nearest_neighbours, pairwise_sq_l2_cpu, pairwise_sq_l2_gpu,
-    pairwise_top_k_cpu, pairwise_top_k_gpu, pairwise_top_k_gpu_tiled, tiled_sq_l2, tiled_sq_l2_cpu,
-    tiled_sq_l2_gpu,
+    MAX_TOP_K, PackedImages, SkipColumn, TiledImages, gpu, nearest_neighbours, pairwise_sq_l2_cpu,
+    pairwise_sq_l2_gpu, pairwise_top_k_cpu, pairwise_top_k_gpu, pairwise_top_k_gpu_tiled, tiled_sq_l2,
+    tiled_sq_l2_cpu, tiled_sq_l2_gpu, tiled_top_k, tiled_top_k_cpu, tiled_top_k_gpu, tiled_top_k_gpu_tiled,
 };
 
 fn adapter() -> Option<std::sync::Arc<rote::gpu::Gpu>> {
@@ -84,7 +84,7 @@ fn top_k_kernel_matches_cpu_twin_with_ties_and_self_skip() {
         }
         let (pa, pb) = (pack(&a), pack(&b));
         let per_row: Vec<Option<usize>> = (0..m).map(|i| (i % 3 != 1).then_some(i * 7 % n)).collect();
-        for k in [1, 10, MAX_TOP_K] {
+        for k in [1, 10, 32, 33, MAX_TOP_K] {
             for skip in [
                 SkipColumn::None,
                 SkipColumn::Diagonal(2),
@@ -118,7 +118,13 @@ fn top_k_kernel_matches_cpu_twin_across_row_and_column_tiles() {
     let b = few_valued_rows(n, 7, 3, 21);
     let a: Vec<Vec<u8>> = b[..m].to_vec();
     let (pa, pb) = (pack(&a), pack(&b));
-    for (k, max_rows, max_cols) in [(10, 16, 64), (10, 9, 100), (1, 13, 37), (MAX_TOP_K, 64, 29)] {
+    for (k, max_rows, max_cols) in [
+        (10, 16, 64),
+        (10, 9, 100),
+        (1, 13, 37),
+        (32, 64, 29),
+        (MAX_TOP_K, 64, 29),
+    ] {
         for skip in [
             SkipColumn::None,
             SkipColumn::Diagonal(0),
@@ -224,5 +230,176 @@ fn extraction_scores_agree_between_backends() {
         assert_eq!(on_gpu.rows, on_cpu.rows);
         assert_eq!(on_gpu.summary, on_cpu.summary);
         assert_eq!(on_gpu.summary.unique_train_extracted, 2);
+    }
+}
+
+/// Tiled images whose pixels take only `levels` values, so tiled distances tie a lot; the
+/// queries are references `offset..offset + m` (where they exist) so self-matches exist too.
+fn tied_tiled(
+    m: usize,
+    n: usize,
+    shape: [usize; 3],
+    grid: usize,
+    levels: u8,
+    offset: usize,
+    seed: u64,
+) -> (TiledImages, TiledImages) {
+    let len = shape.iter().product::<usize>();
+    let b = few_valued_rows(n, len, levels, seed);
+    let mut a = few_valued_rows(m, len, levels, seed + 1);
+    for (i, q) in a.iter_mut().enumerate() {
+        if let Some(r) = b.get(i + offset) {
+            q.clone_from(r);
+        }
+    }
+    (
+        TiledImages::from_flat(&a.concat(), shape, grid).unwrap(),
+        TiledImages::from_flat(&b.concat(), shape, grid).unwrap(),
+    )
+}
+
+#[test]
+fn tiled_top_k_matches_cpu_twin_with_ties_and_self_skip() {
+    let Some(g) = adapter() else { return };
+    // Odd tile sizes (1x7x7 = 49 px, 2x3x5 = 30 px), n below and above the 64-thread workgroup
+    // and below k; two or three pixel levels, so many equal tiled distances.
+    for (m, n, shape, grid, levels) in [
+        (1, 1, [1, 28, 28], 4, 2),
+        (9, 7, [2, 6, 10], 2, 2),
+        (33, 129, [1, 28, 28], 4, 2),
+        (20, 500, [3, 8, 8], 4, 3),
+    ] {
+        let (a, b) = tied_tiled(m, n, shape, grid, levels, 2, 40 + n as u64);
+        let per_row: Vec<Option<usize>> = (0..m).map(|i| (i % 3 != 1).then_some(i * 7 % n)).collect();
+        for k in [1, 10, 33] {
+            for skip in [
+                SkipColumn::None,
+                SkipColumn::Diagonal(2),
+                SkipColumn::PerRow(&per_row),
+            ] {
+                let cpu = tiled_top_k_cpu(&a, &b, k, skip).unwrap();
+                let on_gpu = tiled_top_k_gpu(&g, &a, &b, k, skip).unwrap();
+                assert_eq!(
+                    cpu, on_gpu,
+                    "m={m} n={n} shape={shape:?} grid={grid} k={k} skip={skip:?} on {}",
+                    g.info.name
+                );
+                for (i, row) in on_gpu.iter().enumerate() {
+                    let skipped = skip.column(i).is_some_and(|c| c < n);
+                    assert_eq!(row.len(), k.min(n - usize::from(skipped)), "row {i}");
+                    assert!(row.iter().all(|&(j, _)| Some(j) != skip.column(i)));
+                }
+                // The dispatcher gives the same lists and says where it ran.
+                let (via, backend) = tiled_top_k(&a, &b, k, skip, true).unwrap();
+                assert!(backend.to_string().starts_with("wgpu"), "{backend}");
+                assert_eq!(via, cpu);
+            }
+        }
+        // The twin is the full matrix's row selection, the data really tie (so the smaller index
+        // must win), and the self-skip really matters.
+        let full = tiled_sq_l2_cpu_packed_rows(&a, &b);
+        let top = tiled_top_k_cpu(&a, &b, 10, SkipColumn::None).unwrap();
+        for (i, row) in top.iter().enumerate() {
+            for w in row.windows(2) {
+                assert!(
+                    w[0].1 < w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0),
+                    "row {i}"
+                );
+            }
+            let kth = row.last().unwrap().1;
+            let below = full[i].iter().filter(|&&d| d < kth).count();
+            assert!(below < row.len(), "row {i}");
+        }
+        if n >= 100 {
+            assert!(top.iter().any(|r| r.windows(2).any(|w| w[0].1 == w[1].1)));
+            assert!(top.iter().all(|r| r[0].1 == 0));
+            assert_ne!(top, tiled_top_k_cpu(&a, &b, 10, SkipColumn::Diagonal(2)).unwrap());
+        }
+    }
+    // Mismatched geometries and k beyond the device lists are refused.
+    let (a, b) = tied_tiled(3, 5, [1, 8, 8], 2, 2, 0, 1);
+    let (_, other) = tied_tiled(3, 5, [1, 8, 8], 4, 2, 0, 1);
+    assert!(tiled_top_k_gpu(&g, &a, &other, 1, SkipColumn::None).is_err());
+    assert!(tiled_top_k_gpu(&g, &a, &b, MAX_TOP_K + 1, SkipColumn::None).is_err());
+}
+
+fn tiled_sq_l2_cpu_packed_rows(a: &TiledImages, b: &TiledImages) -> Vec<Vec<u32>> {
+    rote::gpu::tiled_sq_l2_cpu_packed(a, b)
+        .unwrap()
+        .chunks(b.rows)
+        .map(<[u32]>::to_vec)
+        .collect()
+}
+
+#[test]
+fn tiled_top_k_matches_cpu_twin_across_row_and_column_tiles() {
+    let Some(g) = adapter() else { return };
+    let (m, n) = (70, 300);
+    let (a, b) = tied_tiled(m, n, [1, 8, 8], 2, 2, 0, 9);
+    for (k, max_rows, max_cols) in [(10, 16, 64), (10, 9, 100), (1, 13, 37), (10, 70, 7)] {
+        for skip in [
+            SkipColumn::None,
+            SkipColumn::Diagonal(0),
+            SkipColumn::Diagonal(250),
+        ] {
+            let cpu = tiled_top_k_cpu(&a, &b, k, skip).unwrap();
+            let tiled = tiled_top_k_gpu_tiled(&g, &a, &b, k, skip, max_rows, max_cols).unwrap();
+            assert_eq!(
+                cpu, tiled,
+                "k={k} tiles {max_rows}x{max_cols} skip={skip:?} on {}",
+                g.info.name
+            );
+        }
+    }
+}
+
+#[test]
+fn extraction_scores_agree_between_backends_with_ties_and_duplicates() {
+    use rote::measure::extraction::{Criterion, Distance, ExtractionConfig, PlantedTruth, extraction_report};
+    let Some(_) = adapter() else { return };
+    let shape = [1, 8, 8];
+    // Two pixel levels: many equal distances among the nearest images; duplicated training rows
+    // and generations that copy training rows.
+    let mut train = few_valued_rows(120, 64, 2, 31);
+    for i in 0..10 {
+        train[100 + i] = train[3 * i].clone();
+    }
+    let mut gens = few_valued_rows(41, 64, 2, 32);
+    gens[0] = train[5].clone();
+    gens[7] = train[3].clone();
+    gens[20] = train[110].clone();
+    for distance in [Distance::L2, Distance::Tiled] {
+        for (n_neighbours, criterion) in [
+            (1, Criterion::Relative),
+            (10, Criterion::Relative),
+            (50, Criterion::Absolute),
+            (MAX_TOP_K + 1, Criterion::Relative),
+        ] {
+            let cfg = ExtractionConfig {
+                distance,
+                grid: 2,
+                n_neighbours,
+                criterion,
+                ..ExtractionConfig::default()
+            };
+            let run = |prefer_gpu| {
+                extraction_report(
+                    &gens.concat(),
+                    &train.concat(),
+                    shape,
+                    &cfg,
+                    &PlantedTruth::default(),
+                    prefer_gpu,
+                    None,
+                )
+                .unwrap()
+            };
+            let (on_gpu, on_cpu) = (run(true), run(false));
+            assert!(on_gpu.backend.starts_with("wgpu"), "{}", on_gpu.backend);
+            assert_eq!(on_cpu.backend, "cpu");
+            assert_eq!(on_gpu.rows, on_cpu.rows, "{distance:?} n={n_neighbours}");
+            assert_eq!(on_gpu.summary, on_cpu.summary, "{distance:?} n={n_neighbours}");
+            assert!(on_cpu.rows.iter().filter(|r| r.l2 == 0.0).count() >= 3);
+        }
     }
 }

@@ -105,6 +105,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                 println!("{}", json!({ "bench": "tiled", "result": r }));
             } else {
                 println!("tiled l2 (4x4 tiles), {} x {} MNIST images", r.m, r.n);
+                println!("full matrix read back");
                 println!("  cpu twin : {:>8.3} s", r.cpu_secs);
                 match (r.gpu_secs, &r.gpu_adapter) {
                     (Some(s), Some(a)) => println!(
@@ -116,6 +117,18 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
                         "  wgpu     : unavailable ({})",
                         r.gpu_unavailable.unwrap_or_default()
                     ),
+                }
+                println!(
+                    "top-{} search (only k pairs per query read back on the GPU)",
+                    r.search_k
+                );
+                println!("  cpu twin : {:>8.3} s", r.cpu_search_secs);
+                if let (Some(s), Some(a)) = (r.gpu_search_secs, &r.gpu_adapter) {
+                    println!(
+                        "  {a}: {s:>8.3} s, speed-up {:.2}x, identical neighbours: {}",
+                        r.cpu_search_secs / s,
+                        r.search_identical.unwrap_or(false)
+                    );
                 }
             }
         }

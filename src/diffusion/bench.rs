@@ -8,7 +8,9 @@ use super::sample::{Sampler, generate_tensor};
 use super::schedule::ScheduleKind;
 use super::unet::UNetConfig;
 use crate::error::CoreResult;
-use crate::gpu::{PackedImages, gpu, tiled_sq_l2_cpu, tiled_sq_l2_gpu};
+use crate::gpu::{
+    PackedImages, SkipColumn, TiledImages, gpu, tiled_sq_l2_cpu, tiled_sq_l2_gpu, tiled_top_k_gpu, top_k_rows,
+};
 use crate::job::JobCtx;
 use crate::model::DatasetRef;
 
@@ -110,32 +112,66 @@ pub struct TiledBench {
     pub gpu_unavailable: Option<String>,
     /// Whether both matrices are identical.
     pub identical: Option<bool>,
+    /// Neighbours per query in the search figures.
+    pub search_k: usize,
+    /// CPU twin seconds for the top-`search_k` search (each query skipping itself): the matrix
+    /// above (`cpu_secs`) plus `top_k_rows` on it, which is what `tiled_top_k_cpu` does.
+    pub cpu_search_secs: f64,
+    /// wgpu seconds (after a warm-up) for the same search with `tiled_top_k_gpu`: repacking,
+    /// distances and top-k selection on the device, only `search_k` (distance, index) pairs per
+    /// query read back.
+    pub gpu_search_secs: Option<f64>,
+    /// Whether both searches return the same neighbours and distances.
+    pub search_identical: Option<bool>,
 }
 
-/// The m x n tiled-l2 matrix between the first `m` and first `n` images of `ds`.
+/// The m x n tiled-l2 matrix between the first `m` and first `n` images of `ds`, read back whole,
+/// and the top-10 search over the same pairs (query i skips reference i), on both backends.
 pub fn bench_tiled(ds: &crate::data::Dataset, m: usize, n: usize, grid: usize) -> CoreResult<TiledBench> {
+    const K: usize = 10;
     let (m, n) = (m.min(ds.n), n.min(ds.n));
     let shape = [ds.c, ds.h, ds.w];
     let a = PackedImages::from_dataset(ds, &(0..m).collect::<Vec<_>>());
     let b = PackedImages::from_dataset(ds, &(0..n).collect::<Vec<_>>());
+    // Query i is reference i.
+    let skip = SkipColumn::Diagonal(0);
     let t = Instant::now();
     let cpu = tiled_sq_l2_cpu(&a, &b, shape, grid)?;
     let cpu_secs = t.elapsed().as_secs_f64();
-    let (gpu_secs, gpu_adapter, gpu_unavailable, identical) = match gpu() {
+    let t = Instant::now();
+    let cpu_top = top_k_rows(&cpu, m, n, K, &|i, j| skip.column(i) == Some(j));
+    let cpu_search_secs = cpu_secs + t.elapsed().as_secs_f64();
+    let search = |g: &crate::gpu::Gpu, q: &PackedImages| {
+        let (ta, tb) = (
+            TiledImages::new(q, shape, grid)?,
+            TiledImages::new(&b, shape, grid)?,
+        );
+        tiled_top_k_gpu(g, &ta, &tb, K, skip)
+    };
+    let (gpu_secs, gpu_adapter, gpu_unavailable, identical, gpu_search_secs, search_identical) = match gpu() {
         Ok(g) => {
-            // Warm-up: the first dispatch compiles the pipeline.
+            // Warm-up: the first dispatch compiles the pipelines.
             let warm = PackedImages::from_dataset(ds, &(0..m.min(64)).collect::<Vec<_>>());
             tiled_sq_l2_gpu(&g, &warm, &b, shape, grid)?;
             let t = Instant::now();
             let d = tiled_sq_l2_gpu(&g, &a, &b, shape, grid)?;
+            let gpu_secs = t.elapsed().as_secs_f64();
+            let identical = d == cpu;
+            drop(d);
+            search(&g, &warm)?;
+            let t = Instant::now();
+            let top = search(&g, &a)?;
+            let gpu_search_secs = t.elapsed().as_secs_f64();
             (
-                Some(t.elapsed().as_secs_f64()),
+                Some(gpu_secs),
                 Some(g.info.name.clone()),
                 None,
-                Some(d == cpu),
+                Some(identical),
+                Some(gpu_search_secs),
+                Some(top == cpu_top),
             )
         }
-        Err(why) => (None, None, Some(why), None),
+        Err(why) => (None, None, Some(why), None, None, None),
     };
     Ok(TiledBench {
         m,
@@ -146,6 +182,10 @@ pub fn bench_tiled(ds: &crate::data::Dataset, m: usize, n: usize, grid: usize) -
         gpu_adapter,
         gpu_unavailable,
         identical,
+        search_k: K,
+        cpu_search_secs,
+        gpu_search_secs,
+        search_identical,
     })
 }
 

@@ -1,7 +1,8 @@
-//! The host side shared by the distance kernels: upload two row sets and a 4-word uniform, run a
-//! 16x16-workgroup kernel that writes an m x n u32 matrix (bindings: 0 a, 1 b, 2 out, 3 params),
-//! and read the matrix back, or keep it on the device and run `shaders/topk_rows.wgsl` on it so that
-//! only rows x k (distance, column) pairs come back.
+//! The host side shared by the distance kernels (pairwise and tiled l2): upload two row sets and a
+//! 4-word uniform, run a 16x16-workgroup kernel that writes an m x n u32 matrix (bindings: 0 a,
+//! 1 b, 2 out, 3 params), and read the matrix back, or keep it on the device and run
+//! `shaders/topk_rows.wgsl` on it so that only rows x k (distance, column) pairs come back
+//! (`super::topk_rows::matrix_top_k_gpu`).
 
 use crate::error::{CoreError, CoreResult};
 use wgpu::util::DeviceExt as _;
@@ -14,7 +15,11 @@ pub(super) const MAX_OUT_BYTES: u64 = 256 << 20;
 pub(super) const MAX_GROUPS: usize = 65535;
 
 /// Compiles the WGSL `source` (entry point `main`).
-pub(super) fn compile(g: &Gpu, label: &str, source: &'static str) -> wgpu::ComputePipeline {
+pub(super) fn compile(
+    g: &Gpu,
+    label: &str,
+    source: impl Into<std::borrow::Cow<'static, str>>,
+) -> wgpu::ComputePipeline {
     let module = g.device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -18,5 +18,6 @@ pub use tiled_l2::{
     tiled_sq_l2_gpu, tiled_sq_l2_gpu_packed, tiled_sq_l2_packed, tiled_sq_l2_pair,
 };
 pub use topk_rows::{
-    MAX_TOP_K, SkipColumn, TopK, pairwise_top_k_cpu, pairwise_top_k_gpu, pairwise_top_k_gpu_tiled,
+    MAX_TOP_K, SkipColumn, TopK, pairwise_top_k, pairwise_top_k_cpu, pairwise_top_k_gpu,
+    pairwise_top_k_gpu_tiled, tiled_top_k, tiled_top_k_cpu, tiled_top_k_gpu, tiled_top_k_gpu_tiled,
 };

@@ -157,7 +157,7 @@ impl TiledImages {
         &self.data[start * rb..end * rb]
     }
 
-    fn check_compatible(&self, other: &Self) -> CoreResult<()> {
+    pub(super) fn check_compatible(&self, other: &Self) -> CoreResult<()> {
         if self.shape != other.shape || self.grid != other.grid {
             return Err(CoreError::Mismatch(format!(
                 "tiled images differ: {:?} in a {}x{} grid vs {:?} in a {}x{} grid",
@@ -242,7 +242,7 @@ pub fn tiled_sq_l2_cpu(
     )
 }
 
-fn pipeline(g: &Gpu) -> &wgpu::ComputePipeline {
+pub(super) fn pipeline(g: &Gpu) -> &wgpu::ComputePipeline {
     static PIPELINE: OnceLock<wgpu::ComputePipeline> = OnceLock::new();
     PIPELINE.get_or_init(|| compile(g, "tiled_l2", include_str!("../../shaders/tiled_l2.wgsl")))
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::{Criterion, Distance, ExtractionConfig, GenerationScore};
 use crate::error::{CoreError, CoreResult};
 use crate::gpu::{
-    Backend, PackedImages, TiledImages, pairwise_sq_l2, tile_geometry, tiled_sq_l2_packed, tiled_sq_l2_pair,
-    top_k_rows,
+    Backend, PackedImages, SkipColumn, TiledImages, TopK, pairwise_sq_l2, pairwise_top_k, tile_geometry,
+    tiled_sq_l2_packed, tiled_sq_l2_pair, tiled_top_k,
 };
 use crate::job::JobCtx;
 
@@ -129,6 +129,24 @@ impl Metric {
         }
     }
 
+    /// The `k` nearest rows of `refs` to each of `queries` (flat rows) as (column, exact squared
+    /// distance), by distance then column: on the GPU (distances and selection there, only k pairs
+    /// per query read back) when `prefer_gpu`, an adapter exists and k <= `MAX_TOP_K`; otherwise the
+    /// full matrix then `top_k_rows`. The same lists either way.
+    pub(super) fn top_k(
+        &self,
+        queries: &[u8],
+        refs: &Refs,
+        k: usize,
+        prefer_gpu: bool,
+    ) -> CoreResult<(TopK, Backend)> {
+        match (self.pack(queries)?, refs) {
+            (Refs::L2(q), Refs::L2(r)) => pairwise_top_k(&q, r, k, SkipColumn::None, prefer_gpu),
+            (Refs::Tiled(q), Refs::Tiled(r)) => tiled_top_k(&q, r, k, SkipColumn::None, prefer_gpu),
+            _ => Err(CoreError::Mismatch("query and reference packings differ".into())),
+        }
+    }
+
     /// Normalised distance of an exact squared distance under this metric.
     pub(super) fn norm(&self, sq: u32) -> f64 {
         match self.distance {
@@ -196,10 +214,13 @@ pub fn score_generations(
             );
         }
         let q = chunk.len() / dim;
-        let (mat, used) = metric.matrix(chunk, &refs, prefer_gpu)?;
+        // Only the n_eff nearest distinct images of each generation are needed here (d1, their
+        // mean for ℓ_rel, and the plain and tiled ℓ2 to the nearest, recomputed from its pixels).
+        let (top, used) = metric.top_k(chunk, &refs, n_eff, prefer_gpu)?;
         backend = used;
-        let top = top_k_rows(&mat, q, n_unique, n_eff, &|_, _| false);
-        drop(mat);
+        if top.len() != q {
+            return Err(CoreError::Invalid("neighbour search lost queries".into()));
+        }
         for (r, nb) in top.iter().enumerate() {
             let gi = bi * block + r;
             let Some(&(u1, v1)) = nb.first() else {
@@ -240,7 +261,8 @@ pub fn score_generations(
         }
     }
 
-    // Eidetic k: distances from each extracted distinct image to all distinct images.
+    // Eidetic k: distances from each extracted distinct image to all distinct images (whole rows:
+    // every image within the radius counts, so this keeps the full matrix).
     let mut by_image: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.extracted) {
         by_image
