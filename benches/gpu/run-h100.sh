@@ -49,6 +49,11 @@ peers)
   run peer-tiled 60 python3 $P/tiled_l2.py --device cuda --m 10000 --n 10000
   run peer-nn 60 python3 $P/tiled_l2.py --device cuda --mode nn --m 10000 --n 10000
   ;;
+tiled)
+  run tiled-wgpu 120 $R bench tiled --m 10000 --n 10000 --json
+  run peer-tiled-top10 60 python3 $P/tiled_l2.py --device cuda --m 10000 --n 10000 --topk 10
+  run peer-tiled-cdist 60 python3 $P/tiled_l2.py --device cuda --m 10000 --n 10000 --method cdist --topk 10
+  ;;
 cpu)
   run invert-cpu16 90 $R bench invert --json
   RAYON_NUM_THREADS=4 run invert-cpu4 90 $R bench invert --json
