@@ -44,7 +44,7 @@ zoo2000)
   ;;
 peers)
   run peer-zoo-256 120 python3 $P/zoo.py --device cuda --models 256 --epochs 10
-  run peer-ddim 120 python3 $P/ddim.py --device cuda --samples 256 --steps 50 --base 32 --side 28 --warmup 0
+  run peer-ddim 120 python3 $P/ddim.py --device cuda --samples 256 --steps 50 --base 32 --side 28 --warmup 1
   run peer-miface 60 python3 $P/miface.py --device cuda --iters 200
   run peer-tiled 60 python3 $P/tiled_l2.py --device cuda --m 10000 --n 10000
   run peer-nn 60 python3 $P/tiled_l2.py --device cuda --mode nn --m 10000 --n 10000

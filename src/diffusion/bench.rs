@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use candle_core::Tensor;
+
 use super::model::{Ddpm, DiffusionCard};
 use super::sample::{Sampler, generate_tensor};
 use super::schedule::ScheduleKind;
@@ -35,6 +37,9 @@ pub struct DdimBench {
     pub images_per_sec: f64,
     /// UNet evaluations (image x step) per second.
     pub evals_per_sec: f64,
+    /// Largest |difference| between the UNet's training forward and its sampling forward (fused
+    /// GroupNorm + SiLU on CUDA) on one batch of noise: a correctness check of the fused kernel.
+    pub fused_max_abs_diff: f64,
 }
 
 /// Samples `samples` images with DDIM from a freshly initialised UNet (speed does not depend on
@@ -76,10 +81,19 @@ pub fn bench_ddim(
     };
     let m = Ddpm::fresh(card, &dev)?;
     let n_params = m.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    // Warm-up (module loading, first allocations), as the PyTorch peer does.
+    generate_tensor(&m, 2, 0, Sampler::Ddim { steps: 1, eta: 0.0 }, 256, ctx)?
+        .sum_all()?
+        .to_vec0::<f32>()?;
     let start = Instant::now();
     let x = generate_tensor(&m, samples, 0, Sampler::Ddim { steps, eta: 0.0 }, 256, ctx)?;
     let _ = x.sum_all()?.to_vec0::<f32>()?;
     let secs = start.elapsed().as_secs_f64();
+    let noise = Tensor::randn(0f32, 1., (8, shape[0], shape[1], shape[2]), &dev)?;
+    let t = Tensor::new(&[17u32, 150, 300, 450, 600, 750, 900, 999][..], &dev)?;
+    let plain = m.unet.forward(&noise, &t)?;
+    let fused = m.unet.forward_inference(&noise, &t)?;
+    let fused_max_abs_diff = f64::from((plain - fused)?.abs()?.max_all()?.to_scalar::<f32>()?);
     Ok(DdimBench {
         shape,
         base,
@@ -90,6 +104,7 @@ pub fn bench_ddim(
         secs,
         images_per_sec: samples as f64 / secs,
         evals_per_sec: (samples * steps) as f64 / secs,
+        fused_max_abs_diff,
     })
 }
 

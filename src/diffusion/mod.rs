@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod bench;
 pub mod extract;
+mod fused_norm;
 mod im2col;
 pub mod inpaint;
 pub mod mia;

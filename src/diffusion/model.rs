@@ -128,6 +128,12 @@ impl Ddpm {
         Ok(self.unet.forward(x, &t)?)
     }
 
+    /// [`Ddpm::eps`] for sampling (no gradient; fused GroupNorm + SiLU on CUDA).
+    pub fn eps_inference(&self, x: &Tensor, t: &[u32]) -> CoreResult<Tensor> {
+        let t = Tensor::new(t, &self.device)?;
+        Ok(self.unet.forward_inference(x, &t)?)
+    }
+
     /// Image shape C x H x W.
     pub fn shape(&self) -> [usize; 3] {
         [

@@ -43,7 +43,7 @@ impl Sampler {
 pub fn predict_x0(m: &Ddpm, s: &Schedule, x: &Tensor, i: usize) -> CoreResult<(Tensor, Tensor)> {
     let b = x.dim(0)?;
     let t = vec![s.timesteps[i] as u32; b];
-    let eps = m.eps(x, &t)?;
+    let eps = m.eps_inference(x, &t)?;
     let ab = s.alpha_bar[i];
     let x0 = ((x - (eps * (1.0 - ab).sqrt())?)? / ab.sqrt())?.clamp(-1f32, 1f32)?;
     let eps = ((x - (&x0 * ab.sqrt())?)? / (1.0 - ab).sqrt())?;

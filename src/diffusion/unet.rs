@@ -117,12 +117,47 @@ fn nearest_up(x: &Tensor) -> Result<Tensor> {
         .reshape((b, c, h * 2, w * 2))
 }
 
+/// candle_nn's GroupNorm with its parameters at hand, so that sampling on CUDA can run GroupNorm
+/// and the SiLU after it as one fused kernel (`fused_norm.rs`; no gradient, same numbers).
+struct Norm {
+    gn: GroupNorm,
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+}
+
+impl Norm {
+    fn new(ch: usize, vb: VarBuilder<'_>) -> Result<Self> {
+        let g = groups(ch);
+        let gn = group_norm(g, ch, 1e-5, vb.clone())?;
+        Ok(Self {
+            gn,
+            weight: vb.get(ch, "weight")?,
+            bias: vb.get(ch, "bias")?,
+            groups: g,
+        })
+    }
+
+    /// SiLU(GroupNorm(x)); fused on CUDA when `fused` (inference only).
+    fn norm_silu(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
+        if fused && x.device().is_cuda() && x.dtype() == candle_core::DType::F32 {
+            let op = super::fused_norm::GroupNormSilu {
+                groups: self.groups,
+                eps: 1e-5,
+                silu: true,
+            };
+            return super::fused_norm::group_norm_silu(x, &self.weight, &self.bias, op);
+        }
+        self.gn.forward(x)?.silu()
+    }
+}
+
 /// GroupNorm, SiLU, conv; time embedding added; GroupNorm, SiLU, conv; plus a (1x1) skip.
 struct ResBlock {
-    norm1: GroupNorm,
+    norm1: Norm,
     conv1: Conv3,
     temb: Linear,
-    norm2: GroupNorm,
+    norm2: Norm,
     conv2: Conv3,
     skip: Option<Conv2d>,
 }
@@ -135,20 +170,20 @@ impl ResBlock {
             Some(conv2d(in_c, out_c, 1, Conv2dConfig::default(), vb.pp("skip"))?)
         };
         Ok(Self {
-            norm1: group_norm(groups(in_c), in_c, 1e-5, vb.pp("norm1"))?,
+            norm1: Norm::new(in_c, vb.pp("norm1"))?,
             conv1: conv3(in_c, out_c, vb.pp("conv1"))?,
             temb: linear(temb_dim, out_c, vb.pp("temb"))?,
-            norm2: group_norm(groups(out_c), out_c, 1e-5, vb.pp("norm2"))?,
+            norm2: Norm::new(out_c, vb.pp("norm2"))?,
             conv2: conv3(out_c, out_c, vb.pp("conv2"))?,
             skip,
         })
     }
 
-    fn forward(&self, x: &Tensor, temb: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+    fn forward(&self, x: &Tensor, temb: &Tensor, fused: bool) -> Result<Tensor> {
+        let h = self.conv1.forward(&self.norm1.norm_silu(x, fused)?)?;
         let t = self.temb.forward(&temb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&self.norm2.norm_silu(&h, fused)?)?;
         let s = match &self.skip {
             Some(c) => c.forward(x)?,
             None => x.clone(),
@@ -168,7 +203,7 @@ pub struct UNet {
     mid: ResBlock,
     up: Vec<ResBlock>,
     upsample: Vec<Conv3>,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv3,
 }
 
@@ -227,7 +262,7 @@ impl UNet {
             mid,
             up,
             upsample,
-            norm_out: group_norm(groups(ch), ch, 1e-5, vb.pp("norm_out"))?,
+            norm_out: Norm::new(ch, vb.pp("norm_out"))?,
             conv_out: conv3(ch, cfg.channels, vb.pp("conv_out"))?,
         })
     }
@@ -239,28 +274,38 @@ impl UNet {
 
     /// Predicted noise for noisy images `x` (B x C x H x W) at timesteps `t` (B, any numeric dtype).
     pub fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, t, false)
+    }
+
+    /// [`UNet::forward`] for sampling: on CUDA, GroupNorm and SiLU run as one fused kernel (the
+    /// same numbers to rounding; no gradient flows through it).
+    pub fn forward_inference(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, t, true)
+    }
+
+    fn forward_with(&self, x: &Tensor, t: &Tensor, fused: bool) -> Result<Tensor> {
         let temb = timestep_embedding(t, self.cfg.base)?.to_dtype(x.dtype())?;
         let temb = self.t2.forward(&self.t1.forward(&temb)?.silu()?)?;
         let mut h = self.conv_in.forward(x)?;
         let mut skips = Vec::with_capacity(self.down.len());
         for (l, block) in self.down.iter().enumerate() {
-            h = block.forward(&h, &temb)?;
+            h = block.forward(&h, &temb, fused)?;
             skips.push(h.clone());
             if let Some(ds) = self.downsample.get(l) {
                 h = ds.forward(&avg_down(&h)?)?;
             }
         }
-        h = self.mid.forward(&h, &temb)?;
+        h = self.mid.forward(&h, &temb, fused)?;
         for (k, block) in self.up.iter().enumerate() {
             let Some(skip) = skips.pop() else {
                 return Err(candle_core::Error::Msg("UNet skip stack underflow".into()));
             };
-            h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb)?;
+            h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb, fused)?;
             if let Some(us) = self.upsample.get(k) {
                 h = us.forward(&nearest_up(&h)?)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        self.conv_out.forward(&self.norm_out.norm_silu(&h, fused)?)
     }
 }
 

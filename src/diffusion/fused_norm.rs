@@ -1,0 +1,191 @@
+//! GroupNorm followed by SiLU as one operation for the UNet's sampling pass on CUDA: candle's
+//! GroupNorm is about 11 kernels with 6 passes over the activations, this is one kernel
+//! (`shaders/cuda/group_norm_silu.cu`, committed as PTX). Forward only: training keeps candle's
+//! differentiable ops. The CPU twin gives the same numbers (to rounding) and backs the tests.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// GroupNorm with `groups` groups and `eps`, then SiLU when `silu`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GroupNormSilu {
+    pub groups: usize,
+    pub eps: f32,
+    pub silu: bool,
+}
+
+/// Checks the shapes and returns (batch, channels, height x width).
+fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, usize, usize)> {
+    let (b, c, h, w) = l1.shape().dims4()?;
+    if groups == 0 || c % groups != 0 || l2.shape().elem_count() != c || l3.shape().elem_count() != c {
+        candle_core::bail!("group_norm_silu: {c} channels, {groups} groups, weight/bias of the wrong size");
+    }
+    if !(l1.is_contiguous() && l2.is_contiguous() && l3.is_contiguous()) {
+        candle_core::bail!("group_norm_silu: contiguous inputs only");
+    }
+    Ok((b, c, h * w))
+}
+
+/// The CPU twin on contiguous slices.
+pub(crate) fn group_norm_silu_cpu(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    c: usize,
+    hw: usize,
+    op: GroupNormSilu,
+) -> Vec<f32> {
+    let cpg = c / op.groups;
+    let n = cpg * hw;
+    let mut y = vec![0f32; x.len()];
+    for (gi, (xs, ys)) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)).enumerate() {
+        let g = gi % op.groups;
+        let mean = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        let var = xs.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n as f64;
+        let rstd = 1.0 / (var + f64::from(op.eps)).sqrt();
+        for (i, (&xv, yv)) in xs.iter().zip(ys.iter_mut()).enumerate() {
+            let ch = g * cpg + i / hw;
+            let o = ((f64::from(xv) - mean) * rstd) as f32 * w[ch] + b[ch];
+            *yv = if op.silu { o / (1.0 + (-o).exp()) } else { o };
+        }
+    }
+    y
+}
+
+impl CustomOp3 for GroupNormSilu {
+    fn name(&self) -> &'static str {
+        "group-norm-silu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, hw) = dims(l1, l2, l3, self.groups)?;
+        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
+            candle_core::bail!("group_norm_silu: f32 only");
+        };
+        let x = &x[l1.start_offset()..l1.start_offset() + l1.shape().elem_count()];
+        let w = &w[l2.start_offset()..l2.start_offset() + c];
+        let b = &b[l3.start_offset()..l3.start_offset() + c];
+        Ok((
+            CpuStorage::F32(group_norm_silu_cpu(x, w, b, c, hw, *self)),
+            l1.shape().clone(),
+        ))
+    }
+
+    #[cfg(feature = "cuda")]
+    #[allow(
+        unsafe_code,
+        reason = "launching a CUDA kernel is unsafe by nature; its argument list matches the kernel's signature"
+    )]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage as _;
+        use candle_core::cuda_backend::WrapErr as _;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg as _};
+        const PTX: &str = include_str!("../../shaders/cuda/group_norm_silu.ptx");
+        let (bsz, c, hw) = dims(l1, l2, l3, self.groups)?;
+        let dev = s1.device();
+        let x = s1.as_cuda_slice::<f32>()?.slice(l1.start_offset()..);
+        let w = s2.as_cuda_slice::<f32>()?.slice(l2.start_offset()..);
+        let b = s3.as_cuda_slice::<f32>()?.slice(l3.start_offset()..);
+        let func = dev.get_or_load_custom_func("group_norm_silu_f32", "rote_group_norm_silu", PTX)?;
+        let out = dev.alloc_zeros::<f32>(l1.shape().elem_count())?;
+        let (ci, hwi, gi, silu) = (c as i32, hw as i32, self.groups as i32, i32::from(self.silu));
+        let eps = self.eps;
+        let mut builder = func.builder();
+        builder.arg(&x);
+        builder.arg(&w);
+        builder.arg(&b);
+        builder.arg(&out);
+        builder.arg(&ci);
+        builder.arg(&hwi);
+        builder.arg(&gi);
+        builder.arg(&eps);
+        builder.arg(&silu);
+        let cfg = LaunchConfig {
+            grid_dim: ((bsz * self.groups) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            l1.shape().clone(),
+        ))
+    }
+}
+
+/// GroupNorm (+ SiLU) of `x` with `weight` and `bias` as one operation (no gradient).
+pub(crate) fn group_norm_silu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    op: GroupNormSilu,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op3_no_bwd(weight, bias, &op)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Module as _};
+    use candle_nn::{VarBuilder, VarMap};
+
+    use super::*;
+
+    /// The fused op gives candle_nn's GroupNorm followed by SiLU.
+    #[test]
+    fn matches_candle_group_norm_and_silu() {
+        let dev = Device::Cpu;
+        for (c, groups) in [(8, 8), (16, 4), (3, 1)] {
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+            let gn = candle_nn::group_norm(groups, c, 1e-5, vb.clone()).unwrap();
+            {
+                let data = vm.data().lock().unwrap();
+                data["weight"]
+                    .set(&Tensor::rand(0.5f32, 1.5, c, &dev).unwrap())
+                    .unwrap();
+                data["bias"]
+                    .set(&Tensor::rand(-0.5f32, 0.5, c, &dev).unwrap())
+                    .unwrap();
+            }
+            let w = vb.get(c, "weight").unwrap();
+            let b = vb.get(c, "bias").unwrap();
+            let x = (Tensor::randn(0f32, 1., (3, c, 5, 7), &dev).unwrap() * 3.0).unwrap();
+            let x = (x + 2.0).unwrap();
+            for silu in [false, true] {
+                let want = gn.forward(&x).unwrap();
+                let want = if silu { want.silu().unwrap() } else { want };
+                let op = GroupNormSilu {
+                    groups,
+                    eps: 1e-5,
+                    silu,
+                };
+                let got = group_norm_silu(&x, &w, &b, op).unwrap();
+                let diff = (got - want)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff < 1e-5, "c {c} groups {groups} silu {silu}: {diff}");
+            }
+        }
+    }
+}
