@@ -105,6 +105,52 @@ impl CustomOp1 for Im2Col {
         }
     }
 
+    /// CUDA: `shaders/cuda/im2col3.cu` (forward only: the backward's col2im is CPU-only, so the
+    /// UNet uses this op on CUDA only when sampling).
+    #[cfg(feature = "cuda")]
+    #[allow(
+        unsafe_code,
+        reason = "launching a CUDA kernel is unsafe by nature; its argument list matches the kernel's signature"
+    )]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage as _;
+        use candle_core::cuda_backend::WrapErr as _;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg as _};
+        const PTX: &str = include_str!("../../shaders/cuda/im2col3.ptx");
+        let (b, c, h, w) = l.shape().dims4()?;
+        let Some((start, _)) = l.contiguous_offsets() else {
+            candle_core::bail!("im2col needs a contiguous tensor");
+        };
+        let dev = s.device();
+        let x = s.as_cuda_slice::<f32>()?.slice(start..);
+        let total = b * 9 * c * h * w;
+        let out = dev.alloc_zeros::<f32>(total)?;
+        let func = dev.get_or_load_custom_func("im2col3_f32", "rote_im2col3", PTX)?;
+        let (ci, hi, wi, ti) = (c as i32, h as i32, w as i32, total as i64);
+        let mut builder = func.builder();
+        builder.arg(&x);
+        builder.arg(&out);
+        builder.arg(&ci);
+        builder.arg(&hi);
+        builder.arg(&wi);
+        builder.arg(&ti);
+        let cfg = LaunchConfig {
+            grid_dim: (total.div_ceil(256) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            Shape::from((b, 9 * c, h * w)),
+        ))
+    }
+
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (_, c, h, w) = arg.dims4()?;
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2Im { c, h, w })?))

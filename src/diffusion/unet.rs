@@ -66,8 +66,8 @@ fn groups(ch: usize) -> usize {
 }
 
 /// A 3x3, padding-1 convolution: on the CPU our im2col op and one matrix product (same parameters,
-/// `weight` O x C x 3 x 3 and `bias` O, and same numbers as conv2d, but a fast backward pass);
-/// elsewhere candle's conv2d.
+/// `weight` O x C x 3 x 3 and `bias` O, and same numbers as conv2d, but a fast backward pass); on
+/// CUDA the same when sampling (our im2col kernel), candle's conv2d when training.
 pub(crate) struct Conv3 {
     weight: Tensor,
     bias: Tensor,
@@ -88,7 +88,15 @@ pub(crate) fn conv3(in_c: usize, out_c: usize, vb: VarBuilder<'_>) -> Result<Con
 impl Conv3 {
     /// y = conv3x3(x) + bias.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if !x.device().is_cpu() {
+        self.forward_with(x, false)
+    }
+
+    /// [`Conv3::forward`]; with `sampling` on CUDA (f32) it uses our im2col kernel and one batched
+    /// matrix product too (candle's CUDA im2col is slow; ours has no backward there).
+    fn forward_with(&self, x: &Tensor, sampling: bool) -> Result<Tensor> {
+        let ours =
+            x.device().is_cpu() || (sampling && x.device().is_cuda() && x.dtype() == candle_core::DType::F32);
+        if !ours {
             return x
                 .conv2d(&self.weight, 1, 1, 1, 1)?
                 .broadcast_add(&self.bias.reshape((1, (), 1, 1))?);
@@ -180,10 +188,12 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, temb: &Tensor, fused: bool) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.norm_silu(x, fused)?)?;
+        let h = self.conv1.forward_with(&self.norm1.norm_silu(x, fused)?, fused)?;
         let t = self.temb.forward(&temb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self.conv2.forward(&self.norm2.norm_silu(&h, fused)?)?;
+        let h = self
+            .conv2
+            .forward_with(&self.norm2.norm_silu(&h, fused)?, fused)?;
         let s = match &self.skip {
             Some(c) => c.forward(x)?,
             None => x.clone(),
@@ -286,13 +296,13 @@ impl UNet {
     fn forward_with(&self, x: &Tensor, t: &Tensor, fused: bool) -> Result<Tensor> {
         let temb = timestep_embedding(t, self.cfg.base)?.to_dtype(x.dtype())?;
         let temb = self.t2.forward(&self.t1.forward(&temb)?.silu()?)?;
-        let mut h = self.conv_in.forward(x)?;
+        let mut h = self.conv_in.forward_with(x, fused)?;
         let mut skips = Vec::with_capacity(self.down.len());
         for (l, block) in self.down.iter().enumerate() {
             h = block.forward(&h, &temb, fused)?;
             skips.push(h.clone());
             if let Some(ds) = self.downsample.get(l) {
-                h = ds.forward(&avg_down(&h)?)?;
+                h = ds.forward_with(&avg_down(&h)?, fused)?;
             }
         }
         h = self.mid.forward(&h, &temb, fused)?;
@@ -302,10 +312,11 @@ impl UNet {
             };
             h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb, fused)?;
             if let Some(us) = self.upsample.get(k) {
-                h = us.forward(&nearest_up(&h)?)?;
+                h = us.forward_with(&nearest_up(&h)?, fused)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.norm_silu(&h, fused)?)
+        self.conv_out
+            .forward_with(&self.norm_out.norm_silu(&h, fused)?, fused)
     }
 }
 
