@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerates every README screenshot from the demo study (run from the repository root after
+# `cargo build --release`): each PNG is `rote screenshot` of one view.
+set -euo pipefail
+R=${ROTE:-target/release/rote}
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+shot() { "$R" screenshot --out "screenshots/$1.png" "${@:2}"; }
+shot data --view data
+shot data-by-loss --view data --sort loss
+shot data-by-mem --view data --sort mem
+shot models --view models
+shot memorization --view memorization
+shot influence --view influence
+shot privacy --view privacy
+shot privacy-diffusion --view privacy-diffusion
+shot extraction --view extraction
+shot inpainting-batch --view inpainting-batch
+shot inversion --view inversion
+shot layers --view layers-drill
+shot exposure --view exposure
+shot settings --view settings
