@@ -189,3 +189,160 @@ mod tests {
         }
     }
 }
+
+/// `x + bias[c] (+ t[b][c])` over contiguous B x C x H x W f32 activations, in one kernel on CUDA
+/// (`shaders/cuda/add_channel.cu`): a convolution's bias and the UNet's time embedding together.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AddChannel {
+    /// Whether the third input (B x C) is added too.
+    pub with_t: bool,
+}
+
+/// The CPU twin.
+pub(crate) fn add_channel_cpu(x: &[f32], bias: &[f32], t: Option<&[f32]>, c: usize, hw: usize) -> Vec<f32> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let bc = i / hw;
+            v + bias[bc % c] + t.map_or(0.0, |t| t[bc])
+        })
+        .collect()
+}
+
+fn add_dims(l1: &Layout, l2: &Layout, l3: &Layout, with_t: bool) -> Result<(usize, usize, usize)> {
+    let (b, c, h, w) = l1.shape().dims4()?;
+    if l2.shape().elem_count() != c || (with_t && l3.shape().elem_count() != b * c) {
+        candle_core::bail!("add_channel: bias must have {c} values and t {b} x {c}");
+    }
+    if !(l1.is_contiguous() && l2.is_contiguous() && l3.is_contiguous()) {
+        candle_core::bail!("add_channel: contiguous inputs only");
+    }
+    Ok((b, c, h * w))
+}
+
+impl CustomOp3 for AddChannel {
+    fn name(&self) -> &'static str {
+        "add-channel"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, hw) = add_dims(l1, l2, l3, self.with_t)?;
+        let (CpuStorage::F32(x), CpuStorage::F32(bias), CpuStorage::F32(t)) = (s1, s2, s3) else {
+            candle_core::bail!("add_channel: f32 only");
+        };
+        let x = &x[l1.start_offset()..l1.start_offset() + b * c * hw];
+        let bias = &bias[l2.start_offset()..l2.start_offset() + c];
+        let t = self
+            .with_t
+            .then(|| &t[l3.start_offset()..l3.start_offset() + b * c]);
+        Ok((
+            CpuStorage::F32(add_channel_cpu(x, bias, t, c, hw)),
+            l1.shape().clone(),
+        ))
+    }
+
+    #[cfg(feature = "cuda")]
+    #[allow(
+        unsafe_code,
+        reason = "launching a CUDA kernel is unsafe by nature; its argument list matches the kernel's signature"
+    )]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage as _;
+        use candle_core::cuda_backend::WrapErr as _;
+        use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg as _};
+        const PTX: &str = include_str!("../../shaders/cuda/add_channel.ptx");
+        let (b, c, hw) = add_dims(l1, l2, l3, self.with_t)?;
+        let dev = s1.device();
+        let x = s1.as_cuda_slice::<f32>()?.slice(l1.start_offset()..);
+        let bias = s2.as_cuda_slice::<f32>()?.slice(l2.start_offset()..);
+        let t = s3.as_cuda_slice::<f32>()?.slice(l3.start_offset()..);
+        let total = b * c * hw;
+        let out = dev.alloc_zeros::<f32>(total)?;
+        let func = dev.get_or_load_custom_func("add_channel_f32", "rote_add_channel", PTX)?;
+        let (ci, hwi, ti, with_t) = (c as i32, hw as i32, total as i64, i32::from(self.with_t));
+        let mut builder = func.builder();
+        builder.arg(&x);
+        builder.arg(&bias);
+        builder.arg(&t);
+        builder.arg(&out);
+        builder.arg(&ci);
+        builder.arg(&hwi);
+        builder.arg(&ti);
+        builder.arg(&with_t);
+        let cfg = LaunchConfig {
+            grid_dim: (total.div_ceil(256) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { builder.launch(cfg) }.w()?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev.clone()),
+            l1.shape().clone(),
+        ))
+    }
+}
+
+/// `x + bias` per channel, plus `t` (B x C) per image and channel when given; no gradient.
+pub(crate) fn add_channel(x: &Tensor, bias: &Tensor, t: Option<&Tensor>) -> Result<Tensor> {
+    let op = AddChannel { with_t: t.is_some() };
+    x.contiguous()?
+        .apply_op3_no_bwd(&bias.contiguous()?, &t.unwrap_or(bias).contiguous()?, &op)
+}
+
+#[cfg(test)]
+mod add_tests {
+    use candle_core::{Device, Tensor};
+
+    use super::add_channel;
+
+    #[test]
+    fn matches_broadcast_adds() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1., (3, 5, 4, 6), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 1., 5, &dev).unwrap();
+        let t = Tensor::randn(0f32, 1., (3, 5), &dev).unwrap();
+        let want = x
+            .broadcast_add(&bias.reshape((1, 5, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&t.reshape((3, 5, 1, 1)).unwrap())
+            .unwrap();
+        let got = add_channel(&x, &bias, Some(&t)).unwrap();
+        let d = (got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-6, "{d}");
+        let want_b = x.broadcast_add(&bias.reshape((1, 5, 1, 1)).unwrap()).unwrap();
+        let got_b = add_channel(&x, &bias, None).unwrap();
+        let d = (got_b - want_b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-6, "{d}");
+    }
+}

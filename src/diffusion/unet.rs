@@ -94,12 +94,22 @@ impl Conv3 {
     /// [`Conv3::forward`]; with `sampling` on CUDA (f32) it uses our im2col kernel and one batched
     /// matrix product too (candle's CUDA im2col is slow; ours has no backward there).
     fn forward_with(&self, x: &Tensor, sampling: bool) -> Result<Tensor> {
-        let ours =
-            x.device().is_cpu() || (sampling && x.device().is_cuda() && x.dtype() == candle_core::DType::F32);
+        self.forward_plus(x, sampling, None)
+    }
+
+    /// [`Conv3::forward_with`] plus `t` (B x O) per image and channel when given; on CUDA when
+    /// sampling, bias and `t` are added by one kernel.
+    fn forward_plus(&self, x: &Tensor, sampling: bool, t: Option<&Tensor>) -> Result<Tensor> {
+        let cuda_sampling = sampling && x.device().is_cuda() && x.dtype() == candle_core::DType::F32;
+        let ours = x.device().is_cpu() || cuda_sampling;
         if !ours {
-            return x
+            let y = x
                 .conv2d(&self.weight, 1, 1, 1, 1)?
-                .broadcast_add(&self.bias.reshape((1, (), 1, 1))?);
+                .broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
+            return match t {
+                Some(t) => y.broadcast_add(&t.unsqueeze(2)?.unsqueeze(3)?),
+                None => Ok(y),
+            };
         }
         let (b, c, h, w) = x.dims4()?;
         let o = self.weight.dim(0)?;
@@ -107,7 +117,14 @@ impl Conv3 {
         // Column row (dy*3 + dx)*C + c matches the weight permuted to O x 3 x 3 x C.
         let wm = self.weight.permute((0, 2, 3, 1))?.reshape((o, 9 * c))?;
         let y = wm.broadcast_matmul(&cols)?.reshape((b, o, h, w))?;
-        y.broadcast_add(&self.bias.reshape((1, o, 1, 1))?)
+        if cuda_sampling {
+            return super::fused_norm::add_channel(&y, &self.bias, t);
+        }
+        let y = y.broadcast_add(&self.bias.reshape((1, o, 1, 1))?)?;
+        match t {
+            Some(t) => y.broadcast_add(&t.unsqueeze(2)?.unsqueeze(3)?),
+            None => Ok(y),
+        }
     }
 }
 
@@ -188,9 +205,10 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, temb: &Tensor, fused: bool) -> Result<Tensor> {
-        let h = self.conv1.forward_with(&self.norm1.norm_silu(x, fused)?, fused)?;
-        let t = self.temb.forward(&temb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
-        let h = h.broadcast_add(&t)?;
+        let t = self.temb.forward(&temb.silu()?)?;
+        let h = self
+            .conv1
+            .forward_plus(&self.norm1.norm_silu(x, fused)?, fused, Some(&t))?;
         let h = self
             .conv2
             .forward_with(&self.norm2.norm_silu(&h, fused)?, fused)?;
