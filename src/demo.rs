@@ -208,3 +208,24 @@ fn rebuild_demo_zoo(study: &Study, update_assets: bool, ctx: &JobCtx<'_>) -> Cor
 pub fn verify_demo_card(card: &ModelCard, ds: &Dataset) -> CoreResult<()> {
     check_dataset(card, ds)
 }
+
+/// Copies every entry of `src` (files and folders) into `dest` unless one of that name is already
+/// there; a missing `src` copies nothing. The shipped demo results are copied this way.
+pub(crate) fn copy_missing(src: &Path, dest: &Path) -> CoreResult<()> {
+    let Ok(entries) = std::fs::read_dir(src) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let to = dest.join(e.file_name());
+        if to.exists() {
+            continue;
+        }
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to)?;
+        } else {
+            let bytes = std::fs::read(e.path()).map_err(|err| CoreError::io(e.path(), err))?;
+            write_atomic(&to, &bytes)?;
+        }
+    }
+    Ok(())
+}

@@ -42,21 +42,7 @@ pub fn copy_demo_lm(study: &Study, assets: &Path) -> CoreResult<()> {
             study.root.join("results").join("exposure"),
         ),
     ] {
-        let Ok(entries) = std::fs::read_dir(&src) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let to = dest.join(e.file_name());
-            if to.exists() {
-                continue;
-            }
-            if e.path().is_dir() {
-                copy_tree(&e.path(), &to)?;
-            } else {
-                let bytes = std::fs::read(e.path()).map_err(|err| crate::CoreError::io(e.path(), err))?;
-                write_atomic(&to, &bytes)?;
-            }
-        }
+        crate::demo::copy_missing(&src, &dest)?;
     }
     Ok(())
 }
