@@ -55,7 +55,8 @@ pub fn bench_miface(steps: usize, device: &str, ctx: &JobCtx<'_>) -> CoreResult<
     };
     let shape = [ds.c, ds.h, ds.w];
     let t1 = Instant::now();
-    super::miface::mi_face(&out.model, &dev, shape, &classes, &inv, ctx)?;
+    let frozen = crate::model::Classifier::frozen(&out.card.spec, &out.varmap, &dev)?;
+    super::miface::mi_face(&frozen, &dev, shape, &classes, &inv, ctx)?;
     let seconds = t1.elapsed().as_secs_f64();
     Ok(InvertBench {
         device: device.into(),

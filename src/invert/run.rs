@@ -223,7 +223,9 @@ pub fn invert_model(
         )));
     }
     let t0 = Instant::now();
-    let inversions = invert_classes(&target.model, &dev, shape, &classes, &opts.config, ctx)?;
+    // Parameters as plain tensors: the descent differentiates only the images.
+    let frozen = crate::model::Classifier::frozen(&target.card.spec, &target.varmap, &dev)?;
+    let inversions = invert_classes(&frozen, &dev, shape, &classes, &opts.config, ctx)?;
     let images: Vec<f32> = inversions
         .iter()
         .flat_map(|inv| inv.image.iter().copied())

@@ -17,8 +17,8 @@ pub use cnn::Cnn;
 pub use init::{seeded_init, seeded_uniform};
 pub use mlp::Mlp;
 
-use candle_core::{Device, Module as _, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Module as _, Tensor};
+use candle_nn::{VarBuilder, VarMap};
 
 use crate::error::{CoreError, CoreResult};
 
@@ -131,6 +131,22 @@ impl Classifier {
             }
         };
         Ok(Self { net, norm })
+    }
+
+    /// The classifier of `spec` with the parameters of `varmap` as plain tensors: a backward pass
+    /// through it computes only the input's gradient (model inversion), not every parameter's too.
+    pub fn frozen(spec: &ModelSpec, varmap: &VarMap, device: &Device) -> CoreResult<Self> {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+        let tensors: std::collections::HashMap<String, Tensor> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        drop(data);
+        let dtype = tensors.values().next().map_or(DType::F32, Tensor::dtype);
+        Self::new(spec, VarBuilder::from_tensors(tensors, dtype, device))
     }
 
     /// Logits for a batch of images, `(B, C, H, W)` in [0, 1].
