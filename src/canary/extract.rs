@@ -165,6 +165,24 @@ fn expand(lm: &CanaryLm, nodes: &[Node], ids: &[u32; 10]) -> CoreResult<Vec<(Arc
         .collect())
 }
 
+/// The ten children of every node of `nodes` (one forward step for all of them).
+fn children(lm: &CanaryLm, nodes: &[Node], ids: &[u32; 10]) -> CoreResult<Vec<Node>> {
+    let mut out = Vec::with_capacity(nodes.len() * 10);
+    for (n, (state, costs)) in nodes.iter().zip(expand(lm, nodes, ids)?) {
+        for (d, c) in costs.iter().enumerate() {
+            let mut digits = n.digits.clone();
+            digits.push(d as u8);
+            out.push(Node {
+                cost: n.cost + c,
+                digits,
+                pending: Some(d as u8),
+                base: state.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Searches the `digits`-digit slot after a line break and `prefix`. `on_event` is called after
 /// every forward step. Cancellable.
 pub fn search_secret(
@@ -257,20 +275,8 @@ fn dijkstra(
                 _ => break,
             }
         }
-        let expanded = expand(lm, &batch, ids)?;
+        heap.extend(children(lm, &batch, ids)?);
         result.expanded += batch.len();
-        for (n, (state, costs)) in batch.iter().zip(expanded) {
-            for (d, c) in costs.iter().enumerate() {
-                let mut dd = n.digits.clone();
-                dd.push(d as u8);
-                heap.push(Node {
-                    cost: n.cost + c,
-                    digits: dd,
-                    pending: Some(d as u8),
-                    base: state.clone(),
-                });
-            }
-        }
         ctx.progress("searching", result.expanded as u64, opts.budget as u64);
         if let Some(top) = heap.peek() {
             on_event(&SearchEvent {
@@ -304,18 +310,7 @@ fn beam(
         }
         let mut next = Vec::with_capacity(beams.len() * 10);
         for chunk in beams.chunks(opts.batch.max(1)) {
-            for (n, (state, costs)) in chunk.iter().zip(expand(lm, chunk, ids)?) {
-                for (d, c) in costs.iter().enumerate() {
-                    let mut dd = n.digits.clone();
-                    dd.push(d as u8);
-                    next.push(Node {
-                        cost: n.cost + c,
-                        digits: dd,
-                        pending: Some(d as u8),
-                        base: state.clone(),
-                    });
-                }
-            }
+            next.extend(children(lm, chunk, ids)?);
         }
         result.expanded += beams.len();
         // The cheapest first (Node's order is reversed).
