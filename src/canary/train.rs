@@ -269,14 +269,11 @@ pub fn train_lm_into_study(
         return Ok((dir, false));
     }
     let lm = train_lm(cfg, command, ctx)?;
-    let staging = lm_dir(study_root).join(format!(".staging-{}", cfg.id));
+    let staging = lm_dir(study_root).join(crate::study::staging_name(&cfg.id));
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| CoreError::io(&staging, e))?;
     }
     lm.save(&staging)?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
-    }
-    std::fs::rename(&staging, &dir).map_err(|e| CoreError::io(&dir, e))?;
+    crate::study::replace_dir(&staging, &dir)?;
     Ok((dir, true))
 }

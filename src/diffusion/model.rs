@@ -159,8 +159,10 @@ pub fn list_models(study_root: &Path) -> (Vec<DiffusionCard>, Vec<CoreError>) {
         .collect();
     paths.sort();
     for p in paths {
+    // Dot folders are staging leftovers of an interrupted training, never models.
         let card_path = p.join("card.json");
         match std::fs::read_to_string(&card_path) {
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             Ok(text) => match serde_json::from_str::<DiffusionCard>(&text) {
                 Ok(c) => cards.push(c),
                 Err(e) => errors.push(CoreError::format(

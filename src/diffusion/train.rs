@@ -333,7 +333,6 @@ pub fn train_into_study(
     let ds = crate::data::load(&cfg.data)?;
     let plans = plan_models(cfg, &ds)?;
     let dir = diffusion_dir(study_root);
-    std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
     let mut out = Vec::new();
     for plan in &plans {
         let final_dir = dir.join(&plan.id);
@@ -342,15 +341,13 @@ pub fn train_into_study(
             continue;
         }
         let model = train_one(cfg, &ds, plan, command, ctx)?;
-        let staging: PathBuf = dir.join(format!(".staging-{}", plan.id));
+        // Staged beside the others, then swapped in whole: a kill leaves the old model or the new.
+        let staging: PathBuf = dir.join(crate::study::staging_name(&plan.id));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| CoreError::io(&staging, e))?;
         }
         model.save(&staging, DType::F32)?;
-        if final_dir.exists() {
-            std::fs::remove_dir_all(&final_dir).map_err(|e| CoreError::io(&final_dir, e))?;
-        }
-        std::fs::rename(&staging, &final_dir).map_err(|e| CoreError::io(&final_dir, e))?;
+        crate::study::replace_dir(&staging, &final_dir)?;
         out.push((plan.id.clone(), true));
     }
     Ok(out)

@@ -21,7 +21,7 @@ use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::{Classifier, Family, ModelSpec, fill_varmap, load_model, save_weights};
-use crate::study::write_json_atomic;
+use crate::study::{replace_dir, staging_name, write_json_atomic};
 
 /// How the evaluation classifier is trained.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -180,11 +180,32 @@ pub fn train_eval_classifier(
     Ok((model, varmap, card))
 }
 
-/// Writes an evaluation classifier to `dir` (`eval.json` + `weights.safetensors`).
+/// Writes an evaluation classifier to `dir` (`eval.json` + `weights.safetensors`), staged beside
+/// it and renamed into place (replacing any folder there), so a killed write leaves no half cache.
 pub fn save_eval(dir: &Path, varmap: &VarMap, card: &EvalCard) -> CoreResult<()> {
-    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-    save_weights(varmap, &dir.join("weights.safetensors"))?;
-    write_json_atomic(&dir.join("eval.json"), card)
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "eval".into());
+    let staging = parent.join(staging_name(&name));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| CoreError::io(&staging, e))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| CoreError::io(&staging, e))?;
+    let write = || -> CoreResult<()> {
+        save_weights(varmap, &staging.join("weights.safetensors"))?;
+        write_json_atomic(&staging.join("eval.json"), card)?;
+        replace_dir(&staging, dir)
+    };
+    let result = write();
+    if result.is_err() {
+        std::fs::remove_dir_all(&staging).ok();
+    }
+    result
 }
 
 /// Loads an evaluation classifier from `dir`: either one written by [`save_eval`] or any rote

@@ -214,15 +214,12 @@ pub fn train_pair_into_study(
         }
         let enc = train_encoder(cfg, &data, role, command, ctx)?;
         let parent = ssl_dir(study_root);
-        let staging = parent.join(format!(".staging-{}", enc.card.id));
+        let staging = parent.join(crate::study::staging_name(&enc.card.id));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| CoreError::io(&staging, e))?;
         }
         enc.save(&staging, if cfg.half { DType::F16 } else { DType::F32 })?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
-        }
-        std::fs::rename(&staging, &dir).map_err(|e| CoreError::io(&dir, e))?;
+        crate::study::replace_dir(&staging, &dir)?;
         out.push((dir, true));
     }
     Ok(out)

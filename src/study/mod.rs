@@ -1,10 +1,11 @@
 //! The study folder: `study.json`, `models/<id>/` (weights + card + per-sample scores) and
 //! `results/`. GUI and CLI read and write the same folders. Every write is atomic (a temporary file
 //! in the same folder, synced, then renamed), and a model folder appears only once complete.
+//! Opening a study removes what killed writers left behind (see [`clean_stale`]).
 
 mod atomic;
 
-pub use atomic::{write_atomic, write_json_atomic};
+pub use atomic::{clean_stale, replace_dir, staging_name, write_atomic, write_json_atomic};
 
 use std::path::{Path, PathBuf};
 
@@ -86,7 +87,8 @@ impl Study {
         })
     }
 
-    /// Opens an existing study (a folder with `study.json`).
+    /// Opens an existing study (a folder with `study.json`), removing the temporary files and
+    /// staging folders of writers that were killed (see [`Study::clean_staging`]).
     pub fn open(path: &Path) -> CoreResult<Self> {
         let mp = path.join("study.json");
         let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
@@ -95,10 +97,12 @@ impl Study {
         for sub in ["models", "results"] {
             std::fs::create_dir_all(path.join(sub)).map_err(|e| CoreError::io(path.join(sub), e))?;
         }
-        Ok(Self {
+        let study = Self {
             root: path.to_path_buf(),
             manifest,
-        })
+        };
+        study.clean_staging();
+        Ok(study)
     }
 
     /// Saves the manifest.
@@ -178,9 +182,7 @@ impl Study {
 
     /// A staging folder for a model being written; [`Study::commit_model`] renames it into place.
     pub fn staging_dir(&self, id: &str) -> CoreResult<PathBuf> {
-        let dir = self
-            .models_dir()
-            .join(format!(".staging-{id}-{}", std::process::id()));
+        let dir = self.models_dir().join(staging_name(id));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
         }
@@ -212,15 +214,11 @@ impl Study {
         Self::open(dest)
     }
 
-    /// Removes leftovers of interrupted writes (staging folders, temporary files).
-    pub fn clean_staging(&self) {
-        if let Ok(entries) = std::fs::read_dir(self.models_dir()) {
-            for e in entries.filter_map(Result::ok) {
-                if e.file_name().to_string_lossy().starts_with(".staging-") {
-                    std::fs::remove_dir_all(e.path()).ok();
-                }
-            }
-        }
+    /// Removes leftovers of interrupted writes anywhere in the study (staging folders, temporary
+    /// files) whose process is gone, and restores a folder whose replacement was cut short.
+    /// Returns how many were cleaned.
+    pub fn clean_staging(&self) -> usize {
+        clean_stale(&self.root)
     }
 }
 
