@@ -85,6 +85,30 @@ pub struct LmCard {
 }
 
 impl LmCard {
+    /// Parses the text of a language-model card and checks its vocabulary, formats and
+    /// canaries; `path` only names the file in errors.
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        let card: Self = serde_json::from_str(text)
+            .map_err(|e| CoreError::format(path, format!("not a language-model card: {e}")))?;
+        let n_vocab = card.vocab.chars().count();
+        if n_vocab != card.arch.vocab {
+            return Err(CoreError::format(
+                path,
+                format!(
+                    "vocabulary has {n_vocab} characters but the model {}",
+                    card.arch.vocab
+                ),
+            ));
+        }
+        for f in &card.formats {
+            f.validate().map_err(|e| CoreError::format(path, e.to_string()))?;
+        }
+        if card.canaries.iter().any(|c| c.format >= card.formats.len()) {
+            return Err(CoreError::format(path, "a canary names a missing format"));
+        }
+        Ok(card)
+    }
+
     /// Character ids of `text`, or an error naming the first character outside the vocabulary.
     pub fn encode(&self, text: &str) -> CoreResult<Vec<u32>> {
         let vocab: Vec<char> = self.vocab.chars().collect();
@@ -162,25 +186,7 @@ impl CanaryLm {
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let card: LmCard = serde_json::from_str(&text)
-            .map_err(|e| CoreError::format(&card_path, format!("not a language-model card: {e}")))?;
-        let n_vocab = card.vocab.chars().count();
-        if n_vocab != card.arch.vocab {
-            return Err(CoreError::format(
-                &card_path,
-                format!(
-                    "vocabulary has {n_vocab} characters but the model {}",
-                    card.arch.vocab
-                ),
-            ));
-        }
-        for f in &card.formats {
-            f.validate()
-                .map_err(|e| CoreError::format(&card_path, e.to_string()))?;
-        }
-        if card.canaries.iter().any(|c| c.format >= card.formats.len()) {
-            return Err(CoreError::format(&card_path, "a canary names a missing format"));
-        }
+        let card = LmCard::from_json(&card_path, &text)?;
         let varmap = VarMap::new();
         let net = CharLm::new(card.arch, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         crate::model::fill_varmap(&varmap, &dir.join("weights.safetensors"), "character LM", device)?;

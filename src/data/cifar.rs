@@ -11,6 +11,36 @@ use crate::error::{CoreError, CoreResult};
 
 const RECORD: usize = 1 + 3 * 32 * 32;
 
+/// Decodes the bytes of one CIFAR-10 binary batch into labels and pixels (3 x 32 x 32 per image);
+/// `path` only names the file in errors.
+pub fn parse_cifar_batch(path: &Path, bytes: &[u8]) -> CoreResult<(Vec<u16>, Vec<u8>)> {
+    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        return Err(CoreError::format(
+            path,
+            format!(
+                "{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records",
+                bytes.len()
+            ),
+        ));
+    }
+    let mut labels = Vec::with_capacity(bytes.len() / RECORD);
+    let mut pixels = Vec::with_capacity(bytes.len() / RECORD * (RECORD - 1));
+    for rec in bytes.chunks_exact(RECORD) {
+        let (&label, px) = rec
+            .split_first()
+            .ok_or_else(|| CoreError::format(path, "empty CIFAR-10 record"))?;
+        if label > 9 {
+            return Err(CoreError::format(
+                path,
+                format!("label {label} out of range 0..9"),
+            ));
+        }
+        labels.push(u16::from(label));
+        pixels.extend_from_slice(px);
+    }
+    Ok((labels, pixels))
+}
+
 /// Loads one CIFAR-10 binary batch file, or every `.bin` file in a folder.
 pub fn load_cifar_binary(path: &Path) -> CoreResult<Dataset> {
     let files: Vec<PathBuf> = if path.is_dir() {
@@ -33,29 +63,16 @@ pub fn load_cifar_binary(path: &Path) -> CoreResult<Dataset> {
     let mut split = Vec::new();
     for f in &files {
         let bytes = std::fs::read(f).map_err(|e| CoreError::io(f, e))?;
-        if bytes.is_empty() || bytes.len() % RECORD != 0 {
-            return Err(CoreError::format(
-                f,
-                format!(
-                    "{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records",
-                    bytes.len()
-                ),
-            ));
-        }
+        let (batch_labels, batch_pixels) = parse_cifar_batch(f, &bytes)?;
         let is_test = f
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("test_batch"));
-        for rec in bytes.chunks_exact(RECORD) {
-            if rec[0] > 9 {
-                return Err(CoreError::format(
-                    f,
-                    format!("label {} out of range 0..9", rec[0]),
-                ));
-            }
-            labels.push(u16::from(rec[0]));
-            pixels.extend_from_slice(&rec[1..]);
-            split.push(if is_test { Split::Test } else { Split::Train });
-        }
+        split.extend(std::iter::repeat_n(
+            if is_test { Split::Test } else { Split::Train },
+            batch_labels.len(),
+        ));
+        labels.extend(batch_labels);
+        pixels.extend(batch_pixels);
     }
     let meta = if path.is_dir() {
         path.join("batches.meta.txt")

@@ -56,7 +56,19 @@ fn read_exact_or(path: &Path, r: &mut dyn Read, buf: &mut [u8], what: &str) -> C
 
 /// Reads an IDX file of unsigned bytes.
 pub fn read_idx(path: &Path) -> CoreResult<IdxArray> {
-    let mut r = open_maybe_gz(path)?;
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    parse_idx(path, &bytes)
+}
+
+/// Decodes the bytes of an IDX file (gzip'd or plain); `path` only names the file in errors.
+/// The data is read as it comes, so a header that declares more than the file holds is a
+/// "truncated" error rather than a large allocation.
+pub fn parse_idx(path: &Path, bytes: &[u8]) -> CoreResult<IdxArray> {
+    let mut r: Box<dyn Read + '_> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
     let mut magic = [0u8; 4];
     read_exact_or(path, &mut r, &mut magic, "IDX header")?;
     if magic[0] != 0 || magic[1] != 0 {
@@ -95,8 +107,17 @@ pub fn read_idx(path: &Path) -> CoreResult<IdxArray> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&t| t <= MAX_IDX_BYTES)
         .ok_or_else(|| CoreError::format(path, format!("IDX dimensions {dims:?} are too large")))?;
-    let mut data = vec![0u8; total];
-    read_exact_or(path, &mut r, &mut data, "IDX data")?;
+    let mut data = Vec::with_capacity(total.min(bytes.len()));
+    (&mut r)
+        .take(total as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| CoreError::format(path, format!("cannot read IDX data: {e}")))?;
+    if data.len() < total {
+        return Err(CoreError::format(
+            path,
+            format!("truncated IDX data: expected {total} bytes, found {}", data.len()),
+        ));
+    }
     Ok(IdxArray { dims, data })
 }
 
@@ -116,6 +137,12 @@ pub(crate) fn labels_path_for(images: &Path) -> Option<PathBuf> {
 
 /// Converts an IDX images array (N x H x W grey, or N x H x W x C channels-last) into N x C x H x W.
 pub(crate) fn images_from_idx(path: &Path, arr: IdxArray) -> CoreResult<([usize; 4], Vec<u8>)> {
+    if arr.dims.len() >= 3 && arr.dims[1..].contains(&0) {
+        return Err(CoreError::format(
+            path,
+            format!("IDX images of size {:?} have no pixels", &arr.dims[1..]),
+        ));
+    }
     match arr.dims.as_slice() {
         [n, h, w] => Ok(([*n, 1, *h, *w], arr.data)),
         [n, h, w, c] if *c == 1 || *c == 3 => {
@@ -141,7 +168,11 @@ pub(crate) fn images_from_idx(path: &Path, arr: IdxArray) -> CoreResult<([usize;
 
 /// Reads labels from an IDX1 file.
 pub(crate) fn read_labels(path: &Path, n: usize) -> CoreResult<Vec<u16>> {
-    let arr = read_idx(path)?;
+    labels_from_idx(path, read_idx(path)?, n)
+}
+
+/// Checks that an IDX array holds `n` labels, one dimension.
+fn labels_from_idx(path: &Path, arr: IdxArray, n: usize) -> CoreResult<Vec<u16>> {
     if arr.dims.len() != 1 {
         return Err(CoreError::format(
             path,
@@ -159,17 +190,29 @@ pub(crate) fn read_labels(path: &Path, n: usize) -> CoreResult<Vec<u16>> {
 
 /// Loads an IDX images file plus its labels file (found by name, see [`labels_path_for`]).
 pub fn load_idx_images_with_labels(path: &Path) -> CoreResult<Dataset> {
-    let arr = read_idx(path)?;
-    let (shape, pixels) = images_from_idx(path, arr)?;
-    let labels = match labels_path_for(path).filter(|p| p.exists()) {
-        Some(lp) => read_labels(&lp, shape[0])?,
-        None => {
-            return Err(CoreError::format(
-                path,
-                "no labels file beside it (expected the same name with 'labels' for 'images')",
-            ));
-        }
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let Some(lp) = labels_path_for(path).filter(|p| p.exists()) else {
+        // A broken images file is the first thing to report.
+        parse_idx(path, &bytes)?;
+        return Err(CoreError::format(
+            path,
+            "no labels file beside it (expected the same name with 'labels' for 'images')",
+        ));
     };
+    let label_bytes = std::fs::read(&lp).map_err(|e| CoreError::io(&lp, e))?;
+    parse_idx_dataset(path, &bytes, &lp, &label_bytes)
+}
+
+/// Builds a data set from the bytes of an IDX images file and of its labels file (the paths
+/// only name the files in errors and the data set).
+pub fn parse_idx_dataset(
+    path: &Path,
+    bytes: &[u8],
+    labels_path: &Path,
+    label_bytes: &[u8],
+) -> CoreResult<Dataset> {
+    let (shape, pixels) = images_from_idx(path, parse_idx(path, bytes)?)?;
+    let labels = labels_from_idx(labels_path, parse_idx(labels_path, label_bytes)?, shape[0])?;
     let max_value = pixels.iter().copied().max().unwrap_or(255).max(1);
     let max_value = if max_value <= 16 { 16 } else { 255 };
     let name = path
@@ -238,5 +281,37 @@ mod tests {
         write_idx(&p, &[u32::MAX, u32::MAX, u32::MAX], &[], false).unwrap();
         let err = read_idx(&p).unwrap_err().to_string();
         assert!(err.contains("too large"), "{err}");
+    }
+
+    /// Fuzzing: a header declaring gigabytes over a few bytes of data, plain or gzip'd, must be
+    /// a "truncated" error without allocating what it declares; zero-sized images are refused
+    /// before converting (a huge N with empty images used to spin over N).
+    #[test]
+    fn huge_declared_sizes_and_empty_images_are_errors() {
+        let p = Path::new("big-images-idx3-ubyte");
+        let mut bytes = vec![0, 0, 8, 3];
+        for d in [1u32 << 20, 1 << 11, 1] {
+            bytes.extend_from_slice(&d.to_be_bytes());
+        }
+        bytes.extend_from_slice(&[7; 10]);
+        let err = parse_idx(p, &bytes).unwrap_err().to_string();
+        assert!(
+            err.contains("big-images") && err.contains("truncated IDX data"),
+            "{err}"
+        );
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, &bytes).unwrap();
+        let gz = enc.finish().unwrap();
+        let err = parse_idx(p, &gz).unwrap_err().to_string();
+        assert!(err.contains("truncated IDX data"), "{err}");
+
+        let mut empty = vec![0, 0, 8, 4];
+        for d in [u32::MAX, 0, 1, 1] {
+            empty.extend_from_slice(&d.to_be_bytes());
+        }
+        let err = parse_idx_dataset(p, &empty, Path::new("l"), &[0, 0, 8, 1, 0, 0, 0, 0])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("have no pixels"), "{err}");
     }
 }

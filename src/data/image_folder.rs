@@ -37,6 +37,26 @@ fn class_dirs(root: &Path) -> CoreResult<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// Largest width or height of one image in a folder (a sane cap before decoding).
+const MAX_SIDE: u32 = 1 << 14;
+/// Most bytes the decoder may allocate for one image.
+const MAX_DECODE_BYTES: u64 = 256 << 20;
+
+/// Decodes the bytes of one image-folder entry as the loader does: the format comes from the
+/// file's extension (PNG or JPEG), and images beyond [`MAX_SIDE`] pixels a side or
+/// [`MAX_DECODE_BYTES`] of decoded data are refused before decoding.
+pub fn decode_image_entry(path: &Path, bytes: &[u8]) -> CoreResult<image::DynamicImage> {
+    let cannot = |e: image::ImageError| CoreError::format(path, format!("cannot decode image: {e}"));
+    let format = image::ImageFormat::from_path(path).map_err(cannot)?;
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(cannot)
+}
+
 /// Loads an image folder.
 pub fn load_image_folder(root: &Path) -> CoreResult<Dataset> {
     let has_split = root.join("train").is_dir() && root.join("test").is_dir();
@@ -79,7 +99,8 @@ pub fn load_image_folder(root: &Path) -> CoreResult<Dataset> {
     let mut decoded = Vec::with_capacity(files.len());
     let mut colour = false;
     for (f, _, _) in &files {
-        let img = image::open(f).map_err(|e| CoreError::format(f, format!("cannot decode image: {e}")))?;
+        let bytes = std::fs::read(f).map_err(|e| CoreError::io(f, e))?;
+        let img = decode_image_entry(f, &bytes)?;
         colour |= img.color().has_color();
         decoded.push(img);
     }

@@ -4,33 +4,164 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor};
-
 use super::Dataset;
 use crate::error::{CoreError, CoreResult};
 
-fn read(path: &Path) -> CoreResult<Tensor> {
-    if !path.is_file() {
-        return Err(CoreError::io(
-            path,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
-    Tensor::read_npy(path).map_err(|e| CoreError::format(path, format!("not a readable NPY array: {e}")))
+/// Element types rote reads from NPY files (little-endian where it matters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Elem {
+    U8,
+    Bool,
+    I16,
+    I32,
+    I64,
+    U32,
+    F32,
+    F64,
 }
 
-/// Loads an NPY image array and its labels.
-pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
-    let t = read(path)?;
-    let dims = t.dims().to_vec();
-    let flat: Vec<u8> = match t.dtype() {
-        DType::U8 => t.flatten_all()?.to_vec1::<u8>()?,
-        DType::F32 | DType::F64 => t
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .into_iter()
+impl Elem {
+    fn from_descr(descr: &str) -> Option<Self> {
+        let d = descr.strip_prefix(['<', '|', '=']).unwrap_or(descr);
+        Some(match d {
+            "u1" | "B" => Self::U8,
+            "b1" | "?" => Self::Bool,
+            "i2" | "h" => Self::I16,
+            "i4" | "i" => Self::I32,
+            "i8" | "q" => Self::I64,
+            "u4" | "I" => Self::U32,
+            "f4" | "f" => Self::F32,
+            "f8" | "d" => Self::F64,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Self::U8 | Self::Bool => 1,
+            Self::I16 => 2,
+            Self::I32 | Self::U32 | Self::F32 => 4,
+            Self::I64 | Self::F64 => 8,
+        }
+    }
+}
+
+/// A parsed NPY array: shape, element type and exactly its data bytes (borrowed).
+struct NpyArray<'a> {
+    shape: Vec<usize>,
+    descr: String,
+    elem: Elem,
+    data: &'a [u8],
+}
+
+impl NpyArray<'_> {
+    /// The elements as f64 (exact for every supported type but 64-bit integers beyond 2^53).
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        let elem = self.elem;
+        self.data.chunks_exact(elem.size()).map(move |b| {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            match elem {
+                Elem::U8 | Elem::Bool => f64::from(w[0]),
+                Elem::I16 => f64::from(i16::from_le_bytes([w[0], w[1]])),
+                Elem::I32 => f64::from(i32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+                Elem::U32 => f64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+                Elem::F32 => f64::from(f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+                Elem::I64 => i64::from_le_bytes(w) as f64,
+                Elem::F64 => f64::from_le_bytes(w),
+            }
+        })
+    }
+}
+
+/// The value after `'key':` in an NPY header dictionary.
+fn header_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
+    let (_, after) = header
+        .split_once(&format!("'{key}'"))
+        .or_else(|| header.split_once(&format!("\"{key}\"")))?;
+    Some(after.trim_start().strip_prefix(':')?.trim_start())
+}
+
+/// Parses the header of an NPY file and checks that the data holds every element it declares
+/// before anything is allocated.
+fn parse_npy<'a>(path: &Path, bytes: &'a [u8]) -> CoreResult<NpyArray<'a>> {
+    let bad = |msg: String| CoreError::format(path, format!("not a readable NPY array: {msg}"));
+    let rest = bytes
+        .strip_prefix(b"\x93NUMPY")
+        .ok_or_else(|| bad("no NPY magic string".into()))?;
+    let version = *rest.first().ok_or_else(|| bad("truncated header".into()))?;
+    let len_len = match version {
+        1 => 2,
+        2 | 3 => 4,
+        v => return Err(bad(format!("unsupported NPY version {v}"))),
+    };
+    let len_bytes = rest
+        .get(2..2 + len_len)
+        .ok_or_else(|| bad("truncated header".into()))?;
+    let header_len = len_bytes
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    let (header, data) = rest
+        .get(2 + len_len..)
+        .filter(|r| r.len() >= header_len)
+        .map(|r| r.split_at(header_len))
+        .ok_or_else(|| bad(format!("truncated header (it declares {header_len} bytes)")))?;
+    let header = String::from_utf8_lossy(header);
+    let descr = header_value(&header, "descr")
+        .and_then(|v| {
+            let q = v.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+            v[1..].split(q).next()
+        })
+        .ok_or_else(|| bad("no descr in header".into()))?
+        .to_string();
+    let elem = Elem::from_descr(&descr).ok_or_else(|| bad(format!("unsupported element type '{descr}'")))?;
+    match header_value(&header, "fortran_order") {
+        None => {}
+        Some(v) if v.starts_with("False") => {}
+        Some(v) if v.starts_with("True") => return Err(bad("fortran order not supported".into())),
+        Some(_) => return Err(bad("unknown fortran_order".into())),
+    }
+    let shape_text = header_value(&header, "shape")
+        .and_then(|v| v.strip_prefix('('))
+        .and_then(|v| v.split(')').next())
+        .ok_or_else(|| bad("no shape in header".into()))?;
+    let shape = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse::<usize>())
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| bad(format!("bad shape ({shape_text})")))?;
+    let need = shape
+        .iter()
+        .try_fold(elem.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
+    let data = data.get(..need).ok_or_else(|| {
+        bad(format!(
+            "truncated data: shape {shape:?} of '{descr}' needs {need} bytes, the file holds {}",
+            data.len()
+        ))
+    })?;
+    Ok(NpyArray {
+        shape,
+        descr,
+        elem,
+        data,
+    })
+}
+
+/// Decodes the bytes of an NPY image array into (N, C, H, W) and u8 pixels; `path` only names
+/// the file in errors.
+pub fn parse_npy_images(path: &Path, bytes: &[u8]) -> CoreResult<([usize; 4], Vec<u8>)> {
+    let arr = parse_npy(path, bytes)?;
+    let flat: Vec<u8> = match arr.elem {
+        Elem::U8 | Elem::Bool => arr.data.to_vec(),
+        Elem::F32 | Elem::F64 => arr
+            .values()
             .map(|v| {
+                // In f32, as the loader always computed it (candle converted f64 arrays first).
+                let v = v as f32;
                 if v.is_finite() {
                     (v.clamp(0.0, 1.0) * 255.0).round() as u8
                 } else {
@@ -38,14 +169,21 @@ pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
                 }
             })
             .collect(),
-        other => {
+        _ => {
             return Err(CoreError::format(
                 path,
-                format!("NPY dtype {other:?} is not supported (u8 or f32)"),
+                format!("NPY dtype '{}' is not supported (u8 or f32)", arr.descr),
             ));
         }
     };
-    let (shape, pixels) = match dims.as_slice() {
+    let dims = arr.shape;
+    if dims.len() >= 3 && dims[1..].contains(&0) {
+        return Err(CoreError::format(
+            path,
+            format!("NPY images of shape {dims:?} have no pixels"),
+        ));
+    }
+    Ok(match dims.as_slice() {
         [n, h, w] => ([*n, 1, *h, *w], flat),
         [n, c, h, w] if *c == 1 || *c == 3 => ([*n, *c, *h, *w], flat),
         [n, h, w, c] if *c == 1 || *c == 3 => {
@@ -66,7 +204,34 @@ pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
                 format!("NPY shape {other:?} is not an image array"),
             ));
         }
-    };
+    })
+}
+
+/// Decodes the bytes of an NPY labels array (integers 0..65535, `n` of them); `path` only names
+/// the file in errors.
+pub fn parse_npy_labels(path: &Path, bytes: &[u8], n: usize) -> CoreResult<Vec<u16>> {
+    let arr = parse_npy(path, bytes)?;
+    let count = arr.data.len() / arr.elem.size();
+    if count != n {
+        return Err(CoreError::format(path, format!("{count} labels for {n} images")));
+    }
+    arr.values()
+        .map(|l| {
+            if l.fract() != 0.0 || !l.is_finite() {
+                return Err(CoreError::format(path, format!("labels are not integers: {l}")));
+            }
+            if !(0.0..=f64::from(u16::MAX)).contains(&l) {
+                return Err(CoreError::format(path, format!("label {l} out of range")));
+            }
+            Ok(l as u16)
+        })
+        .collect()
+}
+
+/// Loads an NPY image array and its labels.
+pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    let (shape, pixels) = parse_npy_images(path, &bytes)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -77,23 +242,8 @@ pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
     ];
     let labels = match label_candidates.iter().find(|p| p.is_file() && *p != path) {
         Some(lp) => {
-            let lt = read(lp)?;
-            let v: Vec<i64> = lt
-                .to_dtype(DType::I64)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<i64>())
-                .map_err(|e| CoreError::format(lp, format!("labels are not integers: {e}")))?;
-            if v.len() != shape[0] {
-                return Err(CoreError::format(
-                    lp,
-                    format!("{} labels for {} images", v.len(), shape[0]),
-                ));
-            }
-            v.into_iter()
-                .map(|l| {
-                    u16::try_from(l).map_err(|_| CoreError::format(lp, format!("label {l} out of range")))
-                })
-                .collect::<CoreResult<Vec<u16>>>()?
+            let lbytes = std::fs::read(lp).map_err(|e| CoreError::io(lp, e))?;
+            parse_npy_labels(lp, &lbytes, shape[0])?
         }
         None => vec![0; shape[0]],
     };
@@ -112,6 +262,7 @@ pub fn load_npy_images(path: &Path) -> CoreResult<Dataset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Tensor;
 
     #[test]
     fn reads_u8_and_f32_channels_last() {
@@ -141,5 +292,39 @@ mod tests {
 
         std::fs::write(&pf, b"\x93NUMPY garbage").unwrap();
         assert!(load_npy_images(&pf).unwrap_err().to_string().contains("f.npy"));
+    }
+
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}");
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    /// Fuzzing: candle's reader allocated whatever the header declared (a 4 GiB header length,
+    /// or the shape's element count) before reading; an overflowing shape panicked, and a huge N
+    /// of empty images spun and then allocated N labels. All are named errors now.
+    #[test]
+    fn huge_or_empty_shapes_are_errors_before_allocating() {
+        let p = Path::new("x.npy");
+        let err = |b: &[u8]| parse_npy_images(p, b).unwrap_err().to_string();
+        let e = err(&npy("<f4", "1000000000, 28, 28", &[0; 16]));
+        assert!(e.contains("x.npy") && e.contains("truncated data"), "{e}");
+        let e = err(&npy("|u1", "18446744073709551615, 2, 2", &[0; 16]));
+        assert!(e.contains("too large"), "{e}");
+        let e = err(&npy("|u1", "18446744073709551615, 0, 2", &[]));
+        assert!(e.contains("no pixels"), "{e}");
+        let e = err(b"\x93NUMPY\x02\x00\xff\xff\xff\xff{");
+        assert!(e.contains("truncated header"), "{e}");
+        let e = err(&npy("<i8", "1, 2, 2", &[0; 32]));
+        assert!(e.contains("not supported"), "{e}");
+        let ok = parse_npy_images(p, &npy("|u1", "1, 2, 2", &[1, 2, 3, 4])).unwrap();
+        assert_eq!(ok, ([1, 1, 2, 2], vec![1, 2, 3, 4]));
+        let e = parse_npy_labels(p, &npy("<f4", "1", &1.5f32.to_le_bytes()), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not integers"), "{e}");
     }
 }

@@ -56,6 +56,17 @@ pub struct DiffusionCard {
     pub rote_version: String,
 }
 
+impl DiffusionCard {
+    /// Parses the text of a diffusion card and validates its UNet; `path` only names the file in
+    /// errors.
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        let card: Self = serde_json::from_str(text)
+            .map_err(|e| CoreError::format(path, format!("not a diffusion model card: {e}")))?;
+        card.unet.validate().map_err(|why| CoreError::format(path, why))?;
+        Ok(card)
+    }
+}
+
 /// A DDPM ready to sample.
 pub struct Ddpm {
     /// The denoiser.
@@ -96,11 +107,7 @@ impl Ddpm {
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let card: DiffusionCard = serde_json::from_str(&text)
-            .map_err(|e| CoreError::format(&card_path, format!("not a diffusion model card: {e}")))?;
-        card.unet
-            .validate()
-            .map_err(|why| CoreError::format(&card_path, why))?;
+        let card = DiffusionCard::from_json(&card_path, &text)?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let unet = UNet::new(&card.unet, vb)?;

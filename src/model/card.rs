@@ -105,7 +105,12 @@ impl ModelCard {
     /// Loads and validates a card.
     pub fn load(path: &Path) -> CoreResult<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
-        let card: Self = serde_json::from_str(&text)
+        Self::from_json(path, &text)
+    }
+
+    /// Parses and validates the text of a card; `path` only names the file in errors.
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        let card: Self = serde_json::from_str(text)
             .map_err(|e| CoreError::format(path, format!("bad model card: {e}")))?;
         if let Some(&bad) = card.train_indices.iter().find(|&&i| i as usize >= card.dataset.n) {
             return Err(CoreError::format(

@@ -53,8 +53,13 @@ fn sniff_pickle(path: &Path) -> CoreResult<()> {
         let mut f = std::fs::File::open(path).map_err(|e| CoreError::io(path, e))?;
         f.read(&mut head).map_err(|e| CoreError::io(path, e))?
     };
-    let is_zip = n >= 4 && head == *b"PK\x03\x04";
-    let is_pickle = n >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]);
+    refuse_pickle(path, head.get(..n).unwrap_or(&head))
+}
+
+/// Refuses a file whose first bytes are a PyTorch pickle (zip archive or pickle protocol 2-5).
+fn refuse_pickle(path: &Path, head: &[u8]) -> CoreResult<()> {
+    let is_zip = head.starts_with(b"PK\x03\x04");
+    let is_pickle = matches!(head, [0x80, 2..=5, ..]);
     if is_zip || is_pickle {
         return Err(CoreError::format(
             path,
@@ -81,6 +86,30 @@ pub fn fill_varmap(varmap: &VarMap, path: &Path, arch: &str, device: &Device) ->
     sniff_pickle(path)?;
     let loaded = candle_core::safetensors::load(path, &Device::Cpu)
         .map_err(|e| CoreError::format(path, format!("not a readable safetensors file: {e}")))?;
+    fill_from_tensors(varmap, path, arch, device, loaded)
+}
+
+/// [`fill_varmap`] from the bytes of a weights file; `path` only names the file in errors.
+pub fn fill_varmap_from_bytes(
+    varmap: &VarMap,
+    path: &Path,
+    bytes: &[u8],
+    arch: &str,
+    device: &Device,
+) -> CoreResult<()> {
+    refuse_pickle(path, bytes)?;
+    let loaded = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+        .map_err(|e| CoreError::format(path, format!("not a readable safetensors file: {e}")))?;
+    fill_from_tensors(varmap, path, arch, device, loaded)
+}
+
+fn fill_from_tensors(
+    varmap: &VarMap,
+    path: &Path,
+    arch: &str,
+    device: &Device,
+    loaded: HashMap<String, Tensor>,
+) -> CoreResult<()> {
     let data = varmap
         .data()
         .lock()

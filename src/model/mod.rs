@@ -11,7 +11,8 @@ mod mlp;
 
 pub use card::{DatasetRef, EpochRecord, Hyper, ModelCard, SampleScores, TrainMetrics};
 pub use checkpoint::{
-    LoadedModel, check_dataset, fill_varmap, load_model, load_weights, save_weights, save_weights_as,
+    LoadedModel, check_dataset, fill_varmap, fill_varmap_from_bytes, load_model, load_weights, save_weights,
+    save_weights_as,
 };
 pub use cnn::Cnn;
 pub use init::{seeded_init, seeded_uniform};

@@ -71,6 +71,19 @@ pub struct SslCard {
     pub rote_version: String,
 }
 
+impl SslCard {
+    /// Parses the text of an SSL encoder card and validates its architecture; `path` only names
+    /// the file in errors.
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        let mut card: Self = serde_json::from_str(text)
+            .map_err(|e| CoreError::format(path, format!("not an SSL encoder card: {e}")))?;
+        card.arch.validate().map_err(|why| CoreError::format(path, why))?;
+        // The measured layers follow from the architecture (cards of older builds list fewer).
+        card.layers = card.arch.layer_names();
+        Ok(card)
+    }
+}
+
 /// An encoder ready to run.
 pub struct SslEncoder {
     /// The network.
@@ -99,13 +112,7 @@ impl SslEncoder {
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let mut card: SslCard = serde_json::from_str(&text)
-            .map_err(|e| CoreError::format(&card_path, format!("not an SSL encoder card: {e}")))?;
-        card.arch
-            .validate()
-            .map_err(|why| CoreError::format(&card_path, why))?;
-        // The measured layers follow from the architecture (cards of older builds list fewer).
-        card.layers = card.arch.layer_names();
+        let card = SslCard::from_json(&card_path, &text)?;
         let varmap = VarMap::new();
         let net = Encoder::new(&card.arch, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         crate::model::fill_varmap(&varmap, &dir.join("weights.safetensors"), "SSL encoder", device)?;

@@ -40,6 +40,13 @@ impl Default for StudyManifest {
     }
 }
 
+impl StudyManifest {
+    /// Parses the text of a `study.json`; `path` only names the file in errors.
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        serde_json::from_str(text).map_err(|e| CoreError::format(path, format!("bad study manifest: {e}")))
+    }
+}
+
 /// An open study folder.
 #[derive(Clone, Debug)]
 pub struct Study {
@@ -92,8 +99,7 @@ impl Study {
     pub fn open(path: &Path) -> CoreResult<Self> {
         let mp = path.join("study.json");
         let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
-        let manifest: StudyManifest = serde_json::from_str(&text)
-            .map_err(|e| CoreError::format(&mp, format!("bad study manifest: {e}")))?;
+        let manifest = StudyManifest::from_json(&mp, &text)?;
         for sub in ["models", "results"] {
             std::fs::create_dir_all(path.join(sub)).map_err(|e| CoreError::io(path.join(sub), e))?;
         }

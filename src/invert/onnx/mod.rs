@@ -139,6 +139,10 @@ pub struct OnnxClassifier {
     output: OutputKind,
 }
 
+/// The most values (C x H x W) one input image may have: a sane cap before the blank test image
+/// is allocated.
+const MAX_INPUT_VALUES: usize = 1 << 24;
+
 fn fmt_err(path: &Path, msg: impl std::fmt::Display) -> CoreError {
     CoreError::format(path, msg.to_string())
 }
@@ -146,7 +150,12 @@ fn fmt_err(path: &Path, msg: impl std::fmt::Display) -> CoreError {
 /// Reads and decodes an ONNX file.
 pub fn read_model(path: &Path) -> CoreResult<ModelProto> {
     let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
-    ModelProto::decode(bytes.as_slice()).map_err(|e| fmt_err(path, format!("not an ONNX model: {e}")))
+    parse_model(path, &bytes)
+}
+
+/// Decodes the bytes of an ONNX file; `path` only names the file in errors.
+pub fn parse_model(path: &Path, bytes: &[u8]) -> CoreResult<ModelProto> {
+    ModelProto::decode(bytes).map_err(|e| fmt_err(path, format!("not an ONNX model: {e}")))
 }
 
 /// Encodes `model` and writes it to `path` atomically (tests and tools build graphs with it).
@@ -239,7 +248,14 @@ impl OnnxClassifier {
     /// Loads `path`, checks its operators and input, and runs one forward and backward pass on a
     /// blank image to make sure the gradient reaches the pixels.
     pub fn load(path: &Path, opts: &OnnxOptions) -> CoreResult<Self> {
-        let mut model = read_model(path)?;
+        let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+        Self::from_bytes(path, &bytes, opts)
+    }
+
+    /// [`OnnxClassifier::load`] from the bytes of an ONNX file; `path` only names the file in
+    /// errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8], opts: &OnnxOptions) -> CoreResult<Self> {
+        let mut model = parse_model(path, bytes)?;
         let graph = model
             .graph
             .as_mut()
@@ -349,6 +365,16 @@ impl OnnxClassifier {
             return Err(fmt_err(
                 path,
                 format!("input shape {shape:?} has a zero dimension"),
+            ));
+        }
+        if shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .is_none_or(|n| n > MAX_INPUT_VALUES)
+        {
+            return Err(fmt_err(
+                path,
+                format!("input shape {shape:?} is too large (at most {MAX_INPUT_VALUES} values an image)"),
             ));
         }
         let static_ok = match dims.as_slice() {
