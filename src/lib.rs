@@ -37,6 +37,7 @@ pub mod measure;
 pub mod model;
 pub mod paths;
 pub mod ssl;
+pub mod story;
 pub mod study;
 pub mod train;
 

@@ -741,3 +741,76 @@ fn exposure_view_shows_the_demo_canaries_and_extracts_the_most_inserted_live() {
     );
     h.get_by_label("canary, inserted x32");
 }
+
+#[test]
+fn presentation_mode_steps_through_the_demo_story_from_the_keyboard() {
+    use egui::Key;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(&dir.path().join("demo"), View::Settings);
+    let zoom = h.ctx.zoom_factor();
+    h.key_press(Key::F11);
+    h.run_steps(2);
+    assert!(h.state().presentation.active);
+    assert_eq!(h.state().view, View::Data, "the story starts at the data");
+    assert!(h.ctx.zoom_factor() > zoom * 1.2, "large type while presenting");
+    h.get_by_label_contains("1. The training data");
+    // Data, memorized samples and influence have no animation: one key each.
+    for (k, view) in [(1, View::Memorization), (2, View::Influence), (3, View::Extraction)] {
+        h.key_press(Key::ArrowRight);
+        h.run_steps(2);
+        assert_eq!(h.state().presentation.step, k);
+        assert_eq!(h.state().view, view);
+    }
+    step_until(&mut h, "the denoising animation", Duration::from_secs(180), |a| {
+        a.presentation.anim().is_some()
+    });
+    h.run_steps(2);
+    h.get_by_label_contains("pure noise: step 0 of 50");
+    // Down steps one frame; Space plays; a second Space jumps to the end and shows the verdict.
+    h.key_press(Key::ArrowDown);
+    h.run_steps(2);
+    assert_eq!(h.state().presentation.frame, 1);
+    h.get_by_label_contains("denoising step 1 of 50");
+    h.key_press(Key::Space);
+    h.run_steps(1);
+    assert!(h.state().presentation.playing);
+    let before = h.state().presentation.frame;
+    std::thread::sleep(Duration::from_millis(400));
+    h.run_steps(2);
+    assert!(h.state().presentation.frame > before, "playback advances by itself");
+    h.key_press(Key::Space);
+    h.run_steps(2);
+    assert_eq!(h.state().presentation.frame, 50);
+    h.get_by_label_contains("planted 32 times");
+    // At the end of the animation the same key moves on; Left comes back.
+    h.key_press(Key::PageDown);
+    h.run_steps(2);
+    assert_eq!(h.state().view, View::Inpainting);
+    h.key_press(Key::PageUp);
+    h.run_steps(2);
+    assert_eq!(h.state().view, View::Extraction);
+    // The inversion slide animates the iterations.
+    for _ in 0..2 {
+        h.key_press(Key::ArrowRight);
+        h.run_steps(2);
+        if h.state().presentation.frame != 0 || h.state().presentation.playing {
+            h.key_press(Key::End);
+            h.run_steps(2);
+            h.key_press(Key::ArrowRight);
+            h.run_steps(2);
+        }
+    }
+    assert_eq!(h.state().view, View::Inversion);
+    step_until(&mut h, "the inversion animation", Duration::from_secs(180), |a| {
+        a.presentation.anim().is_some()
+    });
+    h.key_press(Key::ArrowDown);
+    h.run_steps(2);
+    h.get_by_label_contains("iteration 10 of 500");
+    // Escape leaves: the top bar and the zoom come back.
+    h.key_press(Key::Escape);
+    h.run_steps(2);
+    assert!(!h.state().presentation.active);
+    assert!((h.ctx.zoom_factor() - zoom).abs() < 1e-6);
+    h.get_by_label("Present");
+}

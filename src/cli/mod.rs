@@ -8,6 +8,7 @@ mod diffusion;
 mod invert;
 mod invert_onnx;
 mod progress;
+mod report;
 mod ssl;
 mod zoo;
 
@@ -172,6 +173,15 @@ pub enum Command {
 
     /// Search a character LM for the most likely secret after a prefix (Dijkstra or beam).
     ExtractSecret(canary::ExtractSecretArgs),
+
+    /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
+    Report {
+        /// Study folder.
+        study: PathBuf,
+        /// Report folder (created if missing; an older report's files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {

@@ -31,7 +31,8 @@ pub struct ExtractionRun {
     pub cached: bool,
 }
 
-fn cache_path(model_dir: &Path, sampler: &Sampler, seed: u64, n: usize) -> PathBuf {
+/// Where the generations of (sampler, seed, n) are cached in a model folder.
+pub(crate) fn cache_path(model_dir: &Path, sampler: &Sampler, seed: u64, n: usize) -> PathBuf {
     let tag = match sampler {
         Sampler::Ancestral { steps } => format!("anc{steps}"),
         Sampler::Ddim { steps, eta } => format!("ddim{steps}e{eta}"),

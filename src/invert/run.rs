@@ -51,7 +51,7 @@ pub struct InvertOptions {
 }
 
 /// Image bytes as one base64 string (a JSON array of numbers is 4x larger).
-mod base64_bytes {
+pub(crate) mod base64_bytes {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
 

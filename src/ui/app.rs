@@ -14,6 +14,7 @@ use super::views::{
     DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView,
     MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults,
 };
+use super::present::Presentation;
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
 use crate::gpu::GpuInfo;
@@ -25,6 +26,7 @@ mod dispatch;
 mod exposure;
 mod inversion;
 mod layers;
+mod present;
 
 /// The views.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -228,6 +230,8 @@ pub struct App {
     pub toasts: Toasts,
     /// Last training.
     pub last_training: Option<FinishedTraining>,
+    /// Presentation mode (F11).
+    pub presentation: Presentation,
     textures: TextureCache,
     commands: Vec<Command>,
 }
@@ -264,6 +268,7 @@ impl App {
             jobs: JobRegistry::new(waker),
             toasts: Toasts::default(),
             last_training: None,
+            presentation: Presentation::default(),
             textures: TextureCache::default(),
             commands: Vec::new(),
         };
@@ -414,6 +419,13 @@ impl App {
                 }
             }
             ui.separator();
+            if ui
+                .button("Present")
+                .on_hover_text("Full screen, large type, the demo story step by step (F11)")
+                .clicked()
+            {
+                self.enter_presentation(ui.ctx(), None);
+            }
             if ui.button("Open study…").clicked()
                 && let Some(p) = rfd::FileDialog::new()
                     .set_title("Open or create a study folder")
@@ -453,7 +465,10 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.textures.begin_frame();
-        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui));
+        self.presentation_input(ui.ctx());
+        if !self.presentation.active {
+            egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui));
+        }
         let running: Vec<(u64, String, crate::job::Progress, bool)> = self
             .jobs
             .running()
@@ -471,6 +486,30 @@ impl eframe::App for App {
         egui::Panel::bottom("jobs_bar").show(ui, |ui| {
             jobs_bar_ui(ui, &running, &mut self.commands);
         });
+        if self.presentation.active {
+            self.presentation_ui(ui);
+        } else {
+            self.central_ui(ui);
+        }
+        let ctx = ui.ctx().clone();
+        self.toasts.ui(&ctx);
+        if self.textures.pending {
+            ctx.request_repaint();
+        }
+        let cmds = std::mem::take(&mut self.commands);
+        for cmd in cmds {
+            self.apply(cmd);
+        }
+    }
+
+    fn on_exit(&mut self) {
+        self.jobs.cancel_all();
+    }
+}
+
+impl App {
+    /// The current view in the central panel.
+    fn central_ui(&mut self, ui: &mut egui::Ui) {
         let Self {
             study,
             models,
@@ -527,18 +566,5 @@ impl eframe::App for App {
             View::Exposure => exposure_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
-        let ctx = ui.ctx().clone();
-        self.toasts.ui(&ctx);
-        if self.textures.pending {
-            ctx.request_repaint();
-        }
-        let cmds = std::mem::take(&mut self.commands);
-        for cmd in cmds {
-            self.apply(cmd);
-        }
-    }
-
-    fn on_exit(&mut self) {
-        self.jobs.cancel_all();
     }
 }

@@ -71,6 +71,8 @@ pub enum Command {
     RunInversion(Box<InvertRequest>),
     /// Write the open model's inversion grid of a method as a PNG.
     ExportInversionGrid(crate::invert::Method, PathBuf),
+    /// Write the open study's report (HTML, PNG galleries, CSV tables) into a folder.
+    ExportReport(PathBuf),
     /// Open a LayerMem report (its file) in the Layers view.
     OpenLayers(PathBuf),
     /// Compute the Layers view's drill-down of one candidate.

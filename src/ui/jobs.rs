@@ -60,6 +60,8 @@ pub enum JobKind {
     ExposureMeasure,
     /// The secret extraction search (single).
     SecretSearch,
+    /// A presentation slide's animation.
+    Story,
 }
 
 impl JobKind {
@@ -132,6 +134,8 @@ pub enum JobResult {
     ExposureMeasured(PathBuf, Box<crate::canary::report::ExposureReport>),
     /// A finished search on the LM in (folder).
     SecretSearched(PathBuf, Box<crate::canary::extract::SearchResult>),
+    /// A presentation step's animation (step index; why it could not be made).
+    Story(usize, Result<Option<Box<crate::story::Anim>>, String>),
 }
 
 /// A running job and what it has reported.

@@ -10,6 +10,7 @@ pub mod inpaint_jobs;
 pub mod invert_jobs;
 mod jobs;
 pub mod layer_jobs;
+pub mod present;
 pub mod screenshot;
 mod textures;
 mod theme;

@@ -74,6 +74,11 @@ pub fn render_view(
     // "inpainting-batch": the Inpainting view in batch mode with the saved attack report.
     // "privacy-diffusion": the Membership view on its diffusion-model tab.
     // "layers-drill": the Layers view with its most memorized candidate opened.
+    // "present-<step>[@frame]": presentation mode on that step of the demo story (frame: the
+    // animation frame shown, default its last).
+    if let Some(rest) = view.strip_prefix("present-") {
+        return render_presentation(rest, out, study, size);
+    }
     let batch = view == "inpainting-batch";
     let layers_drill = view == "layers-drill";
     let diffusion_mia = view == "privacy-diffusion";
@@ -84,14 +89,7 @@ pub fn render_view(
         v => v,
     })
         .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers, exposure or settings)")))?;
-    let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
-    let study_path = match study {
-        Some(p) => p,
-        None => {
-            crate::demo::write_demo(&temp)?;
-            temp.clone()
-        }
-    };
+    let (study_path, temp) = study_or_demo(study)?;
     let descending = sort.is_some();
     let options = AppOptions {
         study: Some(study_path),
@@ -135,6 +133,24 @@ pub fn render_view(
         open_top_candidate(harness.state_mut());
         settle(&mut harness, Duration::from_secs(120));
     }
+    save_png(&mut harness, out, &temp)
+}
+
+/// The study to show, and the temporary folder a fresh demo study goes into when none is given.
+fn study_or_demo(study: Option<PathBuf>) -> CoreResult<(PathBuf, PathBuf)> {
+    let temp = std::env::temp_dir().join(format!("rote-screenshot-{}", std::process::id()));
+    let path = match study {
+        Some(p) => p,
+        None => {
+            crate::demo::write_demo(&temp)?;
+            temp.clone()
+        }
+    };
+    Ok((path, temp))
+}
+
+/// Renders the harness into `out` (atomically) and removes the temporary demo study.
+fn save_png(harness: &mut Harness<'_, App>, out: &Path, temp: &Path) -> CoreResult<()> {
     harness.run_steps(3);
     let image = harness
         .render()
@@ -145,7 +161,47 @@ pub fn render_view(
         .map_err(|e| CoreError::format(out, format!("cannot encode PNG: {e}")))?;
     crate::study::write_atomic(out, &bytes)?;
     if temp.exists() {
-        std::fs::remove_dir_all(&temp).ok();
+        std::fs::remove_dir_all(temp).ok();
     }
     Ok(())
+}
+
+/// `rote screenshot --view present-<step>[@frame]`.
+fn render_presentation(spec: &str, out: &Path, study: Option<PathBuf>, size: [f32; 2]) -> CoreResult<()> {
+    let (slug, frame) = match spec.split_once('@') {
+        Some((s, f)) => (
+            s,
+            Some(f.parse::<usize>().map_err(|_| {
+                CoreError::Invalid(format!("'{f}' is not a frame number (present-<step>@<frame>)"))
+            })?),
+        ),
+        None => (spec, None),
+    };
+    let step = crate::story::Step::index_of(slug).ok_or_else(|| {
+        let names: Vec<&str> = crate::story::STEPS.iter().map(|s| s.slug()).collect();
+        CoreError::Invalid(format!("unknown story step '{slug}' ({})", names.join(", ")))
+    })?;
+    let (study_path, temp) = study_or_demo(study)?;
+    let options = AppOptions {
+        study: Some(study_path),
+        select: Some(0),
+        ..AppOptions::default()
+    };
+    let mut harness = Harness::builder()
+        .allow_missing_glyphs()
+        .with_size(egui::vec2(size[0], size[1]))
+        .wgpu()
+        .build_eframe(|cc| App::new(cc, options));
+    settle(&mut harness, Duration::from_secs(60));
+    let ctx = harness.ctx.clone();
+    harness.state_mut().enter_presentation(&ctx, Some(step));
+    settle(&mut harness, Duration::from_secs(180));
+    {
+        let p = &mut harness.state_mut().presentation;
+        let n = p.anim().map_or(0, |a| a.frames.len());
+        p.frame = frame.unwrap_or(usize::MAX).min(n.saturating_sub(1));
+        p.shown = None;
+    }
+    settle(&mut harness, Duration::from_secs(60));
+    save_png(&mut harness, out, &temp)
 }

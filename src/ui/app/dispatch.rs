@@ -264,6 +264,7 @@ impl App {
             JobResult::ExposureOpened(l) => self.on_exposure(*l),
             JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
             JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
+            JobResult::Story(k, made) => self.on_story(k, made),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();

@@ -1,0 +1,133 @@
+//! The App glue of presentation mode: keys, entering and leaving full screen, the slide layout,
+//! and the jobs that compute (or read back) each step's animation.
+
+use super::{App, View};
+use crate::story::{STEPS, Step};
+use crate::ui::jobs::{JobKind, JobResult};
+use crate::ui::present::{AnimSlot, Keys, anim_panel_ui, header_ui, hints_ui};
+
+/// Zoom factor applied on top of the user's while presenting.
+const PRESENT_ZOOM: f32 = 1.35;
+
+/// The view that shows a step.
+fn view_of(step: Step) -> View {
+    match step {
+        Step::Data => View::Data,
+        Step::Memorized => View::Memorization,
+        Step::Influence => View::Influence,
+        Step::Extraction => View::Extraction,
+        Step::Inpainting => View::Inpainting,
+        Step::Inversion => View::Inversion,
+        Step::Layers => View::Layers,
+        Step::Exposure => View::Exposure,
+    }
+}
+
+impl App {
+    /// Reads the presentation keys and advances playback; call once per frame before drawing.
+    pub(super) fn presentation_input(&mut self, ctx: &egui::Context) {
+        let keys = Keys::read(ctx, self.presentation.active);
+        let now = ctx.input(|i| i.time);
+        if !self.presentation.active {
+            if keys.toggle {
+                self.enter_presentation(ctx, None);
+            }
+            return;
+        }
+        let before = self.presentation.step;
+        if self.presentation.apply(keys, now) {
+            self.leave_presentation(ctx);
+            return;
+        }
+        if self.presentation.step != before {
+            self.show_step();
+        }
+        if let Some(wait) = self.presentation.tick(now) {
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(wait.max(0.001)));
+        }
+    }
+
+    /// Enters presentation mode at `step` (default: where the talk last was).
+    pub fn enter_presentation(&mut self, ctx: &egui::Context, step: Option<usize>) {
+        let p = &mut self.presentation;
+        p.active = true;
+        if let Some(k) = step {
+            p.go_to(k);
+        }
+        if p.saved_zoom.is_none() {
+            let zoom = ctx.zoom_factor();
+            p.saved_zoom = Some(zoom);
+            ctx.set_zoom_factor(zoom * PRESENT_ZOOM);
+        }
+        ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(true));
+        // Every animation is prepared up front, so stepping through the talk never waits.
+        for k in 0..STEPS.len() {
+            self.request_anim(k);
+        }
+        self.show_step();
+    }
+
+    /// Leaves presentation mode, restoring the window and the zoom.
+    pub fn leave_presentation(&mut self, ctx: &egui::Context) {
+        let p = &mut self.presentation;
+        p.active = false;
+        p.playing = false;
+        if let Some(z) = p.saved_zoom.take() {
+            ctx.set_zoom_factor(z);
+        }
+        ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false));
+    }
+
+    /// Switches the app to the current step's view.
+    fn show_step(&mut self) {
+        self.view = view_of(self.presentation.current());
+    }
+
+    /// Starts the job that makes step `k`'s animation, once.
+    fn request_anim(&mut self, k: usize) {
+        let step = STEPS[k];
+        let (Some(_), Some(study)) = (step.anim_stem(), self.study.as_ref()) else {
+            return;
+        };
+        if !self.presentation.requested.insert(k) {
+            return;
+        }
+        let root = study.root.clone();
+        self.presentation.anims.insert(k, AnimSlot::Loading);
+        self.spawn(JobKind::Story, &format!("Preparing slide {}", k + 1), move |ctx| {
+            let made = match crate::story::load_or_build(&root, step, ctx) {
+                Ok(a) => Ok(a.map(Box::new)),
+                Err(e) if e.is_cancelled() => return Err(e),
+                Err(e) => Err(e.to_string()),
+            };
+            Ok(JobResult::Story(k, made))
+        });
+    }
+
+    /// Keeps a finished animation.
+    pub(super) fn on_story(&mut self, k: usize, made: Result<Option<Box<crate::story::Anim>>, String>) {
+        let slot = match made {
+            Ok(Some(a)) => AnimSlot::Ready(a),
+            Ok(None) => return,
+            Err(e) => AnimSlot::Failed(e),
+        };
+        self.presentation.anims.insert(k, slot);
+        if self.presentation.step == k {
+            self.presentation.shown = None;
+        }
+    }
+
+    /// The slide: heading, hints, the animation beside the step's view.
+    pub(super) fn presentation_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::top("present_header").show(ui, |ui| header_ui(ui, &self.presentation));
+        egui::Panel::bottom("present_hints").show(ui, |ui| hints_ui(ui, &self.presentation));
+        if self.presentation.current().anim_stem().is_some() {
+            let width = ui.available_width() * 0.42;
+            egui::Panel::left("present_anim")
+                .resizable(false)
+                .exact_size(width)
+                .show(ui, |ui| anim_panel_ui(ui, &mut self.presentation));
+        }
+        self.central_ui(ui);
+    }
+}

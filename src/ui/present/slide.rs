@@ -1,0 +1,124 @@
+//! Drawing a slide: the heading with the step's narrative, the animation panel, and the key hints.
+
+use egui::RichText;
+
+use super::{AnimSlot, Presentation};
+use crate::story::{Panel, STEPS};
+
+/// The slide's heading: step title, narrative, and where the talk is.
+pub fn header_ui(ui: &mut egui::Ui, p: &Presentation) {
+    let step = p.current();
+    ui.add_space(6.0);
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(step.title()).size(30.0).strong());
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            ui.label(RichText::new(format!("{} / {}", p.step + 1, STEPS.len())).size(20.0));
+        });
+    });
+    ui.label(RichText::new(step.narrative()).size(19.0));
+    ui.add_space(6.0);
+}
+
+/// The key hints and the animation's position.
+pub fn hints_ui(ui: &mut egui::Ui, p: &Presentation) {
+    ui.horizontal(|ui| {
+        let n = p.anim().map_or(0, |a| a.frames.len());
+        if n > 1 {
+            let state = if p.playing { "playing" } else { "paused" };
+            ui.label(format!("frame {} / {n} ({state}, {:.0} fps)", p.frame + 1, p.fps));
+            ui.add(
+                egui::ProgressBar::new(p.frame as f32 / (n - 1) as f32)
+                    .desired_width(220.0)
+                    .desired_height(8.0),
+            );
+            ui.separator();
+        }
+        ui.weak(
+            "Right/Space: play, next   Left: back   Down/Up: frame   +/-: speed   Esc/F11: leave",
+        );
+    });
+}
+
+/// The animation of the current step (left of the step's view), sized to `width`.
+pub fn anim_panel_ui(ui: &mut egui::Ui, p: &mut Presentation) {
+    let key = (p.step, p.frame);
+    let slot = p.anims.get(&p.step);
+    let anim = match slot {
+        None | Some(AnimSlot::Loading) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Preparing the animation (computed once, then cached in the study)");
+            });
+            return;
+        }
+        Some(AnimSlot::Failed(e)) => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("No animation: {e}"));
+            return;
+        }
+        Some(AnimSlot::Ready(a)) => a,
+    };
+    let Some(frame) = anim.frames.get(p.frame.min(anim.frames.len().saturating_sub(1))) else {
+        return;
+    };
+    ui.label(RichText::new(&anim.subject).size(16.0));
+    ui.add_space(4.0);
+    let fresh = p.shown.as_ref().is_none_or(|(k, t)| *k != key || t.len() != frame.panels.len());
+    if fresh {
+        let textures = frame
+            .panels
+            .iter()
+            .enumerate()
+            .map(|(i, panel)| {
+                ui.ctx().load_texture(
+                    format!("story-{}-{i}", p.step),
+                    color_image(panel),
+                    egui::TextureOptions::NEAREST,
+                )
+            })
+            .collect();
+        p.shown = Some((key, textures));
+    }
+    let Some((_, textures)) = &p.shown else { return };
+    let n = frame.panels.len().max(1) as f32;
+    let gap = 10.0;
+    let side = ((ui.available_width() - gap * (n - 1.0)) / n).min(ui.available_height() * 0.6).max(32.0);
+    ui.horizontal_top(|ui| {
+        for (panel, tex) in frame.panels.iter().zip(textures) {
+            let [_, h, w] = panel.shape;
+            let scale = side / w.max(h).max(1) as f32;
+            ui.vertical(|ui| {
+                ui.set_width(side);
+                ui.image((tex.id(), egui::vec2(w as f32 * scale, h as f32 * scale)));
+                ui.label(RichText::new(&panel.label).size(15.0));
+            });
+            ui.add_space(gap);
+        }
+    });
+    ui.add_space(8.0);
+    ui.label(RichText::new(&frame.caption).size(20.0).monospace());
+    if p.frame + 1 >= anim.frames.len() {
+        ui.add_space(8.0);
+        ui.label(
+            RichText::new(&anim.verdict)
+                .size(20.0)
+                .color(ui.visuals().warn_fg_color),
+        );
+    }
+}
+
+/// A panel's display bytes as an egui image (grey or RGB).
+fn color_image(panel: &Panel) -> egui::ColorImage {
+    let [c, h, w] = panel.shape;
+    let plane = h * w;
+    let pixels = (0..plane)
+        .map(|k| {
+            let at = |ch: usize| panel.pixels.get(ch * plane + k).copied().unwrap_or(0);
+            if c >= 3 {
+                egui::Color32::from_rgb(at(0), at(1), at(2))
+            } else {
+                egui::Color32::from_gray(at(0))
+            }
+        })
+        .collect();
+    egui::ColorImage::new([w.max(1), h.max(1)], pixels)
+}
