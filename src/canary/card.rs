@@ -184,6 +184,7 @@ impl CanaryLm {
 
     /// Loads `dir`, checking the card and the weights.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
+        crate::model::check_model_folder(dir)?;
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
         let card = LmCard::from_json(&card_path, &text)?;

@@ -75,6 +75,9 @@ fn load_corpus(data: &str) -> CoreResult<crate::data::TextCorpus> {
         )));
     }
     let mut corpus = crate::data::load_text(&path)?;
+    if corpus.text.is_empty() {
+        return Err(CoreError::format(&path, "the text corpus is empty"));
+    }
     if let Some(s) = source {
         corpus.source = s;
     }
@@ -124,7 +127,8 @@ pub fn train_lm(cfg: &LmConfig, command: &str, ctx: &JobCtx<'_>) -> CoreResult<C
     }
     let device = crate::model::device(&cfg.device)?;
     let corpus = load_corpus(&cfg.data)?;
-    let (slice, val, offset) = seeded_slice(&corpus.text, cfg.chars, cfg.val_chars, r.seed)?;
+    let (slice, val, offset) = seeded_slice(&corpus.text, cfg.chars, cfg.val_chars, r.seed)
+        .map_err(|e| CoreError::Invalid(format!("{}: {e}", corpus.source)))?;
     let canaries = draw_canaries(&cfg.formats, r.seed)?;
     let (text, _) = insert_canaries(&slice, &cfg.formats, &canaries, r.seed)?;
     let vocab = build_vocab(

@@ -50,6 +50,7 @@ pub fn load(name_or_path: &str) -> CoreResult<Dataset> {
         }
         return load_image_folder(path);
     }
+    crate::model::refuse_pickled_data(path)?;
     let lower = name_or_path.to_ascii_lowercase();
     if lower.ends_with(".npy") {
         load_npy_images(path)

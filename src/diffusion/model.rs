@@ -105,6 +105,7 @@ impl Ddpm {
 
     /// Loads `dir` (card.json + weights.safetensors), checking the weights against the card.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
+        crate::model::check_model_folder(dir)?;
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
         let card = DiffusionCard::from_json(&card_path, &text)?;
@@ -159,17 +160,17 @@ pub fn list_models(study_root: &Path) -> (Vec<DiffusionCard>, Vec<CoreError>) {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return (cards, errors);
     };
+    // Dot folders are staging leftovers of an interrupted training, never models.
     let mut paths: Vec<PathBuf> = entries
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .filter(|p| p.is_dir())
         .collect();
     paths.sort();
     for p in paths {
-    // Dot folders are staging leftovers of an interrupted training, never models.
         let card_path = p.join("card.json");
         match std::fs::read_to_string(&card_path) {
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             Ok(text) => match serde_json::from_str::<DiffusionCard>(&text) {
                 Ok(c) => cards.push(c),
                 Err(e) => errors.push(CoreError::format(

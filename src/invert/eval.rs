@@ -211,6 +211,7 @@ pub fn save_eval(dir: &Path, varmap: &VarMap, card: &EvalCard) -> CoreResult<()>
 /// Loads an evaluation classifier from `dir`: either one written by [`save_eval`] or any rote
 /// model folder (`card.json`), which must take the images of `ds`.
 pub fn load_eval(dir: &Path, ds: &Dataset, dev: &Device) -> CoreResult<Classifier> {
+    crate::model::check_model_folder(dir)?;
     if dir.join("card.json").exists() {
         return Ok(load_model(dir, Some(ds), dev)?.model);
     }

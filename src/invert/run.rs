@@ -167,6 +167,7 @@ pub fn invert_model(
     opts: &InvertOptions,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<(InversionReport, PathBuf)> {
+    crate::model::check_model_folder(model_dir)?;
     let card_path = model_dir.join("card.json");
     if !card_path.exists() {
         return Err(CoreError::format(

@@ -152,6 +152,7 @@ fn fill_from_tensors(
 /// Loads a model folder (`card.json` + `weights.safetensors`). When `dataset` is given, its hash and
 /// shape must match what the card says the model was trained on.
 pub fn load_model(dir: &Path, dataset: Option<&Dataset>, device: &Device) -> CoreResult<LoadedModel> {
+    check_model_folder(dir)?;
     let card = ModelCard::load(&dir.join("card.json"))?;
     if let Some(ds) = dataset {
         check_dataset(&card, ds)?;
@@ -170,25 +171,89 @@ pub fn check_dataset(card: &ModelCard, ds: &Dataset) -> CoreResult<()> {
     let input = [ds.c, ds.h, ds.w];
     if card.spec.input != input {
         return Err(CoreError::Mismatch(format!(
-            "model '{}' takes {:?} (C, H, W) images but data set '{}' has {:?}",
-            card.id, card.spec.input, ds.name, input
+            "model '{}' takes {:?} (C, H, W) images but data set '{}' ({}) has {:?}",
+            card.id, card.spec.input, ds.name, ds.source, input
         )));
     }
     if card.spec.n_classes != ds.n_classes() {
         return Err(CoreError::Mismatch(format!(
-            "model '{}' has {} classes but data set '{}' has {}",
+            "model '{}' has {} classes but data set '{}' ({}) has {}",
             card.id,
             card.spec.n_classes,
             ds.name,
+            ds.source,
             ds.n_classes()
         )));
     }
     if card.dataset.hash != ds.hash {
         return Err(CoreError::Mismatch(format!(
-            "model '{}' was trained on '{}' (hash {}, {} images) but data set '{}' has hash {} ({} images): \
+            "model '{}' was trained on '{}' (hash {}, {} images) but data set '{}' ({}) has hash {} ({} images): \
              different images or labels, so its membership records do not apply",
-            card.id, card.dataset.name, card.dataset.hash, card.dataset.n, ds.name, ds.hash, ds.n
+            card.id, card.dataset.name, card.dataset.hash, card.dataset.n, ds.name, ds.source, ds.hash, ds.n
         )));
+    }
+    Ok(())
+}
+
+/// Whether the first bytes of a file are a PyTorch pickle: a zip archive (`torch.save` since
+/// PyTorch 1.6) or a raw pickle of protocol 2 to 5.
+pub(crate) fn looks_like_pickle(head: &[u8]) -> bool {
+    head.starts_with(b"PK\x03\x04") || matches!(head, [0x80, 2..=5, ..])
+}
+
+/// The first (up to) 4 bytes of `path`.
+fn file_head(path: &Path) -> CoreResult<Vec<u8>> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(4);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4).read_to_end(&mut head))
+        .map_err(|e| CoreError::io(path, e))?;
+    Ok(head)
+}
+
+/// Checks what was given as a model folder before its card is read: a PyTorch file given instead
+/// of the folder, or a folder that holds a PyTorch file and no `weights.safetensors`, is refused
+/// with the advice to convert it; any other file is named as not being a folder.
+pub fn check_model_folder(dir: &Path) -> CoreResult<()> {
+    if dir.is_file() {
+        sniff_pickle(dir)?;
+        return Err(CoreError::format(
+            dir,
+            "is a file, not a model folder (expected a folder holding card.json and weights.safetensors)",
+        ));
+    }
+    if dir.is_dir() && !dir.join("weights.safetensors").exists() {
+        let mut torch: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| CoreError::io(dir, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && p.extension().is_some_and(|x| {
+                        matches!(
+                            x.to_string_lossy().to_ascii_lowercase().as_str(),
+                            "pt" | "pth" | "bin" | "ckpt" | "pkl" | "pickle" | "tar"
+                        )
+                    })
+            })
+            .collect();
+        torch.sort();
+        for p in torch {
+            sniff_pickle(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a data file that is a PyTorch pickle, with the formats to save it as instead.
+pub(crate) fn refuse_pickled_data(path: &Path) -> CoreResult<()> {
+    if looks_like_pickle(&file_head(path)?) {
+        return Err(CoreError::format(
+            path,
+            "is a PyTorch pickle (torch.save); rote never loads pickles because they can run code. \
+             Save the images with numpy.save as an .npy array (labels in <name>-labels.npy) or as \
+             PNG files in one folder per class",
+        ));
     }
     Ok(())
 }

@@ -110,6 +110,7 @@ impl SslEncoder {
 
     /// Loads `dir`, checking the weights against the card's architecture.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
+        crate::model::check_model_folder(dir)?;
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
         let card = SslCard::from_json(&card_path, &text)?;

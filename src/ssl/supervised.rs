@@ -220,6 +220,7 @@ pub fn supervised_unitmem(
     }
     let device = crate::model::device(&cfg.device)?;
     let t0 = std::time::Instant::now();
+    crate::model::check_model_folder(model_dir)?;
     let card = crate::model::ModelCard::load(&model_dir.join("card.json"))?;
     let main = crate::data::load(&card.dataset.name)?;
     let loaded = load_model(model_dir, Some(&main), &device)?;

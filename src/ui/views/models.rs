@@ -271,6 +271,7 @@ fn card_ui(ui: &mut egui::Ui, card: &ModelCard, dir: &Path) {
 /// Checks a model folder (card, weights, and the data set when it is bundled) and copies it into
 /// the study under a fresh id.
 pub fn import_model(study: &Study, src: &Path) -> CoreResult<String> {
+    crate::model::check_model_folder(src)?;
     let card = ModelCard::load(&src.join("card.json"))?;
     let ds = crate::data::bundled(&card.dataset.name)
         .filter(|b| b.kind == BundledKind::Images)
