@@ -14,7 +14,7 @@ const RECORD: usize = 1 + 3 * 32 * 32;
 /// Decodes the bytes of one CIFAR-10 binary batch into labels and pixels (3 x 32 x 32 per image);
 /// `path` only names the file in errors.
 pub fn parse_cifar_batch(path: &Path, bytes: &[u8]) -> CoreResult<(Vec<u16>, Vec<u8>)> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(CoreError::format(
             path,
             format!(

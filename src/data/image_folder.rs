@@ -38,9 +38,9 @@ fn class_dirs(root: &Path) -> CoreResult<Vec<(String, PathBuf)>> {
 }
 
 /// Largest width or height of one image in a folder (a sane cap before decoding).
-const MAX_SIDE: u32 = 1 << 14;
-/// Most bytes the decoder may allocate for one image.
-const MAX_DECODE_BYTES: u64 = 256 << 20;
+const MAX_SIDE: u32 = 4096;
+/// Most bytes the decoder may allocate for one image (a 4096 x 4096 RGBA image).
+const MAX_DECODE_BYTES: u64 = 64 << 20;
 
 /// Decodes the bytes of one image-folder entry as the loader does: the format comes from the
 /// file's extension (PNG or JPEG), and images beyond [`MAX_SIDE`] pixels a side or
@@ -164,3 +164,27 @@ mod tests {
         assert!(err.contains("9.png") && err.contains("decode"), "{err}");
     }
 }
+
+    /// Fuzzing: a 170-byte JPEG declaring 12804 x 12803 grey pixels decoded to 164 MB and took
+    /// seconds to resize; images beyond 4096 pixels a side are refused before decoding.
+    #[test]
+    fn decompression_bomb_is_refused() {
+        let hex = [
+            "ffd8ffe000104a46494600010100000100010000ffdb00430003020202020203020202030303030406040404",
+            "0404080606050609080a0a090809090a0c0f0c0a0b0e0b000000000000001d1011100a0c12131210130f1010",
+            "10ffc0000b083203320401011100ffc40014000100000000000000000000000000000009ffc4001a10000007",
+            "0000000000000000000000000000010305165591ffda0008010100003f000100200000000032",
+        ]
+        .concat();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let err = decode_image_entry(Path::new("cats/bomb.jpg"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bomb.jpg") && err.contains("cannot decode image"),
+            "{err}"
+        );
+    }

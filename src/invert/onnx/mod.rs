@@ -208,6 +208,31 @@ pub fn unsupported_ops(graph: &onnx::GraphProto) -> Vec<String> {
     out
 }
 
+/// The first node that lacks an output or an input its operator reads (candle-onnx indexes
+/// them without checking and panics).
+fn arity_problem(graph: &onnx::GraphProto) -> Option<String> {
+    graph.node.iter().find_map(|node| {
+        let op = node.op_type.as_str();
+        let need = match op {
+            "Constant" => 0,
+            "BatchNormalization" => 5,
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "MatMul" | "Gemm" | "Conv" | "Reshape" | "Gather" => 2,
+            _ => 1,
+        };
+        if node.output.is_empty() {
+            Some(format!("node '{}' ({op}) has no output", node.name))
+        } else if node.input.len() < need {
+            Some(format!(
+                "node '{}' ({op}) has {} inputs, {op} needs at least {need}",
+                node.name,
+                node.input.len()
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 fn dims_of(v: &onnx::ValueInfoProto) -> Option<(i32, Vec<Option<usize>>)> {
     let onnx::type_proto::Value::TensorType(t) = v.r#type.as_ref()?.value.as_ref()? else {
         return None;
@@ -301,11 +326,23 @@ impl OnnxClassifier {
                 ),
             ));
         }
+        if let Some(problem) = arity_problem(graph) {
+            return Err(fmt_err(path, problem));
+        }
         // Decode the initializers once; the graph keeps only the nodes.
         let mut weights = HashMap::new();
         for t in std::mem::take(&mut graph.initializer) {
-            let tensor = candle_onnx::eval::get_tensor(&t, &t.name)
-                .map_err(|e| fmt_err(path, format!("initializer '{}': {e}", t.name)))?;
+            // candle-onnx may panic on a malformed tensor: an error on the file, as in eval_graph.
+            let decoded = std::panic::catch_unwind(|| candle_onnx::eval::get_tensor(&t, &t.name));
+            let tensor = match decoded {
+                Ok(r) => r.map_err(|e| fmt_err(path, format!("initializer '{}': {e}", t.name)))?,
+                Err(_) => {
+                    return Err(fmt_err(
+                        path,
+                        format!("initializer '{}' cannot be decoded", t.name),
+                    ));
+                }
+            };
             weights.insert(t.name.clone(), tensor);
         }
         let inputs: Vec<&onnx::ValueInfoProto> = graph
@@ -629,3 +666,58 @@ mod run;
 pub use run::{
     OnnxClassReport, OnnxIdentification, OnnxInversionReport, OnnxInvertOptions, default_out_dir, invert_onnx,
 };
+
+#[cfg(test)]
+mod fuzz_tests {
+    use super::*;
+
+    /// Fuzzing: a MatMul node with one input made candle-onnx index past the end of the node's
+    /// inputs (caught as "candle-onnx panicked"); now the node is named.
+    #[test]
+    fn node_missing_an_input_is_named() {
+        let tensor = onnx::TensorProto {
+            dims: vec![16, 3],
+            data_type: ONNX_FLOAT,
+            name: "W".into(),
+            raw_data: vec![0; 16 * 3 * 4],
+            ..Default::default()
+        };
+        let input = onnx::ValueInfoProto {
+            name: "x".into(),
+            ..Default::default()
+        };
+        let graph = onnx::GraphProto {
+            node: vec![onnx::NodeProto {
+                name: "mm".into(),
+                input: vec!["x".into()],
+                output: vec!["y".into()],
+                op_type: "MatMul".into(),
+                ..Default::default()
+            }],
+            initializer: vec![tensor],
+            input: vec![input],
+            output: vec![onnx::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            ir_version: 7,
+            graph: Some(graph),
+            ..Default::default()
+        };
+        let opts = OnnxOptions {
+            fallback_shape: Some([1, 4, 4]),
+            ..Default::default()
+        };
+        let err = OnnxClassifier::from_bytes(Path::new("net.onnx"), &model.encode_to_vec(), &opts)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("net.onnx") && err.contains("node 'mm' (MatMul) has 1 inputs"),
+            "{err}"
+        );
+    }
+}
