@@ -46,6 +46,12 @@ const MAX_DECODE_BYTES: u64 = 64 << 20;
 /// file's extension (PNG or JPEG), and images beyond [`MAX_SIDE`] pixels a side or
 /// [`MAX_DECODE_BYTES`] of decoded data are refused before decoding.
 pub fn decode_image_entry(path: &Path, bytes: &[u8]) -> CoreResult<image::DynamicImage> {
+    if bytes.is_empty() {
+        return Err(CoreError::format(
+            path,
+            "cannot decode image: the file is empty (0 bytes)",
+        ));
+    }
     let cannot = |e: image::ImageError| CoreError::format(path, format!("cannot decode image: {e}"));
     let format = image::ImageFormat::from_path(path).map_err(cannot)?;
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
@@ -163,7 +169,6 @@ mod tests {
         let err = load_image_folder(dir.path()).unwrap_err().to_string();
         assert!(err.contains("9.png") && err.contains("decode"), "{err}");
     }
-}
 
     /// Fuzzing: a 170-byte JPEG declaring 12804 x 12803 grey pixels decoded to 164 MB and took
     /// seconds to resize; images beyond 4096 pixels a side are refused before decoding.
@@ -188,3 +193,4 @@ mod tests {
             "{err}"
         );
     }
+}

@@ -98,6 +98,12 @@ impl Study {
     /// staging folders of writers that were killed (see [`Study::clean_staging`]).
     pub fn open(path: &Path) -> CoreResult<Self> {
         let mp = path.join("study.json");
+        if path.is_dir() && !mp.exists() {
+            return Err(CoreError::format(
+                &mp,
+                "not found: this folder is not a study (rote train --out or rote demo --out creates one)",
+            ));
+        }
         let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
         let manifest = StudyManifest::from_json(&mp, &text)?;
         for sub in ["models", "results"] {
