@@ -434,6 +434,7 @@ fn generate() {
     put("lm-study/lm/bad-card/weights.safetensors", b"");
     put("lm-study/lm/char-lstm.pt", &zip_one("char-lstm/data.pkl", PICKLE));
     put("ddpm-study/diffusion/unet.pth", PICKLE);
+    put("ssl-study/ssl/encoder.pth", &zip_one("encoder/data.pkl", PICKLE));
     put("ddpm-study/diffusion/bad-card/card.json", b"[1, 2, 3]\n");
     put("ddpm-study/diffusion/bad-card/weights.safetensors", b"");
 }
