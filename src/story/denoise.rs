@@ -117,6 +117,7 @@ pub fn denoise_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         ctx.progress("denoising", (done + 1) as u64, s.len() as u64);
     }
     Ok(Anim {
+        focus: Some(j),
         subject: format!(
             "{}: generation {j} of seed {} ({})",
             run.model,

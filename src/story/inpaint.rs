@@ -106,6 +106,7 @@ pub fn inpaint_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         })
         .collect();
     Ok(Anim {
+        focus: Some(i),
         subject: format!("image #{i}, trained on by {} only", row.in_model),
         frames,
         verdict: format!(

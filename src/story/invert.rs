@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::Device;
 use parking_lot::Mutex;
 
-use super::{Anim, AnimFrame, Panel, display_bytes};
+use super::{Anim, AnimFrame, Panel, display_bytes, stretch};
 use crate::demo::DEMO_FACE_MODEL;
 use crate::error::{CoreError, CoreResult};
 use crate::invert::{Method, invert_classes, load_report, report_path};
@@ -98,7 +98,10 @@ pub fn invert_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         .into_iter()
         .map(|(step, cost, pixels)| AnimFrame {
             caption: format!("iteration {step} of {}: cost {cost:.4}", report.config.alpha),
-            panels: vec![panel("the model's idea of this person".into(), pixels), training.clone()],
+            panels: vec![
+                panel("the model's idea of this person (contrast stretched)".into(), stretch(&pixels)),
+                training.clone(),
+            ],
         })
         .collect();
     frames.push(AnimFrame {
@@ -107,9 +110,13 @@ pub fn invert_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
             result.returned_iter,
             result.probs.get(result.returned_iter).copied().unwrap_or(f32::NAN)
         ),
-        panels: vec![panel("the reconstruction".into(), returned), training],
+        panels: vec![
+            panel("the reconstruction (contrast stretched)".into(), stretch(&returned)),
+            training,
+        ],
     });
     Ok(Anim {
+        focus: Some(best.class),
         subject: format!("{DEMO_FACE_MODEL}: {} ({} method)", best.name, report.config.method.as_str()),
         frames,
         verdict: format!(

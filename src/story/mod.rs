@@ -161,6 +161,10 @@ pub struct Anim {
     pub frames: Vec<AnimFrame>,
     /// What the speaker should point at in the last frame.
     pub verdict: String,
+    /// What the step's view should select to match: the data-set index of the inpainted image,
+    /// the inverted class, the extracted generation.
+    #[serde(default)]
+    pub focus: Option<usize>,
 }
 
 /// Where a step's animation is cached.
@@ -204,6 +208,19 @@ pub(crate) fn display_bytes(v: &[u8], max_value: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Stretches display bytes to the full 0..=255 range (min to black, max to white), as the
+/// Inversion view's "Stretch contrast" does: inversions live in a narrow band around grey.
+pub(crate) fn stretch(v: &[u8]) -> Vec<u8> {
+    let (lo, hi) = v.iter().fold((u8::MAX, 0u8), |(l, h), &x| (l.min(x), h.max(x)));
+    if hi <= lo {
+        return v.to_vec();
+    }
+    let span = f32::from(hi - lo);
+    v.iter()
+        .map(|&x| (f32::from(x - lo) * 255.0 / span).round() as u8)
+        .collect()
+}
+
 /// Keeps at most `n` evenly spaced items of `v`, always the first and the last.
 pub(crate) fn thin<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     if v.len() <= n || n < 2 {
@@ -230,6 +247,12 @@ mod tests {
         assert_eq!(t[59], 150);
         assert!(t.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(thin(&v[..10], 60).len(), 10);
+    }
+
+    #[test]
+    fn stretch_maps_the_range_to_black_and_white() {
+        assert_eq!(stretch(&[100, 110, 120]), vec![0, 128, 255]);
+        assert_eq!(stretch(&[7, 7]), vec![7, 7]);
     }
 
     #[test]

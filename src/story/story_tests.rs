@@ -80,8 +80,12 @@ fn demo_animations_show_the_findings_and_are_cached() {
         .find(|c| inv.subject.contains(&format!(": {} (", c.name)))
         .unwrap();
     assert!(person.eval_top1, "the slide shows a person the evaluator identifies");
-    let off = rebuilt.pixels.iter().zip(&person.image).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
-    assert!(off <= 2, "the reconstruction differs from the report's by {off} levels");
+    // Both contrast-stretched: a rounding step of the 8-bit image becomes a few levels.
+    let want = stretch(&person.image);
+    let diffs: Vec<u8> = rebuilt.pixels.iter().zip(&want).map(|(&a, &b)| a.abs_diff(b)).collect();
+    let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+    let off = diffs.iter().copied().max().unwrap();
+    assert!(off <= 8 && mean < 1.0, "the reconstruction differs from the report's (max {off}, mean {mean})");
 
     // Cached: a second call reads the file (a marked cache comes back as written).
     let path = anim_path(&root, "inpainting");

@@ -226,6 +226,7 @@ mod tests {
             subject: String::new(),
             frames: vec![frame; n],
             verdict: String::new(),
+            focus: None,
         }))
     }
 

@@ -78,9 +78,31 @@ impl App {
         ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false));
     }
 
-    /// Switches the app to the current step's view.
+    /// Switches the app to the current step's view, showing what the slide's animation shows.
     fn show_step(&mut self) {
-        self.view = view_of(self.presentation.current());
+        let step = self.presentation.current();
+        self.view = view_of(step);
+        let focus = self.presentation.anim().and_then(|a| a.focus);
+        match step {
+            // The animation shows one image; the view beside it shows the attack on all of them.
+            Step::Inpainting => {
+                self.inpainting_view.mode = crate::ui::InpaintMode::Batch;
+                if let Some(i) = focus {
+                    self.inpainting_view.image = i;
+                }
+                if let (Some(a), Some(b)) = (self.inpainting_view.a.clone(), self.inpainting_view.b.clone())
+                    && !self.inpainting_view.reports.contains_key(&(a.clone(), b.clone()))
+                {
+                    self.commands.push(crate::ui::Command::OpenInpaintReport(a, b));
+                }
+            }
+            Step::Inversion => {
+                if let Some(c) = focus {
+                    self.inversion_view.person = c;
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Starts the job that makes step `k`'s animation, once.
@@ -112,8 +134,9 @@ impl App {
             Err(e) => AnimSlot::Failed(e),
         };
         self.presentation.anims.insert(k, slot);
-        if self.presentation.step == k {
+        if self.presentation.active && self.presentation.step == k {
             self.presentation.shown = None;
+            self.show_step();
         }
     }
 

@@ -80,28 +80,39 @@ pub fn anim_panel_ui(ui: &mut egui::Ui, p: &mut Presentation) {
     }
     let Some((_, textures)) = &p.shown else { return };
     let n = frame.panels.len().max(1) as f32;
+    let width = ui.available_width();
     let gap = 10.0;
-    let side = ((ui.available_width() - gap * (n - 1.0)) / n).min(ui.available_height() * 0.6).max(32.0);
+    // The item spacing sits between panels too; stay inside the panel so text below wraps.
+    let spacing = ui.spacing().item_spacing.x;
+    let side = ((width - (gap + spacing) * (n - 1.0)) / n - 1.0)
+        .min(ui.available_height() * 0.6)
+        .max(24.0);
     ui.horizontal_top(|ui| {
-        for (panel, tex) in frame.panels.iter().zip(textures) {
+        for (k, (panel, tex)) in frame.panels.iter().zip(textures).enumerate() {
+            if k > 0 {
+                ui.add_space(gap);
+            }
             let [_, h, w] = panel.shape;
             let scale = side / w.max(h).max(1) as f32;
             ui.vertical(|ui| {
                 ui.set_width(side);
                 ui.image((tex.id(), egui::vec2(w as f32 * scale, h as f32 * scale)));
-                ui.label(RichText::new(&panel.label).size(15.0));
+                ui.add(egui::Label::new(RichText::new(&panel.label).size(15.0)).wrap());
             });
-            ui.add_space(gap);
         }
     });
     ui.add_space(8.0);
-    ui.label(RichText::new(&frame.caption).size(20.0).monospace());
+    ui.set_max_width(width);
+    ui.add(egui::Label::new(RichText::new(&frame.caption).size(20.0).monospace()).wrap());
     if p.frame + 1 >= anim.frames.len() {
         ui.add_space(8.0);
-        ui.label(
-            RichText::new(&anim.verdict)
-                .size(20.0)
-                .color(ui.visuals().warn_fg_color),
+        ui.add(
+            egui::Label::new(
+                RichText::new(&anim.verdict)
+                    .size(20.0)
+                    .color(ui.visuals().warn_fg_color),
+            )
+            .wrap(),
         );
     }
 }
