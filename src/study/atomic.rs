@@ -95,7 +95,8 @@ const STALE_AGE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 enum Leftover<'a> {
     /// `.<name>.tmp-<pid>`: a file of [`write_atomic`].
     Temp(Option<u32>),
-    /// `.staging-<id>-<pid>` (or `.staging-<id>` from older versions): a folder not yet committed.
+    /// `.staging-<id>-<pid>` (or `.staging-<id>` from older versions), or `.report-staging-<pid>`
+    /// (`rote report` into a folder of the study): a folder not yet committed.
     Staging(Option<u32>),
     /// `.replaced-<name>-<pid>`: the previous version of `<name>` during [`replace_dir`].
     Replaced(&'a str, u32),
@@ -113,6 +114,9 @@ fn leftover(name: &str) -> Option<Leftover<'_>> {
     let rest = name.strip_prefix('.')?;
     if let Some(r) = rest.strip_prefix("staging-") {
         return Some(Leftover::Staging(pid_suffix(r).map(|(_, p)| p)));
+    }
+    if let Some(pid) = rest.strip_prefix("report-staging-") {
+        return Some(Leftover::Staging(pid.parse().ok()));
     }
     if let Some(r) = rest.strip_prefix("replaced-") {
         let (orig, pid) = pid_suffix(r)?;
@@ -214,6 +218,7 @@ mod tests {
             Some(Leftover::Staging(Some(99)))
         );
         assert_eq!(leftover(".staging-ddpm-a"), Some(Leftover::Staging(None)));
+        assert_eq!(leftover(".report-staging-42"), Some(Leftover::Staging(Some(42))));
         assert_eq!(
             leftover(".replaced-ddpm-a-5"),
             Some(Leftover::Replaced("ddpm-a", 5))
