@@ -669,6 +669,11 @@ fn the_app_shows_each_bad_input_and_keeps_working() {
         (data("folder/corrupt-png"), "bad.png", "cannot decode image"),
         (data("folder/huge-png"), "huge.png", "cannot decode image"),
         (data("data/tensors.pt"), "tensors.pt", "PyTorch pickle"),
+        (
+            Command::OpenStudy(f.join("study/invalid-json")),
+            "study.json",
+            "bad study manifest",
+        ),
         (model("model/nan-weights"), "weights.safetensors", "NaN"),
         (model("model/wrong-shape"), "weights.safetensors", "has shape"),
         (model("model/card-unknown-family"), "card.json", "transformer"),
