@@ -249,7 +249,13 @@ fn demo_report_links_resolve_csvs_parse_and_match_the_results() {
         .collect();
     for row in &c.rows {
         let i: usize = c.get(row, "index").parse().unwrap();
-        assert_eq!(c.get(row, "planted") == "true", planted.contains(&i));
+        let is_planted = c.get(row, "planted") == "true";
+        assert_eq!(is_planted, planted.contains(&i));
+        // A planted sample shows the label it had before planting, which differs.
+        assert_eq!(c.get(row, "original_label").is_empty(), !is_planted);
+        if is_planted {
+            assert_ne!(c.get(row, "original_label"), c.get(row, "label"));
+        }
     }
 
     // Membership: the AUC of every attack as in its report.
@@ -438,4 +444,53 @@ fn cli_report_prints_the_summary() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("files") && text.contains("index.html"), "{text}");
     assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+}
+
+/// The GUI's Export report... runs the same body as a job (the folder picker is skipped by
+/// sending the command the button sends) and says where the report went.
+#[cfg(feature = "gui")]
+#[test]
+fn gui_export_report_writes_the_folder_and_toasts() {
+    use std::time::{Duration, Instant};
+
+    use egui_kittest::kittest::Queryable as _;
+    use rote::ui::{App, AppOptions, Command, View};
+    let dir = tempfile::tempdir().unwrap();
+    let study = demo(dir.path());
+    let options = AppOptions {
+        study: Some(study),
+        view: View::Data,
+        ..AppOptions::default()
+    };
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_eframe(|cc| App::new(cc, options));
+    rote::ui::screenshot::settle(&mut h, Duration::from_secs(60));
+    // The button is in the top bar once a study is open.
+    let _ = h.get_by_label("Export report…");
+    let out = dir.path().join("exported");
+    h.state_mut().push_command(Command::ExportReport(out.clone()));
+    let t0 = Instant::now();
+    loop {
+        h.step();
+        let done = h
+            .state()
+            .toasts
+            .visible()
+            .iter()
+            .any(|t| t.text.starts_with("Report written to"));
+        if done {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no report toast");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        h.state().toasts.error_log.is_empty(),
+        "{:?}",
+        h.state().toasts.error_log
+    );
+    assert!(out.join("index.html").is_file());
+    assert!(out.join("memorization-zoo-mnist-demo.csv").is_file());
 }

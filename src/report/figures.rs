@@ -111,8 +111,9 @@ mod tests {
     fn gallery_scales_frames_and_groups() {
         let t = Tile::from_chw(&[0, 2, 4, 4], [1, 2, 2], 4, RED);
         let img = gallery(&[t.clone(), t.clone(), t], 2, 1);
-        // 2 px image scaled x28 = 56, +4 frame; 2 columns, 4 gaps... group gap after each column.
-        assert_eq!(img.width() as usize, 4 + 2 * 60 + 4 + 16 * 1 + 4);
+        // A 2-pixel image scaled x28 = 56, + 2x2 frame = 60 per cell; gaps of 4, and one group gap
+        // of 16 between the two columns (groups of one).
+        assert_eq!(img.width() as usize, 4 + 60 + 4 + 16 + 60 + 4);
         assert_eq!(img.height() as usize, 4 + 2 * (60 + 4));
         assert_eq!(img.get_pixel(4, 4).0, RED);
         assert_eq!(img.get_pixel(6, 6).0, [0; 3]);

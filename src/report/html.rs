@@ -135,7 +135,10 @@ pub(crate) fn page(
     }
     s.push_str(&format!(
         "<p class=\"muted\">Study folder {} &middot; written by rote {}</p>\n",
-        esc(&study.root.display().to_string()),
+        esc(&std::fs::canonicalize(&study.root)
+            .unwrap_or_else(|_| study.root.clone())
+            .display()
+            .to_string()),
         esc(crate::VERSION)
     ));
     s.push_str("<nav>");

@@ -26,8 +26,8 @@ pub(super) fn zoo_dirs(results: &Path) -> Vec<PathBuf> {
     })
 }
 
-/// The zoo's data set as it trained on it (planted labels applied).
-pub(super) fn zoo_data(study_root: &Path, zoo: &str) -> CoreResult<Dataset> {
+/// The zoo's data set as it trained on it (planted labels applied), and its manifest.
+pub(super) fn zoo_data(study_root: &Path, zoo: &str) -> CoreResult<(Dataset, ZooManifest)> {
     let mp = study_root.join("zoos").join(zoo).join("zoo.json");
     let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
     let m: ZooManifest =
@@ -39,7 +39,7 @@ pub(super) fn zoo_data(study_root: &Path, zoo: &str) -> CoreResult<Dataset> {
             m.dataset.name, m.dataset.hash, ds.hash
         )));
     }
-    with_planted(&ds, &m.planted)
+    Ok((with_planted(&ds, &m.planted)?, m))
 }
 
 /// Samples shown in the gallery.
@@ -73,13 +73,16 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
 }
 
 fn section(r: &mut Report<'_>, zoo: &str, rep: &MemorizationReport, body: &mut String) -> CoreResult<()> {
-    let data = match zoo_data(&r.study.root, zoo) {
-        Ok(d) => Some(d),
+    let (data, original) = match zoo_data(&r.study.root, zoo) {
+        Ok((d, m)) => (Some(d), m.planted),
         Err(e) => {
             body.push_str(&r.note(format!("{zoo}: labels and images left out ({e})")));
-            None
+            (None, Vec::new())
         }
     };
+    // The label before planting, for planted samples.
+    let original_label =
+        |i: usize| -> Cell { original.iter().find(|p| p.0 as usize == i).map(|p| p.1).into() };
     let label = |i: usize| -> Cell { data.as_ref().and_then(|d| d.labels.get(i)).copied().into() };
     let planted = |i: usize| rep.planted.binary_search(&i).is_ok();
     body.push_str(&html::figures(&[
@@ -121,6 +124,7 @@ fn section(r: &mut Report<'_>, zoo: &str, rep: &MemorizationReport, body: &mut S
         "index",
         "label",
         "planted",
+        "original_label",
         "mem",
         "se",
         "p_in",
@@ -137,6 +141,7 @@ fn section(r: &mut Report<'_>, zoo: &str, rep: &MemorizationReport, body: &mut S
             i.into(),
             label(i),
             planted(i).into(),
+            original_label(i),
             at(&m.mem, i).into(),
             at(&m.se, i).into(),
             at(&m.p_in, i).into(),

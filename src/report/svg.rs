@@ -1,5 +1,5 @@
 //! Small inline SVG charts drawn by hand: line charts (linear or log axes) for ROC curves and
-//! curves over t, and bar charts for per-layer and per-canary figures.
+//! curves over t, and bar charts for per-layer figures.
 
 use super::html::esc;
 
@@ -64,11 +64,35 @@ impl Axis {
             let (a, b) = (self.min.log10().ceil() as i32, self.max.log10().floor() as i32);
             (a..=b).take(24).map(|e| 10f64.powi(e)).collect()
         } else {
-            (0..=4)
-                .map(|k| self.min + (self.max - self.min) * f64::from(k) / 4.0)
-                .collect()
+            nice_ticks(self.min, self.max)
         }
     }
+}
+
+/// Ticks at a round step (1, 2 or 5 times a power of ten), about 3 to 6 of them over [min, max].
+fn nice_ticks(min: f64, max: f64) -> Vec<f64> {
+    let span = max - min;
+    if !(span.is_finite() && span > 0.0) {
+        return vec![min];
+    }
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (min / step).ceil() as i64;
+    let last = (max / step + 1e-9).floor() as i64;
+    // Round away binary noise (0.6000000000000001) through the step's decimal places.
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    (first..=last)
+        .take(12)
+        .map(|k| {
+            let v = k as f64 * step;
+            format!("{v:.decimals$}").parse().unwrap_or(v)
+        })
+        .collect()
 }
 
 fn tick_label(v: f64, log: bool) -> String {
@@ -77,7 +101,7 @@ fn tick_label(v: f64, log: bool) -> String {
     } else if v.fract() == 0.0 && v.abs() < 1e6 {
         format!("{v:.0}")
     } else {
-        let s = format!("{v:.3}");
+        let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
@@ -144,14 +168,18 @@ fn frame(x: Option<&Axis>, y: &Axis, s: &mut String) {
     }
     s.push_str(&format!(
         "<rect x=\"{L}\" y=\"{T}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#888\"/>\n\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n\
          <text transform=\"translate(14 {:.1}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
-        L + pw / 2.0,
-        H - 8.0,
-        esc(x.map_or("", |x| x.label.as_str())),
         T + ph / 2.0,
         esc(&y.label)
     ));
+    if let Some(x) = x.filter(|x| !x.label.is_empty()) {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            L + pw / 2.0,
+            H - 8.0,
+            esc(&x.label)
+        ));
+    }
 }
 
 /// A line chart of `series`.
@@ -169,18 +197,24 @@ pub(crate) fn line_chart(series: &[Series], x: &Axis, y: &Axis) -> String {
             colour += 1;
             c
         };
-        let pts: Vec<String> = se
+        let xy: Vec<[f64; 2]> = se
             .points
             .iter()
             .filter(|p| p[0].is_finite() && p[1].is_finite())
-            .map(|p| {
-                format!(
-                    "{:.1},{:.1}",
-                    L + x.frac(p[0]) * pw,
-                    T + (1.0 - y.frac(p[1])) * ph
-                )
-            })
+            .map(|p| [L + x.frac(p[0]) * pw, T + (1.0 - y.frac(p[1])) * ph])
             .collect();
+        // A point within half a pixel of the last one kept adds nothing (ROC curves hold
+        // thousands); the last point is always kept.
+        let mut kept: Vec<[f64; 2]> = Vec::new();
+        for (k, p) in xy.iter().enumerate() {
+            let far = kept
+                .last()
+                .is_none_or(|q| (p[0] - q[0]).abs() + (p[1] - q[1]).abs() >= 0.5);
+            if far || k + 1 == xy.len() {
+                kept.push(*p);
+            }
+        }
+        let pts: Vec<String> = kept.iter().map(|p| format!("{:.1},{:.1}", p[0], p[1])).collect();
         let dash = if se.reference {
             " stroke-dasharray=\"4 3\""
         } else {
@@ -227,12 +261,18 @@ pub(crate) fn bar_chart(
     let finite = values.iter().copied().filter(|v| v.is_finite());
     let lo = finite.clone().fold(0.0f64, f64::min);
     let hi = finite.fold(0.0f64, f64::max).max(reference.map_or(0.0, |r| r.0)) * 1.08;
-    let y = Axis::linear(y_label, lo * 1.08, if hi > lo { hi } else { lo + 1.0 });
+    let y = Axis::linear(y_label, lo * 1.08, if hi > lo * 1.08 { hi } else { lo + 1.0 });
     let mut s = String::new();
     frame(None, &y, &mut s);
     let n = labels.len().max(1) as f64;
     let slot = pw / n;
     let zero = T + (1.0 - y.frac(0.0)) * ph;
+    if y.min < 0.0 {
+        s.push_str(&format!(
+            "<line x1=\"{L}\" y1=\"{zero:.1}\" x2=\"{:.1}\" y2=\"{zero:.1}\" stroke=\"#555\"/>\n",
+            L + pw
+        ));
+    }
     for (k, (label, &v)) in labels.iter().zip(values).enumerate() {
         let cx = L + slot * (k as f64 + 0.5);
         if v.is_finite() {
@@ -277,4 +317,18 @@ pub(crate) fn bar_chart(
     }
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_ticks_are_round() {
+        assert_eq!(nice_ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(nice_ticks(0.0, 32.0), vec![0.0, 10.0, 20.0, 30.0]);
+        assert_eq!(nice_ticks(-0.0076, 0.0533), vec![0.0, 0.02, 0.04]);
+        assert_eq!(nice_ticks(0.4, 1.0), vec![0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(tick_label(0.02, false), "0.02");
+    }
 }
