@@ -14,6 +14,9 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     if let BenchWhich::All { device } = which {
         return run_all(&device, json);
     }
+    if matches!(which, BenchWhich::Frames { .. }) {
+        return bench_frames(which, json);
+    }
     if let BenchWhich::Invert { iters, device } = which {
         return bench_invert(iters, &device, json);
     }
@@ -191,6 +194,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
             }
         }
         BenchWhich::Invert { .. }
+        | BenchWhich::Frames { .. }
         | BenchWhich::Layermem { .. }
         | BenchWhich::Exposure { .. }
         | BenchWhich::All { .. } => {}
@@ -222,6 +226,45 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         }
     }
     Ok(())
+}
+
+/// `rote bench frames`: the GUI's frame times and peak RSS on a 60k-image data set.
+#[cfg(feature = "gui")]
+fn bench_frames(which: BenchWhich, json: bool) -> CoreResult<()> {
+    use crate::ui::frame_bench::{FrameBenchOptions, run};
+    let BenchWhich::Frames {
+        images,
+        seconds,
+        no_job,
+        no_select,
+        no_scroll,
+    } = which
+    else {
+        return Ok(());
+    };
+    let r = run(&FrameBenchOptions {
+        images,
+        seconds,
+        no_job,
+        no_select,
+        no_scroll,
+    })?;
+    if json {
+        println!("{}", json!({ "bench": "frames", "result": r }));
+    } else {
+        for line in r.lines() {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "gui"))]
+fn bench_frames(_which: BenchWhich, _json: bool) -> CoreResult<()> {
+    Err(crate::error::CoreError::Invalid(
+        "`rote bench frames` opens the window: this build has no GUI (built without the 'gui' feature)"
+            .into(),
+    ))
 }
 
 /// `rote bench invert`.

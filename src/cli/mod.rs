@@ -329,6 +329,26 @@ pub enum BenchWhich {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// GUI responsiveness: the window on a 60k-image data set (Fashion-MNIST from
+    /// $ROTE_FASHION_MNIST, else generated) while a training job runs and the gallery scrolls:
+    /// p50/p95/p99 frame times and peak RSS (needs the gui feature and a display).
+    Frames {
+        /// Images of the generated data set.
+        #[arg(long, default_value_t = 60_000)]
+        images: usize,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Run no training job (to see its share).
+        #[arg(long)]
+        no_job: bool,
+        /// Select no images (no neighbour searches).
+        #[arg(long)]
+        no_select: bool,
+        /// Do not scroll the gallery.
+        #[arg(long)]
+        no_scroll: bool,
+    },
     /// MLP/CNN training time per epoch on MNIST-10k.
     Train {
         /// Family.

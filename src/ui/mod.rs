@@ -6,6 +6,7 @@ pub mod app;
 mod command;
 pub mod diffusion_jobs;
 pub mod exposure_jobs;
+pub mod frame_bench;
 pub mod inpaint_jobs;
 pub mod invert_jobs;
 mod jobs;

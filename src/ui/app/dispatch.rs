@@ -51,6 +51,12 @@ impl App {
                 let Some(ds) = self.datasets.get(&dataset).cloned() else {
                     return;
                 };
+                // One search at a time: each one packs and uploads the whole set (a 60k set is
+                // 47 MB), so quick clicks used to pile up searches and gigabytes. The newest
+                // selection's search starts when the running one ends (see on_result).
+                if self.jobs.is_running(JobKind::Neighbours) {
+                    return;
+                }
                 let prefer_gpu = self.settings.use_gpu_kernels;
                 self.spawn(
                     JobKind::Neighbours,
@@ -136,6 +142,25 @@ impl App {
         }
     }
 
+    /// Starts the neighbour search of the selected image when the last search was of another
+    /// (selections made while a search ran).
+    fn search_selected_neighbours(&mut self) {
+        let (Some(key), Some(i)) = (self.current.clone(), self.data_view.selected) else {
+            return;
+        };
+        let done = self
+            .data_view
+            .neighbours
+            .as_ref()
+            .is_some_and(|n| n.dataset == key && n.index == i);
+        if !done {
+            self.apply(Command::FindNeighbours {
+                dataset: key,
+                index: i,
+            });
+        }
+    }
+
     pub(super) fn on_finished(&mut self, job: FinishedJob) {
         let FinishedJob {
             kind,
@@ -216,6 +241,7 @@ impl App {
             }
             JobResult::Neighbours(key, index, found, backend) => {
                 self.data_view.set_neighbours(key, index, found, backend);
+                self.search_selected_neighbours();
             }
             JobResult::Scores(cols) => {
                 // Keep zoo columns, replace model columns.
@@ -242,7 +268,15 @@ impl App {
                 self.models_view.selected = Some(id);
                 self.refresh_models();
             }
-            JobResult::Probe(info) => self.gpu = Some(info),
+            JobResult::Probe(info) => {
+                // A software adapter (lavapipe) runs the kernels on the same cores as the CPU
+                // twin, about 4x slower, and takes them from the window's rasterizer: the twin by
+                // default there (Settings can turn the kernel back on).
+                if info.as_ref().is_ok_and(|i| i.device_type == "Cpu") {
+                    self.settings.use_gpu_kernels = false;
+                }
+                self.gpu = Some(info);
+            }
             JobResult::ZooTrained(id) => {
                 self.toasts
                     .push(Level::Ok, format!("Zoo {id} trained; results saved"));
