@@ -406,6 +406,8 @@ fn a_cancelled_report_leaves_nothing_and_a_rerun_replaces_the_old_one() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("mine.txt"), "keep").unwrap();
     std::fs::write(out.join("index.html"), "old").unwrap();
+    // What a killed report left (its process is gone) is cleared.
+    std::fs::create_dir_all(out.join(".report-staging-4999999/x")).unwrap();
     let s = report(&study, &out);
     assert_eq!(std::fs::read_to_string(out.join("mine.txt")).unwrap(), "keep");
     assert!(

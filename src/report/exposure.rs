@@ -125,6 +125,10 @@ fn section(r: &mut Report<'_>, stem: &str, rep: &ExposureReport, body: &mut Stri
          possible exposure (the canary ranked first of all 10^digits).",
     ));
     body.push_str(&html::table(&t, 100, Some(&f)));
+    body.push_str(&html::p(
+        "The secret column is text: read it with pandas.read_csv(..., dtype={'secret': str}) to keep \
+         leading zeros.",
+    ));
 
     let mut ft = Table::new(&[
         "format",

@@ -53,11 +53,12 @@ fn section(r: &mut Report<'_>, a: &str, b: &str, rep: &InpaintReport, body: &mut
             "mean hidden-region error IN / OUT",
             format!("{:.4} / {:.4}", rep.mean_err_in, rep.mean_err_out),
         ),
+        ("hidden region", format!("{:?}", rep.mask).to_lowercase()),
         (
-            "hidden region, method",
+            "method",
             format!(
-                "{:?} half, {:?} with {} steps, best of {} completions",
-                rep.mask, rep.config.method, rep.config.steps, rep.samples
+                "{:?} with {} steps, best of {} completions per image and model",
+                rep.config.method, rep.config.steps, rep.samples
             )
             .to_lowercase(),
         ),

@@ -143,6 +143,18 @@ pub(crate) fn list(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     out
 }
 
+/// Hidden entries of `dir` whose names start with `prefix`.
+pub(crate) fn list_hidden(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// The `.json` files directly in `dir`, sorted.
 pub(crate) fn json_files(dir: &Path) -> Vec<PathBuf> {
     list(dir, |p| p.is_file() && p.extension().is_some_and(|e| e == "json"))

@@ -23,6 +23,7 @@ impl Staged {
             return Err(CoreError::format(out, "exists and is not a folder"));
         }
         let created_out = !out.exists();
+        remove_stale(out);
         let dir = out.join(format!(".report-staging-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
@@ -60,6 +61,24 @@ impl Staged {
         }
         self.committed = true;
         Ok(std::mem::take(&mut self.files))
+    }
+}
+
+/// Removes the staging folders that killed reports left in `out` (Linux: their process is gone).
+fn remove_stale(out: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for p in super::list_hidden(out, ".report-staging-") {
+        let pid = p.file_name().and_then(|n| {
+            n.to_string_lossy()
+                .strip_prefix(".report-staging-")?
+                .parse::<u32>()
+                .ok()
+        });
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists()) {
+            std::fs::remove_dir_all(&p).ok();
+        }
     }
 }
 
