@@ -69,9 +69,21 @@ pub(crate) struct Report<'a> {
 }
 
 impl Report<'_> {
+    /// A file name `<name>.<ext>` not yet used by this report (`<name>-2.<ext>`, ... otherwise).
+    fn free_name(&self, name: &str, ext: &str) -> String {
+        let stem = slug(name);
+        let mut file = format!("{stem}.{ext}");
+        let mut k = 2;
+        while self.files.iter().any(|(f, _)| *f == file) {
+            file = format!("{stem}-{k}.{ext}");
+            k += 1;
+        }
+        file
+    }
+
     /// Stages `table` as `<name>.csv`; returns the file name.
     pub fn csv(&mut self, name: &str, what: &str, table: &Table) -> CoreResult<String> {
-        let file = format!("{}.csv", slug(name));
+        let file = self.free_name(name, "csv");
         self.staged.write(&file, table.to_csv().as_bytes())?;
         self.files.push((file.clone(), what.to_string()));
         Ok(file)
@@ -79,7 +91,7 @@ impl Report<'_> {
 
     /// Stages `img` as `<name>.png`; returns the file name.
     pub fn png(&mut self, name: &str, what: &str, img: &image::RgbImage) -> CoreResult<String> {
-        let file = format!("{}.png", slug(name));
+        let file = self.free_name(name, "png");
         self.staged.write(&file, &figures::png_bytes(img, &file)?)?;
         self.files.push((file.clone(), what.to_string()));
         Ok(file)
@@ -215,4 +227,28 @@ pub fn write_report(study: &Path, out: &Path, ctx: &JobCtx<'_>) -> CoreResult<Re
         sections: sections.into_iter().map(|s| s.title).collect(),
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clashing_names_get_distinct_files_and_slugs_are_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let study = Study::open_or_create(&dir.path().join("s")).unwrap();
+        let out = dir.path().join("out");
+        let mut r = Report {
+            study: &study,
+            staged: Staged::new(&out).unwrap(),
+            sections: Vec::new(),
+            notes: Vec::new(),
+            files: Vec::new(),
+        };
+        let t = Table::new(&["a"]);
+        assert_eq!(r.csv("x/y z", "", &t).unwrap(), "x-y-z.csv");
+        assert_eq!(r.csv("x/y z", "", &t).unwrap(), "x-y-z-2.csv");
+        drop(r);
+        assert!(!out.exists(), "an uncommitted report leaves no folder it created");
+    }
 }
