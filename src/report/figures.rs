@@ -6,11 +6,11 @@ use std::path::Path;
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 
-/// Frame colours.
+/// Frame of a hit (an extraction, the closer completion).
 pub(crate) const GREEN: [u8; 3] = [40, 170, 70];
-/// Frame colours.
+/// Frame of a planted sample or a miss.
 pub(crate) const RED: [u8; 3] = [210, 50, 50];
-/// Frame colours.
+/// Neutral frame.
 pub(crate) const GREY: [u8; 3] = [200, 203, 210];
 
 /// One image of a gallery: RGB pixels, row-major.
