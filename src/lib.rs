@@ -16,6 +16,7 @@
 //! * [`job`]: cancellable, progress-reporting background jobs.
 //! * [`study`]: the on-disk study folder (atomic writes).
 //! * [`demo`]: the bundled demo study.
+//! * [`report`]: a study as an HTML page with PNG galleries and CSV tables.
 //! * [`cli`]: the command-line interface.
 //! * [`ui`] (feature `gui`): the egui front end.
 
@@ -36,6 +37,7 @@ pub mod job;
 pub mod measure;
 pub mod model;
 pub mod paths;
+pub mod report;
 pub mod ssl;
 pub mod story;
 pub mod study;

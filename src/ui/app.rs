@@ -26,6 +26,7 @@ mod dispatch;
 mod exposure;
 mod inversion;
 mod layers;
+mod report;
 mod present;
 
 /// The views.
@@ -444,6 +445,7 @@ impl App {
             {
                 self.commands.push(Command::SaveStudyAs(p));
             }
+            self.report_button_ui(ui);
             match &self.study {
                 Some(s) => {
                     ui.label(format!("Study {}", s.manifest.name))

@@ -32,6 +32,8 @@ pub enum JobKind {
     Import,
     /// Probing the GPU adapter.
     Probe,
+    /// Writing the study's report (single).
+    Report,
     /// Reading zoo results.
     Zoo,
     /// Training a zoo (single).
@@ -74,6 +76,7 @@ impl JobKind {
                 | Self::Extract
                 | Self::Inpaint
                 | Self::Invert
+                | Self::Report
                 | Self::ExposureMeasure
                 | Self::SecretSearch
         )
@@ -99,6 +102,8 @@ pub enum JobResult {
     Imported(String),
     /// The GPU adapter, or why there is none.
     Probe(Result<GpuInfo, String>),
+    /// A written report.
+    Report(Box<crate::report::ReportSummary>),
     /// A zoo finished training (its id).
     ZooTrained(String),
     /// The study's zoo results, if any.

@@ -123,6 +123,7 @@ impl App {
             Command::OpenInversion(model) => self.open_inversion(model),
             Command::RunInversion(req) => self.run_inversion(*req),
             Command::ExportInversionGrid(method, path) => self.export_inversion_grid(method, &path),
+            Command::ExportReport(dir) => self.export_report(dir),
             Command::OpenLayers(path) => self.open_layers(path),
             Command::DrillLayers(req) => self.drill_layers(*req),
             Command::OpenExposure(dir) => self.open_exposure(dir),
@@ -298,6 +299,7 @@ impl App {
             JobResult::ExposureOpened(l) => self.on_exposure(*l),
             JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
             JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
+            JobResult::Report(s) => self.on_report(*s),
             JobResult::Story(k, made) => self.on_story(k, made),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
