@@ -411,7 +411,8 @@ impl App {
     }
 
     fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        // Wraps onto a second row when the window is too narrow for the views and the study actions.
+        ui.horizontal_wrapped(|ui| {
             ui.heading("rote");
             ui.separator();
             for v in VIEWS {
