@@ -23,3 +23,5 @@ shot settings --view settings
 shot present-extraction --view present-extraction@20 --width 1920 --height 1080
 shot present-inpainting --view present-inpainting --width 1920 --height 1080
 shot present-inversion --view present-inversion --width 1920 --height 1080
+shot present-layers --view present-layers --width 1920 --height 1080
+shot present-exposure --view present-exposure --width 1920 --height 1080

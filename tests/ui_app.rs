@@ -755,7 +755,11 @@ fn presentation_mode_steps_through_the_demo_story_from_the_keyboard() {
     assert!(h.ctx.zoom_factor() > zoom * 1.2, "large type while presenting");
     h.get_by_label_contains("1. The training data");
     // Data, memorized samples and influence have no animation: one key each.
-    for (k, view) in [(1, View::Memorization), (2, View::Influence), (3, View::Extraction)] {
+    for (k, view) in [
+        (1, View::Memorization),
+        (2, View::Influence),
+        (3, View::Extraction),
+    ] {
         h.key_press(Key::ArrowRight);
         h.run_steps(2);
         assert_eq!(h.state().presentation.step, k);
@@ -777,7 +781,10 @@ fn presentation_mode_steps_through_the_demo_story_from_the_keyboard() {
     let before = h.state().presentation.frame;
     std::thread::sleep(Duration::from_millis(400));
     h.run_steps(2);
-    assert!(h.state().presentation.frame > before, "playback advances by itself");
+    assert!(
+        h.state().presentation.frame > before,
+        "playback advances by itself"
+    );
     h.key_press(Key::Space);
     h.run_steps(2);
     assert_eq!(h.state().presentation.frame, 50);

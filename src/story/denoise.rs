@@ -58,9 +58,10 @@ pub fn denoise_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         .max_by_key(|e| e.generations.len())
         .or_else(|| run.report.extracted.first())
         .ok_or_else(|| CoreError::format(&path, "the report extracts no training image"))?;
-    let index = *run.train_rows.get(target.train_index).ok_or_else(|| {
-        CoreError::format(&path, "an extracted row is outside the training rows")
-    })?;
+    let index = *run
+        .train_rows
+        .get(target.train_index)
+        .ok_or_else(|| CoreError::format(&path, "an extracted row is outside the training rows"))?;
     let j = target.best_generation;
     let m = Ddpm::load(&diffusion_dir(study_root).join(&run.model), &Device::Cpu)?;
     let ds = crate::data::load(&m.card.dataset.name)?;

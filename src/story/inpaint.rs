@@ -64,7 +64,15 @@ pub fn inpaint_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
             }
         };
         // The attack's own noise: only what the two models learned differs.
-        let out = inpaint(m, &x0, keep, &report.config, (report.seed, (i as u64) << 16), ctx, &mut on_step)?;
+        let out = inpaint(
+            m,
+            &x0,
+            keep,
+            &report.config,
+            (report.seed, (i as u64) << 16),
+            ctx,
+            &mut on_step,
+        )?;
         let errs = hidden_error(&out, &x0, keep)?;
         let best = errs
             .iter()
@@ -81,11 +89,7 @@ pub fn inpaint_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
     }
     let n = states[0].len().min(states[1].len());
     let picks = thin(&(0..n).collect::<Vec<_>>(), MAX_FRAMES);
-    let panel = |label: String, pixels: Vec<u8>| Panel {
-        label,
-        shape,
-        pixels,
-    };
+    let panel = |label: String, pixels: Vec<u8>| Panel { label, shape, pixels };
     let frames = picks
         .iter()
         .map(|&k| AnimFrame {

@@ -77,7 +77,14 @@ pub fn invert_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
     };
     let inner = JobCtx::new(ctx.cancel, &sink);
     let shape = report.shape;
-    let out = invert_classes(&loaded.model, &Device::Cpu, shape, &[best.class], &report.config, &inner)?;
+    let out = invert_classes(
+        &loaded.model,
+        &Device::Cpu,
+        shape,
+        &[best.class],
+        &report.config,
+        &inner,
+    )?;
     let result = out
         .first()
         .ok_or_else(|| CoreError::Invalid("the inversion returned nothing".into()))?;
@@ -86,11 +93,7 @@ pub fn invert_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         .iter()
         .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect();
-    let panel = |label: String, pixels: Vec<u8>| Panel {
-        label,
-        shape,
-        pixels,
-    };
+    let panel = |label: String, pixels: Vec<u8>| Panel { label, shape, pixels };
     let training = panel(format!("a training photo of {}", best.name), face.1);
     let mut frames: Vec<AnimFrame> = sink
         .frames
@@ -99,7 +102,10 @@ pub fn invert_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         .map(|(step, cost, pixels)| AnimFrame {
             caption: format!("iteration {step} of {}: cost {cost:.4}", report.config.alpha),
             panels: vec![
-                panel("the model's idea of this person (contrast stretched)".into(), stretch(&pixels)),
+                panel(
+                    "the model's idea of this person (contrast stretched)".into(),
+                    stretch(&pixels),
+                ),
                 training.clone(),
             ],
         })
@@ -108,16 +114,27 @@ pub fn invert_anim(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<Anim> {
         caption: format!(
             "returned iterate {} (the lowest cost): p = {:.3}",
             result.returned_iter,
-            result.probs.get(result.returned_iter).copied().unwrap_or(f32::NAN)
+            result
+                .probs
+                .get(result.returned_iter)
+                .copied()
+                .unwrap_or(f32::NAN)
         ),
         panels: vec![
-            panel("the reconstruction (contrast stretched)".into(), stretch(&returned)),
+            panel(
+                "the reconstruction (contrast stretched)".into(),
+                stretch(&returned),
+            ),
             training,
         ],
     });
     Ok(Anim {
         focus: Some(best.class),
-        subject: format!("{DEMO_FACE_MODEL}: {} ({} method)", best.name, report.config.method.as_str()),
+        subject: format!(
+            "{DEMO_FACE_MODEL}: {} ({} method)",
+            best.name,
+            report.config.method.as_str()
+        ),
         frames,
         verdict: format!(
             "an independent classifier names this reconstruction {} (rank {}); over all {} people it identifies {:.0}% (a blank image: {:.0}%)",

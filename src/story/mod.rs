@@ -93,7 +93,7 @@ impl Step {
                 "Fredrikson et al. 2015: gradient descent on the input until the classifier is sure it sees this person. Step through the iterations."
             }
             Self::Layers => {
-                "LayerMem / UnitMem: memorization of an SSL encoder's outliers grows with depth and concentrates in a few units."
+                "LayerMem / UnitMem (Wang et al.): the encoder that trained on the candidates aligns them better than its twin that never saw them, most in the deep blocks, the planted outliers most of all."
             }
             Self::Exposure => {
                 "Secret Sharer: a PIN inserted 32 times is ranked first among a million candidates; the model can be made to spell it out."
@@ -226,9 +226,7 @@ pub(crate) fn thin<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     if v.len() <= n || n < 2 {
         return v.to_vec();
     }
-    (0..n)
-        .map(|k| v[k * (v.len() - 1) / (n - 1)].clone())
-        .collect()
+    (0..n).map(|k| v[k * (v.len() - 1) / (n - 1)].clone()).collect()
 }
 
 #[cfg(test)]

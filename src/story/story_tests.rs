@@ -30,15 +30,32 @@ fn demo_animations_show_the_findings_and_are_cached() {
     assert_eq!(den.frames.len(), 51, "noise + 50 DDIM steps");
     let x = last_panel(&den, "x_t");
     let train = last_panel(&den, "training image");
-    let j: usize = den.subject.split("generation ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let j: usize = den
+        .subject
+        .split("generation ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let cache = root.join("diffusion/ddpm-digits-dup32/generations/ddim50e0-s0-n1024.u8");
     let gens = std::fs::read(cache).unwrap();
     let len = x.pixels.len();
     let cached = display_bytes(&gens[j * len..(j + 1) * len], 16);
     let differ = x.pixels.iter().zip(&cached).filter(|(a, b)| a != b).count();
-    assert!(differ <= 2, "{differ} of {len} pixels differ from the cached generation {j}");
+    assert!(
+        differ <= 2,
+        "{differ} of {len} pixels differ from the cached generation {j}"
+    );
     let dist = |a: &[u8], b: &[u8]| -> f64 {
-        a.iter().zip(b).map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2)).sum::<f64>().sqrt() / 255.0
+        a.iter()
+            .zip(b)
+            .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
+            .sum::<f64>()
+            .sqrt()
+            / 255.0
     };
     let first = &den.frames[0].panels[0].pixels;
     assert!(
@@ -55,14 +72,29 @@ fn demo_animations_show_the_findings_and_are_cached() {
         .filter_map(|t| t.parse().ok())
         .collect();
     assert_eq!(errs.len(), 2, "{caption}");
-    assert!(errs[0] < errs[1], "IN error {} must be below OUT error {}", errs[0], errs[1]);
+    assert!(
+        errs[0] < errs[1],
+        "IN error {} must be below OUT error {}",
+        errs[0],
+        errs[1]
+    );
     // The same completions as the attack report's row for that image (same noise, best of N).
     let rp = root.join("results/diffusion/ddpm-digits-pair-k00/inpaint-ddpm-digits-pair-k01.json");
     let report: crate::diffusion::attack::InpaintReport =
         serde_json::from_str(&std::fs::read_to_string(rp).unwrap()).unwrap();
-    let index: usize = inp.subject.trim_start_matches("image #").split(',').next().unwrap().parse().unwrap();
+    let index: usize = inp
+        .subject
+        .trim_start_matches("image #")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let row = report.rows.iter().find(|r| r.index == index).unwrap();
-    assert!((errs[0] - row.err_in).abs() < 1e-3 && (errs[1] - row.err_out).abs() < 1e-3, "{errs:?} vs {row:?}");
+    assert!(
+        (errs[0] - row.err_in).abs() < 1e-3 && (errs[1] - row.err_out).abs() < 1e-3,
+        "{errs:?} vs {row:?}"
+    );
 
     // Inversion: iterates every 10 steps, ending on the report's own reconstruction.
     let inv = load_or_build(&root, Step::Inversion, &ctx).unwrap().unwrap();
@@ -79,13 +111,24 @@ fn demo_animations_show_the_findings_and_are_cached() {
         .iter()
         .find(|c| inv.subject.contains(&format!(": {} (", c.name)))
         .unwrap();
-    assert!(person.eval_top1, "the slide shows a person the evaluator identifies");
+    assert!(
+        person.eval_top1,
+        "the slide shows a person the evaluator identifies"
+    );
     // Both contrast-stretched: a rounding step of the 8-bit image becomes a few levels.
     let want = stretch(&person.image);
-    let diffs: Vec<u8> = rebuilt.pixels.iter().zip(&want).map(|(&a, &b)| a.abs_diff(b)).collect();
+    let diffs: Vec<u8> = rebuilt
+        .pixels
+        .iter()
+        .zip(&want)
+        .map(|(&a, &b)| a.abs_diff(b))
+        .collect();
     let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
     let off = diffs.iter().copied().max().unwrap();
-    assert!(off <= 8 && mean < 1.0, "the reconstruction differs from the report's (max {off}, mean {mean})");
+    assert!(
+        off <= 8 && mean < 1.0,
+        "the reconstruction differs from the report's (max {off}, mean {mean})"
+    );
 
     // Cached: a second call reads the file (a marked cache comes back as written).
     let path = anim_path(&root, "inpainting");
@@ -107,6 +150,8 @@ fn a_study_without_the_demo_results_names_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancelToken::new();
     let ctx = JobCtx::new(&cancel, &NullSink);
-    let err = load_or_build(dir.path(), Step::Extraction, &ctx).unwrap_err().to_string();
+    let err = load_or_build(dir.path(), Step::Extraction, &ctx)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ddpm-digits-dup32"), "{err}");
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 use super::command::Command;
 use super::diffusion_jobs::DiffusionModels;
 use super::jobs::{JobKind, JobRegistry, JobResult, ScoreColumns};
+use super::present::Presentation;
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
     DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView,
     MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults,
 };
-use super::present::Presentation;
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
 use crate::gpu::GpuInfo;
@@ -26,8 +26,8 @@ mod dispatch;
 mod exposure;
 mod inversion;
 mod layers;
-mod report;
 mod present;
+mod report;
 
 /// The views.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -100,6 +100,9 @@ pub struct Presentation {
     pub shown: Option<((usize, usize), Vec<egui::TextureHandle>)>,
     /// Steps whose animation was asked for.
     pub requested: BTreeSet<usize>,
+    /// Steps whose view already ran its live demonstration (the exposure search, the layers
+    /// drill-down).
+    pub demonstrated: BTreeSet<usize>,
 }
 
 impl Default for Presentation {
@@ -115,6 +118,7 @@ impl Default for Presentation {
             saved_zoom: None,
             shown: None,
             requested: BTreeSet::new(),
+            demonstrated: BTreeSet::new(),
         }
     }
 }
@@ -244,7 +248,11 @@ mod tests {
         assert_eq!(p.tick(0.26), Some(0.25 + 0.125 - 0.26));
         assert_eq!(p.frame, 2, "8 frames per second: two frames after 0.26 s");
         p.apply(next, 0.3);
-        assert_eq!((p.frame, p.playing), (9, false), "a second press jumps to the end");
+        assert_eq!(
+            (p.frame, p.playing),
+            (9, false),
+            "a second press jumps to the end"
+        );
         p.apply(next, 0.4);
         assert_eq!((p.step, p.frame), (4, 0), "at the end, the next step");
         p.apply(

@@ -40,12 +40,15 @@ fn select_first_in_gallery(app: &mut App) {
     }
 }
 
-/// Opens the drill-down of the Layers view's most memorized candidate.
-fn open_top_candidate(app: &mut App) {
+/// Opens the drill-down of the Layers view's most memorized candidate; false while the view has
+/// no report loaded yet.
+pub(crate) fn open_top_candidate(app: &mut App) -> bool {
     let (Some(loaded), Some(study)) = (app.layers_view.loaded.clone(), app.study.as_ref()) else {
-        return;
+        return false;
     };
-    let Some(&top) = loaded.order.first() else { return };
+    let Some(&top) = loaded.order.first() else {
+        return false;
+    };
     let req = super::layer_jobs::DrillRequest {
         study: study.root.clone(),
         f_card: loaded.f_card.clone(),
@@ -60,6 +63,7 @@ fn open_top_candidate(app: &mut App) {
     };
     app.layers_view.selected = Some(top);
     app.push_command(super::Command::DrillLayers(Box::new(req)));
+    true
 }
 
 /// Renders `view` of the app on `study` (a fresh demo study when `None`) at `size` into `out`;
@@ -130,7 +134,7 @@ pub fn render_view(
         settle(&mut harness, Duration::from_secs(60));
     }
     if layers_drill {
-        open_top_candidate(harness.state_mut());
+        let _ = open_top_candidate(harness.state_mut());
         settle(&mut harness, Duration::from_secs(120));
     }
     save_png(&mut harness, out, &temp)

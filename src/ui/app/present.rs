@@ -42,6 +42,7 @@ impl App {
         if self.presentation.step != before {
             self.show_step();
         }
+        self.demonstrate();
         if let Some(wait) = self.presentation.tick(now) {
             ctx.request_repaint_after(std::time::Duration::from_secs_f64(wait.max(0.001)));
         }
@@ -105,6 +106,30 @@ impl App {
         }
     }
 
+    /// The live part of the slides without a precomputed animation, once per talk and as soon as
+    /// the view has its data: the exposure slide runs the secret search (the view types the
+    /// partial secret out as it goes), the layers slide opens its most memorized candidate.
+    fn demonstrate(&mut self) {
+        let k = self.presentation.step;
+        if self.presentation.demonstrated.contains(&k) {
+            return;
+        }
+        let started = match self.presentation.current() {
+            Step::Exposure => match self.exposure_view.extract_request(&self.settings.device) {
+                Some(req) => {
+                    self.push_command(crate::ui::Command::SearchSecret(Box::new(req)));
+                    true
+                }
+                None => false,
+            },
+            Step::Layers => crate::ui::screenshot::open_top_candidate(self),
+            _ => true,
+        };
+        if started {
+            self.presentation.demonstrated.insert(k);
+        }
+    }
+
     /// Starts the job that makes step `k`'s animation, once.
     fn request_anim(&mut self, k: usize) {
         let step = STEPS[k];
@@ -116,14 +141,18 @@ impl App {
         }
         let root = study.root.clone();
         self.presentation.anims.insert(k, AnimSlot::Loading);
-        self.spawn(JobKind::Story, &format!("Preparing slide {}", k + 1), move |ctx| {
-            let made = match crate::story::load_or_build(&root, step, ctx) {
-                Ok(a) => Ok(a.map(Box::new)),
-                Err(e) if e.is_cancelled() => return Err(e),
-                Err(e) => Err(e.to_string()),
-            };
-            Ok(JobResult::Story(k, made))
-        });
+        self.spawn(
+            JobKind::Story,
+            &format!("Preparing slide {}", k + 1),
+            move |ctx| {
+                let made = match crate::story::load_or_build(&root, step, ctx) {
+                    Ok(a) => Ok(a.map(Box::new)),
+                    Err(e) if e.is_cancelled() => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                Ok(JobResult::Story(k, made))
+            },
+        );
     }
 
     /// Keeps a finished animation.

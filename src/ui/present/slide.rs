@@ -33,9 +33,7 @@ pub fn hints_ui(ui: &mut egui::Ui, p: &Presentation) {
             );
             ui.separator();
         }
-        ui.weak(
-            "Right/Space: play, next   Left: back   Down/Up: frame   +/-: speed   Esc/F11: leave",
-        );
+        ui.weak("Right/Space: play, next   Left: back   Down/Up: frame   +/-: speed   Esc/F11: leave");
     });
 }
 
@@ -62,7 +60,10 @@ pub fn anim_panel_ui(ui: &mut egui::Ui, p: &mut Presentation) {
     };
     ui.label(RichText::new(&anim.subject).size(16.0));
     ui.add_space(4.0);
-    let fresh = p.shown.as_ref().is_none_or(|(k, t)| *k != key || t.len() != frame.panels.len());
+    let fresh = p
+        .shown
+        .as_ref()
+        .is_none_or(|(k, t)| *k != key || t.len() != frame.panels.len());
     if fresh {
         let textures = frame
             .panels
