@@ -20,7 +20,7 @@ shot layers --view layers-drill
 shot exposure --view exposure
 shot settings --view settings
 # Presentation mode at a projector's resolution: mid-denoising, and the finished inversion.
-shot present-extraction --view present-extraction@20 --width 1920 --height 1080
+shot present-extraction --view present-extraction@30 --width 1920 --height 1080
 shot present-inpainting --view present-inpainting --width 1920 --height 1080
 shot present-inversion --view present-inversion --width 1920 --height 1080
 shot present-layers --view present-layers --width 1920 --height 1080
