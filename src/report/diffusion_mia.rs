@@ -18,10 +18,7 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
             continue;
         }
         ctx.checkpoint()?;
-        let model = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let model = super::name_of(&dir);
         let mut body = String::new();
         if let Some(rep) = r.load::<DiffusionMiaReport>(&path, &mut body) {
             section(r, &model, &rep, &mut body)?;

@@ -11,10 +11,7 @@ use crate::job::JobCtx;
 pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     for path in super::json_files(&r.study.results_dir().join("exposure")) {
         ctx.checkpoint()?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let stem = super::stem_of(&path);
         let mut body = String::new();
         if let Some(rep) = r.load::<ExposureReport>(&path, &mut body) {
             section(r, &stem, &rep, &mut body)?;

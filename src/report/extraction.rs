@@ -44,14 +44,8 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
                 continue;
             }
             ctx.checkpoint()?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let model = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let stem = super::stem_of(&path);
+            let model = super::name_of(&dir);
             let mut body = String::new();
             if let Some(run) = r.load::<ExtractionRun>(&path, &mut body) {
                 section(r, &format!("{model}-{stem}"), &run, &mut body)?;

@@ -18,14 +18,8 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     for dir in models {
         for path in super::json_files(&dir) {
             ctx.checkpoint()?;
-            let model = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let method = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let model = super::name_of(&dir);
+            let method = super::stem_of(&path);
             let mut body = String::new();
             if let Some(rep) = r.load::<InversionReport>(&path, &mut body) {
                 section(r, &format!("{model}-{method}"), &rep, &mut body)?;

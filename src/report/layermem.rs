@@ -12,10 +12,7 @@ use crate::ssl::supervised::SupervisedReport;
 pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     for path in super::json_files(&r.study.results_dir().join("layermem")) {
         ctx.checkpoint()?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let stem = super::stem_of(&path);
         let mut body = String::new();
         let title = if stem.starts_with("supervised-") {
             if let Some(rep) = r.load::<SupervisedReport>(&path, &mut body) {

@@ -55,10 +55,7 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
         if !path.is_file() {
             continue;
         }
-        let zoo = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let zoo = super::name_of(&dir);
         let mut body = String::new();
         if let Some(rep) = r.load::<MemorizationReport>(&path, &mut body) {
             section(r, &zoo, &rep, &mut body)?;

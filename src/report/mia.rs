@@ -24,10 +24,7 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
         if files.is_empty() {
             continue;
         }
-        let zoo = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let zoo = super::name_of(&dir);
         let mut body = String::new();
         let mut results = Vec::new();
         for f in &files {

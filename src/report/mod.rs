@@ -187,6 +187,20 @@ const STAGES: [(&str, Stage); 9] = [
     ("exposure", exposure::add),
 ];
 
+/// The last component of `p` (a model or zoo folder name), lossily as text.
+pub(super) fn name_of(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// The file name of `p` without its extension, lossily as text.
+pub(super) fn stem_of(p: &Path) -> String {
+    p.file_stem()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
 /// Writes the report of the study at `study` into `out` (created if missing; files of an earlier
 /// report there are replaced): `index.html`, the galleries as PNG and every table as CSV. Fails
 /// only when the study cannot be opened, a file cannot be written, or `ctx` is cancelled; then

@@ -102,13 +102,7 @@ pub fn render_view(
         sort,
         descending,
     };
-    // A user's command must not panic on a missing glyph (tests keep kittest's panic).
-    let mut harness = Harness::builder()
-        .allow_missing_glyphs()
-        .with_size(egui::vec2(size[0], size[1]))
-        .wgpu()
-        .build_eframe(|cc| App::new(cc, options));
-    settle(&mut harness, Duration::from_secs(60));
+    let mut harness = open_app(options, size);
     if descending {
         select_first_in_gallery(harness.state_mut());
         settle(&mut harness, Duration::from_secs(60));
@@ -138,6 +132,18 @@ pub fn render_view(
         settle(&mut harness, Duration::from_secs(120));
     }
     save_png(&mut harness, out, &temp)
+}
+
+/// The app on `options` in a headless window of `size`, settled.
+fn open_app(options: AppOptions, size: [f32; 2]) -> Harness<'static, App> {
+    // A user's command must not panic on a missing glyph (tests keep kittest's panic).
+    let mut harness = Harness::builder()
+        .allow_missing_glyphs()
+        .with_size(egui::vec2(size[0], size[1]))
+        .wgpu()
+        .build_eframe(|cc| App::new(cc, options));
+    settle(&mut harness, Duration::from_secs(60));
+    harness
 }
 
 /// The study to show, and the temporary folder a fresh demo study goes into when none is given.
@@ -191,12 +197,7 @@ fn render_presentation(spec: &str, out: &Path, study: Option<PathBuf>, size: [f3
         select: Some(0),
         ..AppOptions::default()
     };
-    let mut harness = Harness::builder()
-        .allow_missing_glyphs()
-        .with_size(egui::vec2(size[0], size[1]))
-        .wgpu()
-        .build_eframe(|cc| App::new(cc, options));
-    settle(&mut harness, Duration::from_secs(60));
+    let mut harness = open_app(options, size);
     let ctx = harness.ctx.clone();
     harness.state_mut().enter_presentation(&ctx, Some(step));
     settle(&mut harness, Duration::from_secs(180));
