@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor, Var};
-use candle_onnx::onnx::{self, ModelProto, tensor_shape_proto::dimension::Value as DimValue};
+use candle_onnx::onnx::{self, ModelProto};
 use prost::Message as _;
 use sha2::Digest as _;
 
@@ -161,96 +161,6 @@ pub fn parse_model(path: &Path, bytes: &[u8]) -> CoreResult<ModelProto> {
 /// Encodes `model` and writes it to `path` atomically (tests and tools build graphs with it).
 pub fn write_model(path: &Path, model: &ModelProto) -> CoreResult<()> {
     write_atomic(path, &model.encode_to_vec())
-}
-
-fn attr_ints<'a>(node: &'a onnx::NodeProto, name: &str) -> Option<&'a [i64]> {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map(|a| a.ints.as_slice())
-}
-
-fn has_attr(node: &onnx::NodeProto, name: &str) -> bool {
-    node.attribute.iter().any(|a| a.name == name)
-}
-
-/// Every operator of `graph` that cannot be differentiated here, in order of first appearance,
-/// each named once (with the reason when the operator exists but its configuration has no
-/// gradient).
-pub fn unsupported_ops(graph: &onnx::GraphProto) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for node in &graph.node {
-        let op = node.op_type.as_str();
-        let problem = if !SUPPORTED_OPS.contains(&op) {
-            Some(op.to_string())
-        } else if op == "Softmax" && !has_attr(node, "axis") {
-            Some("Softmax (no axis attribute: candle has no gradient for it)".into())
-        } else if op == "MaxPool" || op == "AveragePool" {
-            let kernel = attr_ints(node, "kernel_shape").unwrap_or_default();
-            let strides = attr_ints(node, "strides");
-            let pads = attr_ints(node, "pads").unwrap_or_default();
-            if strides.is_some_and(|s| s != kernel) {
-                Some(format!("{op} (stride != kernel: candle has no gradient for it)"))
-            } else if pads.iter().any(|&p| p != 0) {
-                Some(format!("{op} (padding is not supported)"))
-            } else {
-                None
-            }
-        } else {
-            None
-        };
-        if let Some(p) = problem
-            && !out.contains(&p)
-        {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// The first node that lacks an output or an input its operator reads (candle-onnx indexes
-/// them without checking and panics).
-fn arity_problem(graph: &onnx::GraphProto) -> Option<String> {
-    graph.node.iter().find_map(|node| {
-        let op = node.op_type.as_str();
-        let need = match op {
-            "Constant" => 0,
-            "BatchNormalization" => 5,
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "MatMul" | "Gemm" | "Conv" | "Reshape" | "Gather" => 2,
-            _ => 1,
-        };
-        if node.output.is_empty() {
-            Some(format!("node '{}' ({op}) has no output", node.name))
-        } else if node.input.len() < need {
-            Some(format!(
-                "node '{}' ({op}) has {} inputs, {op} needs at least {need}",
-                node.name,
-                node.input.len()
-            ))
-        } else {
-            None
-        }
-    })
-}
-
-fn dims_of(v: &onnx::ValueInfoProto) -> Option<(i32, Vec<Option<usize>>)> {
-    let onnx::type_proto::Value::TensorType(t) = v.r#type.as_ref()?.value.as_ref()? else {
-        return None;
-    };
-    let dims = t
-        .shape
-        .as_ref()
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match d.value {
-                    Some(DimValue::DimValue(n)) if n > 0 => Some(n as usize),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Some((t.elem_type, dims))
 }
 
 fn parse_floats(s: &str) -> Option<Vec<f32>> {
@@ -662,62 +572,13 @@ impl InvertTarget for OnnxClassifier {
     }
 }
 
+mod checks;
 mod run;
+pub use checks::unsupported_ops;
+use checks::{arity_problem, attr_ints, dims_of};
 pub use run::{
     OnnxClassReport, OnnxIdentification, OnnxInversionReport, OnnxInvertOptions, default_out_dir, invert_onnx,
 };
 
 #[cfg(test)]
-mod fuzz_tests {
-    use super::*;
-
-    /// Fuzzing: a MatMul node with one input made candle-onnx index past the end of the node's
-    /// inputs (caught as "candle-onnx panicked"); now the node is named.
-    #[test]
-    fn node_missing_an_input_is_named() {
-        let tensor = onnx::TensorProto {
-            dims: vec![16, 3],
-            data_type: ONNX_FLOAT,
-            name: "W".into(),
-            raw_data: vec![0; 16 * 3 * 4],
-            ..Default::default()
-        };
-        let input = onnx::ValueInfoProto {
-            name: "x".into(),
-            ..Default::default()
-        };
-        let graph = onnx::GraphProto {
-            node: vec![onnx::NodeProto {
-                name: "mm".into(),
-                input: vec!["x".into()],
-                output: vec!["y".into()],
-                op_type: "MatMul".into(),
-                ..Default::default()
-            }],
-            initializer: vec![tensor],
-            input: vec![input],
-            output: vec![onnx::ValueInfoProto {
-                name: "y".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let model = ModelProto {
-            ir_version: 7,
-            graph: Some(graph),
-            ..Default::default()
-        };
-        let opts = OnnxOptions {
-            fallback_shape: Some([1, 4, 4]),
-            ..Default::default()
-        };
-        let err = OnnxClassifier::from_bytes(Path::new("net.onnx"), &model.encode_to_vec(), &opts)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.contains("net.onnx") && err.contains("node 'mm' (MatMul) has 1 inputs"),
-            "{err}"
-        );
-    }
-}
+mod fuzz_tests;
