@@ -52,7 +52,8 @@ fn strip_times(v: &mut serde_json::Value) {
     }
 }
 
-fn files(root: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) {
+/// Every file under `root` (relative name, path), and in `dirs` (when given) every folder.
+fn walk(root: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>, mut dirs: Option<&mut Vec<String>>) {
     let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
         return;
     };
@@ -65,11 +66,18 @@ fn files(root: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) {
             format!("{rel}/{name}")
         };
         if e.file_type().unwrap().is_dir() {
-            files(root, &r, out);
+            if let Some(d) = dirs.as_deref_mut() {
+                d.push(r.clone());
+            }
+            walk(root, &r, out, dirs.as_deref_mut());
         } else {
             out.push((r, e.path()));
         }
     }
+}
+
+fn files(root: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) {
+    walk(root, rel, out, None);
 }
 
 /// Every visible file under `root` (no component starting with a dot) with its hashes. Every JSON
@@ -399,28 +407,12 @@ impl rote::job::JobSink for CancelAt {
 
 /// Every entry under `root`, folders included (as `None`), dot names included.
 fn tree(root: &Path) -> BTreeMap<String, Option<String>> {
-    fn walk(root: &Path, rel: &str, out: &mut BTreeMap<String, Option<String>>) {
-        let Ok(rd) = std::fs::read_dir(root.join(rel)) else {
-            return;
-        };
-        for e in rd {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().to_string();
-            let r = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if e.file_type().unwrap().is_dir() {
-                out.insert(r.clone(), None);
-                walk(root, &r, out);
-            } else {
-                out.insert(r, Some(hex(&std::fs::read(e.path()).unwrap())));
-            }
-        }
+    let (mut list, mut dirs) = (Vec::new(), Vec::new());
+    walk(root, "", &mut list, Some(&mut dirs));
+    let mut out: BTreeMap<String, Option<String>> = dirs.into_iter().map(|d| (d, None)).collect();
+    for (r, path) in list {
+        out.insert(r, Some(hex(&std::fs::read(path).unwrap())));
     }
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
     out
 }
 
