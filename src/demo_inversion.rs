@@ -11,8 +11,9 @@ use crate::invert::{InvertConfig, InvertOptions, Method, invert_model, report_pa
 use crate::job::JobCtx;
 use crate::study::{Study, write_atomic};
 
-/// Methods whose demo reports are shipped (the TV prior and MI-FACE as published).
-pub const DEMO_INVERSION_METHODS: [Method; 2] = [Method::Tv, Method::MiFace];
+/// Methods whose demo reports are shipped (the TV prior, MI-FACE with rote's defaults and MI-FACE
+/// as published, which stalls on 40 people: see [`crate::invert::PAPER_RULES_STALL`]).
+pub const DEMO_INVERSION_METHODS: [Method; 3] = [Method::Tv, Method::MiFace, Method::MiFacePaper];
 
 /// Copies the shipped inversion reports into `study` (reports already there are kept).
 pub fn copy_demo_inversion(study: &Study, assets: &Path) -> CoreResult<()> {

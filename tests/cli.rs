@@ -77,7 +77,9 @@ fn mnist_mlp_reaches_093_in_three_epochs_and_records_membership() {
 
     let listed = json_of(&rote(&["models", study.to_str().unwrap(), "--json"], home.path()));
     assert_eq!(listed["models"][0]["id"], id);
-    assert!((listed["models"][0]["metrics"]["test_acc"].as_f64().unwrap() - acc).abs() < 1e-12);
+    assert_eq!(listed["models"][0]["kind"], "classifier");
+    assert_eq!(listed["models"][0]["metric"], "test_acc");
+    assert!((listed["models"][0]["value"].as_f64().unwrap() - acc).abs() < 1e-12);
 }
 
 #[test]
@@ -247,6 +249,23 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
     assert!(last > first, "LayerMem first {first} last {last}");
     assert!(lm.outliers.ratio.unwrap() >= 2.0, "{:?}", lm.outliers);
     assert!(out.join("ssl/ssl-demo-f/weights.safetensors").is_file());
+    // `rote models` lists every kind of model the demo holds, each with its headline metric.
+    let listed = json_of(&rote(&["models", out.to_str().unwrap(), "--json"], home.path()));
+    let rows = listed["models"].as_array().unwrap();
+    let of = |kind: &str| rows.iter().filter(|r| r["kind"] == kind).collect::<Vec<_>>();
+    for kind in ["classifier", "zoo", "ddpm", "lm", "ssl-encoder"] {
+        assert!(!of(kind).is_empty(), "no {kind} in {listed}");
+    }
+    let zoo_row = of("zoo")[0];
+    assert_eq!(zoo_row["id"], "zoo-mnist-demo");
+    assert_eq!(zoo_row["value"], rote::demo::DEMO_ZOO_MODELS as f64);
+    let lm_row = of("lm")[0];
+    assert_eq!(lm_row["metric"], "max_exposure_bits");
+    assert!(lm_row["value"].as_f64().unwrap() > 10.0, "{lm_row}");
+    assert!(of("ssl-encoder").len() == 2 && listed["problems"].as_array().unwrap().is_empty());
+    let text = rote(&["models", out.to_str().unwrap()], home.path());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("kind") && text.contains("zoo-mnist-demo"), "{text}");
 }
 
 fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {

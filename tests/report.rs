@@ -202,6 +202,11 @@ fn demo_report_links_resolve_csvs_parse_and_match_the_results() {
         .map(|f| (f.clone(), Csv::read(&out.join(f))))
         .collect();
     assert!(csvs.len() >= 15, "{} CSV files", csvs.len());
+    // The Models section lists every kind of model the demo holds.
+    let all = &csvs["all-models.csv"];
+    for kind in ["classifier", "zoo", "ddpm", "lm", "ssl-encoder"] {
+        assert!(all.rows.iter().any(|r| all.get(r, "kind") == kind), "no {kind} in all-models.csv");
+    }
     for f in s.files.iter().filter(|f| f.ends_with(".png")) {
         let img = image::open(out.join(f)).unwrap();
         assert!(

@@ -38,7 +38,14 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             mem_thr,
             infl_thr,
             any_class,
-        } => super::zoo::memorization(&study, zoo.as_deref(), mem_thr, infl_thr, !any_class, json),
+            compare,
+        } => super::zoo::memorization(
+            &study,
+            zoo.as_deref(),
+            (mem_thr, infl_thr, !any_class),
+            compare.as_deref(),
+            json,
+        ),
         Command::Mia {
             study,
             zoo,
@@ -270,16 +277,18 @@ fn nn(
 
 fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
     let study = Study::open(path)?;
-    let (good, bad) = study.models();
+    let (good, bad) = crate::study::inventory(&study);
     let rows: Vec<_> = good
         .iter()
         .map(|m| {
             json!({
+                "kind": m.kind,
                 "id": m.id,
-                "family": m.card.spec.family,
-                "dataset": m.card.dataset.name,
-                "path": m.dir,
-                "metrics": m.card.metrics,
+                "family": m.family,
+                "dataset": m.dataset,
+                "path": m.path,
+                "metric": m.metric,
+                "value": m.value,
             })
         })
         .collect();
@@ -287,15 +296,23 @@ fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
     let value = json!({ "study": path, "models": rows, "problems": problems });
     print(json, &value, || {
         let mut s = String::new();
-        for m in &good {
+        if !good.is_empty() {
+            let w = good.iter().map(|m| m.id.len()).max().unwrap_or(2).max(2);
             s.push_str(&format!(
-                "{:<28} {:<4} {:<14} n_train {:>6}  test acc {:.4}\n",
-                m.id,
-                m.card.spec.family.as_str(),
-                m.card.dataset.name,
-                m.card.metrics.n_train,
-                m.card.metrics.test_acc
+                "{:<11} {:<w$} {:<12} {:<14} {}\n",
+                "kind", "id", "family", "dataset", "headline"
             ));
+            for m in &good {
+                s.push_str(&format!(
+                    "{:<11} {:<w$} {:<12} {:<14} {} {}\n",
+                    m.kind.as_str(),
+                    m.id,
+                    m.family,
+                    m.dataset,
+                    m.metric,
+                    fmt_metric(m.value)
+                ));
+            }
         }
         for p in &problems {
             s.push_str(&format!("problem: {p}\n"));
@@ -306,6 +323,15 @@ fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
         s.trim_end().to_string()
     });
     Ok(())
+}
+
+/// A headline value: counts as integers, the rest with four decimals.
+fn fmt_metric(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e12 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 fn demo(out: &std::path::Path, rebuild: Option<crate::demo::Rebuild>, json: bool) -> CoreResult<()> {
@@ -320,7 +346,7 @@ fn demo(out: &std::path::Path, rebuild: Option<crate::demo::Rebuild>, json: bool
     } else {
         crate::demo::write_demo(out)?
     };
-    let (models, _) = study.models();
+    let (models, _) = crate::study::inventory(&study);
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
     let value = json!({ "study": out, "models": ids, "rebuilt": rebuild.is_some(), "seconds": t0.elapsed().as_secs_f64() });
     print(json, &value, || {

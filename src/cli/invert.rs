@@ -59,23 +59,26 @@ pub struct InvertArgs {
     /// Invert every class.
     #[arg(long)]
     pub all: bool,
-    /// Method: mi-face (the paper), tv (total-variation prior) or art (ART-compatible loop).
+    /// Method: mi-face (MI-FACE's descent on -log p without early stops, 1000 steps), mi-face-paper
+    /// (exactly as published: 1 - p, alpha 5000, beta 100, gamma 0.99), tv (total-variation prior)
+    /// or art (ART-compatible loop). With 40 classes the published MI-FACE stalls: p starts near
+    /// 1/40, so its gamma rule (stop once p >= 0.01) ends every person at the first step.
     #[arg(long, value_enum, default_value_t = Method::MiFace)]
     pub method: Method,
-    /// alpha: maximum gradient steps (default: 5000 mi-face, 500 tv, 10000 art).
+    /// alpha: maximum gradient steps (default: 1000 mi-face, 5000 mi-face-paper, 500 tv, 10000 art).
     #[arg(long)]
     pub iters: Option<usize>,
-    /// beta: stop after this many steps without improvement (0: never; default 100).
+    /// beta: stop after this many steps without improvement (0: never; default 100, mi-face 0).
     #[arg(long)]
     pub beta: Option<usize>,
-    /// gamma: stop once the cost 1 - p is at most this (negative: never; default 0.99, which stops
-    /// as soon as p >= 0.01; ART: its reversed threshold).
+    /// gamma: stop once the cost 1 - p is at most this (negative: never; mi-face-paper 0.99, which
+    /// stops as soon as p >= 0.01; mi-face and tv: off; ART: its reversed threshold).
     #[arg(long, allow_negative_numbers = true)]
     pub gamma: Option<f64>,
     /// lambda: step size (default 0.1).
     #[arg(long)]
     pub lambda: Option<f64>,
-    /// What the gradient differentiates (default: prob for mi-face, log-prob for tv and art).
+    /// What the gradient differentiates (default: prob for mi-face-paper, log-prob otherwise).
     #[arg(long, value_enum)]
     pub objective: Option<Objective>,
     /// Start image (default: grey, art: zeros).

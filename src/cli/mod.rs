@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 use crate::model::Family;
 use crate::train::OptimizerKind;
+use crate::train::zoo::MlpInit;
 
 pub use commands::run_command;
 pub use progress::CliSink;
@@ -86,6 +87,11 @@ pub enum Command {
         /// Also count pairs of different classes.
         #[arg(long)]
         any_class: bool,
+        /// Compare mem with another implementation's: a 1-D NPY vector with one value per
+        /// data-set row (NaN where it has none); prints Pearson and Spearman over the training
+        /// candidates. E.g. the official Feldman-Zhang script's mem on the same --subsets.
+        #[arg(long)]
+        compare: Option<PathBuf>,
     },
 
     /// Membership inference from a study's zoo (leave-one-model-out).
@@ -461,12 +467,24 @@ pub struct ZooArgs {
     /// Data set: bundled name or path.
     #[arg(long)]
     pub data: Option<String>,
-    /// Number of models (a zoo with fewer is grown to this many).
-    #[arg(long, default_value_t = 64)]
-    pub models: u32,
-    /// Fraction of the training split each model trains on.
+    /// Number of models (a zoo with fewer is grown to this many; default 64, or every row of
+    /// --subsets).
+    #[arg(long)]
+    pub models: Option<u32>,
+    /// Fraction of the training split each model trains on (ignored with --subsets).
     #[arg(long, default_value_t = 0.7)]
     pub subset_ratio: f64,
+    /// Train on given subsets: an integer K x m NPY matrix of data-set row indices (any NPY integer
+    /// type); model k trains on exactly row k's rows, every row any subset names is a training
+    /// candidate and the rest is the test set. The matrix is copied into the zoo and its SHA-256
+    /// recorded in zoo.json. E.g. the official Feldman-Zhang estimator's 32 MNIST subsets.
+    #[arg(long)]
+    pub subsets: Option<PathBuf>,
+    /// MLP initialisation: uniform (PyTorch's nn.Linear default, standardised inputs) or
+    /// glorot-normal (the official Feldman-Zhang JAX script's: Glorot-normal weights, N(0, 0.01^2)
+    /// biases, pixels / 255).
+    #[arg(long, value_enum, default_value_t = MlpInit::Uniform)]
+    pub init: MlpInit,
     /// Epochs per model. Models must be trained to convergence (spec pitfall): on MNIST-10k a
     /// 70% subset is 44 steps per epoch, so 40 epochs (1760 steps) lets the MLP fit planted
     /// mislabels (p_in 0.999; 20 epochs: 0.95, 10: 0.76). The Feldman-Zhang JAX demo used 10

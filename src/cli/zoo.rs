@@ -8,12 +8,13 @@ use super::{CliSink, ZooArgs, ZooMerge};
 use crate::data;
 use crate::error::{CoreError, CoreResult};
 use crate::job::{CancelToken, JobCtx};
+use crate::measure::compare::compare_with_file;
 use crate::measure::memorization::PairThresholds;
 use crate::measure::mia::{Attack, MiaConfig};
 use crate::measure::zoo_report::{load_zoo, memorization_report, mia_report, save_report};
 use crate::study::Study;
 use crate::train::TrainConfig;
-use crate::train::zoo::{Shard, ZooConfig, merge_zoos, resolve_zoo_id, train_zoo, zoo_dir};
+use crate::train::zoo::{Shard, Subsets, ZooConfig, merge_zoos, resolve_zoo_id, train_zoo, zoo_dir};
 
 /// `rote zoo ...` and `rote zoo merge ...`.
 pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
@@ -28,6 +29,16 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
         .ok_or_else(|| CoreError::Invalid("rote zoo needs --out STUDY".into()))?;
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let ds = data::load(&data_name)?;
+    let subsets = args
+        .subsets
+        .as_deref()
+        .map(|p| Subsets::read(p, ds.n))
+        .transpose()?;
+    let models = match (&subsets, args.models) {
+        (_, Some(k)) => k,
+        (Some(s), None) => s.rows.len() as u32,
+        (None, None) => 64,
+    };
     let mut study = Study::open_or_create(&out)?;
     study.add_dataset(&data_name)?;
     let cfg = ZooConfig {
@@ -48,12 +59,14 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
         },
         plant_mislabel: args.plant_mislabel,
         plant_seed: args.plant_seed,
+        subsets: subsets.map(|s| s.reference),
+        init: args.init,
         ..ZooConfig::default()
     };
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let run = train_zoo(&cfg, &ds, &study, args.models, shard, args.group, &ctx);
+    let run = train_zoo(&cfg, &ds, &study, models, shard, args.group, &ctx);
     sink.finish();
     let run = run?;
     let value = json!({
@@ -114,17 +127,18 @@ fn merge(out: &Path, id: Option<&str>, shards: &[std::path::PathBuf], json: bool
     Ok(())
 }
 
-/// `rote memorization STUDY`.
+/// `rote memorization STUDY`: `pairs` holds the mem and influence thresholds and whether pairs
+/// must share a class; `compare` another implementation's mem vector.
 pub fn memorization(
     study_path: &Path,
     zoo: Option<&str>,
-    mem_thr: f32,
-    infl_thr: f32,
-    same_class: bool,
+    pairs: (f32, f32, bool),
+    compare: Option<&Path>,
     json: bool,
 ) -> CoreResult<()> {
     let study = Study::open(study_path)?;
     let z = load_zoo(&study, zoo)?;
+    let (mem_thr, infl_thr, same_class) = pairs;
     let thr = PairThresholds {
         mem: mem_thr,
         infl: infl_thr,
@@ -132,6 +146,9 @@ pub fn memorization(
         ..PairThresholds::default()
     };
     let r = memorization_report(&z, &thr);
+    let agreement = compare
+        .map(|f| compare_with_file(f, &r.mem.mem, &z.data.train_indices()))
+        .transpose()?;
     let path = save_report(&study, &r.zoo, "memorization", &r)?;
     let value = json!({
         "zoo": r.zoo,
@@ -145,20 +162,28 @@ pub fn memorization(
         "top_pairs": r.top_pairs,
         "planted_recall": r.planted_recall,
         "n_planted": r.planted.len(),
+        "compare": agreement,
         "report": path,
     });
     if json {
         println!("{value}");
     } else {
         println!(
-            "zoo {} ({} models): mean mem {:.4}, {} samples with mem >= {}, {} high-influence pairs over {} test samples",
-            r.zoo, r.models, r.mem_mean, r.n_high_mem, thr.mem, r.n_pairs, r.n_pair_tests
+            "zoo {} ({} models): mean mem {:.4} over {} training candidates, {} samples with mem >= {}, \
+             {} high-influence pairs over {} test samples",
+            r.zoo, r.models, r.mem_mean, r.n_train, r.n_high_mem, thr.mem, r.n_pairs, r.n_pair_tests
         );
         if let Some(rec) = r.planted_recall {
             println!(
                 "planted mislabels recovered among the top-{} mem: {:.1}%",
                 r.planted.len(),
                 rec * 100.0
+            );
+        }
+        if let Some(a) = &agreement {
+            println!(
+                "against {}: Pearson {:.4}, Spearman {:.4} over {} rows (mean mem {:.4} here, {:.4} there)",
+                a.file, a.pearson, a.spearman, a.n, a.mean_ours, a.mean_theirs
             );
         }
         println!("report: {}", path.display());

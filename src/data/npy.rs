@@ -12,10 +12,13 @@ use crate::error::{CoreError, CoreResult};
 enum Elem {
     U8,
     Bool,
+    I8,
     I16,
+    U16,
     I32,
     I64,
     U32,
+    U64,
     F32,
     F64,
 }
@@ -26,10 +29,13 @@ impl Elem {
         Some(match d {
             "u1" | "B" => Self::U8,
             "b1" | "?" => Self::Bool,
+            "i1" | "b" => Self::I8,
             "i2" | "h" => Self::I16,
+            "u2" | "H" => Self::U16,
             "i4" | "i" => Self::I32,
             "i8" | "q" => Self::I64,
             "u4" | "I" => Self::U32,
+            "u8" | "Q" => Self::U64,
             "f4" | "f" => Self::F32,
             "f8" | "d" => Self::F64,
             _ => return None,
@@ -38,11 +44,33 @@ impl Elem {
 
     fn size(self) -> usize {
         match self {
-            Self::U8 | Self::Bool => 1,
-            Self::I16 => 2,
+            Self::U8 | Self::Bool | Self::I8 => 1,
+            Self::I16 | Self::U16 => 2,
             Self::I32 | Self::U32 | Self::F32 => 4,
-            Self::I64 | Self::F64 => 8,
+            Self::I64 | Self::U64 | Self::F64 => 8,
         }
+    }
+
+    fn is_integer(self) -> bool {
+        !matches!(self, Self::Bool | Self::F32 | Self::F64)
+    }
+
+    /// The element at `b` as an i128 (integer types only; exact for every one of them).
+    fn integer(self, b: &[u8]) -> Option<i128> {
+        let mut w = [0u8; 8];
+        let n = b.len().min(8);
+        w[..n].copy_from_slice(&b[..n]);
+        Some(match self {
+            Self::U8 => i128::from(w[0]),
+            Self::I8 => i128::from(w[0] as i8),
+            Self::I16 => i128::from(i16::from_le_bytes([w[0], w[1]])),
+            Self::U16 => i128::from(u16::from_le_bytes([w[0], w[1]])),
+            Self::I32 => i128::from(i32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            Self::U32 => i128::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            Self::I64 => i128::from(i64::from_le_bytes(w)),
+            Self::U64 => i128::from(u64::from_le_bytes(w)),
+            Self::Bool | Self::F32 | Self::F64 => return None,
+        })
     }
 }
 
@@ -63,11 +91,14 @@ impl NpyArray<'_> {
             w[..b.len()].copy_from_slice(b);
             match elem {
                 Elem::U8 | Elem::Bool => f64::from(w[0]),
+                Elem::I8 => f64::from(w[0] as i8),
                 Elem::I16 => f64::from(i16::from_le_bytes([w[0], w[1]])),
+                Elem::U16 => f64::from(u16::from_le_bytes([w[0], w[1]])),
                 Elem::I32 => f64::from(i32::from_le_bytes([w[0], w[1], w[2], w[3]])),
                 Elem::U32 => f64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
                 Elem::F32 => f64::from(f32::from_le_bytes([w[0], w[1], w[2], w[3]])),
                 Elem::I64 => i64::from_le_bytes(w) as f64,
+                Elem::U64 => u64::from_le_bytes(w) as f64,
                 Elem::F64 => f64::from_le_bytes(w),
             }
         })
@@ -115,6 +146,13 @@ fn parse_npy<'a>(path: &Path, bytes: &'a [u8]) -> CoreResult<NpyArray<'a>> {
         })
         .ok_or_else(|| bad("no descr in header".into()))?
         .to_string();
+    if descr.trim_start_matches(['<', '>', '|', '=']) == "O" {
+        return Err(bad(
+            "an object array (ragged rows or Python objects, which would need unpickling); save a \
+             regular numeric array"
+                .into(),
+        ));
+    }
     let elem = Elem::from_descr(&descr).ok_or_else(|| bad(format!("unsupported element type '{descr}'")))?;
     match header_value(&header, "fortran_order") {
         None => {}
@@ -226,6 +264,44 @@ pub fn parse_npy_labels(path: &Path, bytes: &[u8], n: usize) -> CoreResult<Vec<u
             Ok(l as u16)
         })
         .collect()
+}
+
+/// Decodes the bytes of a 1-D numeric NPY array (a vector of per-row values) as f64; `path` only
+/// names the file in errors.
+pub fn parse_npy_vector(path: &Path, bytes: &[u8]) -> CoreResult<Vec<f64>> {
+    let arr = parse_npy(path, bytes)?;
+    if arr.shape.len() != 1 {
+        return Err(CoreError::format(
+            path,
+            format!("shape {:?} is not a vector (one value per data-set row)", arr.shape),
+        ));
+    }
+    Ok(arr.values().collect())
+}
+
+/// Decodes the bytes of a 2-D integer NPY array (any NPY integer type, little-endian or
+/// single-byte) into (rows, columns, row-major values as i128); `path` only names the file in
+/// errors, which say what is wrong (a float, 1-D or 3-D array, a ragged object array).
+pub fn parse_npy_int_matrix(path: &Path, bytes: &[u8]) -> CoreResult<(usize, usize, Vec<i128>)> {
+    let arr = parse_npy(path, bytes)?;
+    if !arr.elem.is_integer() {
+        return Err(CoreError::format(
+            path,
+            format!("dtype '{}' is not an integer type (int8..int64, uint8..uint64)", arr.descr),
+        ));
+    }
+    let [rows, cols] = arr.shape[..] else {
+        return Err(CoreError::format(
+            path,
+            format!("shape {:?} is not a 2-D matrix (K subsets x m indices)", arr.shape),
+        ));
+    };
+    let values = arr
+        .data
+        .chunks_exact(arr.elem.size())
+        .filter_map(|b| arr.elem.integer(b))
+        .collect();
+    Ok((rows, cols, values))
 }
 
 /// Loads an NPY image array and its labels.

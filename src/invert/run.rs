@@ -26,7 +26,7 @@ pub fn invert_classes(
     ctx: &JobCtx<'_>,
 ) -> CoreResult<Vec<Inversion>> {
     match cfg.method {
-        Method::MiFace => super::miface::mi_face(model, dev, input, classes, cfg, ctx),
+        Method::MiFace | Method::MiFacePaper => super::miface::mi_face(model, dev, input, classes, cfg, ctx),
         Method::Tv => super::tv::invert_tv(model, dev, input, classes, cfg, ctx),
         Method::Art => super::art::art_miface(model, dev, input, classes, cfg, ctx),
     }

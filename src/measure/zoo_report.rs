@@ -12,7 +12,7 @@ use super::roc::{Roc, log_roc_points};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::study::Study;
-use crate::train::zoo::{Zoo, resolve_zoo_id, with_planted};
+use crate::train::zoo::{Zoo, resolve_zoo_id, zoo_data};
 
 /// The zoo's signals and the data set it was trained on (with planted labels applied).
 pub struct LoadedZoo {
@@ -50,7 +50,7 @@ pub fn load_zoo(study: &Study, id: Option<&str>) -> CoreResult<LoadedZoo> {
         .map(|m| (m.member, m.correct, m.loss))
         .collect();
     let matrix = ZooMatrix::from_rows(&rows)?;
-    let data = with_planted(&ds, &zoo.manifest.planted)?;
+    let data = zoo_data(&ds, &zoo.dir, &zoo.manifest)?;
     let planted = zoo.manifest.planted.iter().map(|p| p.0 as usize).collect();
     Ok(LoadedZoo {
         zoo,

@@ -60,6 +60,9 @@ fn section(r: &mut Report<'_>, name: &str, rep: &InversionReport, body: &mut Str
         ),
         ("seconds", format!("{:.1}", rep.seconds)),
     ]));
+    if rep.config.method == crate::invert::Method::MiFacePaper {
+        body.push_str(&html::note(crate::invert::PAPER_RULES_STALL));
+    }
     let mut t = Table::new(&[
         "class",
         "name",

@@ -11,7 +11,7 @@ use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::measure::memorization::mem_order;
 use crate::measure::zoo_report::MemorizationReport;
-use crate::train::zoo::{ZooManifest, with_planted};
+use crate::train::zoo::ZooManifest;
 
 /// Folders of `results/` that hold other measurements than zoos.
 const NOT_ZOOS: [&str; 4] = ["diffusion", "inversion", "layermem", "exposure"];
@@ -39,7 +39,8 @@ pub(super) fn zoo_data(study_root: &Path, zoo: &str) -> CoreResult<(Dataset, Zoo
             m.dataset.name, m.dataset.hash, ds.hash
         )));
     }
-    Ok((with_planted(&ds, &m.planted)?, m))
+    let dir = study_root.join("zoos").join(zoo);
+    Ok((crate::train::zoo::zoo_data(&ds, &dir, &m)?, m))
 }
 
 /// Samples shown in the gallery.

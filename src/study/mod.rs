@@ -4,8 +4,10 @@
 //! Opening a study removes what killed writers left behind (see [`clean_stale`]).
 
 mod atomic;
+pub mod inventory;
 
 pub use atomic::{clean_stale, replace_dir, staging_name, write_atomic, write_json_atomic};
+pub use inventory::{ModelEntry, ModelKind, inventory};
 
 use std::path::{Path, PathBuf};
 

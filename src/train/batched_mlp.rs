@@ -18,29 +18,103 @@ pub struct BatchedMlp {
     inv_std: Tensor,
 }
 
-fn uniform(seed: u64, name: &str, n: usize, bound: f64) -> Vec<f32> {
+fn named_rng(seed: u64, name: &str) -> rand_chacha::ChaCha8Rng {
     let digest = sha2::Sha256::digest(format!("{seed}:{name}").as_bytes());
     let mut key = [0u8; 32];
     key.copy_from_slice(&digest);
-    let mut rng = rand_chacha::ChaCha8Rng::from_seed(key);
+    rand_chacha::ChaCha8Rng::from_seed(key)
+}
+
+fn uniform(seed: u64, name: &str, n: usize, bound: f64) -> Vec<f32> {
+    let mut rng = named_rng(seed, name);
     (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect()
 }
 
+/// Seeded N(0, std²) values (Box-Muller).
+fn normal(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
+    let mut rng = named_rng(seed, &format!("{name}:normal"));
+    (0..n)
+        .map(|_| {
+            let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
+        })
+        .collect()
+}
+
+/// Seeded standard normals truncated to [-2, 2] (JAX's `truncated_normal`), scaled by `std`.
+fn truncated_normal(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
+    let mut rng = named_rng(seed, name);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        // Box-Muller: two normals from two uniforms in (0, 1].
+        let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+        let r = (-2.0 * u1.ln()).sqrt();
+        for z in [r * (std::f64::consts::TAU * u2).cos(), r * (std::f64::consts::TAU * u2).sin()] {
+            if z.abs() <= 2.0 && out.len() < n {
+                out.push((z * std) as f32);
+            }
+        }
+    }
+    out
+}
+
+/// How a zoo's MLPs are initialised and fed their pixels.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum MlpInit {
+    /// PyTorch's `nn.Linear` default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights and biases, on
+    /// inputs standardised with the training split's mean and standard deviation.
+    #[default]
+    Uniform,
+    /// JAX stax's `Dense` default, as the official Feldman–Zhang MNIST script
+    /// (`mnist_infl_mem.py`): Glorot-normal weights (variance 2 / (fan_in + fan_out), truncated at
+    /// two standard deviations and rescaled as `jax.nn.initializers.glorot_normal`), N(0, 0.01²)
+    /// biases, on pixels / 255 without standardisation.
+    GlorotNormal,
+}
+
+impl MlpInit {
+    /// Whether the default.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 impl BatchedMlp {
-    /// One MLP per seed, widths `dims` (input, hidden..., classes), PyTorch's default init drawn
-    /// from each model's own seed; inputs are standardised with the fixed `mean` and `std`.
-    pub fn new(seeds: &[u64], dims: &[usize], mean: f32, std: f32, dev: &Device) -> CoreResult<Self> {
+    /// One MLP per seed, widths `dims` (input, hidden..., classes), initialised as `init` says
+    /// from each model's own seed; inputs are standardised with the fixed `mean` and `std`
+    /// (pass 0 and 1 for none).
+    pub fn new(
+        seeds: &[u64],
+        dims: &[usize],
+        init: MlpInit,
+        (mean, std): (f32, f32),
+        dev: &Device,
+    ) -> CoreResult<Self> {
         let k = seeds.len();
         let mut layers = Vec::new();
         for (l, pair) in dims.windows(2).enumerate() {
             let (fan_in, out) = (pair[0], pair[1]);
             let bound = 1.0 / (fan_in as f64).sqrt();
+            // JAX: stddev = sqrt(1 / fan_avg) / 0.8796..., the std of a unit normal truncated at 2.
+            let glorot = (2.0 / (fan_in + out) as f64).sqrt() / 0.879_625_661_034_239_8;
             let mut w = Vec::with_capacity(k * fan_in * out);
             let mut b = Vec::with_capacity(k * out);
             for &s in seeds {
                 // Stored (in, out) so the forward pass is x @ W.
-                w.extend(uniform(s, &format!("layer{l}.weight"), fan_in * out, bound));
-                b.extend(uniform(s, &format!("layer{l}.bias"), out, bound));
+                let (wn, bn) = (format!("layer{l}.weight"), format!("layer{l}.bias"));
+                match init {
+                    MlpInit::Uniform => {
+                        w.extend(uniform(s, &wn, fan_in * out, bound));
+                        b.extend(uniform(s, &bn, out, bound));
+                    }
+                    MlpInit::GlorotNormal => {
+                        w.extend(truncated_normal(s, &wn, fan_in * out, glorot));
+                        b.extend(normal(s, &bn, out, 0.01));
+                    }
+                }
             }
             let w = Var::from_tensor(&Tensor::from_vec(w, (k, fan_in, out), dev)?)?;
             let b = Var::from_tensor(&Tensor::from_vec(b, (k, 1, out), dev)?)?;
@@ -107,4 +181,38 @@ pub fn stacked_scores(logits: &Tensor, labels: &Tensor) -> CoreResult<(Vec<f32>,
             .map(|v| v == 1)
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod init_tests {
+    #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
+    use super::*;
+
+    fn stats(v: &[f32]) -> (f64, f64, f64) {
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+        let max = v.iter().map(|x| f64::from(x.abs())).fold(0.0, f64::max);
+        (mean, var.sqrt(), max)
+    }
+
+    /// JAX's glorot_normal: variance 2 / (fan_in + fan_out) after truncation at 2 sigma of the
+    /// unscaled normal; stax's bias init: N(0, 0.01^2).
+    #[test]
+    fn glorot_normal_matches_jax_moments() {
+        let net = BatchedMlp::new(&[3], &[784, 512, 10], MlpInit::GlorotNormal, (0.0, 1.0), &Device::Cpu).unwrap();
+        let w: Vec<f32> = net.layers[0].0.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let (mean, std, max) = stats(&w);
+        let want = (2.0f64 / (784.0 + 512.0)).sqrt();
+        assert!(mean.abs() < 1e-3 && (std / want - 1.0).abs() < 0.01, "mean {mean} std {std} want {want}");
+        assert!(max <= 2.0 * want / 0.879_625_661_034_239_8 + 1e-6, "truncated: {max}");
+        let b: Vec<f32> = net.layers[0].1.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let (_, bstd, _) = stats(&b);
+        assert!((bstd / 0.01 - 1.0).abs() < 0.15, "bias std {bstd}");
+        // The default stays PyTorch's uniform init, bounded by 1/sqrt(fan_in).
+        let net = BatchedMlp::new(&[3], &[784, 512, 10], MlpInit::Uniform, (0.0, 1.0), &Device::Cpu).unwrap();
+        let w: Vec<f32> = net.layers[0].0.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let (_, std, max) = stats(&w);
+        assert!(max <= 1.0 / 28.0 && (std / (1.0 / 28.0 / 3f64.sqrt()) - 1.0).abs() < 0.01);
+    }
 }

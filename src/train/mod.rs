@@ -8,9 +8,12 @@ mod optim;
 mod run;
 pub mod zoo;
 mod zoo_record;
+pub mod zoo_subsets;
 
 pub use optim::{Optimizer, OptimizerKind, SgdMomentum};
-pub use run::{TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study};
+pub use run::{
+    TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study, train_on_subset,
+};
 
 use crate::model::Family;
 

@@ -189,10 +189,21 @@ fn downsample(points: &[[f64; 2]], max: usize) -> Vec<[f64; 2]> {
 
 /// Trains a classifier on `ds` as `cfg` says. Deterministic for a seed on the CPU.
 pub fn train(cfg: &TrainConfig, ds: &Dataset, ctx: &JobCtx<'_>) -> CoreResult<TrainOutcome> {
+    let subset = draw_subset(&ds.train_indices(), cfg.subset_ratio, cfg.seed);
+    train_on_subset(cfg, ds, subset, ctx)
+}
+
+/// [`train`] on exactly the training rows `subset` (ascending) instead of a seeded draw of
+/// `cfg.subset_ratio` of the training split.
+pub fn train_on_subset(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    subset: Vec<usize>,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<TrainOutcome> {
     validate(cfg, ds)?;
     let t0 = Instant::now();
     let dev = device(&cfg.device)?;
-    let subset = draw_subset(&ds.train_indices(), cfg.subset_ratio, cfg.seed);
     if ds.train_indices().is_empty() {
         return Err(CoreError::Invalid(format!(
             "{}: the training split is empty",

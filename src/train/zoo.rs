@@ -15,9 +15,12 @@ use candle_core::Tensor;
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 
+pub use super::batched_mlp::MlpInit;
 use super::batched_mlp::{BatchedMlp, stacked_cross_entropy, stacked_scores};
 pub use super::zoo_record::ZooModel;
-use super::{Optimizer, OptimizerKind, TrainConfig, train};
+pub use super::zoo_subsets::{Subsets, SubsetsRef};
+use super::zoo_subsets::{subsets_path, with_subset_split};
+use super::{Optimizer, OptimizerKind, TrainConfig, train_on_subset};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
@@ -38,6 +41,13 @@ pub struct ZooConfig {
     pub plant_seed: u64,
     /// Hidden widths of the MLP.
     pub hidden: Vec<usize>,
+    /// Given subsets (`--subsets FILE.npy`): model k trains on exactly row k's data-set rows, and
+    /// the rows any subset names are the training candidates. `None`: seeded draws of ratio r.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subsets: Option<SubsetsRef>,
+    /// MLP initialisation and input scaling (`glorot-normal`: the official Feldman–Zhang script's).
+    #[serde(skip_serializing_if = "MlpInit::is_default")]
+    pub init: MlpInit,
 }
 
 impl Default for ZooConfig {
@@ -56,6 +66,8 @@ impl Default for ZooConfig {
             plant_mislabel: 0.0,
             plant_seed: 0,
             hidden: vec![512, 256],
+            subsets: None,
+            init: MlpInit::default(),
         }
     }
 }
@@ -134,6 +146,18 @@ pub fn plant_mislabels(ds: &Dataset, frac: f64, seed: u64) -> Vec<(u32, u16, u16
         .collect();
     out.sort_unstable();
     out
+}
+
+/// The data set as zoo `manifest` (in folder `dir`) sees it: the split its subsets define, if
+/// any, and its planted labels.
+pub fn zoo_data(ds: &Dataset, dir: &Path, manifest: &ZooManifest) -> CoreResult<Dataset> {
+    match &manifest.config.subsets {
+        Some(r) => {
+            let s = Subsets::in_zoo(dir, r, ds.n)?;
+            with_planted(&with_subset_split(ds, &s.rows)?, &manifest.planted)
+        }
+        None => with_planted(ds, &manifest.planted),
+    }
 }
 
 /// The data set with the planted labels applied.
@@ -284,7 +308,22 @@ pub fn train_zoo(
             z.manifest
         }
         Err(_) => {
-            let planted = plant_mislabels(ds, cfg.plant_mislabel, cfg.plant_seed);
+            std::fs::create_dir_all(dir.join("models")).map_err(|e| CoreError::io(&dir, e))?;
+            let split = match &cfg.subsets {
+                Some(r) => {
+                    let s = Subsets::read(Path::new(&r.file), ds.n)?;
+                    if s.reference != *r {
+                        return Err(CoreError::format(
+                            &r.file,
+                            "changed since the zoo's configuration was made from it",
+                        ));
+                    }
+                    write_atomic(&subsets_path(&dir), &s.bytes)?;
+                    with_subset_split(ds, &s.rows)?
+                }
+                None => ds.clone(),
+            };
+            let planted = plant_mislabels(&split, cfg.plant_mislabel, cfg.plant_seed);
             let m = ZooManifest {
                 config: cfg.clone(),
                 dataset: crate::model::DatasetRef {
@@ -296,12 +335,20 @@ pub fn train_zoo(
                 planted,
                 rote_version: crate::VERSION.into(),
             };
-            std::fs::create_dir_all(dir.join("models")).map_err(|e| CoreError::io(&dir, e))?;
             write_json_atomic(&dir.join("zoo.json"), &m)?;
             m
         }
     };
-    let work = with_planted(ds, &manifest.planted)?;
+    let work = zoo_data(ds, &dir, &manifest)?;
+    let subsets = manifest
+        .config
+        .subsets
+        .as_ref()
+        .map(|r| Subsets::in_zoo(&dir, r, ds.n))
+        .transpose()?;
+    if let Some(s) = &subsets {
+        s.row(k.saturating_sub(1))?;
+    }
     let zoo = Zoo {
         dir: dir.clone(),
         manifest,
@@ -321,9 +368,18 @@ pub fn train_zoo(
             chunk[chunk.len() - 1],
             g + 1
         );
+        if cfg.train.family != Family::Mlp && !cfg.init.is_default() {
+            return Err(CoreError::Invalid(format!(
+                "--init {} applies to MLP zoos; {} zoos use their family's own initialisation",
+                serde_json::to_value(cfg.init).map(|v| v.to_string()).unwrap_or_default(),
+                cfg.train.family.as_str()
+            )));
+        }
         let records = match cfg.train.family {
-            Family::Mlp => train_group_mlp(cfg, &work, chunk, &stage, ctx)?,
-            Family::Cnn | Family::Softmax => train_group_sequential(cfg, &work, chunk, &stage, ctx)?,
+            Family::Mlp => train_group_mlp(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?,
+            Family::Cnn | Family::Softmax => {
+                train_group_sequential(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?
+            }
         };
         for r in records {
             write_atomic(&model_file(&dir, r.index), &r.to_bytes())?;
@@ -337,13 +393,22 @@ pub fn train_zoo(
     })
 }
 
-fn subset_for(ds: &Dataset, ratio: f64, seed: u64) -> Vec<usize> {
-    super::run::draw_subset(&ds.train_indices(), ratio, seed)
+/// Model `k`'s training rows, ascending: its row of the given subsets, else a seeded draw.
+fn subset_for(ds: &Dataset, subsets: Option<&Subsets>, k: u32, ratio: f64, seed: u64) -> CoreResult<Vec<usize>> {
+    Ok(match subsets {
+        Some(s) => {
+            let mut v = s.row(k)?.to_vec();
+            v.sort_unstable();
+            v
+        }
+        None => super::run::draw_subset(&ds.train_indices(), ratio, seed),
+    })
 }
 
 fn train_group_mlp(
     cfg: &ZooConfig,
     ds: &Dataset,
+    given: Option<&Subsets>,
     models: &[u32],
     stage: &str,
     ctx: &JobCtx<'_>,
@@ -352,23 +417,27 @@ fn train_group_mlp(
     let dev = device(&tc.device)?;
     let k = models.len();
     let seeds: Vec<u64> = models.iter().map(|&m| model_seed(tc.seed, m)).collect();
-    let subsets: Vec<Vec<usize>> = seeds
+    let subsets: Vec<Vec<usize>> = models
         .iter()
-        .map(|&s| subset_for(ds, tc.subset_ratio, s))
-        .collect();
+        .zip(&seeds)
+        .map(|(&k, &s)| subset_for(ds, given, k, tc.subset_ratio, s))
+        .collect::<CoreResult<_>>()?;
     let m = subsets[0].len();
     let d = ds.image_len();
     let mut dims = vec![d];
     dims.extend(&cfg.hidden);
     dims.push(ds.n_classes());
-    let (mean, std) = {
-        let (m, s) = super::run::channel_stats(ds, &ds.train_indices());
-        (
-            m.iter().sum::<f32>() / m.len() as f32,
-            s.iter().sum::<f32>() / s.len() as f32,
-        )
+    let scaling = match cfg.init {
+        MlpInit::Uniform => {
+            let (m, s) = super::run::channel_stats(ds, &ds.train_indices());
+            (
+                m.iter().sum::<f32>() / m.len() as f32,
+                s.iter().sum::<f32>() / s.len() as f32,
+            )
+        }
+        MlpInit::GlorotNormal => (0.0, 1.0),
     };
-    let net = BatchedMlp::new(&seeds, &dims, mean, std, &dev)?;
+    let net = BatchedMlp::new(&seeds, &dims, cfg.init, scaling, &dev)?;
     let mut opt = Optimizer::new(tc.optimizer, net.vars(), tc.lr, tc.momentum, tc.weight_decay)?;
     let all: Vec<usize> = (0..ds.n).collect();
     let x = Tensor::from_vec(ds.batch_f32(&all), (ds.n, d), &dev)?;
@@ -465,6 +534,7 @@ fn train_group_mlp(
 fn train_group_sequential(
     cfg: &ZooConfig,
     ds: &Dataset,
+    given: Option<&Subsets>,
     models: &[u32],
     stage: &str,
     ctx: &JobCtx<'_>,
@@ -479,7 +549,8 @@ fn train_group_sequential(
         };
         let sub = crate::job::NullSink;
         let inner = JobCtx::new(ctx.cancel, &sub);
-        let o = train(&tc, ds, &inner)?;
+        let subset = subset_for(ds, given, index, tc.subset_ratio, tc.seed)?;
+        let o = train_on_subset(&tc, ds, subset, &inner)?;
         let member = o.card.member_mask();
         out.push(ZooModel {
             index,

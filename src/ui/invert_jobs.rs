@@ -18,7 +18,7 @@ use crate::job::{Frame, JobCtx, JobSink, Progress};
 use crate::model::ModelCard;
 
 /// Every method, in the order the view offers them.
-pub const METHODS: [Method; 3] = [Method::Tv, Method::MiFace, Method::Art];
+pub const METHODS: [Method; 4] = [Method::Tv, Method::MiFace, Method::MiFacePaper, Method::Art];
 
 /// A face classifier with its data set and saved reports.
 pub struct LoadedInversion {

@@ -162,7 +162,10 @@ impl InversionView {
                 .selected_text(method_label(self.method))
                 .show_ui(ui, |ui| {
                     for m in METHODS {
-                        ui.selectable_value(&mut self.method, m, method_label(m));
+                        let r = ui.selectable_value(&mut self.method, m, method_label(m));
+                        if m == Method::MiFacePaper {
+                            r.on_hover_text(crate::invert::PAPER_RULES_STALL);
+                        }
                     }
                 })
                 .response
@@ -399,7 +402,8 @@ fn scale_to(ds: &Dataset, bytes: &[u8], stretch: bool) -> Vec<u8> {
 fn method_label(m: Method) -> &'static str {
     match m {
         Method::Tv => "TV prior (-log p + TV)",
-        Method::MiFace => "MI-FACE (paper)",
+        Method::MiFace => "MI-FACE (-log p, no early stop)",
+        Method::MiFacePaper => "MI-FACE (published rules)",
         Method::Art => "ART-compatible MIFace",
     }
 }
@@ -417,6 +421,9 @@ fn summary_ui(ui: &mut egui::Ui, r: &InversionReport) {
         r.blank_top1,
         r.seconds
     ));
+    if r.config.method == Method::MiFacePaper {
+        ui.colored_label(theme::SELECTED, crate::invert::PAPER_RULES_STALL);
+    }
 }
 
 fn verdict_ui(ui: &mut egui::Ui, ds: &Dataset, c: &ClassReport) {

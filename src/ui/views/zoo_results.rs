@@ -95,7 +95,7 @@ pub fn load_zoo_results(
         let memorization: MemorizationReport = load_report(&mp)?;
         let zoo = crate::train::zoo::Zoo::open(&zoos.join(&id))?;
         let ds = crate::data::load(&zoo.manifest.dataset.name)?;
-        let data = Arc::new(crate::train::zoo::with_planted(&ds, &zoo.manifest.planted)?);
+        let data = Arc::new(crate::train::zoo::zoo_data(&ds, &zoo.dir, &zoo.manifest)?);
         let mut mia = Vec::new();
         for attack in crate::measure::mia::Attack::ALL {
             let p = dir.join(format!("mia-{}.json", attack.slug()));
