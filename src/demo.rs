@@ -40,7 +40,8 @@ pub fn demo_configs() -> Vec<TrainConfig> {
 pub const DEMO_FACE_MODEL: &str = "softmax-orl-demo";
 
 /// The demo zoo's configuration (the same as `rote zoo --data mnist10k --models 64 --epochs 40
-/// --seed 7 --plant-mislabel 0.02 --plant-seed 3 --id zoo-mnist-demo`).
+/// --seed 7 --plant-mislabel 0.02 --plant-seed 3 --init uniform --id zoo-mnist-demo`; it was
+/// trained before Glorot-normal became the zoos' default).
 pub fn demo_zoo_config() -> ZooConfig {
     let base = ZooConfig::default();
     ZooConfig {
@@ -53,6 +54,7 @@ pub fn demo_zoo_config() -> ZooConfig {
         },
         plant_mislabel: 0.02,
         plant_seed: 3,
+        init: crate::train::zoo::MlpInit::Uniform,
         ..base
     }
 }

@@ -297,14 +297,20 @@ fn models(path: &std::path::Path, json: bool) -> CoreResult<()> {
     print(json, &value, || {
         let mut s = String::new();
         if !good.is_empty() {
-            let w = good.iter().map(|m| m.id.len()).max().unwrap_or(2).max(2);
+            let width = |f: &dyn Fn(&crate::study::ModelEntry) -> usize, head: &str| {
+                good.iter().map(f).max().unwrap_or(0).max(head.len())
+            };
+            let wk = width(&|m| m.kind.as_str().len(), "kind");
+            let wi = width(&|m| m.id.len(), "id");
+            let wf = width(&|m| m.family.len(), "family");
+            let wd = width(&|m| m.dataset.len(), "dataset");
             s.push_str(&format!(
-                "{:<11} {:<w$} {:<12} {:<14} {}\n",
-                "kind", "id", "family", "dataset", "headline"
+                "{:<wk$}  {:<wi$}  {:<wf$}  {:<wd$}  headline\n",
+                "kind", "id", "family", "dataset"
             ));
             for m in &good {
                 s.push_str(&format!(
-                    "{:<11} {:<w$} {:<12} {:<14} {} {}\n",
+                    "{:<wk$}  {:<wi$}  {:<wf$}  {:<wd$}  {} {}\n",
                     m.kind.as_str(),
                     m.id,
                     m.family,

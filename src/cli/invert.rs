@@ -59,10 +59,11 @@ pub struct InvertArgs {
     /// Invert every class.
     #[arg(long)]
     pub all: bool,
-    /// Method: mi-face (MI-FACE's descent on -log p without early stops, 1000 steps), mi-face-paper
-    /// (exactly as published: 1 - p, alpha 5000, beta 100, gamma 0.99), tv (total-variation prior)
-    /// or art (ART-compatible loop). With 40 classes the published MI-FACE stalls: p starts near
-    /// 1/40, so its gamma rule (stop once p >= 0.01) ends every person at the first step.
+    /// Method: mi-face (MI-FACE's descent on -log p, blurred after each step, no early stop, 1000
+    /// steps), mi-face-paper (exactly as published: 1 - p, alpha 5000, beta 100, gamma 0.99), tv
+    /// (total-variation prior) or art (ART-compatible loop). With 40 classes the published MI-FACE
+    /// stalls: p starts near 1/40, so its gamma rule (stop once p >= 0.01) ends every person at
+    /// the first step.
     #[arg(long, value_enum, default_value_t = Method::MiFace)]
     pub method: Method,
     /// alpha: maximum gradient steps (default: 1000 mi-face, 5000 mi-face-paper, 500 tv, 10000 art).
@@ -84,9 +85,9 @@ pub struct InvertArgs {
     /// Start image (default: grey, art: zeros).
     #[arg(long, value_enum)]
     pub init: Option<Init>,
-    /// PROCESS step after each gradient step.
-    #[arg(long, value_enum, default_value_t = ProcessArg::None)]
-    pub process: ProcessArg,
+    /// PROCESS step after each gradient step (default: blur for mi-face, none otherwise).
+    #[arg(long, value_enum)]
+    pub process: Option<ProcessArg>,
     /// Apply PROCESS every this many steps.
     #[arg(long, default_value_t = 1)]
     pub process_every: usize,
@@ -123,14 +124,15 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
     config.seed = args.seed;
     config.process_every = args.process_every;
     config.process = match args.process {
-        ProcessArg::None => Process::None,
-        ProcessArg::DenoiseSharpen => Process::DenoiseSharpen {
+        None => config.process,
+        Some(ProcessArg::None) => Process::None,
+        Some(ProcessArg::DenoiseSharpen) => Process::DenoiseSharpen {
             h: 10.0,
             template: 7,
             search: 21,
             amount: 0.5,
         },
-        ProcessArg::Blur => Process::Blur { sigma: 0.5 },
+        Some(ProcessArg::Blur) => Process::Blur { sigma: 0.5 },
     };
     let mut eval = EvalConfig {
         family: args.eval_family,

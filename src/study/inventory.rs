@@ -104,6 +104,18 @@ fn model_folders(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A corpus source as a data-set name: "bundled: assets/text/austen-6-novels.txt.gz" becomes
+/// "austen-6-novels"; a user's path stays as it is.
+fn corpus_name(source: &str) -> String {
+    match source.strip_prefix("bundled: ") {
+        Some(p) => {
+            let file = Path::new(p).file_name().map_or(p.into(), |f| f.to_string_lossy().to_string());
+            file.split('.').next().unwrap_or(&file).to_string()
+        }
+        None => source.to_string(),
+    }
+}
+
 fn read_card(path: &Path) -> CoreResult<String> {
     std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))
 }
@@ -157,7 +169,7 @@ fn entry(kind: ModelKind, dir: &Path) -> CoreResult<ModelEntry> {
                 .last()
                 .map(|ep| ep.exposure.iter().copied().fold(0.0, f64::max))
                 .unwrap_or(0.0);
-            e("char-lstm".into(), c.corpus.source.clone(), "max_exposure_bits", top)
+            e("char-lstm".into(), corpus_name(&c.corpus.source), "max_exposure_bits", top)
         }
         ModelKind::SslEncoder => {
             let p = dir.join("card.json");

@@ -65,7 +65,8 @@ fn truncated_normal(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
 #[serde(rename_all = "kebab-case")]
 pub enum MlpInit {
     /// PyTorch's `nn.Linear` default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights and biases, on
-    /// inputs standardised with the training split's mean and standard deviation.
+    /// inputs standardised with the training split's mean and standard deviation (rote's zoos
+    /// before `glorot-normal` became the default; a `zoo.json` without `init` means this).
     #[default]
     Uniform,
     /// JAX stax's `Dense` default, as the official Feldman–Zhang MNIST script
@@ -76,7 +77,7 @@ pub enum MlpInit {
 }
 
 impl MlpInit {
-    /// Whether the default.
+    /// Whether the serde default (omitted from `zoo.json`).
     pub fn is_default(&self) -> bool {
         *self == Self::default()
     }

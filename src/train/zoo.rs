@@ -45,8 +45,10 @@ pub struct ZooConfig {
     /// the rows any subset names are the training candidates. `None`: seeded draws of ratio r.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subsets: Option<SubsetsRef>,
-    /// MLP initialisation and input scaling (`glorot-normal`: the official Feldman–Zhang script's).
-    #[serde(skip_serializing_if = "MlpInit::is_default")]
+    /// MLP initialisation and input scaling: the official Feldman–Zhang script's Glorot-normal
+    /// (the default since it was added), or PyTorch's uniform init on standardised inputs (what a
+    /// `zoo.json` without this field was trained with).
+    #[serde(default, skip_serializing_if = "MlpInit::is_default")]
     pub init: MlpInit,
 }
 
@@ -67,7 +69,7 @@ impl Default for ZooConfig {
             plant_seed: 0,
             hidden: vec![512, 256],
             subsets: None,
-            init: MlpInit::default(),
+            init: MlpInit::GlorotNormal,
         }
     }
 }
