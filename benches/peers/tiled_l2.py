@@ -1,6 +1,6 @@
 """PyTorch peer of `rote bench tiled` (and, with --mode nn, of `rote bench nn`) on MNIST-10k.
 
-`rote bench tiled` (src/diffusion/bench.rs::bench_tiled, src/gpu/tiled_l2.rs) computes the m x n
+`rote bench tiled` (src/diffusion/bench.rs::bench_tiled, src/gpu/tiled_l2/) computes the m x n
 matrix, between the first m and the first n mnist10k images, of Carlini et al.'s tiled distance:
     d(a, b) = max over the 4 x 4 grid of 7 x 7 tiles t of  sum_{p in t} (a_p - b_p)^2
 on the raw u8 pixels (0..255, no scaling), exact integers (u32), the whole matrix back on the host.

@@ -300,13 +300,13 @@ fn bench_invert(iters: usize, device: &str, json: bool) -> CoreResult<()> {
 fn bench_layermem(augmentations: usize, unit_augmentations: usize, json: bool) -> CoreResult<()> {
     let dir = std::env::temp_dir().join(format!("rote-bench-layermem-{}", std::process::id()));
     let study = crate::demo::write_demo(&dir)?;
-    let (_, mcfg) = crate::demo_ssl::demo_ssl_config();
+    let (_, mcfg) = crate::demo::ssl::demo_ssl_config();
     let mcfg = crate::ssl::LayerMemConfig {
         augmentations,
         unit_augmentations,
         ..mcfg
     };
-    let [f, g] = crate::ssl::pair_dirs(&study.root, crate::demo_ssl::DEMO_SSL_PAIR);
+    let [f, g] = crate::ssl::pair_dirs(&study.root, crate::demo::ssl::DEMO_SSL_PAIR);
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 
 use super::{Anim, AnimFrame, Panel, display_bytes};
-use crate::demo_diffusion::DUP_MODEL;
+use crate::demo::diffusion::DUP_MODEL;
 use crate::diffusion::extract::ExtractionRun;
 use crate::diffusion::model::{Ddpm, NormalStream, batch_noise, diffusion_dir, to_bytes};
 use crate::diffusion::sample::{Sampler, ancestral_step, ddim_step, predict_x0};

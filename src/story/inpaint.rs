@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::Device;
 
 use super::{Anim, AnimFrame, Panel, display_bytes, thin};
-use crate::demo_diffusion::PAIR_STEM;
+use crate::demo::diffusion::PAIR_STEM;
 use crate::diffusion::attack::InpaintReport;
 use crate::diffusion::inpaint::{hidden_error, inpaint};
 use crate::diffusion::model::{Ddpm, diffusion_dir, to_bytes, to_model_range};

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::demo::DEMO_FACE_MODEL;
+use super::common::DEMO_FACE_MODEL;
 use crate::error::{CoreError, CoreResult};
 use crate::invert::{InvertConfig, InvertOptions, Method, invert_model, report_path};
 use crate::job::JobCtx;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::common::copy_missing;
 use crate::error::CoreResult;
 use crate::job::JobCtx;
 use crate::ssl::augment::AugConfig;
@@ -23,7 +24,7 @@ pub fn copy_demo_ssl(study: &Study, assets: &Path) -> CoreResult<()> {
             study.root.join("results").join("layermem"),
         ),
     ] {
-        crate::demo::copy_missing(&src, &dest)?;
+        copy_missing(&src, &dest)?;
     }
     Ok(())
 }

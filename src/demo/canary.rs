@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::common::copy_missing;
 use crate::canary::card::{LmRecipe, lm_dir};
 use crate::canary::report::{Estimate, ExposureOptions, measure_exposure, report_path};
 use crate::canary::train::{LmConfig, train_lm_into_study};
@@ -42,7 +43,7 @@ pub fn copy_demo_lm(study: &Study, assets: &Path) -> CoreResult<()> {
             study.root.join("results").join("exposure"),
         ),
     ] {
-        crate::demo::copy_missing(&src, &dest)?;
+        copy_missing(&src, &dest)?;
     }
     Ok(())
 }

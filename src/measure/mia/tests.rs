@@ -1,4 +1,6 @@
 //! Tests of the membership inference attacks (planted, null and hand-computed zoos).
+use super::lira::{SIGMA_FLOOR, logit_confidence};
+use super::stats::ln_norm_pdf;
 use super::*;
 
 /// xorshift64* generator.

@@ -7,6 +7,12 @@
 //! configuration and seed (add `--zoo` to retrain the zoo too, minutes on a laptop), which is how
 //! the shipped files were made.
 
+pub mod canary;
+mod common;
+pub mod diffusion;
+pub mod inversion;
+pub mod ssl;
+
 use std::path::{Path, PathBuf};
 
 use crate::data::Dataset;
@@ -17,6 +23,8 @@ use crate::paths::assets_dir;
 use crate::study::{Study, copy_tree, write_atomic, write_json_atomic};
 use crate::train::zoo::ZooConfig;
 use crate::train::{TrainConfig, train_into_study};
+
+pub use common::DEMO_FACE_MODEL;
 
 /// The demo models' training configurations.
 pub fn demo_configs() -> Vec<TrainConfig> {
@@ -35,9 +43,6 @@ pub fn demo_configs() -> Vec<TrainConfig> {
         },
     ]
 }
-
-/// The demo's face classifier (softmax regression on the ORL faces, the model-inversion target).
-pub const DEMO_FACE_MODEL: &str = "softmax-orl-demo";
 
 /// The demo zoo's configuration (the same as `rote zoo --data mnist10k --models 64 --epochs 40
 /// --seed 7 --plant-mislabel 0.02 --plant-seed 3 --init uniform --id zoo-mnist-demo`; it was
@@ -100,10 +105,10 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
             copy_tree(&src, &dest)?;
         }
     }
-    crate::demo_diffusion::copy_demo_diffusion(&study, &demo_assets_dir())?;
-    crate::demo_inversion::copy_demo_inversion(&study, &demo_assets_dir())?;
-    crate::demo_ssl::copy_demo_ssl(&study, &demo_assets_dir())?;
-    crate::demo_canary::copy_demo_lm(&study, &demo_assets_dir())?;
+    diffusion::copy_demo_diffusion(&study, &demo_assets_dir())?;
+    inversion::copy_demo_inversion(&study, &demo_assets_dir())?;
+    ssl::copy_demo_ssl(&study, &demo_assets_dir())?;
+    canary::copy_demo_lm(&study, &demo_assets_dir())?;
     Ok(study)
 }
 
@@ -152,13 +157,13 @@ pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<S
         }
     }
     let assets = demo_assets_dir();
-    crate::demo_inversion::rebuild_demo_inversion(&study, update_assets.then_some(assets.as_path()), ctx)?;
+    inversion::rebuild_demo_inversion(&study, update_assets.then_some(assets.as_path()), ctx)?;
     if what.zoo {
         rebuild_demo_zoo(&study, update_assets, ctx)?;
     }
     if what.ssl {
-        let (cfg, mcfg) = crate::demo_ssl::demo_ssl_config();
-        crate::demo_ssl::rebuild_demo_ssl(
+        let (cfg, mcfg) = ssl::demo_ssl_config();
+        ssl::rebuild_demo_ssl(
             &study,
             &cfg,
             &mcfg,
@@ -167,14 +172,10 @@ pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<S
         )?;
     }
     if what.lm {
-        crate::demo_canary::rebuild_demo_lm(&study, update_assets.then_some(assets.as_path()), ctx)?;
+        canary::rebuild_demo_lm(&study, update_assets.then_some(assets.as_path()), ctx)?;
     }
     if what.diffusion {
-        crate::demo_diffusion::rebuild_demo_diffusion(
-            &study,
-            update_assets.then_some(assets.as_path()),
-            ctx,
-        )?;
+        diffusion::rebuild_demo_diffusion(&study, update_assets.then_some(assets.as_path()), ctx)?;
     }
     Ok(study)
 }
@@ -209,25 +210,4 @@ fn rebuild_demo_zoo(study: &Study, update_assets: bool, ctx: &JobCtx<'_>) -> Cor
 /// Checks that a shipped demo card still matches the bundled data (used by tests and `demo`).
 pub fn verify_demo_card(card: &ModelCard, ds: &Dataset) -> CoreResult<()> {
     check_dataset(card, ds)
-}
-
-/// Copies every entry of `src` (files and folders) into `dest` unless one of that name is already
-/// there; a missing `src` copies nothing. The shipped demo results are copied this way.
-pub(crate) fn copy_missing(src: &Path, dest: &Path) -> CoreResult<()> {
-    let Ok(entries) = std::fs::read_dir(src) else {
-        return Ok(());
-    };
-    for e in entries.flatten() {
-        let to = dest.join(e.file_name());
-        if to.exists() {
-            continue;
-        }
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &to)?;
-        } else {
-            let bytes = std::fs::read(e.path()).map_err(|err| CoreError::io(e.path(), err))?;
-            write_atomic(&to, &bytes)?;
-        }
-    }
-    Ok(())
 }
