@@ -103,8 +103,14 @@ fn extrapolation_fit_and_exposures_match_scipy_and_tf_privacy() {
     };
     // Both are maximum-likelihood fits: rote's likelihood is at least scipy's.
     let (ours_nll, scipy_nll) = (fit.mean_nll(&e.references), scipy.mean_nll(&e.references));
-    assert!((scipy_nll - e.scipy_fit.mean_nll).abs() < 1e-10, "rote's density = scipy's logpdf");
-    assert!(ours_nll <= scipy_nll + 1e-9, "rote NLL {ours_nll} scipy {scipy_nll}");
+    assert!(
+        (scipy_nll - e.scipy_fit.mean_nll).abs() < 1e-10,
+        "rote's density = scipy's logpdf"
+    );
+    assert!(
+        ours_nll <= scipy_nll + 1e-9,
+        "rote NLL {ours_nll} scipy {scipy_nll}"
+    );
     let d_params = [
         (fit.shape - scipy.shape).abs(),
         (fit.loc - scipy.loc).abs(),
@@ -136,8 +142,6 @@ fn extrapolation_fit_and_exposures_match_scipy_and_tf_privacy() {
         "extrapolation: fit |d(shape, loc, scale)| = {:.1e} {:.1e} {:.1e}, NLL rote {ours_nll:.12} scipy \
          {scipy_nll:.12}; exposures vs TF Privacy within {worst_fit:.1e} (relative, >= 1 bit); \
          rote's CDF at scipy's fit vs mpmath within {worst_cdf:.1e}",
-        d_params[0],
-        d_params[1],
-        d_params[2]
+        d_params[0], d_params[1], d_params[2]
     );
 }

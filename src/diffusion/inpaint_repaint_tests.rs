@@ -41,9 +41,15 @@ fn jump_schedule_equals_repaint_get_schedule_jump_for_every_fixture_set() {
         .iter()
         .find(|s| (s.t_t, s.jump_length, s.jump_n_sample) == (250, 10, 10))
         .expect("the paper's defaults are in the fixture");
-    assert_eq!((defaults.len, defaults.reverse, defaults.undo), (4571, 2410, 2160));
+    assert_eq!(
+        (defaults.len, defaults.reverse, defaults.undo),
+        (4571, 2410, 2160)
+    );
     for s in &fixture.sets {
-        let what = format!("t_T {} jump_length {} jump_n_sample {}", s.t_t, s.jump_length, s.jump_n_sample);
+        let what = format!(
+            "t_T {} jump_length {} jump_n_sample {}",
+            s.t_t, s.jump_length, s.jump_n_sample
+        );
         let ts = jump_schedule(s.t_t, s.jump_length, s.jump_n_sample);
         assert_eq!(ts.len(), s.len, "{what}: length");
         let reverse = ts.windows(2).filter(|p| p[1] < p[0]).count();

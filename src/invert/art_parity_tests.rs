@@ -102,7 +102,14 @@ fn art_mode_reproduces_art_1_20_1_miface_images_and_costs() {
             assert_eq!(inv.costs.len(), c.art_costs.len() + 1, "{} class {k}", c.name);
             for (i, row) in c.art_costs.iter().enumerate() {
                 let d = (f64::from(inv.costs[i + 1]) - row[k]).abs();
-                assert!(d <= TOL, "{} class {k} step {}: rote {} ART {}", c.name, i + 1, inv.costs[i + 1], row[k]);
+                assert!(
+                    d <= TOL,
+                    "{} class {k} step {}: rote {} ART {}",
+                    c.name,
+                    i + 1,
+                    inv.costs[i + 1],
+                    row[k]
+                );
                 worst = worst.max(d);
             }
             for (j, (&r, &a)) in inv.image.iter().zip(&c.art_images[k]).enumerate() {
