@@ -34,3 +34,5 @@ pub mod train;
 
 #[cfg(test)]
 mod search_tests;
+#[cfg(test)]
+mod tf_privacy_vectors_tests;

@@ -247,3 +247,7 @@ mod tests {
         assert!(hidden > 250 && hidden < 534, "{hidden}");
     }
 }
+
+#[cfg(test)]
+#[path = "inpaint_repaint_tests.rs"]
+mod repaint_tests;

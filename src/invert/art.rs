@@ -132,3 +132,7 @@ pub fn art_miface(
 #[cfg(test)]
 #[path = "art_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "art_parity_tests.rs"]
+mod parity_tests;
