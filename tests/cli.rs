@@ -265,7 +265,10 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
     assert!(of("ssl-encoder").len() == 2 && listed["problems"].as_array().unwrap().is_empty());
     let text = rote(&["models", out.to_str().unwrap()], home.path());
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.starts_with("kind") && text.contains("zoo-mnist-demo"), "{text}");
+    assert!(
+        text.starts_with("kind") && text.contains("zoo-mnist-demo"),
+        "{text}"
+    );
 }
 
 fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {

@@ -205,7 +205,10 @@ fn demo_report_links_resolve_csvs_parse_and_match_the_results() {
     // The Models section lists every kind of model the demo holds.
     let all = &csvs["all-models.csv"];
     for kind in ["classifier", "zoo", "ddpm", "lm", "ssl-encoder"] {
-        assert!(all.rows.iter().any(|r| all.get(r, "kind") == kind), "no {kind} in all-models.csv");
+        assert!(
+            all.rows.iter().any(|r| all.get(r, "kind") == kind),
+            "no {kind} in all-models.csv"
+        );
     }
     for f in s.files.iter().filter(|f| f.ends_with(".png")) {
         let img = image::open(out.join(f)).unwrap();

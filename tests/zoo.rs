@@ -8,6 +8,10 @@ mod common;
 use common::{json_of, rote};
 
 fn zoo_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    zoo_args_epochs(out, "20", extra)
+}
+
+fn zoo_args_epochs<'a>(out: &'a str, epochs: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
         "zoo",
         "--family",
@@ -17,7 +21,7 @@ fn zoo_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "--subset-ratio",
         "0.5",
         "--epochs",
-        "20",
+        epochs,
         "--batch-size",
         "32",
         "--json",
@@ -33,9 +37,13 @@ fn planted_mislabels_are_the_most_memorized_and_most_exposed() {
     let home = tempfile::tempdir().unwrap();
     let study = home.path().join("s");
     let s = study.to_str().unwrap();
+    // 40 epochs, the zoo's default: with the official recipe's unstandardised inputs the MLPs
+    // fit the planted labels more slowly than with standardised ones (recall 0.49 after 20
+    // epochs, 0.74 after 40).
     let v = json_of(&rote(
-        &zoo_args(
+        &zoo_args_epochs(
             s,
+            "40",
             &["--models", "16", "--plant-mislabel", "0.03", "--plant-seed", "5"],
         ),
         home.path(),

@@ -48,15 +48,10 @@ pub struct InvertArgs {
     /// --onnx: output folder (default: <file stem>-inversion/ beside the file).
     #[arg(long, requires = "onnx")]
     pub out: Option<PathBuf>,
-    /// Classes (people) to invert, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    /// Classes (people) to invert, comma-separated (default: every class).
+    #[arg(long, value_delimiter = ',', conflicts_with = "all")]
     pub class: Vec<usize>,
-    /// Invert every class.
+    /// Invert every class (the default when no --class is given).
     #[arg(long)]
     pub all: bool,
     /// Method: mi-face (MI-FACE's descent on -log p, blurred after each step, no early stop, 1000
@@ -149,7 +144,11 @@ pub fn invert(args: InvertArgs, json: bool) -> CoreResult<()> {
     let args_grid = args.grid;
     let opts = InvertOptions {
         config,
-        classes: if args.all { None } else { Some(args.class) },
+        classes: if args.all || args.class.is_empty() {
+            None
+        } else {
+            Some(args.class)
+        },
         eval_model: args.eval_model,
         eval,
         device: args.device,

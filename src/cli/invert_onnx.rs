@@ -36,7 +36,11 @@ pub fn invert_onnx(
             std: args.std.clone(),
         },
         config,
-        classes: if args.all { None } else { Some(args.class.clone()) },
+        classes: if args.all || args.class.is_empty() {
+            None
+        } else {
+            Some(args.class.clone())
+        },
         data: args.data.clone(),
         eval_model: args.eval_model.clone(),
         eval,

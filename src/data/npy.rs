@@ -273,7 +273,10 @@ pub fn parse_npy_vector(path: &Path, bytes: &[u8]) -> CoreResult<Vec<f64>> {
     if arr.shape.len() != 1 {
         return Err(CoreError::format(
             path,
-            format!("shape {:?} is not a vector (one value per data-set row)", arr.shape),
+            format!(
+                "shape {:?} is not a vector (one value per data-set row)",
+                arr.shape
+            ),
         ));
     }
     Ok(arr.values().collect())
@@ -287,13 +290,19 @@ pub fn parse_npy_int_matrix(path: &Path, bytes: &[u8]) -> CoreResult<(usize, usi
     if !arr.elem.is_integer() {
         return Err(CoreError::format(
             path,
-            format!("dtype '{}' is not an integer type (int8..int64, uint8..uint64)", arr.descr),
+            format!(
+                "dtype '{}' is not an integer type (int8..int64, uint8..uint64)",
+                arr.descr
+            ),
         ));
     }
     let [rows, cols] = arr.shape[..] else {
         return Err(CoreError::format(
             path,
-            format!("shape {:?} is not a 2-D matrix (K subsets x m indices)", arr.shape),
+            format!(
+                "shape {:?} is not a 2-D matrix (K subsets x m indices)",
+                arr.shape
+            ),
         ));
     };
     let values = arr

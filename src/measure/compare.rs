@@ -128,7 +128,9 @@ mod tests {
         bytes.extend(0.5f32.to_le_bytes());
         bytes.extend(0.25f32.to_le_bytes());
         std::fs::write(&p, &bytes).unwrap();
-        let e = compare_with_file(&p, &[0.1, 0.2, 0.3], &[0, 1, 2]).unwrap_err().to_string();
+        let e = compare_with_file(&p, &[0.1, 0.2, 0.3], &[0, 1, 2])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mem.npy") && e.contains("holds 2 values"), "{e}");
     }
 }

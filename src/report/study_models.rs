@@ -26,7 +26,11 @@ pub(super) fn add(r: &mut Report<'_>, _ctx: &JobCtx<'_>) -> CoreResult<()> {
             Cell::F64(m.value),
         ]);
     }
-    let f = r.csv("all-models", "every model of the study, of every kind, with its headline metric", &t)?;
+    let f = r.csv(
+        "all-models",
+        "every model of the study, of every kind, with its headline metric",
+        &t,
+    )?;
     body.push_str(&html::table(&t, 50, Some(&f)));
     let (models, _) = r.study.models();
     let mut t = Table::new(&[

@@ -109,7 +109,9 @@ fn model_folders(dir: &Path) -> Vec<PathBuf> {
 fn corpus_name(source: &str) -> String {
     match source.strip_prefix("bundled: ") {
         Some(p) => {
-            let file = Path::new(p).file_name().map_or(p.into(), |f| f.to_string_lossy().to_string());
+            let file = Path::new(p)
+                .file_name()
+                .map_or(p.into(), |f| f.to_string_lossy().to_string());
             file.split('.').next().unwrap_or(&file).to_string()
         }
         None => source.to_string(),
@@ -169,7 +171,12 @@ fn entry(kind: ModelKind, dir: &Path) -> CoreResult<ModelEntry> {
                 .last()
                 .map(|ep| ep.exposure.iter().copied().fold(0.0, f64::max))
                 .unwrap_or(0.0);
-            e("char-lstm".into(), corpus_name(&c.corpus.source), "max_exposure_bits", top)
+            e(
+                "char-lstm".into(),
+                corpus_name(&c.corpus.source),
+                "max_exposure_bits",
+                top,
+            )
         }
         ModelKind::SslEncoder => {
             let p = dir.join("card.json");

@@ -49,7 +49,10 @@ fn truncated_normal(seed: u64, name: &str, n: usize, std: f64) -> Vec<f32> {
         // Box-Muller: two normals from two uniforms in (0, 1].
         let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
         let r = (-2.0 * u1.ln()).sqrt();
-        for z in [r * (std::f64::consts::TAU * u2).cos(), r * (std::f64::consts::TAU * u2).sin()] {
+        for z in [
+            r * (std::f64::consts::TAU * u2).cos(),
+            r * (std::f64::consts::TAU * u2).sin(),
+        ] {
             if z.abs() <= 2.0 && out.len() < n {
                 out.push((z * std) as f32);
             }
@@ -201,18 +204,49 @@ mod init_tests {
     /// unscaled normal; stax's bias init: N(0, 0.01^2).
     #[test]
     fn glorot_normal_matches_jax_moments() {
-        let net = BatchedMlp::new(&[3], &[784, 512, 10], MlpInit::GlorotNormal, (0.0, 1.0), &Device::Cpu).unwrap();
-        let w: Vec<f32> = net.layers[0].0.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let net = BatchedMlp::new(
+            &[3],
+            &[784, 512, 10],
+            MlpInit::GlorotNormal,
+            (0.0, 1.0),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let w: Vec<f32> = net.layers[0]
+            .0
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let (mean, std, max) = stats(&w);
         let want = (2.0f64 / (784.0 + 512.0)).sqrt();
-        assert!(mean.abs() < 1e-3 && (std / want - 1.0).abs() < 0.01, "mean {mean} std {std} want {want}");
-        assert!(max <= 2.0 * want / 0.879_625_661_034_239_8 + 1e-6, "truncated: {max}");
-        let b: Vec<f32> = net.layers[0].1.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        assert!(
+            mean.abs() < 1e-3 && (std / want - 1.0).abs() < 0.01,
+            "mean {mean} std {std} want {want}"
+        );
+        assert!(
+            max <= 2.0 * want / 0.879_625_661_034_239_8 + 1e-6,
+            "truncated: {max}"
+        );
+        let b: Vec<f32> = net.layers[0]
+            .1
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let (_, bstd, _) = stats(&b);
         assert!((bstd / 0.01 - 1.0).abs() < 0.15, "bias std {bstd}");
         // The default stays PyTorch's uniform init, bounded by 1/sqrt(fan_in).
         let net = BatchedMlp::new(&[3], &[784, 512, 10], MlpInit::Uniform, (0.0, 1.0), &Device::Cpu).unwrap();
-        let w: Vec<f32> = net.layers[0].0.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let w: Vec<f32> = net.layers[0]
+            .0
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let (_, std, max) = stats(&w);
         assert!(max <= 1.0 / 28.0 && (std / (1.0 / 28.0 / 3f64.sqrt()) - 1.0).abs() < 0.01);
     }

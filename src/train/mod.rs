@@ -12,7 +12,8 @@ pub mod zoo_subsets;
 
 pub use optim::{Optimizer, OptimizerKind, SgdMomentum};
 pub use run::{
-    TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study, train_on_subset,
+    TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study,
+    train_on_subset,
 };
 
 use crate::model::Family;

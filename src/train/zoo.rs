@@ -373,7 +373,9 @@ pub fn train_zoo(
         if cfg.train.family != Family::Mlp && !cfg.init.is_default() {
             return Err(CoreError::Invalid(format!(
                 "--init {} applies to MLP zoos; {} zoos use their family's own initialisation",
-                serde_json::to_value(cfg.init).map(|v| v.to_string()).unwrap_or_default(),
+                serde_json::to_value(cfg.init)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
                 cfg.train.family.as_str()
             )));
         }
@@ -396,7 +398,13 @@ pub fn train_zoo(
 }
 
 /// Model `k`'s training rows, ascending: its row of the given subsets, else a seeded draw.
-fn subset_for(ds: &Dataset, subsets: Option<&Subsets>, k: u32, ratio: f64, seed: u64) -> CoreResult<Vec<usize>> {
+fn subset_for(
+    ds: &Dataset,
+    subsets: Option<&Subsets>,
+    k: u32,
+    ratio: f64,
+    seed: u64,
+) -> CoreResult<Vec<usize>> {
     Ok(match subsets {
         Some(s) => {
             let mut v = s.row(k)?.to_vec();

@@ -216,7 +216,11 @@ mod tests {
             ("<i8", 8),
             ("<u8", 8),
         ] {
-            assert_eq!(parse_subsets(Path::new("s.npy"), &mk(d, s), 5).unwrap(), want, "{d}");
+            assert_eq!(
+                parse_subsets(Path::new("s.npy"), &mk(d, s), 5).unwrap(),
+                want,
+                "{d}"
+            );
         }
     }
 
