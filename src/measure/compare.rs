@@ -118,7 +118,7 @@ mod tests {
         let p = dir.path().join("mem.npy");
         let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
         let mut h = header.as_bytes().to_vec();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(b' ');
         }
         h.push(b'\n');
