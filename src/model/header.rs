@@ -417,4 +417,47 @@ mod tests {
         assert!(line.starts_with("72 tensors do not match the card's UNet"), "{line}");
         assert_eq!(summarise(&problems[..1], "UNet", None).matches("tensor").count(), 1);
     }
+
+    /// The real loaders' path from bytes: a UNet card at base 8 over weights trained at base 4
+    /// is one line naming the field, and the same card at base 4 loads.
+    #[test]
+    fn a_card_field_that_explains_every_difference_is_named() {
+        use crate::diffusion::UNetConfig;
+        let trained = UNetConfig::for_image(1, 8, 8, 4);
+        let varmap = candle_nn::VarMap::new();
+        trained
+            .declare(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().join("weights.safetensors");
+        crate::model::save_weights(&varmap, &w).unwrap();
+        let bytes = std::fs::read(&w).unwrap();
+        let card = Path::new("card.json");
+        assert!(load_arch_from_bytes(&trained, card, &w, &bytes).is_ok(), "the trained card loads");
+        let wider = UNetConfig::for_image(1, 8, 8, 8);
+        let e = load_arch_from_bytes(&wider, card, &w, &bytes).err().unwrap().to_string();
+        assert!(e.contains("the card says unet.base 8; the weights were trained at unet.base 4"), "{e}");
+        assert!(e.len() < 300, "{e}");
+        assert_eq!(e, check_weights(&wider, card, &w).unwrap_err().to_string());
+    }
+
+    /// Sizes in range whose product is too large are refused by counting, not allocating.
+    #[test]
+    fn too_many_parameters_are_refused_before_allocating() {
+        let lm = crate::canary::lm::LmArch {
+            vocab: 65_536,
+            embed: 65_536,
+            hidden: 65_536,
+        };
+        let e = expected_shapes(&lm).unwrap_err();
+        assert!(e.contains("more than 134217728 parameters"), "{e}");
+        let huge = crate::diffusion::UNetConfig {
+            channels: 3,
+            height: 4096,
+            width: 4096,
+            base: 65_536,
+            mults: vec![1, 2],
+        };
+        assert!(expected_shapes(&huge).unwrap_err().contains("exceeds rote's limit"));
+    }
 }
