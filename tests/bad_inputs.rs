@@ -8,9 +8,9 @@
 //! paths, which must show the error and keep working.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
 #[path = "bad_inputs/cards.rs"]
 mod cards;
+mod common;
 #[path = "bad_inputs/gui.rs"]
 mod gui;
 

@@ -110,7 +110,12 @@ impl limits::Architecture for UNetConfig {
             ("unet.base".to_string(), self.base),
             ("unet.channels".to_string(), self.channels),
         ];
-        v.extend(self.mults.iter().enumerate().map(|(k, &m)| (format!("unet.mults[{k}]"), m)));
+        v.extend(
+            self.mults
+                .iter()
+                .enumerate()
+                .map(|(k, &m)| (format!("unet.mults[{k}]"), m)),
+        );
         v
     }
 
@@ -120,7 +125,11 @@ impl limits::Architecture for UNetConfig {
             "unet.base" => c.base = value,
             "unet.channels" => c.channels = value,
             _ => {
-                let k: usize = field.strip_prefix("unet.mults[")?.strip_suffix(']')?.parse().ok()?;
+                let k: usize = field
+                    .strip_prefix("unet.mults[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
                 *c.mults.get_mut(k)? = value;
             }
         }

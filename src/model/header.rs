@@ -121,9 +121,11 @@ pub fn parse_header(path: &Path, head: &[u8], file_len: u64) -> CoreResult<BTree
             "header length {n} does not fit the file of {file_len} bytes"
         )));
     };
-    let text = rest
-        .get(..n as usize)
-        .ok_or_else(|| bad(format!("header length {n} does not fit the file of {file_len} bytes")))?;
+    let text = rest.get(..n as usize).ok_or_else(|| {
+        bad(format!(
+            "header length {n} does not fit the file of {file_len} bytes"
+        ))
+    })?;
     let raw: BTreeMap<String, serde_json::Value> =
         serde_json::from_slice(text).map_err(|e| bad(format!("the header is not JSON: {e}")))?;
     let mut out = BTreeMap::new();
@@ -139,7 +141,12 @@ pub fn parse_header(path: &Path, head: &[u8], file_len: u64) -> CoreResult<BTree
             .shape
             .iter()
             .try_fold(size, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| bad(format!("tensor '{name}' has an impossible shape {:?}", info.shape)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "tensor '{name}' has an impossible shape {:?}",
+                    info.shape
+                ))
+            })?;
         let [s, e] = info.data_offsets;
         if e < s || e - s != bytes {
             return Err(bad(format!(
@@ -209,11 +216,7 @@ impl Problem {
         match self {
             Self::Missing(n) => format!("missing tensor '{n}'"),
             Self::Unexpected(n) => format!("unexpected tensor '{n}'"),
-            Self::Shape {
-                name,
-                found,
-                needed,
-            } => format!(
+            Self::Shape { name, found, needed } => format!(
                 "tensor '{name}' has shape {found:?}, the {kind} architecture in the card needs {needed:?}"
             ),
             Self::Other(s) => s.clone(),
@@ -228,11 +231,7 @@ impl Problem {
         match self {
             Self::Missing(n) => format!("'{}' missing", cut(n)),
             Self::Unexpected(n) => format!("'{}' unexpected", cut(n)),
-            Self::Shape {
-                name,
-                found,
-                needed,
-            } => format!("'{}' is {found:?}, needs {needed:?}", cut(name)),
+            Self::Shape { name, found, needed } => format!("'{}' is {found:?}, needs {needed:?}", cut(name)),
             Self::Other(s) => s.chars().take(80).collect(),
         }
     }
@@ -291,7 +290,7 @@ pub fn explain<A: Architecture>(arch: &A, header: &BTreeMap<String, TensorHeader
     for t in header.values() {
         for &d in &t.shape {
             candidates.insert(d);
-            if d % 4 == 0 {
+            if d.is_multiple_of(4) {
                 // A UNet's time embedding is 4 x base, an LSTM's gates 4 x hidden.
                 candidates.insert(d / 4);
             }
@@ -391,12 +390,17 @@ mod tests {
         assert_eq!(h["a"].shape, vec![2, 3]);
         let cut = header_bytes(&[("a", &[2, 3]), ("b", &[4])], 10);
         let e = parse_header(p, &cut, cut.len() as u64).unwrap_err().to_string();
-        assert!(e.contains("truncated: the header describes 40 bytes of tensor data, the file holds 10"), "{e}");
+        assert!(
+            e.contains("truncated: the header describes 40 bytes of tensor data, the file holds 10"),
+            "{e}"
+        );
         let mut huge = (1u64 << 40).to_le_bytes().to_vec();
         huge.extend(b"{}");
         let e = parse_header(p, &huge, 10).unwrap_err().to_string();
         assert!(e.contains("does not fit the file"), "{e}");
-        let mut absurd = b"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}".to_vec();
+        let mut absurd =
+            b"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}"
+                .to_vec();
         let mut b = (absurd.len() as u64).to_le_bytes().to_vec();
         b.append(&mut absurd);
         let e = parse_header(p, &b, b.len() as u64).unwrap_err().to_string();
@@ -412,10 +416,20 @@ mod tests {
                 needed: vec![64, 64, 3, 3],
             })
             .collect();
-        let line = summarise(&problems, "UNet", Some("the card says unet.base 64; the weights were trained at unet.base 32"));
+        let line = summarise(
+            &problems,
+            "UNet",
+            Some("the card says unet.base 64; the weights were trained at unet.base 32"),
+        );
         assert!(line.len() < 200, "{} chars: {line}", line.len());
-        assert!(line.starts_with("72 tensors do not match the card's UNet"), "{line}");
-        assert_eq!(summarise(&problems[..1], "UNet", None).matches("tensor").count(), 1);
+        assert!(
+            line.starts_with("72 tensors do not match the card's UNet"),
+            "{line}"
+        );
+        assert_eq!(
+            summarise(&problems[..1], "UNet", None).matches("tensor").count(),
+            1
+        );
     }
 
     /// The real loaders' path from bytes: a UNet card at base 8 over weights trained at base 4
@@ -433,10 +447,19 @@ mod tests {
         crate::model::save_weights(&varmap, &w).unwrap();
         let bytes = std::fs::read(&w).unwrap();
         let card = Path::new("card.json");
-        assert!(load_arch_from_bytes(&trained, card, &w, &bytes).is_ok(), "the trained card loads");
+        assert!(
+            load_arch_from_bytes(&trained, card, &w, &bytes).is_ok(),
+            "the trained card loads"
+        );
         let wider = UNetConfig::for_image(1, 8, 8, 8);
-        let e = load_arch_from_bytes(&wider, card, &w, &bytes).err().unwrap().to_string();
-        assert!(e.contains("the card says unet.base 8; the weights were trained at unet.base 4"), "{e}");
+        let e = load_arch_from_bytes(&wider, card, &w, &bytes)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("the card says unet.base 8; the weights were trained at unet.base 4"),
+            "{e}"
+        );
         assert!(e.len() < 300, "{e}");
         assert_eq!(e, check_weights(&wider, card, &w).unwrap_err().to_string());
     }
@@ -458,6 +481,10 @@ mod tests {
             base: 65_536,
             mults: vec![1, 2],
         };
-        assert!(expected_shapes(&huge).unwrap_err().contains("exceeds rote's limit"));
+        assert!(
+            expected_shapes(&huge)
+                .unwrap_err()
+                .contains("exceeds rote's limit")
+        );
     }
 }

@@ -133,7 +133,11 @@ mod tests {
         assert_eq!(e, "unet.base is 1000000000; rote accepts 1 to 65536");
         let e = all_in_range("spec.widths", &[8, 0], 0..=4, WIDTH).unwrap_err();
         assert!(e.starts_with("spec.widths[1] is 0"), "{e}");
-        assert!(all_in_range("x", &[1; 9], LEVELS, WIDTH).unwrap_err().contains("9 entries"));
+        assert!(
+            all_in_range("x", &[1; 9], LEVELS, WIDTH)
+                .unwrap_err()
+                .contains("9 entries")
+        );
         assert_eq!(product("p", &[3, 4], 12), Ok(12));
         let e = product("activations", &[usize::MAX, 2], MAX_ACTIVATIONS).unwrap_err();
         assert!(e.contains("exceeds rote's limit of 268435456"), "{e}");

@@ -108,8 +108,12 @@ impl limits::Architecture for ModelSpec {
             Family::Cnn if self.widths.is_empty() => Ok(()),
             Family::Cnn => {
                 all_in_range("spec.widths", &self.widths, 4..=4, WIDTH)?;
-                limits::product("spec.widths[0] x height x width", &[self.widths[0], h, w], MAX_ACTIVATIONS)
-                    .map(|_| ())
+                limits::product(
+                    "spec.widths[0] x height x width",
+                    &[self.widths[0], h, w],
+                    MAX_ACTIVATIONS,
+                )
+                .map(|_| ())
             }
         }
     }
@@ -123,7 +127,12 @@ impl limits::Architecture for ModelSpec {
         for (k, name) in ["channels", "height", "width"].iter().enumerate() {
             v.push((format!("spec.input[{k}] ({name})"), self.input[k]));
         }
-        v.extend(self.widths.iter().enumerate().map(|(k, &w)| (format!("spec.widths[{k}]"), w)));
+        v.extend(
+            self.widths
+                .iter()
+                .enumerate()
+                .map(|(k, &w)| (format!("spec.widths[{k}]"), w)),
+        );
         v
     }
 
@@ -131,10 +140,17 @@ impl limits::Architecture for ModelSpec {
         let mut s = self.clone();
         if field == "spec.n_classes" {
             s.n_classes = value;
-        } else if let Some(k) = field.strip_prefix("spec.input[").and_then(|r| r.get(..1)?.parse::<usize>().ok()) {
+        } else if let Some(k) = field
+            .strip_prefix("spec.input[")
+            .and_then(|r| r.get(..1)?.parse::<usize>().ok())
+        {
             *s.input.get_mut(k)? = value;
         } else {
-            let k: usize = field.strip_prefix("spec.widths[")?.strip_suffix(']')?.parse().ok()?;
+            let k: usize = field
+                .strip_prefix("spec.widths[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
             *s.widths.get_mut(k)? = value;
         }
         Some(s)

@@ -87,7 +87,9 @@ impl crate::model::limits::Architecture for EncoderConfig {
     }
 
     fn check_sizes(&self) -> std::result::Result<(), String> {
-        use crate::model::limits::{LEVELS, MAX_ACTIVATIONS, WIDTH, all_in_range, check_image, in_range, product};
+        use crate::model::limits::{
+            LEVELS, MAX_ACTIVATIONS, WIDTH, all_in_range, check_image, in_range, product,
+        };
         check_image("arch.", self.channels, self.height, self.width)?;
         all_in_range("arch.widths", &self.widths, LEVELS, WIDTH)?;
         in_range("arch.proj_hidden", self.proj_hidden, WIDTH)?;
@@ -125,7 +127,11 @@ impl crate::model::limits::Architecture for EncoderConfig {
             "arch.proj_hidden" => c.proj_hidden = value,
             "arch.proj_dim" => c.proj_dim = value,
             _ => {
-                let k: usize = field.strip_prefix("arch.widths[")?.strip_suffix(']')?.parse().ok()?;
+                let k: usize = field
+                    .strip_prefix("arch.widths[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
                 *c.widths.get_mut(k)? = value;
             }
         }

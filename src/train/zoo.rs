@@ -168,7 +168,10 @@ pub fn with_planted(ds: &Dataset, planted: &[(u32, u16, u16)]) -> CoreResult<Dat
     let mut labels = ds.labels.to_vec();
     for &(i, _, new) in planted {
         *labels.get_mut(i as usize).ok_or_else(|| {
-            CoreError::Invalid(format!("planted sample {i} is outside the data set of {} images", ds.n))
+            CoreError::Invalid(format!(
+                "planted sample {i} is outside the data set of {} images",
+                ds.n
+            ))
         })? = new;
     }
     Dataset::new(

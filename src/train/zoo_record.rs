@@ -71,7 +71,11 @@ impl ZooModel {
                 path,
                 format!(
                     "{} zoo record: {} bytes, a record of {n} samples has {}",
-                    if bytes.len() < 16 + 2 * nb + 8 * n { "truncated" } else { "overlong" },
+                    if bytes.len() < 16 + 2 * nb + 8 * n {
+                        "truncated"
+                    } else {
+                        "overlong"
+                    },
                     bytes.len(),
                     16 + 2 * nb + 8 * n
                 ),

@@ -33,7 +33,12 @@ fn ddpm_card(unet: Value) -> Value {
 }
 
 fn lm_card(embed: u64, hidden: u64) -> Value {
-    card_with(LM_SEED, "lm-tiny", "arch", json!({"vocab": 74, "embed": embed, "hidden": hidden}))
+    card_with(
+        LM_SEED,
+        "lm-tiny",
+        "arch",
+        json!({"vocab": 74, "embed": embed, "hidden": hidden}),
+    )
 }
 
 fn ssl_card(widths: Value) -> Value {
@@ -102,7 +107,7 @@ fn folder(rel: &str, card: &[u8], weights: &[u8]) {
 fn zoo_record(index: u32, n: usize) -> Vec<u8> {
     rote::train::zoo::ZooModel {
         index,
-        member: (0..n).map(|i| (i + index as usize) % 2 == 0).collect(),
+        member: (0..n).map(|i| (i + index as usize).is_multiple_of(2)).collect(),
         correct: vec![true; n],
         loss: vec![0.5; n],
         margin: vec![1.0; n],
@@ -145,14 +150,28 @@ pub fn generate() {
     folder("model/classes-mismatch", &card_json(&classes), &good_weights());
     // Zoo records (8x8 digits: 1797 samples).
     let n = 1797;
-    zoo_study("zoo-truncated", json!([16]), [zoo_record(0, n), half(&zoo_record(1, n))]);
-    zoo_study("zoo-mismatch", json!([16]), [zoo_record(0, n), zoo_record(1, 100)]);
-    zoo_study("zoo-absurd", json!([10_000_000_000u64]), [zoo_record(0, n), zoo_record(1, n)]);
+    zoo_study(
+        "zoo-truncated",
+        json!([16]),
+        [zoo_record(0, n), half(&zoo_record(1, n))],
+    );
+    zoo_study(
+        "zoo-mismatch",
+        json!([16]),
+        [zoo_record(0, n), zoo_record(1, 100)],
+    );
+    zoo_study(
+        "zoo-absurd",
+        json!([10_000_000_000u64]),
+        [zoo_record(0, n), zoo_record(1, n)],
+    );
     let Some(t) = tiny else { return };
     // DDPM (weights at base 4).
     let (card, w) = &t.ddpm;
     folder("ddpm-study/diffusion/good", card, w);
-    let absurd = ddpm_card(json!({"channels": 1, "height": 1 << 20, "width": 1 << 20, "base": 1_000_000_000, "mults": [1, 2]}));
+    let absurd = ddpm_card(
+        json!({"channels": 1, "height": 1 << 20, "width": 1 << 20, "base": 1_000_000_000, "mults": [1, 2]}),
+    );
     folder("ddpm-study/diffusion/absurd-sizes", &pretty(&absurd), w);
     let base8 = ddpm_card(json!({"channels": 1, "height": 8, "width": 8, "base": 8, "mults": [1, 2]}));
     folder("ddpm-study/diffusion/base-mismatch", &pretty(&base8), w);
@@ -169,7 +188,11 @@ pub fn generate() {
     folder("ssl-study/ssl/good", card, w);
     let absurd = ssl_card(json!([1_000_000_000, 8]));
     folder("ssl-study/ssl/absurd-sizes", &pretty(&absurd), w);
-    folder("ssl-study/ssl/width-mismatch", &pretty(&ssl_card(json!([8, 8]))), w);
+    folder(
+        "ssl-study/ssl/width-mismatch",
+        &pretty(&ssl_card(json!([8, 8]))),
+        w,
+    );
     folder("ssl-study/ssl/truncated-weights", card, &half(w));
 }
 
@@ -187,7 +210,10 @@ fn a_study_with_broken_models_opens_and_the_intact_ones_stay_usable() {
     fn step_until(h: &mut Harness<'_, App>, what: &str, pred: impl Fn(&App) -> bool) {
         let t0 = Instant::now();
         while !pred(h.state()) {
-            assert!(t0.elapsed() < Duration::from_secs(90), "timed out waiting for: {what}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "timed out waiting for: {what}"
+            );
             h.step();
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -218,9 +244,21 @@ fn a_study_with_broken_models_opens_and_the_intact_ones_stay_usable() {
         copy_dir(&f.join("model").join(name), &study.join("models").join(name));
     }
     let kinds = [
-        ("ddpm-study/diffusion", "diffusion", ["absurd-sizes", "base-mismatch", "truncated-weights"]),
-        ("lm-study/lm", "lm", ["absurd-sizes", "hidden-mismatch", "truncated-weights"]),
-        ("ssl-study/ssl", "ssl", ["absurd-sizes", "width-mismatch", "truncated-weights"]),
+        (
+            "ddpm-study/diffusion",
+            "diffusion",
+            ["absurd-sizes", "base-mismatch", "truncated-weights"],
+        ),
+        (
+            "lm-study/lm",
+            "lm",
+            ["absurd-sizes", "hidden-mismatch", "truncated-weights"],
+        ),
+        (
+            "ssl-study/ssl",
+            "ssl",
+            ["absurd-sizes", "width-mismatch", "truncated-weights"],
+        ),
     ];
     for (src, dest, names) in kinds {
         for name in names.iter().chain(&["good"]) {
@@ -250,7 +288,10 @@ fn a_study_with_broken_models_opens_and_the_intact_ones_stay_usable() {
     assert_eq!(ids, ["good"], "only the intact classifier is listed");
     let errors = &app.toasts.error_log[before..];
     for name in broken_classifiers {
-        let hits = errors.iter().filter(|e| e.contains(&format!("models/{name}/"))).count();
+        let hits = errors
+            .iter()
+            .filter(|e| e.contains(&format!("models/{name}/")))
+            .count();
         assert_eq!(hits, 1, "one error for models/{name}: {errors:#?}");
     }
     let diffusion = app.diffusion.as_ref().unwrap();
@@ -258,27 +299,48 @@ fn a_study_with_broken_models_opens_and_the_intact_ones_stay_usable() {
     assert_eq!(ids, ["ddpm-tiny"], "only the intact DDPM is listed");
     for name in kinds[0].2 {
         assert!(
-            diffusion.errors.iter().any(|e| e.contains(&format!("diffusion/{name}/"))),
+            diffusion
+                .errors
+                .iter()
+                .any(|e| e.contains(&format!("diffusion/{name}/"))),
             "{name}: {:?}",
             diffusion.errors
         );
     }
-    assert!(errors.iter().all(|e| e.len() < 300 && !e.contains("panicked")), "{errors:#?}");
+    assert!(
+        errors.iter().all(|e| e.len() < 300 && !e.contains("panicked")),
+        "{errors:#?}"
+    );
     // The intact LM opens; a broken one is one error naming its file.
     let lms = study.join("lm");
-    h.state_mut().push_command(Command::OpenExposure(lms.join("good")));
+    h.state_mut()
+        .push_command(Command::OpenExposure(lms.join("good")));
     step_until(&mut h, "the intact LM", |app| {
-        app.exposure_view.loaded.as_ref().is_some_and(|l| l.dir == lms.join("good"))
+        app.exposure_view
+            .loaded
+            .as_ref()
+            .is_some_and(|l| l.dir == lms.join("good"))
     });
     let n = h.state().toasts.error_log.len();
-    h.state_mut().push_command(Command::OpenExposure(lms.join("hidden-mismatch")));
-    step_until(&mut h, "the broken LM's error", |app| app.toasts.error_log.len() > n);
+    h.state_mut()
+        .push_command(Command::OpenExposure(lms.join("hidden-mismatch")));
+    step_until(&mut h, "the broken LM's error", |app| {
+        app.toasts.error_log.len() > n
+    });
     let err = h.state().toasts.error_log.last().unwrap().clone();
-    assert!(err.contains("hidden-mismatch/weights.safetensors") && err.contains("arch.hidden 8"), "{err}");
+    assert!(
+        err.contains("hidden-mismatch/weights.safetensors") && err.contains("arch.hidden 8"),
+        "{err}"
+    );
     // Still working: the intact classifier's data set loads and a model imports.
-    h.state_mut().push_command(Command::LoadDataset("digits8x8".into()));
-    step_until(&mut h, "digits loaded", |app| app.current_dataset().is_some_and(|d| d.n == 1797));
+    h.state_mut()
+        .push_command(Command::LoadDataset("digits8x8".into()));
+    step_until(&mut h, "digits loaded", |app| {
+        app.current_dataset().is_some_and(|d| d.n == 1797)
+    });
     h.state_mut().push_command(Command::ImportModel(good.clone()));
-    step_until(&mut h, "the good model imported again", |app| app.models.len() == 2);
+    step_until(&mut h, "the good model imported again", |app| {
+        app.models.len() == 2
+    });
     h.run_steps(2);
 }
