@@ -4,8 +4,9 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     tune_malloc();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = rote::cli::Cli::parse();
+    let level = if cli.verbose { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let result = match cli.command {
         Some(cmd) => rote::cli::run_command(cmd, cli.json).map_err(|e| e.to_string()),
         None => open_window(cli.study),

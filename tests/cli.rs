@@ -353,7 +353,10 @@ fn corrupted_weights_and_pickles_are_refused_with_reasons() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("missing tensor 'conv1.weight'"), "{err}");
+    assert!(
+        err.contains("tensors do not match the card's cnn") && err.contains("'conv1.bias' missing"),
+        "{err}"
+    );
 }
 
 #[test]

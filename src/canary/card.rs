@@ -90,6 +90,7 @@ impl LmCard {
     pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
         let card: Self = serde_json::from_str(text)
             .map_err(|e| CoreError::format(path, format!("not a language-model card: {e}")))?;
+        crate::model::limits::validate(&card.arch).map_err(|why| CoreError::format(path, why))?;
         let n_vocab = card.vocab.chars().count();
         if n_vocab != card.arch.vocab {
             return Err(CoreError::format(
@@ -106,6 +107,17 @@ impl LmCard {
         if card.canaries.iter().any(|c| c.format >= card.formats.len()) {
             return Err(CoreError::format(path, "a canary names a missing format"));
         }
+        Ok(card)
+    }
+
+    /// Reads and validates `dir/card.json` and checks its layers against the header of
+    /// `dir/weights.safetensors`, allocating nothing of the model's size.
+    pub fn check_folder(dir: &Path) -> CoreResult<Self> {
+        crate::model::check_model_folder(dir)?;
+        let card_path = dir.join("card.json");
+        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
+        let card = Self::from_json(&card_path, &text)?;
+        crate::model::header::check_weights(&card.arch, &card_path, &dir.join("weights.safetensors"))?;
         Ok(card)
     }
 
@@ -184,10 +196,7 @@ impl CanaryLm {
 
     /// Loads `dir`, checking the card and the weights.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
-        crate::model::check_model_folder(dir)?;
-        let card_path = dir.join("card.json");
-        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let card = LmCard::from_json(&card_path, &text)?;
+        let card = LmCard::check_folder(dir)?;
         let varmap = VarMap::new();
         let net = CharLm::new(card.arch, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         crate::model::fill_varmap(&varmap, &dir.join("weights.safetensors"), "character LM", device)?;

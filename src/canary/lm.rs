@@ -20,6 +20,42 @@ pub struct LmArch {
     pub hidden: usize,
 }
 
+impl crate::model::limits::Architecture for LmArch {
+    fn kind(&self) -> &'static str {
+        "character LM"
+    }
+
+    fn check_sizes(&self) -> Result<(), String> {
+        use crate::model::limits::{VOCAB, WIDTH, in_range};
+        in_range("arch.vocab", self.vocab, VOCAB)?;
+        in_range("arch.embed", self.embed, WIDTH)?;
+        in_range("arch.hidden", self.hidden, WIDTH)
+    }
+
+    fn declare(&self, vb: VarBuilder<'_>) -> CoreResult<()> {
+        CharLm::new(*self, vb).map(|_| ())
+    }
+
+    fn size_fields(&self) -> Vec<(String, usize)> {
+        vec![
+            ("arch.hidden".into(), self.hidden),
+            ("arch.embed".into(), self.embed),
+            ("arch.vocab".into(), self.vocab),
+        ]
+    }
+
+    fn with_size(&self, field: &str, value: usize) -> Option<Self> {
+        let mut a = *self;
+        *match field {
+            "arch.hidden" => &mut a.hidden,
+            "arch.embed" => &mut a.embed,
+            "arch.vocab" => &mut a.vocab,
+            _ => return None,
+        } = value;
+        Some(a)
+    }
+}
+
 /// The network.
 pub struct CharLm {
     embed: Embedding,

@@ -31,6 +31,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Log more on stderr (e.g. every tensor that differs between a card and its weights).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
     /// Study folder to open in the GUI (default: the demo study, written on first launch).
     #[arg(long)]
     pub study: Option<PathBuf>,

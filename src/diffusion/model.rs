@@ -12,6 +12,7 @@ use super::unet::{UNet, UNetConfig};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::model::DatasetRef;
+use crate::model::limits;
 
 /// Everything about one trained diffusion model.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -62,8 +63,77 @@ impl DiffusionCard {
     pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
         let card: Self = serde_json::from_str(text)
             .map_err(|e| CoreError::format(path, format!("not a diffusion model card: {e}")))?;
-        card.unet.validate().map_err(|why| CoreError::format(path, why))?;
+        limits::in_range("t_max", card.t_max, limits::T_MAX)
+            .and_then(|()| limits::in_range("dataset.n", card.dataset.n, limits::DATASET_N))
+            .and_then(|()| limits::validate(&card.unet))
+            .map_err(|why| CoreError::format(path, why))?;
         Ok(card)
+    }
+
+    /// Reads and validates `dir/card.json` and checks its UNet against the header of
+    /// `dir/weights.safetensors`, allocating nothing of the model's size.
+    pub fn check_folder(dir: &Path) -> CoreResult<Self> {
+        crate::model::check_model_folder(dir)?;
+        let card_path = dir.join("card.json");
+        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
+        let card = Self::from_json(&card_path, &text)?;
+        crate::model::header::check_weights(&card.unet, &card_path, &dir.join("weights.safetensors"))?;
+        Ok(card)
+    }
+}
+
+impl limits::Architecture for UNetConfig {
+    fn kind(&self) -> &'static str {
+        "UNet"
+    }
+
+    fn check_sizes(&self) -> Result<(), String> {
+        limits::check_image("unet.", self.channels, self.height, self.width)?;
+        limits::in_range("unet.base", self.base, limits::WIDTH)?;
+        limits::all_in_range("unet.mults", &self.mults, limits::LEVELS, limits::MULT)?;
+        let widest = self.mults.iter().copied().max().unwrap_or(1);
+        limits::product("unet.base x mult", &[self.base, widest], *limits::WIDTH.end())?;
+        limits::product(
+            "unet.base x 2 x mult x height x width (activations of one image)",
+            &[self.base, 2, widest, self.height, self.width],
+            limits::MAX_ACTIVATIONS,
+        )?;
+        self.validate()
+    }
+
+    fn declare(&self, vb: VarBuilder<'_>) -> CoreResult<()> {
+        Ok(UNet::new(self, vb).map(|_| ())?)
+    }
+
+    fn size_fields(&self) -> Vec<(String, usize)> {
+        let mut v = vec![
+            ("unet.base".to_string(), self.base),
+            ("unet.channels".to_string(), self.channels),
+        ];
+        v.extend(
+            self.mults
+                .iter()
+                .enumerate()
+                .map(|(k, &m)| (format!("unet.mults[{k}]"), m)),
+        );
+        v
+    }
+
+    fn with_size(&self, field: &str, value: usize) -> Option<Self> {
+        let mut c = self.clone();
+        match field {
+            "unet.base" => c.base = value,
+            "unet.channels" => c.channels = value,
+            _ => {
+                let k: usize = field
+                    .strip_prefix("unet.mults[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
+                *c.mults.get_mut(k)? = value;
+            }
+        }
+        Some(c)
     }
 }
 
@@ -105,10 +175,7 @@ impl Ddpm {
 
     /// Loads `dir` (card.json + weights.safetensors), checking the weights against the card.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
-        crate::model::check_model_folder(dir)?;
-        let card_path = dir.join("card.json");
-        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let card = DiffusionCard::from_json(&card_path, &text)?;
+        let card = DiffusionCard::check_folder(dir)?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let unet = UNet::new(&card.unet, vb)?;
@@ -152,7 +219,8 @@ impl Ddpm {
     }
 }
 
-/// Lists the diffusion models of a study (sorted by id), with unreadable ones as errors.
+/// Lists the diffusion models of a study (sorted by id), with unreadable ones as errors: a card
+/// that does not parse, has sizes out of range, or does not match its weights' header.
 pub fn list_models(study_root: &Path) -> (Vec<DiffusionCard>, Vec<CoreError>) {
     let dir = diffusion_dir(study_root);
     let mut cards = Vec::new();
@@ -169,16 +237,9 @@ pub fn list_models(study_root: &Path) -> (Vec<DiffusionCard>, Vec<CoreError>) {
         .collect();
     paths.sort();
     for p in paths {
-        let card_path = p.join("card.json");
-        match std::fs::read_to_string(&card_path) {
-            Ok(text) => match serde_json::from_str::<DiffusionCard>(&text) {
-                Ok(c) => cards.push(c),
-                Err(e) => errors.push(CoreError::format(
-                    &card_path,
-                    format!("not a diffusion card: {e}"),
-                )),
-            },
-            Err(e) => errors.push(CoreError::io(&card_path, e)),
+        match DiffusionCard::check_folder(&p) {
+            Ok(c) => cards.push(c),
+            Err(e) => errors.push(e),
         }
     }
     (cards, errors)

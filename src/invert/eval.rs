@@ -228,14 +228,11 @@ pub fn load_eval(dir: &Path, ds: &Dataset, dev: &Device) -> CoreResult<Classifie
             ),
         ));
     }
+    let weights = dir.join("weights.safetensors");
+    crate::model::header::check_weights(&card.spec, &path, &weights)?;
     let varmap = VarMap::new();
     let model = Classifier::new(&card.spec, VarBuilder::from_varmap(&varmap, DType::F32, dev))?;
-    fill_varmap(
-        &varmap,
-        &dir.join("weights.safetensors"),
-        card.spec.family.as_str(),
-        dev,
-    )?;
+    fill_varmap(&varmap, &weights, card.spec.family.as_str(), dev)?;
     Ok(model)
 }
 

@@ -112,6 +112,9 @@ impl ModelCard {
     pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
         let card: Self = serde_json::from_str(text)
             .map_err(|e| CoreError::format(path, format!("bad model card: {e}")))?;
+        super::limits::in_range("dataset.n", card.dataset.n, super::limits::DATASET_N)
+            .and_then(|()| super::limits::validate(&card.spec))
+            .map_err(|why| CoreError::format(path, why))?;
         if let Some(&bad) = card.train_indices.iter().find(|&&i| i as usize >= card.dataset.n) {
             return Err(CoreError::format(
                 path,

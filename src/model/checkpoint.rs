@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
+use super::header::{Problem, summarise};
 use super::{Classifier, ModelCard};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
@@ -57,7 +58,7 @@ fn sniff_pickle(path: &Path) -> CoreResult<()> {
 }
 
 /// Refuses a file whose first bytes are a PyTorch pickle (zip archive or pickle protocol 2-5).
-fn refuse_pickle(path: &Path, head: &[u8]) -> CoreResult<()> {
+pub(super) fn refuse_pickle(path: &Path, head: &[u8]) -> CoreResult<()> {
     let is_zip = head.starts_with(b"PK\x03\x04");
     let is_pickle = matches!(head, [0x80, 2..=5, ..]);
     if is_zip || is_pickle {
@@ -120,19 +121,21 @@ fn fill_from_tensors(
     for name in &expected {
         let var = &data[*name];
         match loaded.get(*name) {
-            None => problems.push(format!("missing tensor '{name}'")),
-            Some(t) if t.dims() != var.dims() => problems.push(format!(
-                "tensor '{name}' has shape {:?}, the {arch} architecture in the card needs {:?}",
-                t.dims(),
-                var.dims()
-            )),
+            None => problems.push(Problem::Missing((*name).clone())),
+            Some(t) if t.dims() != var.dims() => problems.push(Problem::Shape {
+                name: (*name).clone(),
+                found: t.dims().to_vec(),
+                needed: var.dims().to_vec(),
+            }),
             Some(t) => {
                 let t = t.to_dtype(DType::F32)?;
                 let finite = t.flatten_all()?.to_vec1::<f32>()?.iter().all(|v| v.is_finite());
                 if finite {
                     var.set(&t.to_device(device)?)?;
                 } else {
-                    problems.push(format!("tensor '{name}' contains NaN or infinite values"));
+                    problems.push(Problem::Other(format!(
+                        "tensor '{name}' contains NaN or infinite values"
+                    )));
                 }
             }
         }
@@ -140,11 +143,11 @@ fn fill_from_tensors(
     let mut extra: Vec<&String> = loaded.keys().filter(|k| !data.contains_key(*k)).collect();
     extra.sort();
     for k in extra {
-        problems.push(format!("unexpected tensor '{k}'"));
+        problems.push(Problem::Unexpected(k.clone()));
     }
     drop(data);
     if !problems.is_empty() {
-        return Err(CoreError::format(path, problems.join("; ")));
+        return Err(CoreError::format(path, summarise(&problems, arch, None)));
     }
     Ok(())
 }
@@ -153,11 +156,14 @@ fn fill_from_tensors(
 /// shape must match what the card says the model was trained on.
 pub fn load_model(dir: &Path, dataset: Option<&Dataset>, device: &Device) -> CoreResult<LoadedModel> {
     check_model_folder(dir)?;
-    let card = ModelCard::load(&dir.join("card.json"))?;
+    let card_path = dir.join("card.json");
+    let card = ModelCard::load(&card_path)?;
+    let weights = dir.join("weights.safetensors");
+    super::header::check_weights(&card.spec, &card_path, &weights)?;
     if let Some(ds) = dataset {
         check_dataset(&card, ds)?;
     }
-    let (model, varmap) = load_weights(&card, &dir.join("weights.safetensors"), device)?;
+    let (model, varmap) = load_weights(&card, &weights, device)?;
     Ok(LoadedModel {
         model,
         varmap,

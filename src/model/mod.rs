@@ -6,7 +6,9 @@
 mod card;
 mod checkpoint;
 mod cnn;
+pub mod header;
 mod init;
+pub mod limits;
 mod mlp;
 
 pub use card::{DatasetRef, EpochRecord, Hyper, ModelCard, SampleScores, TrainMetrics};
@@ -86,6 +88,72 @@ impl ModelSpec {
             input_mean: Vec::new(),
             input_std: Vec::new(),
         }
+    }
+}
+
+impl limits::Architecture for ModelSpec {
+    fn kind(&self) -> &'static str {
+        self.family.as_str()
+    }
+
+    fn check_sizes(&self) -> Result<(), String> {
+        use limits::{CHANNELS, CLASSES, MAX_ACTIVATIONS, MLP_LAYERS, SIDE, WIDTH, all_in_range, in_range};
+        let [c, h, w] = self.input;
+        in_range("spec.input[0] (channels)", c, CHANNELS)?;
+        in_range("spec.input[1] (height)", h, SIDE)?;
+        in_range("spec.input[2] (width)", w, SIDE)?;
+        in_range("spec.n_classes", self.n_classes, CLASSES)?;
+        match self.family {
+            Family::Mlp | Family::Softmax => all_in_range("spec.widths", &self.widths, MLP_LAYERS, WIDTH),
+            Family::Cnn if self.widths.is_empty() => Ok(()),
+            Family::Cnn => {
+                all_in_range("spec.widths", &self.widths, 4..=4, WIDTH)?;
+                limits::product(
+                    "spec.widths[0] x height x width",
+                    &[self.widths[0], h, w],
+                    MAX_ACTIVATIONS,
+                )
+                .map(|_| ())
+            }
+        }
+    }
+
+    fn declare(&self, vb: VarBuilder<'_>) -> CoreResult<()> {
+        Classifier::new(self, vb).map(|_| ())
+    }
+
+    fn size_fields(&self) -> Vec<(String, usize)> {
+        let mut v = vec![("spec.n_classes".to_string(), self.n_classes)];
+        for (k, name) in ["channels", "height", "width"].iter().enumerate() {
+            v.push((format!("spec.input[{k}] ({name})"), self.input[k]));
+        }
+        v.extend(
+            self.widths
+                .iter()
+                .enumerate()
+                .map(|(k, &w)| (format!("spec.widths[{k}]"), w)),
+        );
+        v
+    }
+
+    fn with_size(&self, field: &str, value: usize) -> Option<Self> {
+        let mut s = self.clone();
+        if field == "spec.n_classes" {
+            s.n_classes = value;
+        } else if let Some(k) = field
+            .strip_prefix("spec.input[")
+            .and_then(|r| r.get(..1)?.parse::<usize>().ok())
+        {
+            *s.input.get_mut(k)? = value;
+        } else {
+            let k: usize = field
+                .strip_prefix("spec.widths[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            *s.widths.get_mut(k)? = value;
+        }
+        Some(s)
     }
 }
 

@@ -20,8 +20,7 @@ const PAIRS: usize = 24;
 pub(super) fn model_data(model_dir: &Path) -> CoreResult<(DiffusionCard, Dataset)> {
     let cp = model_dir.join("card.json");
     let text = std::fs::read_to_string(&cp).map_err(|e| CoreError::io(&cp, e))?;
-    let card: DiffusionCard = serde_json::from_str(&text)
-        .map_err(|e| CoreError::format(&cp, format!("not a diffusion model card: {e}")))?;
+    let card = DiffusionCard::from_json(&cp, &text)?;
     let ds = crate::data::load(&card.dataset.name)?;
     if ds.hash != card.dataset.hash {
         return Err(CoreError::Mismatch(format!(

@@ -77,9 +77,22 @@ impl SslCard {
     pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
         let mut card: Self = serde_json::from_str(text)
             .map_err(|e| CoreError::format(path, format!("not an SSL encoder card: {e}")))?;
-        card.arch.validate().map_err(|why| CoreError::format(path, why))?;
+        crate::model::limits::validate(&card.arch).map_err(|why| CoreError::format(path, why))?;
         // The measured layers follow from the architecture (cards of older builds list fewer).
         card.layers = card.arch.layer_names();
+        Ok(card)
+    }
+}
+
+impl SslCard {
+    /// Reads and validates `dir/card.json` and checks its architecture against the header of
+    /// `dir/weights.safetensors`, allocating nothing of the model's size.
+    pub fn check_folder(dir: &Path) -> CoreResult<Self> {
+        crate::model::check_model_folder(dir)?;
+        let card_path = dir.join("card.json");
+        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
+        let card = Self::from_json(&card_path, &text)?;
+        crate::model::header::check_weights(&card.arch, &card_path, &dir.join("weights.safetensors"))?;
         Ok(card)
     }
 }
@@ -110,10 +123,7 @@ impl SslEncoder {
 
     /// Loads `dir`, checking the weights against the card's architecture.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
-        crate::model::check_model_folder(dir)?;
-        let card_path = dir.join("card.json");
-        let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-        let card = SslCard::from_json(&card_path, &text)?;
+        let card = SslCard::check_folder(dir)?;
         let varmap = VarMap::new();
         let net = Encoder::new(&card.arch, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
         crate::model::fill_varmap(&varmap, &dir.join("weights.safetensors"), "SSL encoder", device)?;

@@ -81,6 +81,64 @@ impl EncoderConfig {
     }
 }
 
+impl crate::model::limits::Architecture for EncoderConfig {
+    fn kind(&self) -> &'static str {
+        "SSL encoder"
+    }
+
+    fn check_sizes(&self) -> std::result::Result<(), String> {
+        use crate::model::limits::{
+            LEVELS, MAX_ACTIVATIONS, WIDTH, all_in_range, check_image, in_range, product,
+        };
+        check_image("arch.", self.channels, self.height, self.width)?;
+        all_in_range("arch.widths", &self.widths, LEVELS, WIDTH)?;
+        in_range("arch.proj_hidden", self.proj_hidden, WIDTH)?;
+        in_range("arch.proj_dim", self.proj_dim, WIDTH)?;
+        let widest = self.widths.iter().copied().max().unwrap_or(1);
+        product(
+            "arch.widths x height x width (activations of one image)",
+            &[widest, self.height, self.width],
+            MAX_ACTIVATIONS,
+        )?;
+        self.validate()
+    }
+
+    fn declare(&self, vb: VarBuilder<'_>) -> crate::error::CoreResult<()> {
+        Ok(Encoder::new(self, vb).map(|_| ())?)
+    }
+
+    fn size_fields(&self) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = self
+            .widths
+            .iter()
+            .enumerate()
+            .map(|(k, &w)| (format!("arch.widths[{k}]"), w))
+            .collect();
+        v.push(("arch.channels".into(), self.channels));
+        v.push(("arch.proj_hidden".into(), self.proj_hidden));
+        v.push(("arch.proj_dim".into(), self.proj_dim));
+        v
+    }
+
+    fn with_size(&self, field: &str, value: usize) -> Option<Self> {
+        let mut c = self.clone();
+        match field {
+            "arch.channels" => c.channels = value,
+            "arch.proj_hidden" => c.proj_hidden = value,
+            "arch.proj_dim" => c.proj_dim = value,
+            _ => {
+                let k: usize = field
+                    .strip_prefix("arch.widths[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
+                *c.widths.get_mut(k)? = value;
+            }
+        }
+        Some(c)
+    }
+}
+
 /// A 1x1 convolution as a matrix product (the residual projection).
 struct Conv1 {
     weight: Tensor,

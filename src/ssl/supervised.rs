@@ -165,8 +165,7 @@ fn candidates_for(
         Some(dir) => {
             let p = dir.join("card.json");
             let text = std::fs::read_to_string(&p).map_err(|e| CoreError::io(&p, e))?;
-            let ssl: SslCard = serde_json::from_str(&text)
-                .map_err(|e| CoreError::format(&p, format!("not an SSL encoder card: {e}")))?;
+            let ssl = SslCard::from_json(&p, &text)?;
             if ssl.dataset.hash != card.dataset.hash {
                 return Err(CoreError::Mismatch(format!(
                     "'{}' was trained on '{}' but model '{}' on '{}'",

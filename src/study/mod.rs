@@ -143,8 +143,9 @@ impl Study {
         self.root.join("results")
     }
 
-    /// Every complete model (folders whose card parses), sorted by id. Folders whose card is
-    /// broken are returned as errors beside the good ones, so one bad card hides nothing else.
+    /// Every complete model (folders whose card parses and matches the header of its weights,
+    /// read without loading them), sorted by id. Broken folders are returned as errors beside
+    /// the good ones, so one bad model hides nothing else.
     pub fn models(&self) -> (Vec<StudyModel>, Vec<CoreError>) {
         let mut good = Vec::new();
         let mut bad = Vec::new();
@@ -165,7 +166,12 @@ impl Study {
             if id.starts_with('.') {
                 continue;
             }
-            match ModelCard::load(&dir.join("card.json")) {
+            let card_path = dir.join("card.json");
+            let checked = ModelCard::load(&card_path).and_then(|card| {
+                let weights = dir.join("weights.safetensors");
+                crate::model::header::check_weights(&card.spec, &card_path, &weights).map(|()| card)
+            });
+            match checked {
                 Ok(card) => good.push(StudyModel { id, dir, card }),
                 Err(e) => bad.push(e),
             }

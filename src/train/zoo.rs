@@ -87,6 +87,30 @@ pub struct ZooManifest {
     pub rote_version: String,
 }
 
+impl ZooManifest {
+    /// Parses and checks the text of a `zoo.json`; `path` only names the file in errors.
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        let manifest: Self = serde_json::from_str(text)
+            .map_err(|e| CoreError::format(path, format!("bad zoo manifest: {e}")))?;
+        manifest.check().map_err(|why| CoreError::format(path, why))?;
+        Ok(manifest)
+    }
+
+    /// Sizes in range (see `model::limits`) and planted samples inside the data set.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::model::limits::{DATASET_N, MLP_LAYERS, WIDTH, all_in_range, in_range};
+        in_range("dataset.n", self.dataset.n, DATASET_N)?;
+        all_in_range("config.hidden", &self.config.hidden, MLP_LAYERS, WIDTH)?;
+        match self.planted.iter().find(|p| p.0 as usize >= self.dataset.n) {
+            Some(p) => Err(format!(
+                "planted sample {} is outside the data set of {} images",
+                p.0, self.dataset.n
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The zoo to use: `id` when given, else the study's only zoo (an error names the choices).
 pub fn resolve_zoo_id(study: &Study, id: Option<&str>) -> CoreResult<String> {
     if let Some(id) = id {
@@ -169,7 +193,12 @@ pub fn with_planted(ds: &Dataset, planted: &[(u32, u16, u16)]) -> CoreResult<Dat
     }
     let mut labels = ds.labels.to_vec();
     for &(i, _, new) in planted {
-        labels[i as usize] = new;
+        *labels.get_mut(i as usize).ok_or_else(|| {
+            CoreError::Invalid(format!(
+                "planted sample {i} is outside the data set of {} images",
+                ds.n
+            ))
+        })? = new;
     }
     Dataset::new(
         ds.name.clone(),
@@ -197,8 +226,7 @@ impl Zoo {
     pub fn open(dir: &Path) -> CoreResult<Self> {
         let mp = dir.join("zoo.json");
         let text = std::fs::read_to_string(&mp).map_err(|e| CoreError::io(&mp, e))?;
-        let manifest: ZooManifest = serde_json::from_str(&text)
-            .map_err(|e| CoreError::format(&mp, format!("bad zoo manifest: {e}")))?;
+        let manifest = ZooManifest::from_json(&mp, &text)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,

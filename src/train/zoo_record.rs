@@ -69,7 +69,16 @@ impl ZooModel {
         if bytes.len() != 16 + 2 * nb + 8 * n {
             return Err(CoreError::format(
                 path,
-                format!("{} bytes, expected {}", bytes.len(), 16 + 2 * nb + 8 * n),
+                format!(
+                    "{} zoo record: {} bytes, a record of {n} samples has {}",
+                    if bytes.len() < 16 + 2 * nb + 8 * n {
+                        "truncated"
+                    } else {
+                        "overlong"
+                    },
+                    bytes.len(),
+                    16 + 2 * nb + 8 * n
+                ),
             ));
         }
         let member = unpack_bits(&bytes[16..16 + nb], n);

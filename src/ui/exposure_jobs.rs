@@ -43,12 +43,9 @@ pub fn list_lms(study: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Reads a model's card and its saved report.
+/// Reads a model's card (checked against its weights' header) and its saved report.
 pub fn open_lm(study: &Path, dir: &Path) -> CoreResult<LoadedExposure> {
-    let card_path = dir.join("card.json");
-    let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-    let card: LmCard = serde_json::from_str(&text)
-        .map_err(|e| CoreError::format(&card_path, format!("not a language-model card: {e}")))?;
+    let card = LmCard::check_folder(dir)?;
     let path = report_path(study, &card.id, Estimate::Both);
     let report = if path.is_file() {
         Some(load_report(&path)?)

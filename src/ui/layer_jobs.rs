@@ -104,10 +104,7 @@ pub fn open_layers(
     let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
     let report: LayerMemReport = serde_json::from_str(&text)
         .map_err(|e| CoreError::format(path, format!("not a LayerMem report: {e}")))?;
-    let card_path = ssl_dir(study).join(&report.f).join("card.json");
-    let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
-    let f_card: SslCard = serde_json::from_str(&text)
-        .map_err(|e| CoreError::format(&card_path, format!("not an SSL encoder card: {e}")))?;
+    let f_card = SslCard::check_folder(&ssl_dir(study).join(&report.f))?;
     ctx.progress("loading the data sets", 0, 1);
     let main = dataset(&f_card.dataset.name, known)?;
     let outliers = match &f_card.outlier_dataset {
