@@ -269,6 +269,16 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
         text.starts_with("kind") && text.contains("zoo-mnist-demo"),
         "{text}"
     );
+    // A DDPM whose card no longer matches its weights is a problem of its own; the rest is listed.
+    let card = out.join("diffusion/ddpm-digits-dup32/card.json");
+    let mut c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
+    c["unet"]["base"] = 64.into();
+    std::fs::write(&card, c.to_string()).unwrap();
+    let listed = json_of(&rote(&["models", out.to_str().unwrap(), "--json"], home.path()));
+    let problems = listed["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{listed}");
+    assert!(problems[0].as_str().unwrap().contains("unet.base 64"), "{listed}");
+    assert_eq!(listed["models"].as_array().unwrap().len(), rows.len() - 1);
 }
 
 fn assert_one_line_error(out: &std::process::Output, needles: &[&str]) {

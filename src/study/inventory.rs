@@ -58,7 +58,8 @@ pub struct ModelEntry {
 }
 
 /// Every model of `study` (grouped by kind, sorted by id within a kind), and the folders whose
-/// card could not be read, so one broken model hides nothing else.
+/// card is unreadable, out of range or does not match its weights' header (checked without
+/// loading the weights), so one broken model hides nothing else.
 pub fn inventory(study: &Study) -> (Vec<ModelEntry>, Vec<CoreError>) {
     let mut good = Vec::new();
     let (classifiers, mut bad) = study.models();
@@ -118,10 +119,6 @@ fn corpus_name(source: &str) -> String {
     }
 }
 
-fn read_card(path: &Path) -> CoreResult<String> {
-    std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))
-}
-
 fn entry(kind: ModelKind, dir: &Path) -> CoreResult<ModelEntry> {
     let id = dir
         .file_name()
@@ -158,14 +155,11 @@ fn entry(kind: ModelKind, dir: &Path) -> CoreResult<ModelEntry> {
             )
         }
         ModelKind::Ddpm => {
-            let p = dir.join("card.json");
-            let c: crate::diffusion::DiffusionCard = serde_json::from_str(&read_card(&p)?)
-                .map_err(|err| CoreError::format(&p, format!("not a diffusion card: {err}")))?;
+            let c = crate::diffusion::DiffusionCard::check_folder(dir)?;
             e("unet".into(), c.dataset.name, "final_loss", c.final_loss)
         }
         ModelKind::Lm => {
-            let p = dir.join("card.json");
-            let c = crate::canary::card::LmCard::from_json(&p, &read_card(&p)?)?;
+            let c = crate::canary::card::LmCard::check_folder(dir)?;
             let top = c
                 .epochs
                 .last()
@@ -179,8 +173,7 @@ fn entry(kind: ModelKind, dir: &Path) -> CoreResult<ModelEntry> {
             )
         }
         ModelKind::SslEncoder => {
-            let p = dir.join("card.json");
-            let c = crate::ssl::card::SslCard::from_json(&p, &read_card(&p)?)?;
+            let c = crate::ssl::card::SslCard::check_folder(dir)?;
             e(
                 format!("simclr-{}", c.role.as_str()),
                 c.dataset.name,
