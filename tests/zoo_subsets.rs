@@ -19,22 +19,13 @@ const CANDIDATES: usize = 1200;
 const K: usize = 12;
 const M: usize = 600;
 
-fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}").into_bytes();
-    while !(10 + h.len() + 1).is_multiple_of(64) {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((h.len() as u16).to_le_bytes());
-    out.extend(h);
-    out.extend(data);
-    out
+fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    rote::data::npy_bytes(descr, shape, data)
 }
 
 fn i64_matrix(rows: &[Vec<i64>]) -> Vec<u8> {
     let data: Vec<u8> = rows.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    npy("<i8", &format!("{}, {}", rows.len(), rows[0].len()), &data)
+    npy("<i8", &[rows.len(), rows[0].len()], &data)
 }
 
 fn subsets() -> Vec<Vec<i64>> {
@@ -141,7 +132,7 @@ fn a_zoo_trains_on_exactly_the_given_subsets() {
                 x.to_le_bytes()
             })
             .collect();
-        npy("<f4", &format!("{},", values.len()), &data)
+        npy("<f4", &[values.len()], &data)
     };
     let same = home.path().join("same.npy");
     std::fs::write(&same, as_f32(0.0, &mut rng)).unwrap();
@@ -188,26 +179,34 @@ fn a_zoo_trains_on_exactly_the_given_subsets() {
 fn bad_subset_files_are_one_line_naming_the_file() {
     let home = tempfile::tempdir().unwrap();
     let study = home.path().join("s");
-    let i4 = |v: &[i32], shape: &str| {
+    let i4 = |v: &[i32], shape: &[usize]| {
         let d: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         npy("<i4", shape, &d)
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "range.npy",
-            i4(&[0, 1, 2, 99_999], "2, 2"),
+            i4(&[0, 1, 2, 99_999], &[2, 2]),
             "row 1 names index 99999, outside",
         ),
-        ("negative.npy", i4(&[0, -3, 2, 4], "2, 2"), "row 0 names index -3"),
+        (
+            "negative.npy",
+            i4(&[0, -3, 2, 4], &[2, 2]),
+            "row 0 names index -3",
+        ),
         (
             "repeated.npy",
-            i4(&[0, 1, 7, 7], "2, 2"),
+            i4(&[0, 1, 7, 7], &[2, 2]),
             "row 1 names index 7 twice",
         ),
-        ("float.npy", npy("<f8", "1, 2", &[0u8; 16]), "not an integer type"),
-        ("ragged.npy", npy("|O", "2,", &[0u8; 16]), "ragged rows"),
-        ("flat.npy", i4(&[0, 1, 2], "3"), "not a 2-D matrix"),
-        ("short.npy", i4(&[0, 1, 2], "2, 2"), "truncated data"),
+        (
+            "float.npy",
+            npy("<f8", &[1, 2], &[0u8; 16]),
+            "not an integer type",
+        ),
+        ("ragged.npy", npy("|O", &[2], &[0u8; 16]), "ragged rows"),
+        ("flat.npy", i4(&[0, 1, 2], &[3]), "not a 2-D matrix"),
+        ("short.npy", i4(&[0, 1, 2], &[2, 2]), "truncated data"),
         ("pickle.npy", b"\x80\x02}q\x00.".to_vec(), "no NPY magic"),
     ];
     for (name, bytes, needle) in cases {

@@ -18,7 +18,9 @@ pub use cifar::{load_cifar_binary, parse_cifar_batch};
 pub use dataset::{Dataset, Split};
 pub use idx::{IdxArray, parse_idx, parse_idx_dataset, read_idx, write_idx};
 pub use image_folder::{decode_image_entry, load_image_folder};
-pub use npy::{load_npy_images, parse_npy_images, parse_npy_int_matrix, parse_npy_labels, parse_npy_vector};
+pub use npy::{
+    load_npy_images, npy_bytes, parse_npy_images, parse_npy_int_matrix, parse_npy_labels, parse_npy_vector,
+};
 pub use table::{Table, load_csv};
 pub use text::{TextCorpus, load_text};
 

@@ -266,6 +266,26 @@ pub fn parse_npy_labels(path: &Path, bytes: &[u8], n: usize) -> CoreResult<Vec<u
         .collect()
 }
 
+/// The bytes of an NPY file (version 1.0, C order, header padded to 64 bytes as NumPy writes it)
+/// holding `data` as elements of type `descr` (e.g. `<i4`) in `shape`; for fixtures and tests.
+pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let shape = match dims.len() {
+        1 => format!("{},", dims[0]),
+        _ => dims.join(", "),
+    };
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}").into_bytes();
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((h.len() as u16).to_le_bytes());
+    out.extend(h);
+    out.extend(data);
+    out
+}
+
 /// Decodes the bytes of a 1-D numeric NPY array (a vector of per-row values) as f64; `path` only
 /// names the file in errors.
 pub fn parse_npy_vector(path: &Path, bytes: &[u8]) -> CoreResult<Vec<f64>> {

@@ -116,17 +116,8 @@ mod tests {
     fn a_file_of_the_wrong_length_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mem.npy");
-        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
-        let mut h = header.as_bytes().to_vec();
-        while !(10 + h.len() + 1).is_multiple_of(64) {
-            h.push(b' ');
-        }
-        h.push(b'\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend((h.len() as u16).to_le_bytes());
-        bytes.extend(h);
-        bytes.extend(0.5f32.to_le_bytes());
-        bytes.extend(0.25f32.to_le_bytes());
+        let data: Vec<u8> = [0.5f32, 0.25].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = crate::data::npy_bytes("<f4", &[2], &data);
         std::fs::write(&p, &bytes).unwrap();
         let e = compare_with_file(&p, &[0.1, 0.2, 0.3], &[0, 1, 2])
             .unwrap_err()

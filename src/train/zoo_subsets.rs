@@ -175,18 +175,8 @@ fn short(h: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}");
-        let mut h = header.into_bytes();
-        while !(10 + h.len() + 1).is_multiple_of(64) {
-            h.push(b' ');
-        }
-        h.push(b'\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((h.len() as u16).to_le_bytes());
-        out.extend(h);
-        out.extend(data);
-        out
+    fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+        crate::data::npy_bytes(descr, shape, data)
     }
 
     fn err(bytes: &[u8], n: usize) -> String {
@@ -203,7 +193,7 @@ mod tests {
                 .iter()
                 .flat_map(|v| v.to_le_bytes()[..size].to_vec())
                 .collect();
-            npy(descr, "2, 3", &data)
+            npy(descr, &[2, 3], &data)
         };
         let want = vec![vec![3, 0, 1], vec![2, 4, 0]];
         for (d, s) in [
@@ -226,20 +216,20 @@ mod tests {
 
     #[test]
     fn bad_matrices_are_named() {
-        let i4 = |v: &[i32], shape: &str| {
+        let i4 = |v: &[i32], shape: &[usize]| {
             let d: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
             npy("<i4", shape, &d)
         };
-        assert!(err(&i4(&[0, 1, 5, 2], "2, 2"), 5).contains("row 1 names index 5, outside"));
-        assert!(err(&i4(&[0, -1, 2, 3], "2, 2"), 5).contains("row 0 names index -1"));
-        assert!(err(&i4(&[0, 1, 2, 2], "2, 2"), 5).contains("row 1 names index 2 twice"));
-        assert!(err(&i4(&[0, 1, 2, 3], "4"), 5).contains("not a 2-D matrix"));
-        assert!(err(&i4(&[], "0, 3"), 5).contains("no subsets"));
-        let f = npy("<f4", "1, 1", &1f32.to_le_bytes());
+        assert!(err(&i4(&[0, 1, 5, 2], &[2, 2]), 5).contains("row 1 names index 5, outside"));
+        assert!(err(&i4(&[0, -1, 2, 3], &[2, 2]), 5).contains("row 0 names index -1"));
+        assert!(err(&i4(&[0, 1, 2, 2], &[2, 2]), 5).contains("row 1 names index 2 twice"));
+        assert!(err(&i4(&[0, 1, 2, 3], &[4]), 5).contains("not a 2-D matrix"));
+        assert!(err(&i4(&[], &[0, 3]), 5).contains("no subsets"));
+        let f = npy("<f4", &[1, 1], &1f32.to_le_bytes());
         assert!(err(&f, 5).contains("not an integer type"));
-        let ragged = npy("|O", "2,", &[0u8; 16]);
+        let ragged = npy("|O", &[2], &[0u8; 16]);
         assert!(err(&ragged, 5).contains("object array (ragged rows"));
-        assert!(err(&i4(&[0, 1, 2], "2, 2"), 5).contains("truncated data"));
+        assert!(err(&i4(&[0, 1, 2], &[2, 2]), 5).contains("truncated data"));
         assert!(err(b"PK\x03\x04", 5).contains("no NPY magic"));
     }
 
