@@ -402,7 +402,7 @@ fn scale_to(ds: &Dataset, bytes: &[u8], stretch: bool) -> Vec<u8> {
 fn method_label(m: Method) -> &'static str {
     match m {
         Method::Tv => "TV prior (-log p + TV)",
-        Method::MiFace => "MI-FACE (-log p, no early stop)",
+        Method::MiFace => "MI-FACE (-log p, blur, no early stop)",
         Method::MiFacePaper => "MI-FACE (published rules)",
         Method::Art => "ART-compatible MIFace",
     }
