@@ -242,3 +242,70 @@ fn broken_folders_are_one_line_errors() {
         "not a Hugging Face model folder",
     );
 }
+
+/// The GPT-2 fixture's tensors as two shards with a `model.safetensors.index.json`, and as f16.
+#[test]
+fn sharded_and_f16_weights_load() {
+    let src = fixture("gpt2");
+    let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let text = "It is a truth universally acknowledged";
+    let reference = {
+        let lm = HfLm::load(&src, &Device::Cpu).unwrap();
+        token_logprobs(lm.model.as_ref(), &lm.tokenizer.encode(text).unwrap()).unwrap()
+    };
+    let copy_meta = |d: &Path| {
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::copy(src.join(f), d.join(f)).unwrap();
+        }
+    };
+
+    let sharded = tempfile::tempdir().unwrap();
+    copy_meta(sharded.path());
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let mut map = serde_json::Map::new();
+    for (k, shard) in [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let part: std::collections::HashMap<String, Tensor> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == k)
+            .map(|(_, n)| ((*n).clone(), tensors[*n].clone()))
+            .collect();
+        for n in part.keys() {
+            map.insert(n.clone(), Value::from(*shard));
+        }
+        candle_core::safetensors::save(&part, sharded.path().join(shard)).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(
+        sharded.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let lm = HfLm::load(sharded.path(), &Device::Cpu).unwrap();
+    let got = token_logprobs(lm.model.as_ref(), &lm.tokenizer.encode(text).unwrap()).unwrap();
+    assert_eq!(got, reference, "shards give the same model");
+
+    let half = tempfile::tempdir().unwrap();
+    copy_meta(half.path());
+    let f16: std::collections::HashMap<String, Tensor> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_dtype(candle_core::DType::F16).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&f16, half.path().join("model.safetensors")).unwrap();
+    let lm = HfLm::load(half.path(), &Device::Cpu).unwrap();
+    let got = token_logprobs(lm.model.as_ref(), &lm.tokenizer.encode(text).unwrap()).unwrap();
+    for (g, r) in got.iter().zip(&reference) {
+        assert!((g - r).abs() < 0.05, "f16 weights: {g} vs {r}");
+    }
+
+    // A shard the index names but that is missing.
+    std::fs::remove_file(sharded.path().join("model-00002-of-00002.safetensors")).unwrap();
+    assert_one_line_error(sharded.path(), "model.safetensors.index.json", "which is missing");
+}

@@ -24,6 +24,9 @@ mod llama;
 mod neox;
 mod tokenizer;
 
+#[cfg(test)]
+mod config_tests;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, IndexOp as _, Tensor};
