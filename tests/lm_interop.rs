@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{D, Device, IndexOp as _, Tensor};
-use rote::lm::{HfLm, generate_greedy, token_logprobs};
+use rote::lm::HfLm;
 use serde_json::Value;
 
 const MODELS: [&str; 5] = ["gpt2", "neox", "neox-sequential", "llama", "qwen2"];
@@ -48,7 +48,7 @@ fn tokens_logprobs_and_greedy_match_transformers() {
         for t in exp["texts"].as_array().unwrap() {
             let ids = lm.tokenizer.encode(t["text"].as_str().unwrap()).unwrap();
             assert_eq!(ids, ids_of(&t["ids"]), "{name}: token ids of {}", t["text"]);
-            let lp = token_logprobs(lm.model.as_ref(), &ids).unwrap();
+            let lp = lm.model.token_logprobs(&ids).unwrap();
             let want: Vec<f64> = t["logprobs"]
                 .as_array()
                 .unwrap()
@@ -71,7 +71,7 @@ fn tokens_logprobs_and_greedy_match_transformers() {
         let prompt = lm.tokenizer.encode(exp["prompt"].as_str().unwrap()).unwrap();
         assert_eq!(prompt, ids_of(&exp["prompt_ids"]), "{name}: prompt ids");
         let want = ids_of(&exp["greedy"]);
-        let got = generate_greedy(lm.model.as_ref(), &prompt, want.len()).unwrap();
+        let got = lm.model.generate_greedy(&prompt, want.len()).unwrap();
         assert_eq!(got, want, "{name}: greedy continuation with the KV cache");
 
         // One pass over prompt + continuation: its argmax at every generated position.
@@ -235,6 +235,15 @@ fn broken_folders_are_one_line_errors() {
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     });
     assert_one_line_error(truncated.path(), "model.safetensors", "data offsets");
+    let nan = broken(|d| {
+        let p = d.join("model.safetensors");
+        let mut t = candle_core::safetensors::load(&p, &Device::Cpu).unwrap();
+        let w = t["transformer.ln_f.weight"].clone();
+        let w = (w * f64::NAN).unwrap();
+        t.insert("transformer.ln_f.weight".into(), w);
+        candle_core::safetensors::save(&t, &p).unwrap();
+    });
+    assert_one_line_error(nan.path(), "model.safetensors", "NaN or infinite");
     let no_config = broken(|d| std::fs::remove_file(d.join("config.json")).unwrap());
     assert_one_line_error(
         no_config.path(),
@@ -251,7 +260,9 @@ fn sharded_and_f16_weights_load() {
     let text = "It is a truth universally acknowledged";
     let reference = {
         let lm = HfLm::load(&src, &Device::Cpu).unwrap();
-        token_logprobs(lm.model.as_ref(), &lm.tokenizer.encode(text).unwrap()).unwrap()
+        lm.model
+            .token_logprobs(&lm.tokenizer.encode(text).unwrap())
+            .unwrap()
     };
     let copy_meta = |d: &Path| {
         for f in ["config.json", "tokenizer.json"] {
@@ -289,7 +300,10 @@ fn sharded_and_f16_weights_load() {
     )
     .unwrap();
     let lm = HfLm::load(sharded.path(), &Device::Cpu).unwrap();
-    let got = token_logprobs(lm.model.as_ref(), &lm.tokenizer.encode(text).unwrap()).unwrap();
+    let got = lm
+        .model
+        .token_logprobs(&lm.tokenizer.encode(text).unwrap())
+        .unwrap();
     assert_eq!(got, reference, "shards give the same model");
 
     let half = tempfile::tempdir().unwrap();
@@ -300,7 +314,10 @@ fn sharded_and_f16_weights_load() {
         .collect();
     candle_core::safetensors::save(&f16, half.path().join("model.safetensors")).unwrap();
     let lm = HfLm::load(half.path(), &Device::Cpu).unwrap();
-    let got = token_logprobs(lm.model.as_ref(), &lm.tokenizer.encode(text).unwrap()).unwrap();
+    let got = lm
+        .model
+        .token_logprobs(&lm.tokenizer.encode(text).unwrap())
+        .unwrap();
     for (g, r) in got.iter().zip(&reference) {
         assert!((g - r).abs() < 0.05, "f16 weights: {g} vs {r}");
     }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::commands::print;
 use crate::error::CoreResult;
-use crate::lm::{HfLm, token_logprobs};
+use crate::lm::HfLm;
 
 /// Options of `rote lm-score`.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub fn lm_score(args: LmScoreArgs, json: bool) -> CoreResult<()> {
     let device = crate::model::device(&args.device)?;
     let lm = HfLm::load(&args.model, &device)?;
     let ids = lm.tokenizer.encode(&args.text)?;
-    let lp = token_logprobs(lm.model.as_ref(), &ids)?;
+    let lp = lm.model.token_logprobs(&ids)?;
     let logprobs: Vec<Option<f32>> = std::iter::once(None)
         .chain(lp.iter().copied().map(Some))
         .collect();

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::CausalLm;
 use super::hf::{act, dim, flag, float};
-use super::layers::{Act, KvCache, causal_attention, check_ids};
+use super::layers::{Act, KvCache, causal_attention, causal_mask, check_ids};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a GPT-2 `config.json` rote uses.
@@ -234,6 +234,7 @@ impl CausalLm for Gpt2 {
         let hd = c / nh;
         let pos = self.wpe.narrow(0, offset, t)?;
         let mut x = self.wte.forward(ids)?.broadcast_add(&pos)?;
+        let mask = causal_mask(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
             let qkv = blk.c_attn.forward(&blk.ln_1.forward(&x)?)?;
             let heads = |k: usize| -> CoreResult<Tensor> {
@@ -245,7 +246,7 @@ impl CausalLm for Gpt2 {
             };
             let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
             let (k, v) = cache.append(l, k, v)?;
-            let a = causal_attention(&q, &k, &v, offset, blk.scale)?;
+            let a = causal_attention(&q, &k, &v, mask.as_ref(), blk.scale)?;
             x = (x + blk.c_proj.forward(&a)?)?;
             let h = blk.c_fc.forward(&blk.ln_2.forward(&x)?)?;
             x = (&x + blk.mlp_proj.forward(&self.cfg.act.apply(&h)?)?)?;

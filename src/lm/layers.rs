@@ -52,34 +52,41 @@ impl KvCache {
     }
 }
 
-/// Scaled dot-product attention of queries `q` `(B, H, T, D)` at positions `offset..offset+T`
-/// over keys and values `(B, H_kv, S, D)` at positions `0..S` (`S = offset + T`), each query
-/// seeing only keys at or before its position. `H` must be a multiple of `H_kv` (grouped heads).
-/// Returns `(B, T, H * D)`.
+/// The additive causal mask `(T, S)` for `T` queries at positions `offset..offset+T` over keys at
+/// `0..S` (`S = offset + T`): `-inf` where the key comes after the query. `None` for one query,
+/// which sees every key.
+pub(crate) fn causal_mask(t: usize, offset: usize, device: &Device) -> CoreResult<Option<Tensor>> {
+    if t <= 1 {
+        return Ok(None);
+    }
+    let s = offset + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..s).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Some(Tensor::from_vec(mask, (t, s), device)?))
+}
+
+/// Scaled dot-product attention of queries `q` `(B, H, T, D)` over keys and values
+/// `(B, H_kv, S, D)` with the [`causal_mask`] `mask`. `H` must be a multiple of `H_kv` (grouped
+/// heads). Returns `(B, T, H * D)`.
 pub(crate) fn causal_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    offset: usize,
+    mask: Option<&Tensor>,
     scale: f64,
 ) -> CoreResult<Tensor> {
     let (b, h, t, d) = q.dims4()?;
     let h_kv = k.dim(1)?;
-    let s = k.dim(2)?;
     let (k, v) = if h_kv == h {
         (k.clone(), v.clone())
     } else {
         (repeat_kv(k, h / h_kv)?, repeat_kv(v, h / h_kv)?)
     };
     let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
-    let scores = if t > 1 {
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..s).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, s), q.device())?;
-        scores.broadcast_add(&mask)?
-    } else {
-        scores
+    let scores = match mask {
+        Some(m) => scores.broadcast_add(m)?,
+        None => scores,
     };
     let p = candle_nn::ops::softmax_last_dim(&scores)?;
     let out = p.matmul(&v.contiguous()?)?;
@@ -110,12 +117,8 @@ impl Rotary {
         Self { inv_freq, rot_dim }
     }
 
-    /// Rotates `x` `(B, H, T, D)` whose tokens sit at positions `offset..offset+T`.
-    pub(crate) fn apply(&self, x: &Tensor, offset: usize) -> CoreResult<Tensor> {
-        let (_, _, t, d) = x.dims4()?;
-        if self.rot_dim == 0 {
-            return Ok(x.clone());
-        }
+    /// The cosines and sines `(T, rot_dim / 2)` for positions `offset..offset+T`.
+    pub(crate) fn cos_sin(&self, t: usize, offset: usize, device: &Device) -> CoreResult<(Tensor, Tensor)> {
         let half = self.rot_dim / 2;
         let freqs: Vec<f32> = (0..t)
             .flat_map(|p| {
@@ -123,14 +126,22 @@ impl Rotary {
                 self.inv_freq.iter().map(move |f| pos * f)
             })
             .collect();
-        let freqs = Tensor::from_vec(freqs, (t, half), x.device())?;
-        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+        let freqs = Tensor::from_vec(freqs, (t, half), device)?;
+        Ok((freqs.cos()?, freqs.sin()?))
+    }
+
+    /// Rotates the first `rot_dim` dimensions of `x` `(B, H, T, D)` by [`Self::cos_sin`]'s angles.
+    pub(crate) fn apply(&self, x: &Tensor, (cos, sin): &(Tensor, Tensor)) -> CoreResult<Tensor> {
+        let d = x.dim(3)?;
+        if self.rot_dim == 0 {
+            return Ok(x.clone());
+        }
         if self.rot_dim == d {
-            return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)?);
+            return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
         }
         let rot = x.narrow(D::Minus1, 0, self.rot_dim)?.contiguous()?;
         let pass = x.narrow(D::Minus1, self.rot_dim, d - self.rot_dim)?;
-        let rot = candle_nn::rotary_emb::rope(&rot, &cos, &sin)?;
+        let rot = candle_nn::rotary_emb::rope(&rot, cos, sin)?;
         Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::CausalLm;
 use super::hf::{act, dim, flag, float, rope};
-use super::layers::{Act, KvCache, Rotary, causal_attention, check_ids};
+use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a Llama or Qwen2 `config.json` rote uses.
@@ -246,6 +246,8 @@ impl CausalLm for Llama {
         );
         let scale = 1.0 / (hd as f64).sqrt();
         let mut x = self.embed.forward(ids)?;
+        let mask = causal_mask(t, offset, &self.device)?;
+        let angles = self.rotary.cos_sin(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
             let h = blk.ln_1.forward(&x)?;
             let heads = |lin: &Linear, n: usize| -> CoreResult<Tensor> {
@@ -255,11 +257,14 @@ impl CausalLm for Llama {
                     .transpose(1, 2)?
                     .contiguous()?)
             };
-            let q = self.rotary.apply(&heads(&blk.q, nh)?, offset)?;
-            let k = self.rotary.apply(&heads(&blk.k, nkv)?, offset)?;
+            let q = self.rotary.apply(&heads(&blk.q, nh)?, &angles)?;
+            let k = self.rotary.apply(&heads(&blk.k, nkv)?, &angles)?;
             let v = heads(&blk.v, nkv)?;
             let (k, v) = cache.append(l, k, v)?;
-            x = (&x + blk.o.forward(&causal_attention(&q, &k, &v, offset, scale)?)?)?;
+            x = (&x
+                + blk
+                    .o
+                    .forward(&causal_attention(&q, &k, &v, mask.as_ref(), scale)?)?)?;
             let h = blk.ln_2.forward(&x)?;
             let g = self.cfg.act.apply(&blk.gate.forward(&h)?)?;
             x = (&x + blk.down.forward(&(g * blk.up.forward(&h)?)?)?)?;

@@ -3,8 +3,9 @@
 //!
 //! Every model implements [`CausalLm`]: logits at every position of a batch of token ids, a
 //! key/value cache for generation, its vocabulary size and its longest context. The per-token
-//! log-probabilities ([`token_logprobs`]) and greedy generation ([`generate_greedy`]) are written
-//! once on top of the trait, so every family gives them the same way.
+//! log-probabilities ([`CausalLm::token_logprobs`]) and greedy generation
+//! ([`CausalLm::generate_greedy`]) are written once on top of those, so every family gives them
+//! the same way (a model without a key/value cache, such as a recurrent one, can override them).
 //!
 //! * `gpt2.rs`: GPT-2 (Conv1D weights stored `[in, out]`, learned positions, tied head);
 //! * `neox.rs`: GPT-NeoX / Pythia (fused per-head q/k/v, partial rotary, parallel residual);
@@ -60,6 +61,52 @@ pub trait CausalLm: Send + Sync {
         let mut cache = self.new_cache();
         self.forward(ids, &mut cache)
     }
+
+    /// Natural-log probabilities ln p(t_i | t_<i) of every token after the first
+    /// (`ids.len() - 1` values; the first token has none).
+    fn token_logprobs(&self, ids: &[u32]) -> CoreResult<Vec<f32>> {
+        check_ids(self.vocab_size(), self.max_positions(), ids)?;
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let device = self.device();
+        let input = Tensor::new(ids, device)?.unsqueeze(0)?;
+        let logits = self.logits(&input)?.squeeze(0)?;
+        let t = ids.len();
+        let logp = candle_nn::ops::log_softmax(&logits.i(..t - 1)?, D::Minus1)?;
+        let next = Tensor::new(&ids[1..], device)?.unsqueeze(1)?;
+        Ok(logp.gather(&next, 1)?.squeeze(1)?.to_vec1::<f32>()?)
+    }
+
+    /// The `n` tokens that greedy decoding (argmax at every step) appends to `prompt`, computed
+    /// with the key/value cache: the prompt once, then one token per step.
+    fn generate_greedy(&self, prompt: &[u32], n: usize) -> CoreResult<Vec<u32>> {
+        check_ids(self.vocab_size(), self.max_positions(), prompt)?;
+        if prompt.is_empty() {
+            return Err(CoreError::Invalid(
+                "greedy generation needs a prompt of at least one token".into(),
+            ));
+        }
+        if prompt.len() + n > self.max_positions() {
+            return Err(CoreError::Invalid(format!(
+                "{} prompt tokens + {n} new ones are more than the model's {} positions",
+                prompt.len(),
+                self.max_positions()
+            )));
+        }
+        let device = self.device();
+        let mut cache = self.new_cache();
+        let mut input = Tensor::new(prompt, device)?.unsqueeze(0)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let logits = self.forward(&input, &mut cache)?;
+            let t = logits.dim(1)?;
+            let next = logits.i((0, t - 1))?.argmax(0)?.to_scalar::<u32>()?;
+            out.push(next);
+            input = Tensor::new(&[next], device)?.unsqueeze(0)?;
+        }
+        Ok(out)
+    }
 }
 
 /// A loaded Hugging Face model with its tokenizer.
@@ -92,64 +139,18 @@ impl HfLm {
     }
 }
 
-fn check_ids(model: &dyn CausalLm, ids: &[u32]) -> CoreResult<()> {
-    if ids.len() > model.max_positions() {
+/// Checks token ids against a model's vocabulary and context.
+fn check_ids(vocab: usize, max_positions: usize, ids: &[u32]) -> CoreResult<()> {
+    if ids.len() > max_positions {
         return Err(CoreError::Invalid(format!(
-            "{} tokens are more than the model's {} positions",
-            ids.len(),
-            model.max_positions()
+            "{} tokens are more than the model's {max_positions} positions",
+            ids.len()
         )));
     }
-    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= model.vocab_size()) {
+    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
         return Err(CoreError::Invalid(format!(
-            "token id {bad} is outside the model's vocabulary of {}",
-            model.vocab_size()
+            "token id {bad} is outside the model's vocabulary of {vocab}"
         )));
     }
     Ok(())
-}
-
-/// Natural-log probabilities ln p(t_i | t_<i) of every token after the first (`ids.len() - 1`
-/// values; the first token has none).
-pub fn token_logprobs(model: &dyn CausalLm, ids: &[u32]) -> CoreResult<Vec<f32>> {
-    check_ids(model, ids)?;
-    if ids.len() < 2 {
-        return Ok(Vec::new());
-    }
-    let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
-    let logits = model.logits(&input)?.squeeze(0)?;
-    let t = ids.len();
-    let logp = candle_nn::ops::log_softmax(&logits.i(..t - 1)?, D::Minus1)?;
-    let next: Vec<u32> = ids.iter().skip(1).copied().collect();
-    let next = Tensor::new(next.as_slice(), model.device())?.unsqueeze(1)?;
-    Ok(logp.gather(&next, 1)?.squeeze(1)?.to_vec1::<f32>()?)
-}
-
-/// The `n` tokens that greedy decoding (argmax at every step) appends to `prompt`, computed with
-/// the key/value cache: the prompt once, then one token per step.
-pub fn generate_greedy(model: &dyn CausalLm, prompt: &[u32], n: usize) -> CoreResult<Vec<u32>> {
-    check_ids(model, prompt)?;
-    if prompt.is_empty() {
-        return Err(CoreError::Invalid(
-            "greedy generation needs a prompt of at least one token".into(),
-        ));
-    }
-    if prompt.len() + n > model.max_positions() {
-        return Err(CoreError::Invalid(format!(
-            "{} prompt tokens + {n} new ones are more than the model's {} positions",
-            prompt.len(),
-            model.max_positions()
-        )));
-    }
-    let mut cache = model.new_cache();
-    let mut input = Tensor::new(prompt, model.device())?.unsqueeze(0)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let logits = model.forward(&input, &mut cache)?;
-        let t = logits.dim(1)?;
-        let next = logits.i((0, t - 1))?.argmax(0)?.to_scalar::<u32>()?;
-        out.push(next);
-        input = Tensor::new(&[next], model.device())?.unsqueeze(0)?;
-    }
-    Ok(out)
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::CausalLm;
 use super::hf::{act, dim, flag, float, rope};
-use super::layers::{Act, KvCache, Rotary, causal_attention, check_ids};
+use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a GPT-NeoX `config.json` rote uses.
@@ -210,6 +210,8 @@ impl CausalLm for NeoX {
         let hd = self.cfg.hidden_size / nh;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut x = self.embed.forward(ids)?;
+        let mask = causal_mask(t, offset, &self.device)?;
+        let angles = self.rotary.cos_sin(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
             // (B, T, 3C) -> (B, H, T, 3D): q, k, v side by side within each head.
             let qkv = blk
@@ -217,11 +219,13 @@ impl CausalLm for NeoX {
                 .forward(&blk.ln_1.forward(&x)?)?
                 .reshape((b, t, nh, 3 * hd))?
                 .transpose(1, 2)?;
-            let q = self.rotary.apply(&qkv.narrow(3, 0, hd)?, offset)?;
-            let k = self.rotary.apply(&qkv.narrow(3, hd, hd)?, offset)?;
+            let q = self.rotary.apply(&qkv.narrow(3, 0, hd)?, &angles)?;
+            let k = self.rotary.apply(&qkv.narrow(3, hd, hd)?, &angles)?;
             let v = qkv.narrow(3, 2 * hd, hd)?.contiguous()?;
             let (k, v) = cache.append(l, k.contiguous()?, v)?;
-            let a = blk.dense.forward(&causal_attention(&q, &k, &v, offset, scale)?)?;
+            let a = blk
+                .dense
+                .forward(&causal_attention(&q, &k, &v, mask.as_ref(), scale)?)?;
             let mlp_in = if self.cfg.parallel_residual {
                 blk.ln_2.forward(&x)?
             } else {
