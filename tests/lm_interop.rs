@@ -326,3 +326,44 @@ fn sharded_and_f16_weights_load() {
     std::fs::remove_file(sharded.path().join("model-00002-of-00002.safetensors")).unwrap();
     assert_one_line_error(sharded.path(), "model.safetensors.index.json", "which is missing");
 }
+
+/// Hub spellings: GPT-2 names without `transformer.` (as `openai-community/gpt2` ships them) and
+/// a transformers-4 GPT-NeoX config (top-level `rotary_pct`, `rotary_emb_base`) give the same
+/// log-probabilities as the `save_pretrained` files of transformers 5.
+#[test]
+fn hub_spellings_give_the_same_model() {
+    let text = "Emma Woodhouse, handsome, clever, and rich";
+    let score = |dir: &Path| {
+        let lm = HfLm::load(dir, &Device::Cpu).unwrap();
+        lm.model
+            .token_logprobs(&lm.tokenizer.encode(text).unwrap())
+            .unwrap()
+    };
+    let copy = |name: &str| {
+        let tmp = tempfile::tempdir().unwrap();
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(fixture(name).join(f), tmp.path().join(f)).unwrap();
+        }
+        tmp
+    };
+
+    let gpt2 = copy("gpt2");
+    let p = gpt2.path().join("model.safetensors");
+    let t = candle_core::safetensors::load(&p, &Device::Cpu).unwrap();
+    let bare: std::collections::HashMap<String, Tensor> = t
+        .into_iter()
+        .map(|(n, x)| (n.trim_start_matches("transformer.").to_string(), x))
+        .collect();
+    assert!(bare.contains_key("wte.weight"));
+    candle_core::safetensors::save(&bare, &p).unwrap();
+    assert_eq!(score(gpt2.path()), score(&fixture("gpt2")));
+
+    let neox = copy("neox");
+    let p = neox.path().join("config.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let rope = v.as_object_mut().unwrap().remove("rope_parameters").unwrap();
+    v["rotary_pct"] = rope["partial_rotary_factor"].clone();
+    v["rotary_emb_base"] = rope["rope_theta"].clone();
+    std::fs::write(&p, v.to_string()).unwrap();
+    assert_eq!(score(neox.path()), score(&fixture("neox")));
+}
