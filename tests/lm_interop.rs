@@ -367,3 +367,24 @@ fn hub_spellings_give_the_same_model() {
     std::fs::write(&p, v.to_string()).unwrap();
     assert_eq!(score(neox.path()), score(&fixture("neox")));
 }
+
+/// A loaded model and its tokenizer move to a job thread (the GUI's Text view will score there).
+#[test]
+fn hf_lm_moves_to_a_job_thread() {
+    let lm = HfLm::load(&fixture("qwen2"), &Device::Cpu).unwrap();
+    let here = lm
+        .model
+        .token_logprobs(&lm.tokenizer.encode("Emma").unwrap())
+        .unwrap();
+    let there = std::thread::Builder::new()
+        .name("lm-test".into())
+        .spawn(move || {
+            lm.model
+                .token_logprobs(&lm.tokenizer.encode("Emma").unwrap())
+                .unwrap()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(here, there);
+}

@@ -246,8 +246,8 @@ fn weight_files(dir: &Path) -> CoreResult<Vec<PathBuf>> {
         })
         .collect();
     torch.sort();
-    const ADVICE: &str = "for a Hugging Face model, load it in Python and call \
-                          model.save_pretrained(dir, safe_serialization=True), which writes model.safetensors";
+    const ADVICE: &str = "for a Hugging Face model folder, load the model in Python and call \
+                          model.save_pretrained(dir, safe_serialization=True) to write the model.safetensors rote reads";
     for p in &torch {
         if p.is_file() && !p.to_string_lossy().ends_with(".json") {
             crate::model::refuse_pickle_file(p).map_err(|e| match e {

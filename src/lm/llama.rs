@@ -74,7 +74,7 @@ impl LlamaConfig {
                 "sliding-window attention (use_sliding_window) is not supported",
             ));
         }
-        let (rope_base, pct) = rope(v, if qwen { 1_000_000.0 } else { 10_000.0 }, 1.0, path)?;
+        let (rope_base, pct) = rope(v, 10_000.0, 1.0, path)?;
         if pct < 1.0 {
             return Err(CoreError::format(
                 path,
