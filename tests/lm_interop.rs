@@ -388,3 +388,34 @@ fn hf_lm_moves_to_a_job_thread() {
         .unwrap();
     assert_eq!(here, there);
 }
+
+/// Batched scoring and greedy generation of equal-length sequences equal the one-by-one results.
+#[test]
+fn batches_equal_single_sequences() {
+    let lm = HfLm::load(&fixture("neox"), &Device::Cpu).unwrap();
+    let a: Vec<u32> = (0..9).map(|k| 5 + 37 * k % 390).collect();
+    let b: Vec<u32> = (0..9).map(|k| 11 + 53 * k % 390).collect();
+    let greedy = lm.model.generate_greedy_batch(&[&a, &b], 8).unwrap();
+    assert_eq!(greedy[0], lm.model.generate_greedy(&a, 8).unwrap());
+    assert_eq!(greedy[1], lm.model.generate_greedy(&b, 8).unwrap());
+    let lp = lm.model.token_logprobs_batch(&[&a, &b]).unwrap();
+    for (row, seq) in lp.iter().zip([&a, &b]) {
+        let one = lm.model.token_logprobs(seq).unwrap();
+        assert!(row.iter().zip(&one).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+    assert!(lm.model.generate_greedy_batch(&[&a, &b[..4]], 2).is_err());
+    assert!(
+        lm.model
+            .token_logprobs(&[1, 400])
+            .unwrap_err()
+            .to_string()
+            .contains("vocabulary of 400")
+    );
+    assert!(
+        lm.model
+            .generate_greedy(&a, 60)
+            .unwrap_err()
+            .to_string()
+            .contains("64 positions")
+    );
+}

@@ -65,45 +65,59 @@ pub trait CausalLm: Send + Sync {
     /// Natural-log probabilities ln p(t_i | t_<i) of every token after the first
     /// (`ids.len() - 1` values; the first token has none).
     fn token_logprobs(&self, ids: &[u32]) -> CoreResult<Vec<f32>> {
-        check_ids(self.vocab_size(), self.max_positions(), ids)?;
-        if ids.len() < 2 {
-            return Ok(Vec::new());
+        Ok(self.token_logprobs_batch(&[ids])?.pop().unwrap_or_default())
+    }
+
+    /// [`Self::token_logprobs`] of several sequences of one length in one batch.
+    fn token_logprobs_batch(&self, seqs: &[&[u32]]) -> CoreResult<Vec<Vec<f32>>> {
+        let (b, t) = check_batch(self.vocab_size(), self.max_positions(), seqs)?;
+        if t < 2 {
+            return Ok(vec![Vec::new(); b]);
         }
         let device = self.device();
-        let input = Tensor::new(ids, device)?.unsqueeze(0)?;
-        let logits = self.logits(&input)?.squeeze(0)?;
-        let t = ids.len();
-        let logp = candle_nn::ops::log_softmax(&logits.i(..t - 1)?, D::Minus1)?;
-        let next = Tensor::new(&ids[1..], device)?.unsqueeze(1)?;
-        Ok(logp.gather(&next, 1)?.squeeze(1)?.to_vec1::<f32>()?)
+        let flat: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
+        let input = Tensor::from_vec(flat, (b, t), device)?;
+        let logp = candle_nn::ops::log_softmax(&self.logits(&input)?.narrow(1, 0, t - 1)?, D::Minus1)?;
+        let next = input.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?;
+        Ok(logp.gather(&next, 2)?.squeeze(2)?.to_vec2::<f32>()?)
     }
 
     /// The `n` tokens that greedy decoding (argmax at every step) appends to `prompt`, computed
     /// with the key/value cache: the prompt once, then one token per step.
     fn generate_greedy(&self, prompt: &[u32], n: usize) -> CoreResult<Vec<u32>> {
-        check_ids(self.vocab_size(), self.max_positions(), prompt)?;
-        if prompt.is_empty() {
+        Ok(self
+            .generate_greedy_batch(&[prompt], n)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`Self::generate_greedy`] for several prompts of one length in one batch.
+    fn generate_greedy_batch(&self, prompts: &[&[u32]], n: usize) -> CoreResult<Vec<Vec<u32>>> {
+        let (b, t) = check_batch(self.vocab_size(), self.max_positions(), prompts)?;
+        if t == 0 {
             return Err(CoreError::Invalid(
                 "greedy generation needs a prompt of at least one token".into(),
             ));
         }
-        if prompt.len() + n > self.max_positions() {
+        if t + n > self.max_positions() {
             return Err(CoreError::Invalid(format!(
-                "{} prompt tokens + {n} new ones are more than the model's {} positions",
-                prompt.len(),
+                "{t} prompt tokens + {n} new ones are more than the model's {} positions",
                 self.max_positions()
             )));
         }
         let device = self.device();
         let mut cache = self.new_cache();
-        let mut input = Tensor::new(prompt, device)?.unsqueeze(0)?;
-        let mut out = Vec::with_capacity(n);
+        let flat: Vec<u32> = prompts.iter().flat_map(|s| s.iter().copied()).collect();
+        let mut input = Tensor::from_vec(flat, (b, t), device)?;
+        let mut out = vec![Vec::with_capacity(n); b];
         for _ in 0..n {
             let logits = self.forward(&input, &mut cache)?;
-            let t = logits.dim(1)?;
-            let next = logits.i((0, t - 1))?.argmax(0)?.to_scalar::<u32>()?;
-            out.push(next);
-            input = Tensor::new(&[next], device)?.unsqueeze(0)?;
+            let last = logits.dim(1)? - 1;
+            let next = logits.i((.., last))?.argmax(D::Minus1)?;
+            for (row, id) in out.iter_mut().zip(next.to_vec1::<u32>()?) {
+                row.push(id);
+            }
+            input = next.unsqueeze(1)?;
         }
         Ok(out)
     }
@@ -139,18 +153,32 @@ impl HfLm {
     }
 }
 
-/// Checks token ids against a model's vocabulary and context.
-fn check_ids(vocab: usize, max_positions: usize, ids: &[u32]) -> CoreResult<()> {
-    if ids.len() > max_positions {
+/// Checks that `seqs` are one or more sequences of one length, within a model's vocabulary and
+/// context; returns (batch, length).
+fn check_batch(vocab: usize, max_positions: usize, seqs: &[&[u32]]) -> CoreResult<(usize, usize)> {
+    let t = seqs
+        .first()
+        .map(|s| s.len())
+        .ok_or_else(|| CoreError::Invalid("no token sequences given".into()))?;
+    if let Some(s) = seqs.iter().find(|s| s.len() != t) {
         return Err(CoreError::Invalid(format!(
-            "{} tokens are more than the model's {max_positions} positions",
-            ids.len()
+            "sequences of one batch must have one length ({t} and {})",
+            s.len()
         )));
     }
-    if let Some(&bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+    if t > max_positions {
+        return Err(CoreError::Invalid(format!(
+            "{t} tokens are more than the model's {max_positions} positions"
+        )));
+    }
+    if let Some(&bad) = seqs
+        .iter()
+        .flat_map(|s| s.iter())
+        .find(|&&id| id as usize >= vocab)
+    {
         return Err(CoreError::Invalid(format!(
             "token id {bad} is outside the model's vocabulary of {vocab}"
         )));
     }
-    Ok(())
+    Ok((seqs.len(), t))
 }
