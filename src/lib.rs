@@ -12,6 +12,7 @@
 //! * [`ssl`]: SimCLR encoder pairs and LayerMem / UnitMem / ClassMem (memorization inside SSL
 //!   encoders), and UnitMem of supervised MLPs for comparison.
 //! * [`canary`]: Secret Sharer exposure (rank, perplexities, TF Privacy's estimates).
+//! * [`lm`]: Hugging Face causal language models (GPT-2, GPT-NeoX, Llama, Qwen2) and tokenizers.
 //! * [`gpu`]: wgpu compute kernels from `shaders/`, each with a CPU twin.
 //! * [`job`]: cancellable, progress-reporting background jobs.
 //! * [`study`]: the on-disk study folder (atomic writes).
@@ -30,6 +31,7 @@ pub mod error;
 pub mod gpu;
 pub mod invert;
 pub mod job;
+pub mod lm;
 pub mod measure;
 pub mod model;
 pub mod paths;

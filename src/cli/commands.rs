@@ -91,6 +91,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::TrainLm(args) => super::canary::train_lm(args, json),
         Command::Exposure(args) => super::canary::exposure(args, json),
         Command::ExtractSecret(args) => super::canary::extract_secret(args, json),
+        Command::LmScore(args) => super::lm::lm_score(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Report { study, out } => super::report::report(&study, &out, json),
         Command::Screenshot {

@@ -7,6 +7,7 @@ mod commands;
 mod diffusion;
 mod invert;
 mod invert_onnx;
+mod lm;
 mod progress;
 mod report;
 mod ssl;
@@ -183,6 +184,10 @@ pub enum Command {
 
     /// Search a character LM for the most likely secret after a prefix (Dijkstra or beam).
     ExtractSecret(canary::ExtractSecretArgs),
+
+    /// Per-token log-probabilities (natural log) of a text under a Hugging Face causal LM
+    /// (GPT-2, GPT-NeoX/Pythia, Llama/SmolLM2, Qwen2) read from its folder.
+    LmScore(lm::LmScoreArgs),
 
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {

@@ -47,7 +47,8 @@ pub fn save_weights_as(varmap: &VarMap, path: &Path, dtype: DType) -> CoreResult
     write_atomic(path, &bytes)
 }
 
-fn sniff_pickle(path: &Path) -> CoreResult<()> {
+/// Refuses a file whose first bytes are a PyTorch pickle, with the advice to convert it.
+pub(crate) fn sniff_pickle(path: &Path) -> CoreResult<()> {
     let mut head = [0u8; 4];
     let n = {
         use std::io::Read as _;

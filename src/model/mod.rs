@@ -13,11 +13,11 @@ mod mlp;
 
 pub use card::{DatasetRef, EpochRecord, Hyper, ModelCard, SampleScores, TrainMetrics};
 pub use checkpoint::check_model_folder;
-pub(crate) use checkpoint::refuse_pickled_data;
 pub use checkpoint::{
     LoadedModel, check_dataset, fill_varmap, fill_varmap_from_bytes, load_model, load_weights, save_weights,
     save_weights_as,
 };
+pub(crate) use checkpoint::{refuse_pickled_data, sniff_pickle as refuse_pickle_file};
 pub use cnn::Cnn;
 pub use init::{seeded_init, seeded_uniform};
 pub use mlp::Mlp;
