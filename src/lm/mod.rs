@@ -14,14 +14,21 @@
 //! * `layers.rs`: what they share (attention with a causal mask and a cache, RoPE, activations);
 //! * `hf.rs`: the folder: `config.json` checked before anything is allocated, the safetensors
 //!   headers checked against the expected tensors, pickles refused;
-//! * `tokenizer.rs`: `tokenizer.json` through the `tokenizers` crate.
+//! * `tokenizer.rs`: `tokenizer.json` through the `tokenizers` crate;
+//! * `extract.rs`: greedy (k-extractable, Pythia 32+32) and (n, p) probabilistic extraction;
+//! * `mia.rs`: MIMIR's membership scores (LOSS, zlib, Min-K%, Min-K%++, reference) and their
+//!   ROC/AUC with a bootstrap interval.
 //!
 //! Everything runs in f32 (f16/bf16 weights are converted on load).
 
+pub mod extract;
 mod gpt2;
 mod hf;
 mod layers;
 mod llama;
+#[cfg(test)]
+mod measure_tests;
+pub mod mia;
 mod neox;
 mod tokenizer;
 
