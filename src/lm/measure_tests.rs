@@ -198,6 +198,19 @@ fn batched_extraction_equals_one_by_one() -> CoreResult<()> {
 }
 
 #[test]
+fn bad_requests_are_errors() -> CoreResult<()> {
+    let (members, _, _) = corpus();
+    let model = train(&members, 10);
+    // Too short for prefix + suffix, empty suffix, a lone token, a token outside the vocabulary.
+    assert!(extract_greedy(&model, &[&members[0][..20]], K, M, 4).is_err());
+    assert!(extract_greedy(&model, &refs(&members), K, 0, 4).is_err());
+    assert!(mia_scores(&model, None, &[3], "x", DEFAULT_K).is_err());
+    assert!(mia_scores(&model, None, &[3, V as u32], "x", DEFAULT_K).is_err());
+    assert!(evaluate(&[1.0], &[], 0).is_err());
+    Ok(())
+}
+
+#[test]
 fn np_extraction_formulas() {
     // p_z = 0.1, p = 0.5: 1 − 0.9^n ≥ 0.5 first at n = 7 (0.9^6 = 0.531, 0.9^7 = 0.478).
     let l = 0.1f64.ln();
@@ -261,7 +274,7 @@ fn mia_separates_members_and_control_is_at_chance() -> CoreResult<()> {
 
 #[test]
 fn bootstrap_interval_has_width_and_is_seeded() -> CoreResult<()> {
-    // Overlapping classes: AUC = 0.75 by hand (pairs: 3 wins of 4 for each member… see below).
+    // Overlapping classes, so resamples differ and the interval has width.
     let m = [0.9, 0.6, 0.4, 0.8];
     let n = [0.5, 0.3, 0.7, 0.1];
     // Wins: 0.9 beats 4, 0.6 beats 3, 0.4 beats 2, 0.8 beats 4 → 13 of 16.

@@ -78,6 +78,12 @@ pub fn token_stats(model: &dyn CausalLm, ids: &[u32]) -> CoreResult<TokenStats> 
             "membership scores need at least two tokens, got {t}"
         )));
     }
+    if t > model.max_positions() {
+        return Err(CoreError::Invalid(format!(
+            "{t} tokens are more than the model's {} positions",
+            model.max_positions()
+        )));
+    }
     if let Some(&bad) = ids.iter().find(|&&id| id as usize >= model.vocab_size()) {
         return Err(CoreError::Invalid(format!(
             "token id {bad} is outside the model's vocabulary of {}",
