@@ -7,6 +7,7 @@ mod batched_mlp;
 mod optim;
 mod run;
 pub mod zoo;
+mod zoo_merge;
 mod zoo_record;
 pub mod zoo_subsets;
 

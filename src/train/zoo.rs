@@ -17,6 +17,7 @@ use rand::{Rng as _, SeedableRng as _};
 
 pub use super::batched_mlp::MlpInit;
 use super::batched_mlp::{BatchedMlp, stacked_cross_entropy, stacked_scores};
+pub use super::zoo_merge::{Shard, merge_zoos};
 pub use super::zoo_record::ZooModel;
 pub use super::zoo_subsets::{Subsets, SubsetsRef};
 use super::zoo_subsets::{subsets_path, with_subset_split};
@@ -142,7 +143,7 @@ pub fn zoo_dir(study: &Study, id: &str) -> PathBuf {
     study.root.join("zoos").join(id)
 }
 
-fn model_file(dir: &Path, k: u32) -> PathBuf {
+pub(super) fn model_file(dir: &Path, k: u32) -> PathBuf {
     dir.join("models").join(format!("m{k:05}.bin"))
 }
 
@@ -267,31 +268,6 @@ impl Zoo {
                 Ok(m)
             })
             .collect()
-    }
-}
-
-/// Which models a run trains.
-#[derive(Clone, Copy, Debug)]
-pub struct Shard {
-    /// This shard.
-    pub index: u32,
-    /// Number of shards.
-    pub count: u32,
-}
-
-impl Shard {
-    /// Parses "I/N".
-    pub fn parse(s: &str) -> CoreResult<Self> {
-        let bad = || CoreError::Invalid(format!("shard '{s}' is not I/N with 0 <= I < N"));
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u32, u32) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Self { index, count })
     }
 }
 
@@ -599,56 +575,4 @@ fn train_group_sequential(
         });
     }
     Ok(out)
-}
-
-/// Copies the model records of zoo folders `shards` into `dest` (created with the first shard's
-/// manifest). Every shard must have the same manifest; a model present twice must be identical.
-pub fn merge_zoos(shards: &[PathBuf], dest: &Path) -> CoreResult<usize> {
-    let first = shards
-        .first()
-        .ok_or_else(|| CoreError::Invalid("no shards to merge".into()))?;
-    let base = Zoo::open(first)?;
-    std::fs::create_dir_all(dest.join("models")).map_err(|e| CoreError::io(dest, e))?;
-    if !dest.join("zoo.json").exists() {
-        write_json_atomic(&dest.join("zoo.json"), &base.manifest)?;
-    }
-    let target = Zoo::open(dest)?;
-    let same = |a: &ZooManifest, b: &ZooManifest| {
-        a.config == b.config && a.dataset == b.dataset && a.planted == b.planted
-    };
-    if !same(&target.manifest, &base.manifest) {
-        return Err(CoreError::Mismatch(format!(
-            "{} holds a zoo with another configuration",
-            dest.display()
-        )));
-    }
-    let mut copied = 0;
-    for s in shards {
-        let z = Zoo::open(s)?;
-        if !same(&z.manifest, &base.manifest) {
-            return Err(CoreError::Mismatch(format!(
-                "{} was trained with another configuration than {}",
-                s.display(),
-                first.display()
-            )));
-        }
-        for k in z.model_indices() {
-            let from = model_file(s, k);
-            let bytes = std::fs::read(&from).map_err(|e| CoreError::io(&from, e))?;
-            let to = model_file(dest, k);
-            if to.exists() {
-                let existing = std::fs::read(&to).map_err(|e| CoreError::io(&to, e))?;
-                if existing != bytes {
-                    return Err(CoreError::Mismatch(format!(
-                        "model {k} differs between shards ({})",
-                        from.display()
-                    )));
-                }
-                continue;
-            }
-            write_atomic(&to, &bytes)?;
-            copied += 1;
-        }
-    }
-    Ok(copied)
 }
