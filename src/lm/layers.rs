@@ -3,6 +3,7 @@
 //! the first dimensions of each head) and the activation functions named by `config.json`.
 
 use candle_core::{D, DType, Device, Tensor};
+use candle_nn::{Linear, VarBuilder};
 
 use crate::error::{CoreError, CoreResult};
 
@@ -195,4 +196,18 @@ pub(crate) fn check_ids(ids: &Tensor, device: &Device) -> CoreResult<(usize, usi
         ));
     }
     Ok(ids.dims2()?)
+}
+
+/// A linear layer `n_in -> n_out` read from `vb`, with or without a bias.
+pub(crate) fn linear(
+    n_in: usize,
+    n_out: usize,
+    bias: bool,
+    vb: VarBuilder<'_>,
+) -> candle_core::Result<Linear> {
+    if bias {
+        candle_nn::linear(n_in, n_out, vb)
+    } else {
+        candle_nn::linear_no_bias(n_in, n_out, vb)
+    }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::CausalLm;
 use super::hf::{act, dim, flag, float, rope};
-use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids};
+use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids, linear};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a Llama or Qwen2 `config.json` rote uses.
@@ -135,14 +135,6 @@ impl LlamaConfig {
             out.push(("lm_head.weight".into(), vec![v, c]));
         }
         out
-    }
-}
-
-fn linear(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder<'_>) -> candle_core::Result<Linear> {
-    if bias {
-        candle_nn::linear(n_in, n_out, vb)
-    } else {
-        candle_nn::linear_no_bias(n_in, n_out, vb)
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::CausalLm;
 use super::hf::{act, dim, flag, float, rope};
-use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids};
+use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids, linear};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a GPT-NeoX `config.json` rote uses.
@@ -110,14 +110,6 @@ impl NeoXConfig {
             out.push(("embed_out.weight".into(), vec![v, c]));
         }
         out
-    }
-}
-
-fn linear(n_in: usize, n_out: usize, bias: bool, vb: VarBuilder<'_>) -> candle_core::Result<Linear> {
-    if bias {
-        candle_nn::linear(n_in, n_out, vb)
-    } else {
-        candle_nn::linear_no_bias(n_in, n_out, vb)
     }
 }
 
