@@ -15,12 +15,14 @@
 //! * `hf.rs`: the folder: `config.json` checked before anything is allocated, the safetensors
 //!   headers checked against the expected tensors, pickles refused;
 //! * `tokenizer.rs`: `tokenizer.json` through the `tokenizers` crate;
+//! * `card.rs`: rote's card beside the HF files of a GPT it trained (planted passages, canaries);
 //! * `extract.rs`: greedy (k-extractable, Pythia 32+32) and (n, p) probabilistic extraction;
 //! * `mia.rs`: MIMIR's membership scores (LOSS, zlib, Min-K%, Min-K%++, reference) and their
 //!   ROC/AUC with a bootstrap interval.
 //!
 //! Everything runs in f32 (f16/bf16 weights are converted on load).
 
+pub mod card;
 pub mod extract;
 mod gpt2;
 mod hf;
