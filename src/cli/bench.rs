@@ -29,6 +29,16 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     {
         return bench_exposure(digits, hidden, references, &device, json);
     }
+    if let BenchWhich::Lm {
+        model,
+        batch,
+        seq,
+        reps,
+        device,
+    } = which
+    {
+        return bench_lm(model.as_deref(), batch, seq, reps, &device, json);
+    }
     if let BenchWhich::Layermem {
         augmentations,
         unit_augmentations,
@@ -197,7 +207,8 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         | BenchWhich::Frames { .. }
         | BenchWhich::Layermem { .. }
         | BenchWhich::Exposure { .. }
-        | BenchWhich::All { .. } => {}
+        | BenchWhich::All { .. }
+        | BenchWhich::Lm { .. } => {}
         BenchWhich::Train {
             family,
             epochs,
@@ -337,6 +348,35 @@ fn bench_layermem(augmentations: usize, unit_augmentations: usize, json: bool) -
     Ok(())
 }
 
+fn bench_lm(
+    model: Option<&std::path::Path>,
+    batch: usize,
+    seq: usize,
+    reps: usize,
+    device: &str,
+    json: bool,
+) -> CoreResult<()> {
+    let r = crate::lm::bench::bench_lm(model, batch, seq, reps, device)?;
+    if json {
+        println!("{}", json!({ "bench": "lm", "result": r }));
+    } else {
+        println!(
+            "LM scoring, {} ({}, {:.1}M parameters) on {}: {} x {} tokens x {} passes in {:.2} s = {:.0} tokens/s (mean ln p {:.3})",
+            r.model,
+            r.model_type,
+            r.params as f64 / 1e6,
+            r.device,
+            r.batch,
+            r.seq,
+            r.reps,
+            r.seconds,
+            r.tokens_per_sec,
+            r.mean_logprob
+        );
+    }
+    Ok(())
+}
+
 fn bench_exposure(
     digits: usize,
     hidden: Option<usize>,
@@ -442,6 +482,13 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
         BenchWhich::Train {
             family: crate::model::Family::Mlp,
             epochs: 2,
+            device: device.into(),
+        },
+        BenchWhich::Lm {
+            model: None,
+            batch: 8,
+            seq: if gpu { 1024 } else { 128 },
+            reps: 3,
             device: device.into(),
         },
     ];

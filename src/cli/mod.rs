@@ -344,6 +344,26 @@ pub enum BenchWhich {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Tokens scored per second by a causal LM (every position's log-probability, as the
+    /// membership scores need): a Hugging Face folder, or a GPT-2-small-shaped model with random
+    /// weights. Peer: benches/peers/lm_score.py (transformers).
+    Lm {
+        /// Hugging Face model folder (default: GPT-2-small-shaped, random weights).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Sequences per pass.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Tokens per sequence.
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Timed passes (after one untimed).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// GUI responsiveness: the window on a 60k-image data set (Fashion-MNIST from
     /// $ROTE_FASHION_MNIST, else generated) while a training job runs and the gallery scrolls:
     /// p50/p95/p99 frame times and peak RSS (needs the gui feature and a display).

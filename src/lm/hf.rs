@@ -43,16 +43,21 @@ impl HfConfig {
         let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| CoreError::format(&path, format!("not valid JSON: {e}")))?;
+        Self::from_value(&v, &path)
+    }
+
+    /// Checks a parsed `config.json` (`path` names it in errors).
+    pub fn from_value(v: &Value, path: &Path) -> CoreResult<Self> {
         let model_type = v.get("model_type").and_then(Value::as_str).ok_or_else(|| {
-            CoreError::format(&path, "has no \"model_type\" (gpt2, gpt_neox, llama or qwen2)")
+            CoreError::format(path, "has no \"model_type\" (gpt2, gpt_neox, llama or qwen2)")
         })?;
         let cfg = match model_type {
-            "gpt2" => Self::Gpt2(gpt2::Gpt2Config::from_json(&v, &path)?),
-            "gpt_neox" => Self::NeoX(neox::NeoXConfig::from_json(&v, &path)?),
-            "llama" | "qwen2" => Self::Llama(llama::LlamaConfig::from_json(&v, model_type, &path)?),
+            "gpt2" => Self::Gpt2(gpt2::Gpt2Config::from_json(v, path)?),
+            "gpt_neox" => Self::NeoX(neox::NeoXConfig::from_json(v, path)?),
+            "llama" | "qwen2" => Self::Llama(llama::LlamaConfig::from_json(v, model_type, path)?),
             other => {
                 return Err(CoreError::format(
-                    &path,
+                    path,
                     format!(
                         "model_type '{other}' is not supported (rote reads gpt2, gpt_neox, llama and qwen2)"
                     ),
@@ -69,7 +74,7 @@ impl HfConfig {
                 .filter(|&t| t <= MAX_PARAMS);
             total = n.ok_or_else(|| {
                 CoreError::format(
-                    &path,
+                    path,
                     format!("the sizes imply more than 2^36 parameters (at {name})"),
                 )
             })?;
@@ -88,7 +93,7 @@ impl HfConfig {
 
     /// Every tensor the model reads, with its shape; `has` says whether the weights hold a name
     /// (GPT-2's optional `transformer.` prefix, an untied head stored anyway).
-    fn expected(&self, has: &dyn Fn(&str) -> bool) -> Vec<(String, Vec<usize>)> {
+    pub(crate) fn expected(&self, has: &dyn Fn(&str) -> bool) -> Vec<(String, Vec<usize>)> {
         match self {
             Self::Gpt2(c) => c.expected(has),
             Self::NeoX(c) => c.expected(has),
@@ -164,17 +169,27 @@ pub fn load_model(dir: &Path, device: &Device) -> CoreResult<Box<dyn CausalLm>> 
             tensors.insert(name.to_string(), t);
         }
     }
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    let built: candle_core::Result<Box<dyn CausalLm>> = match &cfg {
-        HfConfig::Gpt2(c) => gpt2::Gpt2::new(c, vb, &|n| header.contains_key(n)).map(|m| Box::new(m) as _),
-        HfConfig::NeoX(c) => neox::NeoX::new(c, vb, &|n| header.contains_key(n)).map(|m| Box::new(m) as _),
-        HfConfig::Llama(c) => llama::Llama::new(c, vb, &|n| header.contains_key(n)).map(|m| Box::new(m) as _),
-    };
-    built.map_err(|e| {
+    build(&cfg, tensors, &|n| header.contains_key(n), device).map_err(|e| {
         CoreError::format(
             &weights_name,
             format!("cannot build the {} model: {e}", cfg.model_type()),
         )
+    })
+}
+
+/// Builds the model `cfg` describes from named f32 `tensors` on `device`; `has` says which names
+/// the weights hold (GPT-2's optional prefix, an untied head stored anyway).
+pub(crate) fn build(
+    cfg: &HfConfig,
+    tensors: HashMap<String, Tensor>,
+    has: &dyn Fn(&str) -> bool,
+    device: &Device,
+) -> candle_core::Result<Box<dyn CausalLm>> {
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    Ok(match cfg {
+        HfConfig::Gpt2(c) => Box::new(gpt2::Gpt2::new(c, vb, has)?),
+        HfConfig::NeoX(c) => Box::new(neox::NeoX::new(c, vb, has)?),
+        HfConfig::Llama(c) => Box::new(llama::Llama::new(c, vb, has)?),
     })
 }
 

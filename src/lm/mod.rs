@@ -22,6 +22,7 @@
 //!
 //! Everything runs in f32 (f16/bf16 weights are converted on load).
 
+pub mod bench;
 pub mod card;
 pub mod extract;
 mod gpt2;
