@@ -270,12 +270,17 @@ pub fn measure_extraction(
     }
     let (rows, short) = run_point(lm, &ids, k, m, opts.batch, "extract", ctx)?;
     if rows.is_empty() {
-        let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let (at, longest) = ids
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, s)| s.len())
+            .map_or((0, 0), |(i, s)| (i, s.len()));
         return Err(CoreError::Invalid(format!(
-            "no document has prefix {k} + suffix {m} = {} tokens (the longest of {} has {longest}); \
-             lower --prefix-tokens / --suffix-tokens or give longer texts",
+            "no document has prefix {k} + suffix {m} = {} tokens (the longest of {}, {}, has \
+             {longest}); lower --prefix-tokens / --suffix-tokens or give longer texts",
             k + m,
-            docs.len()
+            docs.len(),
+            docs.get(at).map_or("none", |d| d.source.as_str()),
         )));
     }
     let all: Vec<&GreedyExtraction> = rows.iter().map(|(_, r)| r).collect();
