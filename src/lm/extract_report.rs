@@ -195,6 +195,9 @@ impl LmExtractReport {
     }
 }
 
+/// Per-document results with the document's index.
+type Rows = Vec<(usize, GreedyExtraction)>;
+
 /// Greedy extraction of every document's first k + m tokens, `batch` at a time, with progress
 /// and cancellation between batches. Returns the per-document results of the long-enough ones
 /// (with their index) and the indices of the short ones.
@@ -206,7 +209,7 @@ fn run_point(
     batch: usize,
     stage: &str,
     ctx: &JobCtx<'_>,
-) -> CoreResult<(Vec<(usize, GreedyExtraction)>, Vec<usize>)> {
+) -> CoreResult<(Rows, Vec<usize>)> {
     let (long, short): (Vec<usize>, Vec<usize>) = (0..ids.len()).partition(|&i| ids[i].len() >= k + m);
     let mut out = Vec::with_capacity(long.len());
     let total = long.len() as u64;
