@@ -386,7 +386,7 @@ pub fn headline(report: &LmExtractReport) -> String {
     let Some(top) = planted.iter().map(|g| g.insertions).max() else {
         let f = &report.overall;
         return format!(
-            "{}/{} documents reproduced verbatim ({m} tokens after a {k}-token prefix), mean token match {:.2}",
+            "{}/{} documents reproduced verbatim ({m} tokens after the {k}-token prefix), mean token match {:.2}",
             f.exact, f.n, f.token_match
         );
     };
@@ -399,6 +399,33 @@ pub fn headline(report: &LmExtractReport) -> String {
     if let Some(h) = report.group(0) {
         s.push_str(&format!("; held out: {}/{}", h.figures.exact, h.figures.n));
     }
-    s.push_str(&format!(" ({m} tokens after a {k}-token prefix)"));
+    s.push_str(&format!(" ({m} tokens after the {k}-token prefix)"));
     s
+}
+
+/// What `rote lm-extract` and the GUI run: [`measure_extraction`] of the loaded model on `docs`
+/// (from [`super::study::extraction_docs`]), the report cached in the study at `cache` (its root)
+/// when given. Returns the report and the file written.
+pub fn extract_into_study(
+    lm: &super::HfLm,
+    source: LmSource,
+    docs: &[LmDoc],
+    opts: &LmExtractOptions,
+    cache: Option<&std::path::Path>,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<(LmExtractReport, Option<std::path::PathBuf>)> {
+    let id = lm.id();
+    let under = LmUnderTest {
+        model: lm.model.as_ref(),
+        codec: &lm.tokenizer,
+        id: &id,
+    };
+    let report = measure_extraction(under, source, docs, opts, ctx)?;
+    let path = cache.map(|root| {
+        super::study::extract_path(root, &id, &report.source, opts.prefix_tokens, opts.suffix_tokens)
+    });
+    if let Some(p) = &path {
+        super::study::save_report(p, &report)?;
+    }
+    Ok((report, path))
 }

@@ -405,7 +405,7 @@ fn headline_states_the_finding() -> CoreResult<()> {
     let rep = ctx_run(|c| measure_extraction(ut(&model), LmSource::Card, &docs, &o, c))?;
     assert_eq!(
         super::extract_report::headline(&rep),
-        "passages seen ≥16 times: 10/10 reproduced verbatim; held out: 0/40 (16 tokens after a 12-token prefix)"
+        "passages seen ≥16 times: 10/10 reproduced verbatim; held out: 0/40 (16 tokens after the 12-token prefix)"
     );
     let plain: Vec<LmDoc> = docs[..10]
         .iter()
