@@ -378,8 +378,8 @@ fn cached_reports_round_trip_and_make_the_report_section() -> CoreResult<()> {
     );
     let html = std::fs::read_to_string(out.join("index.html")).map_err(|e| CoreError::io(&out, e))?;
     for want in [
+        "passages seen ≥16 times: 10/10 reproduced verbatim; held out: 0/40",
         "passages seen 20 times: 10/10 reproduced verbatim",
-        "<td class=\"num\">20</td>",
         "<mark>",
         "min_k_pp",
         "false-positive rate",
