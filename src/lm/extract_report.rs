@@ -213,7 +213,8 @@ fn run_point(
     let (long, short): (Vec<usize>, Vec<usize>) = (0..ids.len()).partition(|&i| ids[i].len() >= k + m);
     let mut out = Vec::with_capacity(long.len());
     let total = long.len() as u64;
-    for chunk in long.chunks(batch.max(1)) {
+    let rows = super::study::rows_per_batch(batch, k + m, lm.model.vocab_size());
+    for chunk in long.chunks(rows) {
         ctx.checkpoint()?;
         ctx.progress(stage, out.len() as u64, total);
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();

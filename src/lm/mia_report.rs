@@ -13,7 +13,8 @@
 //! held-out passages.
 //!
 //! Documents longer than the model's context are cut to it (counted in `truncated`); the
-//! documents of one token length go through the model together, `batch` at a time, and every
+//! documents of one token length go through the model together, `batch` at a time (fewer when
+//! their logits would pass 128 MiB, [`super::study::rows_per_batch`]), and every
 //! score comes from that one forward pass (per-token ln p, μ_t and σ_t over the vocabulary). A
 //! reference model reads each text with its own tokenizer.
 
@@ -194,6 +195,7 @@ fn tokenize(lm: LmUnderTest<'_>, docs: &[&LmDoc], truncated: &mut usize) -> Core
 fn by_length<T>(
     ids: &[Vec<u32>],
     batch: usize,
+    vocab: usize,
     stage: &str,
     ctx: &JobCtx<'_>,
     mut f: impl FnMut(&[&[u32]]) -> CoreResult<Vec<T>>,
@@ -204,8 +206,8 @@ fn by_length<T>(
     }
     let mut out: Vec<Option<T>> = (0..ids.len()).map(|_| None).collect();
     let (mut done, total) = (0u64, ids.len() as u64);
-    for idx in groups.values() {
-        for chunk in idx.chunks(batch.max(1)) {
+    for (&t, idx) in &groups {
+        for chunk in idx.chunks(super::study::rows_per_batch(batch, t, vocab)) {
             ctx.checkpoint()?;
             ctx.progress(stage, done, total);
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
@@ -243,7 +245,7 @@ pub fn measure_mia(
     let docs: Vec<&LmDoc> = members.iter().chain(nonmembers).collect();
     let mut truncated = 0;
     let ids = tokenize(lm, &docs, &mut truncated)?;
-    let stats = by_length(&ids, opts.batch, "score", ctx, |seqs| {
+    let stats = by_length(&ids, opts.batch, lm.model.vocab_size(), "score", ctx, |seqs| {
         token_stats_batch(lm.model, seqs)
     })?;
     let ref_nll: Vec<Option<f64>> = match reference {
@@ -251,13 +253,22 @@ pub fn measure_mia(
         Some(r) => {
             let mut ignored = 0;
             let rids = tokenize(r, &docs, &mut ignored)?;
-            by_length(&rids, opts.batch, "reference", ctx, |seqs| {
-                Ok(r.model
-                    .token_logprobs_batch(seqs)?
-                    .into_iter()
-                    .map(|lp| Some(-lp.iter().map(|&x| f64::from(x)).sum::<f64>() / lp.len().max(1) as f64))
-                    .collect())
-            })?
+            by_length(
+                &rids,
+                opts.batch,
+                r.model.vocab_size(),
+                "reference",
+                ctx,
+                |seqs| {
+                    Ok(r.model
+                        .token_logprobs_batch(seqs)?
+                        .into_iter()
+                        .map(|lp| {
+                            Some(-lp.iter().map(|&x| f64::from(x)).sum::<f64>() / lp.len().max(1) as f64)
+                        })
+                        .collect())
+                },
+            )?
         }
     };
     let mut documents = Vec::with_capacity(docs.len());

@@ -159,6 +159,17 @@ pub fn study_of_model(dir: &Path) -> Option<PathBuf> {
     root.join("study.json").is_file().then(|| root.to_path_buf())
 }
 
+/// Logits held at once by one batch, at most: 2^25 floats (128 MiB), so a large vocabulary or
+/// context lowers the batch instead of exhausting memory.
+const MAX_BATCH_LOGITS: usize = 1 << 25;
+
+/// The rows of `t` tokens per forward pass: `batch`, lowered so that `rows · t · vocab` logits
+/// stay within 128 MiB of f32, and at least 1.
+pub fn rows_per_batch(batch: usize, t: usize, vocab: usize) -> usize {
+    let cap = MAX_BATCH_LOGITS / t.saturating_mul(vocab).max(1);
+    batch.min(cap).max(1)
+}
+
 /// Writes a report atomically (creating its folder).
 pub fn save_report<T: serde::Serialize>(path: &Path, report: &T) -> CoreResult<()> {
     write_json_atomic(path, report)

@@ -419,3 +419,13 @@ fn headline_states_the_finding() -> CoreResult<()> {
     assert!(super::extract_report::headline(&rep).starts_with("10/10 documents reproduced verbatim"));
     Ok(())
 }
+
+#[test]
+fn batches_shrink_for_large_vocabularies() {
+    use super::study::rows_per_batch;
+    assert_eq!(rows_per_batch(16, 64, 400), 16);
+    // GPT-2's 50,257 tokens at 1,024 positions: 128 MiB of logits is not even one row.
+    assert_eq!(rows_per_batch(16, 1024, 50_257), 1);
+    assert_eq!(rows_per_batch(16, 64, 50_257), 10);
+    assert_eq!(rows_per_batch(0, 1, 1), 1);
+}
