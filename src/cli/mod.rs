@@ -8,6 +8,7 @@ mod diffusion;
 mod invert;
 mod invert_onnx;
 mod lm;
+mod lm_measure;
 mod progress;
 mod report;
 mod ssl;
@@ -188,6 +189,16 @@ pub enum Command {
     /// Per-token log-probabilities (natural log) of a text under a Hugging Face causal LM
     /// (GPT-2, GPT-NeoX/Pythia, Llama/SmolLM2, Qwen2) read from its folder.
     LmScore(lm::LmScoreArgs),
+
+    /// Verbatim extraction from a Hugging Face causal LM: greedy k-token prefix -> m-token
+    /// continuation (exact, token match, longest span) and (n, p)-extraction, over the planted
+    /// passages of its card (by insertion count) or --texts.
+    LmExtract(lm_measure::LmExtractArgs),
+
+    /// Membership inference on a Hugging Face causal LM (LOSS, zlib, Min-K%, Min-K%++, reference):
+    /// AUC with a bootstrap interval and TPR at low FPR, planted vs held-out passages of its card
+    /// or --members vs --nonmembers.
+    LmMia(lm_measure::LmMiaArgs),
 
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {

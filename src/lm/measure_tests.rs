@@ -35,7 +35,7 @@ fn logits_of(hist: &[Vec<u32>], t: usize, v: usize, f: impl Fn(&[u32]) -> Vec<f3
 }
 
 /// An add-α smoothed 3-gram model (2-gram for the second token) trained on token sequences.
-struct Trigram {
+pub(super) struct Trigram {
     v: usize,
     alpha: f64,
     tri: std::collections::HashMap<(u32, u32), Vec<f64>>,
@@ -43,7 +43,7 @@ struct Trigram {
 }
 
 impl Trigram {
-    fn train(v: usize, data: &[(&[u32], usize)]) -> Self {
+    pub(super) fn train(v: usize, data: &[(&[u32], usize)]) -> Self {
         let mut m = Self {
             v,
             alpha: 0.001,
@@ -98,7 +98,7 @@ impl CausalLm for Trigram {
     }
 }
 
-const V: usize = 1024;
+pub(super) const V: usize = 1024;
 const LEN: usize = 32;
 const K: usize = 12;
 const M: usize = 16;
@@ -111,9 +111,9 @@ fn draw(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> Vec<Vec<u32>> {
 
 /// Members (the first 10 inserted 20 times, the other 30 once), held-out non-members and a
 /// disjoint third set, all from one uniform generator.
-type Seqs = Vec<Vec<u32>>;
+pub(super) type Seqs = Vec<Vec<u32>>;
 
-fn corpus() -> (Seqs, Seqs, Seqs) {
+pub(super) fn corpus() -> (Seqs, Seqs, Seqs) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
     (draw(&mut rng, 40), draw(&mut rng, 40), draw(&mut rng, 40))
 }

@@ -19,12 +19,20 @@
 //! * `extract.rs`: greedy (k-extractable, Pythia 32+32) and (n, p) probabilistic extraction;
 //! * `mia.rs`: MIMIR's membership scores (LOSS, zlib, Min-K%, Min-K%++, reference) and their
 //!   ROC/AUC with a bootstrap interval.
+//! * `texts.rs`: user documents (`.txt` paragraphs, `.jsonl` `text` fields, folders of `.txt`);
+//! * `study.rs`: what the study-level runs share (model + tokenizer, documents with their
+//!   insertions, the cache under `STUDY/results/lm/<model>/`);
+//! * `extract_report.rs`: extraction over a document set ([`extract_report::LmExtractReport`]:
+//!   overall, per insertion group, per document side by side, k/m sweep);
+//! * `mia_report.rs`: membership inference over members vs non-members
+//!   ([`mia_report::LmMiaReport`]: every attack's AUC, bootstrap interval, TPR at low FPR, ROC).
 //!
 //! Everything runs in f32 (f16/bf16 weights are converted on load).
 
 pub mod bench;
 pub mod card;
 pub mod extract;
+pub mod extract_report;
 mod gpt2;
 mod hf;
 mod layers;
@@ -32,7 +40,12 @@ mod llama;
 #[cfg(test)]
 mod measure_tests;
 pub mod mia;
+pub mod mia_report;
 mod neox;
+pub mod study;
+#[cfg(test)]
+mod study_tests;
+pub mod texts;
 mod tokenizer;
 
 #[cfg(test)]

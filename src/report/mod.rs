@@ -15,6 +15,7 @@ mod html;
 mod inpainting;
 mod inversion;
 mod layermem;
+mod lm;
 mod memorization;
 mod mia;
 mod staging;
@@ -175,7 +176,7 @@ pub(crate) fn json_files(dir: &Path) -> Vec<PathBuf> {
 /// The stages, in page order.
 type Stage = fn(&mut Report<'_>, &JobCtx<'_>) -> CoreResult<()>;
 
-const STAGES: [(&str, Stage); 9] = [
+const STAGES: [(&str, Stage); 10] = [
     ("models", study_models::add),
     ("memorization", memorization::add),
     ("membership", mia::add),
@@ -185,6 +186,7 @@ const STAGES: [(&str, Stage); 9] = [
     ("inversion", inversion::add),
     ("layermem", layermem::add),
     ("exposure", exposure::add),
+    ("language models", lm::add),
 ];
 
 /// The last component of `p` (a model or zoo folder name), lossily as text.
