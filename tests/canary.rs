@@ -98,7 +98,7 @@ fn planted_pins_are_exposed_by_insertions_and_the_most_inserted_is_extracted() {
     };
     let r = search_secret(&lm, "my pin number is ", 5, &opts, &mut |_| {}, &ctx).unwrap();
     assert!(!r.out_of_budget);
-    let found = canaries_found(&lm, 0, &r);
+    let found = canaries_found(&lm.card.canaries, 0, &r);
     let f32 = found.iter().find(|f| f.insertions == 32).unwrap();
     assert_eq!(f32.position, Some(1), "{:?}", r.candidates);
     assert_eq!(rep.canaries[c32].exact_rank, Some(1));

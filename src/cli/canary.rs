@@ -329,7 +329,7 @@ pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
                 return Err(e);
             }
         };
-        let found = f.map(|f| canaries_found(&lm, f, &r)).unwrap_or_default();
+        let found = f.map(|f| canaries_found(&lm.card.canaries, f, &r)).unwrap_or_default();
         out.push((r, found));
     }
     sink.finish();
