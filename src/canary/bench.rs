@@ -54,7 +54,12 @@ pub fn bench_exposure(
     // Warm-up (CUDA compiles its kernels at first use): a 3-digit space and a few references.
     lm.card.formats[0].digits = 3;
     exact_space(&lm, &lm.card.formats[0], ctx)?;
-    score_secrets(&lm, &lm.card.formats[0], &draw_references(&lm.canary_set(), 0, 16, 1)?, ctx)?;
+    score_secrets(
+        &lm,
+        &lm.card.formats[0],
+        &draw_references(&lm.canary_set(), 0, 16, 1)?,
+        ctx,
+    )?;
     lm.card.formats[0].digits = digits;
     let t0 = Instant::now();
     let space = exact_space(&lm, &lm.card.formats[0], ctx)?;

@@ -117,7 +117,13 @@ impl<'a> CausalSlots<'a> {
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(merged(probe, &all));
         }
-        for probe in ["0000000000", "1122334455", "9988776655", "0101010101", "9070605040"] {
+        for probe in [
+            "0000000000",
+            "1122334455",
+            "9988776655",
+            "0101010101",
+            "9070605040",
+        ] {
             let got = self.tokenizer.encode(&format!("{text}{probe}"))?;
             let want: Vec<u32> = ctx
                 .iter()
@@ -161,7 +167,9 @@ impl SlotModel for CausalSlots<'_> {
         let digit_tensor = Tensor::new(&digit_ids[..], dev)?;
         let mut cache = self.model.new_cache();
         let n = ctx.len();
-        let logits = self.model.forward(&Tensor::from_vec(ctx, (1, n), dev)?, &mut cache)?;
+        let logits = self
+            .model
+            .forward(&Tensor::from_vec(ctx, (1, n), dev)?, &mut cache)?;
         let first = self
             .last_bits(&logits, &digit_tensor)?
             .pop()
@@ -183,13 +191,23 @@ impl SlotModel for CausalSlots<'_> {
         (BLOCK_BYTES / per_row.max(1)).clamp(10, MAX_BLOCK)
     }
 
-    fn extend(&self, batch: &CausalBatch, parents: &[u32], digits: &[u8]) -> CoreResult<(CausalBatch, Vec<DigitBits>)> {
+    fn extend(
+        &self,
+        batch: &CausalBatch,
+        parents: &[u32],
+        digits: &[u8],
+    ) -> CoreResult<(CausalBatch, Vec<DigitBits>)> {
         self.check_positions(batch.cache.len(), 1)?;
         let dev = self.model.device();
         let mut cache = batch.cache.select_rows(&Tensor::new(parents, dev)?)?;
-        let ids: Vec<u32> = digits.iter().map(|&d| batch.digit_ids[usize::from(d.min(9))]).collect();
+        let ids: Vec<u32> = digits
+            .iter()
+            .map(|&d| batch.digit_ids[usize::from(d.min(9))])
+            .collect();
         let n = ids.len();
-        let logits = self.model.forward(&Tensor::from_vec(ids, (n, 1), dev)?, &mut cache)?;
+        let logits = self
+            .model
+            .forward(&Tensor::from_vec(ids, (n, 1), dev)?, &mut cache)?;
         let bits = self.last_bits(&logits, &batch.digit_tensor)?;
         Ok((
             CausalBatch {
@@ -215,16 +233,22 @@ impl SlotModel for CausalSlots<'_> {
         for len in lengths {
             let idx: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].1.len() == len).collect();
             if len == 0 {
-                return Err(CoreError::Invalid("search: an empty filling after the root".into()));
+                return Err(CoreError::Invalid(
+                    "search: an empty filling after the root".into(),
+                ));
             }
             self.check_positions(root.cache.len(), len)?;
             let m = idx.len();
-            let mut cache = root.cache.select_rows(&Tensor::zeros(m, candle_core::DType::U32, dev)?)?;
+            let mut cache = root
+                .cache
+                .select_rows(&Tensor::zeros(m, candle_core::DType::U32, dev)?)?;
             let ids: Vec<u32> = idx
                 .iter()
                 .flat_map(|&i| nodes[i].1.iter().map(|&d| root.digit_ids[usize::from(d.min(9))]))
                 .collect();
-            let logits = self.model.forward(&Tensor::from_vec(ids, (m, len), dev)?, &mut cache)?;
+            let logits = self
+                .model
+                .forward(&Tensor::from_vec(ids, (m, len), dev)?, &mut cache)?;
             for (&i, bits) in idx.iter().zip(self.last_bits(&logits, &root.digit_tensor)?) {
                 out[i].1 = bits;
             }

@@ -208,7 +208,14 @@ fn set_for(prefix: &str, digits: usize, secrets: &[(&str, u32)]) -> CanarySet {
 
 /// Checks tree = brute force, exact rank and exposure of every canary = brute force, the planted
 /// secret first for Dijkstra and beam search.
-fn check_planted(model: &dyn CausalLm, tok: &dyn SlotTokenizer, prefix: &str, digits: usize, planted: &str, control: &str) {
+fn check_planted(
+    model: &dyn CausalLm,
+    tok: &dyn SlotTokenizer,
+    prefix: &str,
+    digits: usize,
+    planted: &str,
+    control: &str,
+) {
     let (c, s) = ctx_parts();
     let ctx = JobCtx::new(&c, &s);
     let slots = CausalSlots::new(model, tok, false);
@@ -219,7 +226,10 @@ fn check_planted(model: &dyn CausalLm, tok: &dyn SlotTokenizer, prefix: &str, di
     let brute = brute_force(model, &context, &ids, digits);
     assert_eq!(tree.len(), brute.len());
     for (i, (&t, &b)) in tree.iter().zip(&brute).enumerate() {
-        assert!((f64::from(t) - b).abs() < 1e-3, "candidate {i}: tree {t} vs full string {b}");
+        assert!(
+            (f64::from(t) - b).abs() < 1e-3,
+            "candidate {i}: tree {t} vs full string {b}"
+        );
     }
     let scored = score_secrets(&slots, fmt, &[planted.to_string(), control.to_string()], &ctx).unwrap();
     let rep = measure_exposure_of(
@@ -255,7 +265,10 @@ fn check_planted(model: &dyn CausalLm, tok: &dyn SlotTokenizer, prefix: &str, di
     let mut order: Vec<usize> = (0..brute.len()).collect();
     order.sort_by(|&a, &b| brute[a].total_cmp(&brute[b]));
     for (k, cand) in r.candidates.iter().enumerate() {
-        assert!((cand.bits - brute[order[k]]).abs() < 1e-3, "candidate {k}: {cand:?}");
+        assert!(
+            (cand.bits - brute[order[k]]).abs() < 1e-3,
+            "candidate {k}: {cand:?}"
+        );
     }
     assert!(r.expanded < 200, "{} expansions", r.expanded);
     let b = search_secret(
@@ -357,7 +370,10 @@ fn merged_digits_are_refused_naming_the_tokenizer() {
         panic!("a merging tokenizer was accepted");
     };
     let e = e.to_string();
-    assert!(e.contains("test/tokenizer.json") && e.contains("one token per digit"), "{e}");
+    assert!(
+        e.contains("test/tokenizer.json") && e.contains("one token per digit"),
+        "{e}"
+    );
     let (c, s) = ctx_parts();
     let ctx = JobCtx::new(&c, &s);
     let err = search_secret(&slots, "pin: ", 4, &SearchOptions::default(), &mut |_| {}, &ctx).unwrap_err();
@@ -385,7 +401,11 @@ fn hf_folder_without_card_takes_canaries_from_the_command_line() {
         )
         .unwrap();
     assert_eq!(rep.model, "gpt2");
-    assert!(rep.canaries.iter().all(|c| c.exact_rank.is_some() && c.skew_normal.is_some()));
+    assert!(
+        rep.canaries
+            .iter()
+            .all(|c| c.exact_rank.is_some() && c.skew_normal.is_some())
+    );
     let r = m
         .search("my pin is ", 3, &SearchOptions::default(), &mut |_| {}, &ctx)
         .unwrap();

@@ -140,8 +140,15 @@ fn push_children<M>(out: &mut Vec<Node<M>>, cost: f64, digits: &[u8], bits: &[f3
 }
 
 /// The ten children of every node of `nodes` (one batched expansion for all of them).
-fn children<S: SlotModel>(model: &S, root: &S::Batch, nodes: &[Node<S::Memo>]) -> CoreResult<Vec<Node<S::Memo>>> {
-    let req: Vec<(&S::Memo, &[u8])> = nodes.iter().map(|n| (n.base.as_ref(), n.digits.as_slice())).collect();
+fn children<S: SlotModel>(
+    model: &S,
+    root: &S::Batch,
+    nodes: &[Node<S::Memo>],
+) -> CoreResult<Vec<Node<S::Memo>>> {
+    let req: Vec<(&S::Memo, &[u8])> = nodes
+        .iter()
+        .map(|n| (n.base.as_ref(), n.digits.as_slice()))
+        .collect();
     let expanded = model.expand(root, &req)?;
     let mut out = Vec::with_capacity(nodes.len() * 10);
     for (n, (memo, bits)) in nodes.iter().zip(expanded) {

@@ -154,7 +154,12 @@ impl SlotModel for CanaryLm {
         super::score::BLOCK
     }
 
-    fn extend(&self, batch: &LSTMState, parents: &[u32], digits: &[u8]) -> CoreResult<(LSTMState, Vec<DigitBits>)> {
+    fn extend(
+        &self,
+        batch: &LSTMState,
+        parents: &[u32],
+        digits: &[u8],
+    ) -> CoreResult<(LSTMState, Vec<DigitBits>)> {
         let rows = Tensor::new(parents, &self.device)?;
         let parent = LSTMState::new(
             batch.h().index_select(&rows, 0)?,
@@ -171,7 +176,11 @@ impl SlotModel for CanaryLm {
             .ok_or_else(|| CoreError::Invalid("empty LSTM state".into()))
     }
 
-    fn expand(&self, _root: &LSTMState, nodes: &[(&HostState, &[u8])]) -> CoreResult<Vec<(HostState, DigitBits)>> {
+    fn expand(
+        &self,
+        _root: &LSTMState,
+        nodes: &[(&HostState, &[u8])],
+    ) -> CoreResult<Vec<(HostState, DigitBits)>> {
         if nodes.is_empty() {
             return Ok(Vec::new());
         }

@@ -39,8 +39,10 @@ pub struct CanaryCard {
     pub kind: String,
     /// Whether the canaries come from a card rote wrote (false: none known).
     pub has_card: bool,
-    /// Formats and canaries.
-    pub set: CanarySet,
+    /// Canary formats.
+    pub formats: Vec<CanaryFormat>,
+    /// Canaries with their insertion counts.
+    pub canaries: Vec<Canary>,
     /// Per-epoch losses (and, for the LSTM, exposures).
     pub epochs: Vec<LmEpoch>,
     /// Training characters and the corpus's name (None without a card).
@@ -66,11 +68,8 @@ impl CanaryCard {
                     id: c.id.clone(),
                     kind,
                     has_card: true,
-                    set: CanarySet {
-                        id: c.id.clone(),
-                        formats: c.formats.clone(),
-                        canaries: c.canaries.clone(),
-                    },
+                    formats: c.formats.clone(),
+                    canaries: c.canaries.clone(),
                     epochs: c
                         .epochs
                         .iter()
@@ -88,11 +87,8 @@ impl CanaryCard {
                     id: folder_name(dir),
                     kind,
                     has_card: false,
-                    set: CanarySet {
-                        id: folder_name(dir),
-                        formats: Vec::new(),
-                        canaries: Vec::new(),
-                    },
+                    formats: Vec::new(),
+                    canaries: Vec::new(),
                     epochs: Vec::new(),
                     corpus: None,
                     command: String::new(),
@@ -104,15 +100,21 @@ impl CanaryCard {
             id: c.id.clone(),
             kind: "character LSTM".into(),
             has_card: true,
-            set: CanarySet {
-                id: c.id.clone(),
-                formats: c.formats.clone(),
-                canaries: c.canaries.clone(),
-            },
+            formats: c.formats.clone(),
+            canaries: c.canaries.clone(),
             epochs: c.epochs.clone(),
             corpus: Some((c.corpus.chars, c.corpus.source.clone())),
             command: c.command.clone(),
         })
+    }
+
+    /// The formats and canaries to measure.
+    pub fn set(&self) -> CanarySet {
+        CanarySet {
+            id: self.id.clone(),
+            formats: self.formats.clone(),
+            canaries: self.canaries.clone(),
+        }
     }
 }
 
@@ -150,7 +152,12 @@ impl CanaryModel {
     }
 
     /// Measures every canary of `set`.
-    pub fn measure(&self, set: &CanarySet, opts: &ExposureOptions, ctx: &JobCtx<'_>) -> CoreResult<ExposureReport> {
+    pub fn measure(
+        &self,
+        set: &CanarySet,
+        opts: &ExposureOptions,
+        ctx: &JobCtx<'_>,
+    ) -> CoreResult<ExposureReport> {
         match self {
             Self::Lstm(lm) => measure_exposure_of(lm.as_ref(), set, opts, ctx),
             Self::Hf(lm, card) => {

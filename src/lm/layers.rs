@@ -74,7 +74,9 @@ impl KvCache {
         self.layers
             .iter()
             .flatten()
-            .map(|(k, v)| k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes())
+            .map(|(k, v)| {
+                k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes()
+            })
             .sum()
     }
 }
