@@ -27,7 +27,7 @@ pub enum CanaryModel {
     /// rote's character LSTM.
     Lstm(Box<CanaryLm>),
     /// A Hugging Face causal LM, with rote's card when rote trained it.
-    Hf(Box<HfLm>, Option<GptCard>),
+    Hf(Box<HfLm>, Option<Box<GptCard>>),
 }
 
 /// What the views and reports show of a model's card, whatever its kind.
@@ -122,7 +122,7 @@ impl CanaryModel {
     /// Loads `dir`: a Hugging Face folder when it has `config.json`, else the character LSTM.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
         if is_hf_folder(dir) {
-            let card = GptCard::read(dir)?;
+            let card = GptCard::read(dir)?.map(Box::new);
             Ok(Self::Hf(Box::new(HfLm::load(dir, device)?), card))
         } else {
             Ok(Self::Lstm(Box::new(CanaryLm::load(dir, device)?)))
