@@ -1,10 +1,12 @@
-//! Extracting a secret without enumerating the space (Secret Sharer, section 4 of the spec):
-//! a shortest-path search over the slot's digits, where appending digit `c` costs
-//! `-log2 Pr(c | context, digits so far)`. All costs are non-negative, so Dijkstra's (uniform-cost)
-//! search pops complete fillings in increasing log-perplexity: the first is the model's most
-//! likely secret and the k-th has rank k. Expansions are batched (up to `batch` partial nodes per
-//! forward step); a complete node is only emitted while it is the cheapest in the queue, so the
-//! order stays exact. A node budget bounds the work ("not found within budget" instead of
+//! Extracting a secret without enumerating the space (Carlini et al. 2019, *The Secret Sharer*,
+//! section 4 of the spec): a shortest-path search over the slot's digits, where appending digit
+//! `c` costs `-log2 Pr(c | context, digits so far)`, so a complete path costs the slot's
+//! log-perplexity `Px`. All costs are non-negative, so Dijkstra's (uniform-cost) search pops
+//! complete fillings in increasing log-perplexity: the first is the model's most likely secret and
+//! the k-th has rank k. It runs on any [`SlotModel`] (the LSTM steps a kept state, a transformer
+//! re-reads the filling after its cached context). Expansions are batched (up to `batch` partial
+//! nodes per model call); a complete node is only emitted while it is the cheapest in the queue,
+//! so the order stays exact. A node budget bounds the work ("not found within budget" instead of
 //! hanging on a low-exposure secret). Beam search (width w) is offered as the cheap approximation.
 
 use std::cmp::Ordering;
