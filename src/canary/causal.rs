@@ -185,9 +185,11 @@ impl SlotModel for CausalSlots<'_> {
     }
 
     fn block_rows(&self, root: &CausalBatch) -> usize {
-        // Per row: keys/values (growing by a few digits; counted twice for the copy a step
-        // makes) and the logits with their log-softmax.
-        let per_row = 2 * root.cache.bytes() + 3 * 4 * self.model.vocab_size();
+        // Per row: keys/values of the context and the longest slot (twice: a step copies them)
+        // and the logits with their log-softmax.
+        let per_token = root.cache.bytes() / root.cache.len().max(1);
+        let positions = root.cache.len() + super::score::MAX_EXACT_DIGITS;
+        let per_row = 2 * per_token * positions + 3 * 4 * self.model.vocab_size();
         (BLOCK_BYTES / per_row.max(1)).clamp(10, MAX_BLOCK)
     }
 
