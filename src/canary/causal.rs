@@ -70,7 +70,8 @@ impl<'a> CausalSlots<'a> {
         }
     }
 
-    fn context_text(&self, prefix: &str) -> String {
+    /// The text the slot follows: `"\n" + prefix` or the prefix.
+    pub fn context_text(&self, prefix: &str) -> String {
         if self.line_start {
             format!("\n{prefix}")
         } else {
@@ -79,8 +80,13 @@ impl<'a> CausalSlots<'a> {
     }
 
     /// The context's tokens and the id of each digit after it, checked to give one token per
-    /// digit whatever the digits.
+    /// digit whatever the digits; an error naming the tokenizer's file when it merges digits.
     pub fn context_and_digits(&self, prefix: &str) -> CoreResult<(Vec<u32>, [u32; 10])> {
+        self.split_digits(prefix)?.map_err(CoreError::Invalid)
+    }
+
+    /// [`Self::context_and_digits`], with a tokenizer that merges digits as the inner error.
+    pub fn split_digits(&self, prefix: &str) -> CoreResult<Result<(Vec<u32>, [u32; 10]), String>> {
         let text = self.context_text(prefix);
         let ctx = self.tokenizer.encode(&text)?;
         if ctx.is_empty() {
@@ -90,7 +96,7 @@ impl<'a> CausalSlots<'a> {
             )));
         }
         let merged = |probe: &str, got: &[u32]| {
-            CoreError::Invalid(format!(
+            Err(format!(
                 "{}: this tokenizer does not give one token per digit after '{prefix}' ('{probe}' becomes {} tokens after the context's {}: {got:?}); \
                  exposure and the secret search need digits split one per token (Llama-, Qwen2- and rote's GPT tokenizers split them; GPT-2's original BPE merges them)",
                 self.tokenizer.source(),
@@ -101,7 +107,7 @@ impl<'a> CausalSlots<'a> {
         let probe = "0123456789";
         let all = self.tokenizer.encode(&format!("{text}{probe}"))?;
         if all.len() != ctx.len() + 10 || all[..ctx.len()] != ctx[..] {
-            return Err(merged(probe, &all));
+            return Ok(merged(probe, &all));
         }
         let mut ids = [0u32; 10];
         ids.copy_from_slice(&all[ctx.len()..]);
@@ -115,7 +121,7 @@ impl<'a> CausalSlots<'a> {
         let mut sorted = ids;
         sorted.sort_unstable();
         if sorted.windows(2).any(|w| w[0] == w[1]) {
-            return Err(merged(probe, &all));
+            return Ok(merged(probe, &all));
         }
         for probe in [
             "0000000000",
@@ -131,10 +137,10 @@ impl<'a> CausalSlots<'a> {
                 .chain(probe.bytes().map(|b| ids[usize::from(b - b'0')]))
                 .collect();
             if got != want {
-                return Err(merged(probe, &got));
+                return Ok(merged(probe, &got));
             }
         }
-        Ok((ctx, ids))
+        Ok(Ok((ctx, ids)))
     }
 
     /// Next-digit costs at the last position of logits `(B, T, V)`.

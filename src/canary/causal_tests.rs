@@ -15,6 +15,7 @@ use super::open::{CanaryModel, canaries_from_args};
 use super::report::{Estimate, ExposureOptions, measure_exposure_of};
 use super::score::{exact_space, score_secrets};
 use super::secrets::{Canary, CanaryFormat};
+use super::whole::WholeStrings;
 use crate::error::CoreResult;
 use crate::job::{CancelToken, JobCtx, NullSink};
 use crate::lm::{CausalLm, HfLm, KvCache};
@@ -423,4 +424,60 @@ fn hf_folder_without_card_takes_canaries_from_the_command_line() {
     ] {
         assert!(canaries_from_args("x", &f, &sec).is_err(), "{f:?} {sec:?}");
     }
+}
+
+#[test]
+fn merged_digits_fall_back_to_whole_strings_for_the_exact_rank() {
+    let (c, s) = ctx_parts();
+    let ctx = JobCtx::new(&c, &s);
+    let model = Hashed { v: 128 };
+    let set = set_for("pin: ", 3, &[("447", 2), ("120", 0)]);
+    let fmt = &set.formats[0];
+    // A tokenizer that merges repeated digits: every string scored whole.
+    let merging = ByteTok {
+        bos: Some(1),
+        merge_repeats: true,
+    };
+    let whole = WholeStrings::new(&model, &merging, false, &set).unwrap();
+    let tree = exact_space(&whole, fmt, &ctx).unwrap();
+    let brute: Vec<f64> = (0..1000)
+        .map(|i| {
+            let ids = merging.encode(&format!("pin: {i:03}")).unwrap();
+            let lp = model.token_logprobs(&ids).unwrap();
+            -lp.iter().map(|&x| f64::from(x)).sum::<f64>() * std::f64::consts::LOG2_E
+        })
+        .collect();
+    for (i, (&t, &b)) in tree.iter().zip(&brute).enumerate() {
+        assert!((f64::from(t) - b).abs() < 1e-3, "candidate {i}: {t} vs {b}");
+    }
+    let rep = measure_exposure_of(
+        &whole,
+        &set,
+        &ExposureOptions {
+            estimate: Estimate::Exact,
+            ..ExposureOptions::default()
+        },
+        &ctx,
+    )
+    .unwrap();
+    for ce in &rep.canaries {
+        let i: usize = ce.secret.parse().unwrap();
+        assert_eq!(ce.exact_rank, Some(rank_in(&brute, i)), "{ce:?}");
+    }
+    // With a tokenizer that splits digits, whole strings and the digit tree rank alike: the
+    // costs differ by the context's own cost only.
+    let split = ByteTok {
+        bos: Some(1),
+        merge_repeats: false,
+    };
+    let a = exact_space(
+        &WholeStrings::new(&model, &split, false, &set).unwrap(),
+        fmt,
+        &ctx,
+    )
+    .unwrap();
+    let b = exact_space(&CausalSlots::new(&model, &split, false), fmt, &ctx).unwrap();
+    let shift = a[0] - b[0];
+    assert!(shift > 0.0);
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y - shift).abs() < 1e-3));
 }

@@ -16,8 +16,9 @@
 //!
 //! * [`model`]: [`model::SlotModel`], what any model offers the measures (a context, batches of
 //!   branches continued one digit at a time, search expansions), for the LSTM and, in
-//!   [`causal`], any `lm::CausalLm` through its key/value cache; [`open`] loads either kind of
-//!   folder with its canaries (card or command line);
+//!   [`causal`], any `lm::CausalLm` through its key/value cache ([`whole`]: whole strings for a
+//!   tokenizer that merges digits, exposure only); [`open`] loads either kind of folder with its
+//!   canaries (card or command line);
 //! * [`secrets`]: canary formats, secrets and their insertion into the corpus;
 //! * [`lm`], [`card`], [`train`]: the character LSTM, on disk under `STUDY/lm/<id>/`, trained
 //!   with the exposure of every canary measured after each epoch;
@@ -39,6 +40,7 @@ pub mod report;
 pub mod score;
 pub mod secrets;
 pub mod train;
+pub mod whole;
 
 #[cfg(test)]
 mod causal_tests;

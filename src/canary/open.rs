@@ -17,6 +17,7 @@ use super::extract::{SearchEvent, SearchOptions, SearchResult, search_secret};
 use super::model::CanarySet;
 use super::report::{ExposureOptions, ExposureReport, measure_exposure_of};
 use super::secrets::{Canary, CanaryFormat};
+use super::whole::WholeStrings;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::lm::HfLm;
@@ -162,6 +163,14 @@ impl CanaryModel {
             Self::Lstm(lm) => measure_exposure_of(lm.as_ref(), set, opts, ctx),
             Self::Hf(lm, card) => {
                 let slots = CausalSlots::new(lm.model.as_ref(), &lm.tokenizer, card.is_some());
+                for f in &set.formats {
+                    if let Err(why) = slots.split_digits(&f.prefix)? {
+                        // Digits merged: exact, but one forward pass per candidate.
+                        log::warn!("{why}; scoring every candidate as a whole string instead");
+                        let whole = WholeStrings::new(lm.model.as_ref(), &lm.tokenizer, card.is_some(), set)?;
+                        return measure_exposure_of(&whole, set, opts, ctx);
+                    }
+                }
                 measure_exposure_of(&slots, set, opts, ctx)
             }
         }
