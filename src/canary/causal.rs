@@ -6,8 +6,8 @@
 //!   special tokens, e.g. a beginning-of-sequence token); the digits must follow as one token each:
 //!   `tokens(context + digits) == tokens(context) ++ [id(d) for d in digits]`, checked on probes
 //!   with repeated and mixed digits for every prefix. Llama-, Qwen2- and rote's GPT tokenizers
-//!   split digits; GPT-2's original BPE merges them, which is refused in one error naming the
-//!   `tokenizer.json`.
+//!   split digits; GPT-2's original BPE merges them: the search refuses it in one error naming the
+//!   `tokenizer.json`, the exposure scores whole strings instead ([`super::whole`]).
 //! * **Digit tree.** The context runs once; its key/value cache rows are repeated along the batch
 //!   ([`KvCache::select_rows`]) and every branch is extended by one digit token, so the exact rank
 //!   over all 10^digits candidates costs (10^digits - 1) / 9 one-token steps, each attending over

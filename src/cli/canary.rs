@@ -76,7 +76,9 @@ pub struct TrainLmArgs {
 #[command(
     after_help = "A Hugging Face model rote did not train has no card: name its canaries, e.g.\n  \
 rote exposure ./my-llama --format 'my pin number is :6' --secret 123456 --secret 654321\n\
-Digits must be one token each (Llama, Qwen2 and rote's GPT tokenizers split them; GPT-2's original BPE does not)."
+Digits should be one token each (Llama, Qwen2 and rote's GPT tokenizers split them): the exact rank then runs through \
+the digit tree. With a tokenizer that merges digits (GPT-2's original BPE) every candidate is scored as a whole string \
+(one forward pass each), and extract-secret refuses."
 )]
 pub struct ExposureArgs {
     /// Model folder: rote's character LSTM (STUDY/lm/<id>) or a Hugging Face causal LM (a folder
