@@ -52,6 +52,9 @@ pub struct CausalSlots<'a> {
     line_start: bool,
 }
 
+/// The context's tokens and the token id of each digit.
+pub type ContextDigits = (Vec<u32>, [u32; 10]);
+
 /// A batch of branches: the cache of every row, with the context's digit ids.
 pub struct CausalBatch {
     cache: KvCache,
@@ -81,12 +84,12 @@ impl<'a> CausalSlots<'a> {
 
     /// The context's tokens and the id of each digit after it, checked to give one token per
     /// digit whatever the digits; an error naming the tokenizer's file when it merges digits.
-    pub fn context_and_digits(&self, prefix: &str) -> CoreResult<(Vec<u32>, [u32; 10])> {
+    pub fn context_and_digits(&self, prefix: &str) -> CoreResult<ContextDigits> {
         self.split_digits(prefix)?.map_err(CoreError::Invalid)
     }
 
     /// [`Self::context_and_digits`], with a tokenizer that merges digits as the inner error.
-    pub fn split_digits(&self, prefix: &str) -> CoreResult<Result<(Vec<u32>, [u32; 10]), String>> {
+    pub fn split_digits(&self, prefix: &str) -> CoreResult<Result<ContextDigits, String>> {
         let text = self.context_text(prefix);
         let ctx = self.tokenizer.encode(&text)?;
         if ctx.is_empty() {
