@@ -91,7 +91,19 @@ impl<'a> CausalSlots<'a> {
     /// [`Self::context_and_digits`], with a tokenizer that merges digits as the inner error.
     pub fn split_digits(&self, prefix: &str) -> CoreResult<Result<ContextDigits, String>> {
         let text = self.context_text(prefix);
-        let ctx = self.tokenizer.encode(&text)?;
+        let full = self.tokenizer.encode(&text)?;
+        let probe = "0123456789";
+        let all = self.tokenizer.encode(&format!("{text}{probe}"))?;
+        // Special tokens a post-processor appends (an end-of-sequence id) close every encoding:
+        // the slot follows the context's own tokens, before them.
+        let tail = (0..=2.min(full.len()))
+            .find(|&k| {
+                let (c, s) = full.split_at(full.len() - k);
+                all.len() == full.len() + 10 && all.starts_with(c) && all.ends_with(s)
+            })
+            .unwrap_or(0);
+        let (ctx, suffix) = full.split_at(full.len() - tail);
+        let (ctx, suffix) = (ctx.to_vec(), suffix.to_vec());
         if ctx.is_empty() {
             return Err(CoreError::Invalid(format!(
                 "{}: the context '{prefix}' encodes to no tokens",
@@ -101,19 +113,17 @@ impl<'a> CausalSlots<'a> {
         let merged = |probe: &str, got: &[u32]| {
             Err(format!(
                 "{}: this tokenizer does not give one token per digit after '{prefix}' ('{probe}' becomes {} tokens after the context's {}: {got:?}); \
-                 exposure and the secret search need digits split one per token (Llama-, Qwen2- and rote's GPT tokenizers split them; GPT-2's original BPE merges them)",
+                 the digit tree and the secret search need digits split one per token (Llama-, Qwen2- and rote's GPT tokenizers split them; GPT-2's original BPE merges them)",
                 self.tokenizer.source(),
                 got.len().saturating_sub(ctx.len()),
                 ctx.len()
             ))
         };
-        let probe = "0123456789";
-        let all = self.tokenizer.encode(&format!("{text}{probe}"))?;
-        if all.len() != ctx.len() + 10 || all[..ctx.len()] != ctx[..] {
+        if all.len() != full.len() + 10 || !all.starts_with(&ctx) || !all.ends_with(&suffix) {
             return Ok(merged(probe, &all));
         }
         let mut ids = [0u32; 10];
-        ids.copy_from_slice(&all[ctx.len()..]);
+        ids.copy_from_slice(&all[ctx.len()..ctx.len() + 10]);
         let vocab = self.model.vocab_size();
         if ids.iter().any(|&i| i as usize >= vocab) {
             return Err(CoreError::Invalid(format!(
@@ -138,6 +148,7 @@ impl<'a> CausalSlots<'a> {
                 .iter()
                 .copied()
                 .chain(probe.bytes().map(|b| ids[usize::from(b - b'0')]))
+                .chain(suffix.iter().copied())
                 .collect();
             if got != want {
                 return Ok(merged(probe, &got));

@@ -25,6 +25,7 @@ use crate::lm::{CausalLm, HfLm, KvCache};
 struct ByteTok {
     bos: Option<u32>,
     merge_repeats: bool,
+    eos: Option<u32>,
 }
 
 impl SlotTokenizer for ByteTok {
@@ -41,6 +42,7 @@ impl SlotTokenizer for ByteTok {
                 i += 1;
             }
         }
+        out.extend(self.eos);
         Ok(out)
     }
 
@@ -293,6 +295,7 @@ fn in_memory_transformer_planted_secret_matches_brute_force() {
     let tok = ByteTok {
         bos: Some(1),
         merge_repeats: false,
+        eos: None,
     };
     let prefix = "pin: ";
     let planted = "4071";
@@ -364,6 +367,7 @@ fn merged_digits_are_refused_naming_the_tokenizer() {
     let tok = ByteTok {
         bos: None,
         merge_repeats: true,
+        eos: None,
     };
     let model = Hashed { v: 128 };
     let slots = CausalSlots::new(&model, &tok, false);
@@ -437,6 +441,7 @@ fn merged_digits_fall_back_to_whole_strings_for_the_exact_rank() {
     let merging = ByteTok {
         bos: Some(1),
         merge_repeats: true,
+        eos: None,
     };
     let whole = WholeStrings::new(&model, &merging, false, &set).unwrap();
     let tree = exact_space(&whole, fmt, &ctx).unwrap();
@@ -469,6 +474,7 @@ fn merged_digits_fall_back_to_whole_strings_for_the_exact_rank() {
     let split = ByteTok {
         bos: Some(1),
         merge_repeats: false,
+        eos: None,
     };
     let a = exact_space(
         &WholeStrings::new(&model, &split, false, &set).unwrap(),
@@ -477,6 +483,16 @@ fn merged_digits_fall_back_to_whole_strings_for_the_exact_rank() {
     )
     .unwrap();
     let b = exact_space(&CausalSlots::new(&model, &split, false), fmt, &ctx).unwrap();
+    // A tokenizer that appends an end-of-sequence id: the slot follows the context before it.
+    let closing = ByteTok {
+        bos: Some(1),
+        merge_repeats: false,
+        eos: Some(2),
+    };
+    let with_eos = CausalSlots::new(&model, &closing, false);
+    let (context, _) = with_eos.context_and_digits("pin: ").unwrap();
+    assert_eq!(context, split.encode("pin: ").unwrap());
+    assert_eq!(exact_space(&with_eos, fmt, &ctx).unwrap(), b);
     let shift = a[0] - b[0];
     assert!(shift > 0.0);
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y - shift).abs() < 1e-3));
