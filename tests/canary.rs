@@ -98,7 +98,7 @@ fn planted_pins_are_exposed_by_insertions_and_the_most_inserted_is_extracted() {
     };
     let r = search_secret(&lm, "my pin number is ", 5, &opts, &mut |_| {}, &ctx).unwrap();
     assert!(!r.out_of_budget);
-    let found = canaries_found(&lm, 0, &r);
+    let found = canaries_found(&lm.card.canaries, 0, &r);
     let f32 = found.iter().find(|f| f.insertions == 32).unwrap();
     assert_eq!(f32.position, Some(1), "{:?}", r.candidates);
     assert_eq!(rep.canaries[c32].exact_rank, Some(1));
@@ -142,4 +142,75 @@ fn broken_model_folders_are_named_in_one_line_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("digits"));
+}
+
+/// `rote exposure` and `rote extract-secret` on a Hugging Face folder without rote's card (the
+/// tiny GPT-2 fixture, whose tokenizer splits digits): canaries from `--format` and `--secret`,
+/// the LSTM's report schema, and one-line errors naming what is missing.
+#[test]
+fn any_lm_folder_through_the_binary() {
+    let gpt2 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/gpt2");
+    let study = tempfile::tempdir().unwrap();
+    let rote = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rote"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let model = gpt2.to_str().unwrap();
+    let out = rote(&[
+        "--json",
+        "exposure",
+        model,
+        "--format",
+        "my pin is :3",
+        "--secret",
+        "123",
+        "--secret",
+        "907",
+        "--references",
+        "200",
+        "--study",
+        study.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved = study.path().join("results/exposure/gpt2-both.json");
+    let rep = rote::canary::report::load_report(&saved).unwrap();
+    assert_eq!(rep.model, "gpt2");
+    assert_eq!(rep.canaries.len(), 2);
+    for c in &rep.canaries {
+        let rank = c.exact_rank.unwrap();
+        assert!((1..=1000).contains(&rank));
+        assert!(c.skew_normal.is_some() && c.px_bits > 0.0, "{c:?}");
+    }
+    let out = rote(&[
+        "--json",
+        "extract-secret",
+        model,
+        "--prefix",
+        "my pin is ",
+        "--digits",
+        "3",
+        "--candidates",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["search"]["candidates"].as_array().unwrap().len(), 3);
+    // The rank-1 candidate of the search is the exact space's rank 1: its cost is the lowest.
+    let best = v[0]["search"]["candidates"][0]["bits"].as_f64().unwrap();
+    assert!(rep.canaries.iter().all(|c| c.px_bits >= best - 1e-6));
+    for (args, want) in [
+        (vec!["exposure", model], "--format"),
+        (vec!["extract-secret", model], "--prefix"),
+        (
+            vec!["exposure", model, "--format", "pin :3", "--secret", "12"],
+            "no --format has a slot of 2",
+        ),
+    ] {
+        let out = rote(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want) && err.trim().lines().count() == 1, "{err}");
+    }
 }

@@ -53,15 +53,20 @@ pub fn bench_exposure(
     }
     // Warm-up (CUDA compiles its kernels at first use): a 3-digit space and a few references.
     lm.card.formats[0].digits = 3;
-    exact_space(&lm, 0, ctx)?;
-    score_secrets(&lm, 0, &draw_references(&lm, 0, 16, 1)?, ctx)?;
+    exact_space(&lm, &lm.card.formats[0], ctx)?;
+    score_secrets(
+        &lm,
+        &lm.card.formats[0],
+        &draw_references(&lm.canary_set(), 0, 16, 1)?,
+        ctx,
+    )?;
     lm.card.formats[0].digits = digits;
     let t0 = Instant::now();
-    let space = exact_space(&lm, 0, ctx)?;
+    let space = exact_space(&lm, &lm.card.formats[0], ctx)?;
     let exact_seconds = t0.elapsed().as_secs_f64();
-    let refs = draw_references(&lm, 0, references.min(space.len() / 2), 0)?;
+    let refs = draw_references(&lm.canary_set(), 0, references.min(space.len() / 2), 0)?;
     let t1 = Instant::now();
-    score_secrets(&lm, 0, &refs, ctx)?;
+    score_secrets(&lm, &lm.card.formats[0], &refs, ctx)?;
     let ref_seconds = t1.elapsed().as_secs_f64();
     let prefix = lm.card.formats[0].prefix.clone();
     let t2 = Instant::now();

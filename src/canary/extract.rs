@@ -1,21 +1,20 @@
-//! Extracting a secret without enumerating the space (Secret Sharer, section 4 of the spec):
-//! a shortest-path search over the slot's digits, where appending digit `c` costs
-//! `-log2 Pr(c | context, digits so far)`. All costs are non-negative, so Dijkstra's (uniform-cost)
-//! search pops complete fillings in increasing log-perplexity: the first is the model's most
-//! likely secret and the k-th has rank k. Expansions are batched (up to `batch` partial nodes per
-//! forward step); a complete node is only emitted while it is the cheapest in the queue, so the
-//! order stays exact. A node budget bounds the work ("not found within budget" instead of
+//! Extracting a secret without enumerating the space (Carlini et al. 2019, *The Secret Sharer*,
+//! section 4 of the spec): a shortest-path search over the slot's digits, where appending digit
+//! `c` costs `-log2 Pr(c | context, digits so far)`, so a complete path costs the slot's
+//! log-perplexity `Px`. All costs are non-negative, so Dijkstra's (uniform-cost) search pops
+//! complete fillings in increasing log-perplexity: the first is the model's most likely secret and
+//! the k-th has rank k. It runs on any [`SlotModel`] (the LSTM steps a kept state, a transformer
+//! re-reads the filling after its cached context). Expansions are batched (up to `batch` partial
+//! nodes per model call); a complete node is only emitted while it is the cheapest in the queue,
+//! so the order stays exact. A node budget bounds the work ("not found within budget" instead of
 //! hanging on a low-exposure secret). Beam search (width w) is offered as the cheap approximation.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use candle_core::{DType, Tensor};
-use candle_nn::rnn::LSTMState;
-
-use super::card::CanaryLm;
-use super::lm::{CharLm, HostState};
+use super::model::SlotModel;
+use super::secrets::Canary;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 
@@ -96,26 +95,26 @@ pub struct SearchEvent<'a> {
     pub candidates: &'a [Candidate],
 }
 
-struct Node {
+struct Node<M> {
     cost: f64,
+    /// The filling so far (never empty: the root is expanded when the search starts).
     digits: Vec<u8>,
-    /// Digit not yet fed to the LSTM (None only for the root, whose state is final).
-    pending: Option<u8>,
-    base: Arc<HostState>,
+    /// What the model kept of the parent's computation (the parent has not seen the last digit).
+    base: Arc<M>,
 }
 
-impl PartialEq for Node {
+impl<M> PartialEq for Node<M> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Node {}
-impl PartialOrd for Node {
+impl<M> Eq for Node<M> {}
+impl<M> PartialOrd for Node<M> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Node {
+impl<M> Ord for Node<M> {
     /// Reversed, so the max-heap pops the cheapest (ties: the lexicographically smaller filling).
     fn cmp(&self, other: &Self) -> Ordering {
         other
@@ -129,64 +128,41 @@ fn text_of(d: &[u8]) -> String {
     d.iter().map(|&x| char::from(b'0' + x)).collect()
 }
 
-/// Expands `nodes`: feeds their pending digits and returns, per node, the state after it and the
-/// ten digit costs in bits.
-fn expand(lm: &CanaryLm, nodes: &[Node], ids: &[u32; 10]) -> CoreResult<Vec<(Arc<HostState>, [f64; 10])>> {
-    let dev = &lm.device;
-    let rows: Vec<&HostState> = nodes.iter().map(|n| n.base.as_ref()).collect();
-    let base = lm.net.state_from_rows(&rows, dev)?;
-    let state: LSTMState = if nodes.iter().all(|n| n.pending.is_none()) {
-        base
-    } else if nodes.iter().all(|n| n.pending.is_some()) {
-        let input: Vec<u32> = nodes
-            .iter()
-            .map(|n| ids[n.pending.map_or(0, usize::from)])
-            .collect();
-        lm.net.step(&Tensor::new(input, dev)?, &base)?
-    } else {
-        return Err(CoreError::Invalid(
-            "search: the root was batched with other nodes".into(),
-        ));
-    };
-    let digit_ids = Tensor::new(&ids[..], dev)?;
-    let lp = lm.net.next_log_probs(&state)?.index_select(&digit_ids, 1)?;
-    let bits = (lp * (-std::f64::consts::LOG2_E))?
-        .to_dtype(DType::F64)?
-        .to_vec2::<f64>()?;
-    let states = CharLm::state_rows(&state)?;
-    Ok(states
-        .into_iter()
-        .zip(bits)
-        .map(|(s, b)| {
-            let mut c = [0.0; 10];
-            c.copy_from_slice(&b);
-            (Arc::new(s), c)
-        })
-        .collect())
+/// The ten children of a node of cost `cost` and filling `digits` with next-digit costs `bits`.
+fn push_children<M>(out: &mut Vec<Node<M>>, cost: f64, digits: &[u8], bits: &[f32; 10], base: &Arc<M>) {
+    for (d, &c) in bits.iter().enumerate() {
+        let mut next = digits.to_vec();
+        next.push(d as u8);
+        out.push(Node {
+            cost: cost + f64::from(c),
+            digits: next,
+            base: base.clone(),
+        });
+    }
 }
 
-/// The ten children of every node of `nodes` (one forward step for all of them).
-fn children(lm: &CanaryLm, nodes: &[Node], ids: &[u32; 10]) -> CoreResult<Vec<Node>> {
+/// The ten children of every node of `nodes` (one batched expansion for all of them).
+fn children<S: SlotModel>(
+    model: &S,
+    root: &S::Batch,
+    nodes: &[Node<S::Memo>],
+) -> CoreResult<Vec<Node<S::Memo>>> {
+    let req: Vec<(&S::Memo, &[u8])> = nodes
+        .iter()
+        .map(|n| (n.base.as_ref(), n.digits.as_slice()))
+        .collect();
+    let expanded = model.expand(root, &req)?;
     let mut out = Vec::with_capacity(nodes.len() * 10);
-    for (n, (state, costs)) in nodes.iter().zip(expand(lm, nodes, ids)?) {
-        for (d, c) in costs.iter().enumerate() {
-            let mut digits = n.digits.clone();
-            digits.push(d as u8);
-            out.push(Node {
-                cost: n.cost + c,
-                digits,
-                pending: Some(d as u8),
-                base: state.clone(),
-            });
-        }
+    for (n, (memo, bits)) in nodes.iter().zip(expanded) {
+        push_children(&mut out, n.cost, &n.digits, &bits, &Arc::new(memo));
     }
     Ok(out)
 }
 
-/// Searches the `digits`-digit slot after a line break and `prefix`. `on_event` is called after
-/// every forward step. Cancellable.
-pub fn search_secret(
-    lm: &CanaryLm,
+/// Searches the `digits`-digit slot after `prefix` (the model's context for it: a line break
+/// and the prefix for the LSTM). `on_event` is called after every forward step. Cancellable.
+pub fn search_secret<S: SlotModel>(
+    model: &S,
     prefix: &str,
     digits: usize,
     opts: &SearchOptions,
@@ -202,15 +178,6 @@ pub fn search_secret(
         ));
     }
     let t0 = std::time::Instant::now();
-    let ids = lm.card.digit_ids()?;
-    let context = lm.card.encode(&format!("\n{prefix}"))?;
-    let (state, _) = lm.net.run_prefix(&context, &lm.device)?;
-    let root = Node {
-        cost: 0.0,
-        digits: Vec::new(),
-        pending: None,
-        base: Arc::new(CharLm::state_rows(&state)?.swap_remove(0)),
-    };
     let mut result = SearchResult {
         prefix: prefix.to_string(),
         digits,
@@ -219,123 +186,141 @@ pub fn search_secret(
         out_of_budget: false,
         seconds: 0.0,
     };
+    if opts.budget == 0 {
+        result.out_of_budget = true;
+        return Ok(result);
+    }
+    // The root's expansion is the context's forward pass.
+    let (root, first) = model.start(prefix)?;
+    let memo = Arc::new(model.root_memo(&root)?);
+    let mut level1 = Vec::with_capacity(10);
+    push_children(&mut level1, 0.0, &[], &first, &memo);
+    result.expanded = 1;
+    let search = Search {
+        model,
+        root: &root,
+        digits,
+        opts,
+    };
     match opts.method {
-        SearchMethod::Dijkstra => dijkstra(lm, root, digits, &ids, opts, &mut result, on_event, ctx)?,
-        SearchMethod::Beam => beam(lm, root, digits, &ids, opts, &mut result, on_event, ctx)?,
+        SearchMethod::Dijkstra => search.dijkstra(level1, &mut result, on_event, ctx)?,
+        SearchMethod::Beam => search.beam(level1, &mut result, on_event, ctx)?,
     }
     result.seconds = t0.elapsed().as_secs_f64();
     Ok(result)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dijkstra(
-    lm: &CanaryLm,
-    root: Node,
+struct Search<'a, S: SlotModel> {
+    model: &'a S,
+    root: &'a S::Batch,
     digits: usize,
-    ids: &[u32; 10],
-    opts: &SearchOptions,
-    result: &mut SearchResult,
-    on_event: &mut dyn FnMut(&SearchEvent<'_>),
-    ctx: &JobCtx<'_>,
-) -> CoreResult<()> {
-    let mut heap = BinaryHeap::new();
-    heap.push(root);
-    let complete = |n: &Node| n.digits.len() == digits;
-    while result.candidates.len() < opts.candidates {
-        ctx.checkpoint()?;
-        // Emit complete fillings while they are the cheapest in the queue.
-        while heap.peek().is_some_and(complete) && result.candidates.len() < opts.candidates {
-            if let Some(n) = heap.pop() {
-                result.candidates.push(Candidate {
-                    secret: text_of(&n.digits),
-                    bits: n.cost,
+    opts: &'a SearchOptions,
+}
+
+impl<S: SlotModel> Search<'_, S> {
+    fn dijkstra(
+        &self,
+        level1: Vec<Node<S::Memo>>,
+        result: &mut SearchResult,
+        on_event: &mut dyn FnMut(&SearchEvent<'_>),
+        ctx: &JobCtx<'_>,
+    ) -> CoreResult<()> {
+        let opts = self.opts;
+        let mut heap: BinaryHeap<Node<S::Memo>> = level1.into_iter().collect();
+        let complete = |n: &Node<S::Memo>| n.digits.len() == self.digits;
+        while result.candidates.len() < opts.candidates {
+            ctx.checkpoint()?;
+            // Emit complete fillings while they are the cheapest in the queue.
+            while heap.peek().is_some_and(complete) && result.candidates.len() < opts.candidates {
+                if let Some(n) = heap.pop() {
+                    result.candidates.push(Candidate {
+                        secret: text_of(&n.digits),
+                        bits: n.cost,
+                        expanded: result.expanded,
+                    });
+                }
+            }
+            if result.candidates.len() >= opts.candidates || heap.is_empty() {
+                break;
+            }
+            if result.expanded >= opts.budget {
+                result.out_of_budget = true;
+                break;
+            }
+            let mut batch = Vec::new();
+            while batch.len() < opts.batch.min(opts.budget - result.expanded) {
+                match heap.peek() {
+                    Some(n) if !complete(n) => {
+                        if let Some(n) = heap.pop() {
+                            batch.push(n);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            heap.extend(children(self.model, self.root, &batch)?);
+            result.expanded += batch.len();
+            ctx.progress("searching", result.expanded as u64, opts.budget as u64);
+            if let Some(top) = heap.peek() {
+                on_event(&SearchEvent {
                     expanded: result.expanded,
+                    frontier: text_of(&top.digits),
+                    frontier_bits: top.cost,
+                    candidates: &result.candidates,
                 });
             }
         }
-        if result.candidates.len() >= opts.candidates || heap.is_empty() {
-            break;
-        }
-        if result.expanded >= opts.budget {
-            result.out_of_budget = true;
-            break;
-        }
-        let mut batch = Vec::new();
-        while batch.len() < opts.batch.min(opts.budget - result.expanded) {
-            match heap.peek() {
-                Some(n) if !complete(n) && (n.pending.is_some() || batch.is_empty()) => {
-                    if let Some(n) = heap.pop() {
-                        let root = n.pending.is_none();
-                        batch.push(n);
-                        if root {
-                            break;
-                        }
-                    }
-                }
-                _ => break,
+        Ok(())
+    }
+
+    fn beam(
+        &self,
+        level1: Vec<Node<S::Memo>>,
+        result: &mut SearchResult,
+        on_event: &mut dyn FnMut(&SearchEvent<'_>),
+        ctx: &JobCtx<'_>,
+    ) -> CoreResult<()> {
+        let opts = self.opts;
+        let mut beams = level1;
+        let keep = |mut v: Vec<Node<S::Memo>>| {
+            // The cheapest first (Node's order is reversed).
+            v.sort_by(|a, b| b.cmp(a));
+            v.truncate(opts.beam);
+            v
+        };
+        beams = keep(beams);
+        for _ in 1..self.digits {
+            ctx.checkpoint()?;
+            if result.expanded + beams.len() > opts.budget {
+                result.out_of_budget = true;
+                return Ok(());
+            }
+            let mut next = Vec::with_capacity(beams.len() * 10);
+            for chunk in beams.chunks(opts.batch.max(1)) {
+                next.extend(children(self.model, self.root, chunk)?);
+            }
+            result.expanded += beams.len();
+            beams = keep(next);
+            if let Some(top) = beams.first() {
+                on_event(&SearchEvent {
+                    expanded: result.expanded,
+                    frontier: text_of(&top.digits),
+                    frontier_bits: top.cost,
+                    candidates: &result.candidates,
+                });
             }
         }
-        heap.extend(children(lm, &batch, ids)?);
-        result.expanded += batch.len();
-        ctx.progress("searching", result.expanded as u64, opts.budget as u64);
-        if let Some(top) = heap.peek() {
-            on_event(&SearchEvent {
+        result.candidates = beams
+            .iter()
+            .take(opts.candidates)
+            .map(|n| Candidate {
+                secret: text_of(&n.digits),
+                bits: n.cost,
                 expanded: result.expanded,
-                frontier: text_of(&top.digits),
-                frontier_bits: top.cost,
-                candidates: &result.candidates,
-            });
-        }
+            })
+            .collect();
+        Ok(())
     }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn beam(
-    lm: &CanaryLm,
-    root: Node,
-    digits: usize,
-    ids: &[u32; 10],
-    opts: &SearchOptions,
-    result: &mut SearchResult,
-    on_event: &mut dyn FnMut(&SearchEvent<'_>),
-    ctx: &JobCtx<'_>,
-) -> CoreResult<()> {
-    let mut beams = vec![root];
-    for _ in 0..digits {
-        ctx.checkpoint()?;
-        if result.expanded + beams.len() > opts.budget {
-            result.out_of_budget = true;
-            return Ok(());
-        }
-        let mut next = Vec::with_capacity(beams.len() * 10);
-        for chunk in beams.chunks(opts.batch.max(1)) {
-            next.extend(children(lm, chunk, ids)?);
-        }
-        result.expanded += beams.len();
-        // The cheapest first (Node's order is reversed).
-        next.sort_by(|a, b| b.cmp(a));
-        next.truncate(opts.beam);
-        beams = next;
-        if let Some(top) = beams.first() {
-            on_event(&SearchEvent {
-                expanded: result.expanded,
-                frontier: text_of(&top.digits),
-                frontier_bits: top.cost,
-                candidates: &result.candidates,
-            });
-        }
-    }
-    result.candidates = beams
-        .iter()
-        .take(opts.candidates)
-        .map(|n| Candidate {
-            secret: text_of(&n.digits),
-            bits: n.cost,
-            expanded: result.expanded,
-        })
-        .collect();
-    Ok(())
 }
 
 /// Whether each canary of format `f` was among the search's candidates, and where (1-based).
@@ -351,10 +336,9 @@ pub struct CanaryFound {
     pub expanded: Option<usize>,
 }
 
-/// Matches a search's candidates against the card's canaries of format `f`.
-pub fn canaries_found(lm: &CanaryLm, f: usize, result: &SearchResult) -> Vec<CanaryFound> {
-    lm.card
-        .canaries
+/// Matches a search's candidates against the canaries of format `f`.
+pub fn canaries_found(canaries: &[Canary], f: usize, result: &SearchResult) -> Vec<CanaryFound> {
+    canaries
         .iter()
         .filter(|c| c.format == f)
         .map(|c| {

@@ -18,7 +18,8 @@ use rand::SeedableRng as _;
 
 use super::card::CanaryLm;
 use super::exposure::{SkewNormal, exposure_from_rank, exposure_interpolation};
-use super::score::{MAX_EXACT_DIGITS, exact_space, prefix_nats, score_secrets, tf_mean_nats};
+use super::model::{CanarySet, SlotModel};
+use super::score::{MAX_EXACT_DIGITS, exact_space, score_secrets, tf_mean_nats};
 use super::secrets::random_digits;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
@@ -217,10 +218,12 @@ pub fn ks_distance(xs: &[f64], fit: &SkewNormal) -> f64 {
 }
 
 /// `n` distinct references of format `f`, none equal to one of its canaries.
-pub fn draw_references(lm: &CanaryLm, f: usize, n: usize, seed: u64) -> CoreResult<Vec<String>> {
-    let fmt = &lm.card.formats[f];
-    let taken: std::collections::BTreeSet<&str> = lm
-        .card
+pub fn draw_references(set: &CanarySet, f: usize, n: usize, seed: u64) -> CoreResult<Vec<String>> {
+    let fmt = set
+        .formats
+        .get(f)
+        .ok_or_else(|| CoreError::Invalid(format!("no canary format {f}")))?;
+    let taken: std::collections::BTreeSet<&str> = set
         .canaries
         .iter()
         .filter(|c| c.format == f)
@@ -245,14 +248,26 @@ pub fn draw_references(lm: &CanaryLm, f: usize, n: usize, seed: u64) -> CoreResu
     Ok(out)
 }
 
-/// Measures every canary. Progress per block; cancellable.
+/// Measures every canary of the character LSTM's card. Progress per block; cancellable.
 pub fn measure_exposure(
     lm: &CanaryLm,
     opts: &ExposureOptions,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<ExposureReport> {
+    measure_exposure_of(lm, &lm.canary_set(), opts, ctx)
+}
+
+/// Measures every canary of `set` on any [`SlotModel`] (the LSTM or a transformer). Progress per
+/// block; cancellable.
+pub fn measure_exposure_of<M: SlotModel>(
+    model: &M,
+    set: &CanarySet,
+    opts: &ExposureOptions,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ExposureReport> {
+    set.validate()?;
     let t0 = std::time::Instant::now();
-    let card = &lm.card;
+    let card = set;
     let mut canaries: Vec<CanaryExposure> = Vec::new();
     let mut formats = Vec::new();
     for (fi, fmt) in card.formats.iter().enumerate() {
@@ -260,7 +275,7 @@ pub fn measure_exposure(
             .filter(|&k| card.canaries[k].format == fi)
             .collect();
         let secrets: Vec<String> = members.iter().map(|&k| card.canaries[k].secret.clone()).collect();
-        let px = score_secrets(lm, fi, &secrets, ctx)?;
+        let px = score_secrets(model, fmt, &secrets, ctx)?;
         let mut rows: Vec<CanaryExposure> = members
             .iter()
             .zip(&px)
@@ -292,7 +307,7 @@ pub fn measure_exposure(
         let (mut exact_seconds, mut candidates_per_sec) = (None, None);
         if exact_wanted && exact_ok {
             let te = std::time::Instant::now();
-            let space = exact_space(lm, fi, ctx)?;
+            let space = exact_space(model, fmt, ctx)?;
             let secs = te.elapsed().as_secs_f64();
             exact_seconds = Some(secs);
             candidates_per_sec = Some(space.len() as f64 / secs.max(1e-9));
@@ -321,15 +336,15 @@ pub fn measure_exposure(
                 opts.references.max(16)
             };
             let n = n.min(fmt.space().saturating_sub(members.len() as u64) as usize);
-            let refs = draw_references(lm, fi, n, opts.seed)?;
-            let ref_px = score_secrets(lm, fi, &refs, ctx)?;
+            let refs = draw_references(set, fi, n, opts.seed)?;
+            let ref_px = score_secrets(model, fmt, &refs, ctx)?;
             n_refs = ref_px.len();
             let mut by_canary: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             for (i, r) in rows.iter().enumerate() {
                 by_canary.insert(i, vec![r.px_bits]);
             }
             if opts.estimate == Estimate::TfPrivacy {
-                let pre = prefix_nats(lm, fi)?;
+                let pre = model.prefix_nats(&fmt.prefix)?;
                 let nats: Vec<f64> = ref_px.iter().map(|&b| tf_mean_nats(b, pre, fmt.digits)).collect();
                 let mut tf_by: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
                 for (i, r) in rows.iter_mut().enumerate() {

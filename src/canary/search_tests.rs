@@ -16,11 +16,11 @@ fn digit_tree_matches_sequence_scoring() {
     let lm = untrained_lm(4, 16, 3);
     let (c, s) = ctx_parts();
     let ctx = JobCtx::new(&c, &s);
-    let space = exact_space(&lm, 0, &ctx).unwrap();
+    let space = exact_space(&lm, &lm.card.formats[0], &ctx).unwrap();
     assert_eq!(space.len(), 10_000);
     let picks = ["0000", "0420", "1234", "9999", "5071"];
     let secrets: Vec<String> = picks.iter().map(|p| p.to_string()).collect();
-    let scored = score_secrets(&lm, 0, &secrets, &ctx).unwrap();
+    let scored = score_secrets(&lm, &lm.card.formats[0], &secrets, &ctx).unwrap();
     for (p, v) in picks.iter().zip(scored) {
         let i: usize = p.parse().unwrap();
         assert!(
@@ -39,7 +39,7 @@ fn dijkstra_lists_the_space_in_rank_order_and_beam_finds_the_best() {
     let lm = untrained_lm(3, 16, 5);
     let (c, s) = ctx_parts();
     let ctx = JobCtx::new(&c, &s);
-    let mut space: Vec<(f32, usize)> = exact_space(&lm, 0, &ctx)
+    let mut space: Vec<(f32, usize)> = exact_space(&lm, &lm.card.formats[0], &ctx)
         .unwrap()
         .into_iter()
         .enumerate()
@@ -99,7 +99,7 @@ fn report_ranks_match_the_enumerated_space() {
     let lm = untrained_lm(4, 16, 9);
     let (c, s) = ctx_parts();
     let ctx = JobCtx::new(&c, &s);
-    let space = exact_space(&lm, 0, &ctx).unwrap();
+    let space = exact_space(&lm, &lm.card.formats[0], &ctx).unwrap();
     let rep = measure_exposure(
         &lm,
         &ExposureOptions {

@@ -1,5 +1,7 @@
 //! `rote train-lm` (a character LM with canaries), `rote exposure` (their exposure) and
-//! `rote extract-secret` (the shortest-path search for a secret).
+//! `rote extract-secret` (the shortest-path search for a secret). The last two take any LM
+//! folder: rote's character LSTM, or a Hugging Face causal LM (a folder with `config.json`),
+//! with canaries from its card or from `--format` / `--secret`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +10,10 @@ use serde_json::json;
 use super::CliSink;
 use super::commands::print;
 use crate::canary::card::{CanaryLm, LmRecipe};
-use crate::canary::extract::{SearchMethod, SearchOptions, canaries_found, search_secret};
-use crate::canary::report::{Estimate, ExposureOptions, measure_exposure, report_path};
+use crate::canary::extract::{SearchMethod, SearchOptions, canaries_found};
+use crate::canary::model::CanarySet;
+use crate::canary::open::{CanaryModel, canaries_from_args};
+use crate::canary::report::{Estimate, ExposureOptions, report_path};
 use crate::canary::secrets::CanaryFormat;
 use crate::canary::train::{LmConfig, train_lm_into_study};
 use crate::error::{CoreError, CoreResult};
@@ -69,9 +73,30 @@ pub struct TrainLmArgs {
 
 /// Options of `rote exposure`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "A Hugging Face model rote did not train has no card: name its canaries, e.g.\n  \
+rote exposure ./my-llama --format 'my pin number is :6' --secret 123456 --secret 654321\n\
+Digits should be one token each (Llama, Qwen2 and rote's GPT tokenizers split them): the exact rank then runs through \
+the digit tree. With a tokenizer that merges digits (GPT-2's original BPE) every candidate is scored as a whole string \
+(one forward pass each), and extract-secret refuses."
+)]
 pub struct ExposureArgs {
-    /// Model folder (STUDY/lm/<id>).
+    /// Model folder: rote's character LSTM (STUDY/lm/<id>) or a Hugging Face causal LM (a folder
+    /// with config.json, model.safetensors and tokenizer.json; GPT-2, GPT-NeoX, Llama, Qwen2).
     pub model: PathBuf,
+    /// Canary format to measure instead of the card's, repeatable: PREFIX:DIGITS (secrets from
+    /// --secret) or PREFIX:DIGITS:COUNTS:SECRETS. The slot is scored after the prefix (after a
+    /// line break and the prefix for a model with rote's card, as the canaries were inserted).
+    #[arg(long = "format")]
+    pub formats: Vec<String>,
+    /// A secret to test (digits), repeatable: measured in every --format with as many digits,
+    /// recorded with 0 insertions (unknown).
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// Study whose results/exposure/ gets the report (default: the model's study when the folder
+    /// is STUDY/lm/<id>, else the current folder).
+    #[arg(long)]
+    pub study: Option<PathBuf>,
     /// exact (rank among all 10^digits), skew-normal (fit to sampled references), both, or
     /// tf-privacy (TF Privacy's interpolation and extrapolation on mean nats).
     #[arg(long, value_enum, default_value_t = Estimate::Both)]
@@ -90,9 +115,11 @@ pub struct ExposureArgs {
 /// Options of `rote extract-secret`.
 #[derive(Debug, clap::Args)]
 pub struct ExtractSecretArgs {
-    /// Model folder (STUDY/lm/<id>).
+    /// Model folder: rote's character LSTM (STUDY/lm/<id>) or a Hugging Face causal LM (a folder
+    /// with config.json; its tokenizer must give one token per digit).
     pub model: PathBuf,
-    /// Text before the secret (default: each canary format's prefix in turn).
+    /// Text before the secret (default: each canary format's prefix in turn; needed for a
+    /// Hugging Face model without rote's card).
     #[arg(long)]
     pub prefix: Option<String>,
     /// Digits in the secret (default: the format's, or 6).
@@ -201,19 +228,31 @@ pub fn train_lm(args: TrainLmArgs, json: bool) -> CoreResult<()> {
     Ok(())
 }
 
-/// The study a model folder `STUDY/lm/<id>` belongs to.
-fn study_of(model: &Path) -> CoreResult<PathBuf> {
-    model
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| CoreError::Invalid(format!("{}: expected STUDY/lm/<id>", model.display())))
+/// Where a model's reports go: the study of a folder `STUDY/lm/<id>`, else the current folder.
+fn study_of(model: &Path) -> PathBuf {
+    let parent = model.parent();
+    match parent.and_then(|p| p.parent()) {
+        Some(study) if parent.and_then(Path::file_name).is_some_and(|n| n == "lm") => study.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The canaries to measure: the command line's when given, else the card's.
+fn canary_set(model: &CanaryModel, formats: &[String], secrets: &[String]) -> CoreResult<CanarySet> {
+    if !formats.is_empty() || !secrets.is_empty() {
+        return canaries_from_args(&model.id(), formats, secrets);
+    }
+    match model.card_set() {
+        Some(set) => Ok(set),
+        None => canaries_from_args(&model.id(), formats, secrets),
+    }
 }
 
 /// `rote exposure`.
 pub fn exposure(args: ExposureArgs, json: bool) -> CoreResult<()> {
     let device = crate::model::device(&args.device)?;
-    let lm = CanaryLm::load(&args.model, &device)?;
+    let lm = CanaryModel::load(&args.model, &device)?;
+    let set = canary_set(&lm, &args.formats, &args.secrets)?;
     let opts = ExposureOptions {
         estimate: args.estimate,
         references: args.references,
@@ -223,10 +262,11 @@ pub fn exposure(args: ExposureArgs, json: bool) -> CoreResult<()> {
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let done = measure_exposure(&lm, &opts, &ctx);
+    let done = lm.measure(&set, &opts, &ctx);
     sink.finish();
     let report = done?;
-    let path = report_path(&study_of(&args.model)?, &lm.card.id, args.estimate);
+    let study = args.study.clone().unwrap_or_else(|| study_of(&args.model));
+    let path = report_path(&study, &report.model, args.estimate);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
     }
@@ -290,7 +330,12 @@ pub fn exposure(args: ExposureArgs, json: bool) -> CoreResult<()> {
 /// `rote extract-secret`.
 pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
     let device = crate::model::device(&args.device)?;
-    let lm = CanaryLm::load(&args.model, &device)?;
+    let lm = CanaryModel::load(&args.model, &device)?;
+    let set = lm.card_set().unwrap_or_else(|| CanarySet {
+        id: lm.id(),
+        formats: Vec::new(),
+        canaries: Vec::new(),
+    });
     let opts = SearchOptions {
         method: args.method,
         budget: args.budget,
@@ -301,15 +346,20 @@ pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
     // Each format's prefix, or the given one (matched to a format when it is one).
     let targets: Vec<(String, usize, Option<usize>)> = match &args.prefix {
         Some(p) => {
-            let f = lm.card.formats.iter().position(|f| &f.prefix == p);
+            let f = set.formats.iter().position(|f| &f.prefix == p);
             let digits = args
                 .digits
-                .or_else(|| f.map(|i| lm.card.formats[i].digits))
+                .or_else(|| f.map(|i| set.formats[i].digits))
                 .unwrap_or(6);
             vec![(p.clone(), digits, f)]
         }
-        None => lm
-            .card
+        None if set.formats.is_empty() => {
+            return Err(CoreError::Invalid(format!(
+                "{}: no card with canary formats; give --prefix (and --digits)",
+                args.model.display()
+            )));
+        }
+        None => set
             .formats
             .iter()
             .enumerate()
@@ -321,7 +371,7 @@ pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
     let ctx = JobCtx::new(&cancel, &sink);
     let mut out = Vec::new();
     for (prefix, digits, f) in targets {
-        let r = search_secret(&lm, &prefix, digits, &opts, &mut |_| {}, &ctx);
+        let r = lm.search(&prefix, digits, &opts, &mut |_| {}, &ctx);
         let r = match r {
             Ok(r) => r,
             Err(e) => {
@@ -329,7 +379,9 @@ pub fn extract_secret(args: ExtractSecretArgs, json: bool) -> CoreResult<()> {
                 return Err(e);
             }
         };
-        let found = f.map(|f| canaries_found(&lm, f, &r)).unwrap_or_default();
+        let found = f
+            .map(|f| canaries_found(&set.canaries, f, &r))
+            .unwrap_or_default();
         out.push((r, found));
     }
     sink.finish();

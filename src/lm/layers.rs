@@ -51,6 +51,34 @@ impl KvCache {
     pub(crate) fn advance(&mut self, t: usize) {
         self.len += t;
     }
+
+    /// A cache holding rows `rows` (u32 indices, repeats allowed) of this one's batch: one
+    /// context run once and continued along many branches (the Secret Sharer's digit tree).
+    pub fn select_rows(&self, rows: &Tensor) -> CoreResult<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Some((k, v)) => Ok(Some((k.index_select(rows, 0)?, v.index_select(rows, 0)?))),
+                None => Ok(None),
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            len: self.len,
+        })
+    }
+
+    /// Bytes of the keys and values held (all rows, all layers).
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                k.elem_count() * k.dtype().size_in_bytes() + v.elem_count() * v.dtype().size_in_bytes()
+            })
+            .sum()
+    }
 }
 
 /// The additive causal mask `(T, S)` for `T` queries at positions `offset..offset+T` over keys at

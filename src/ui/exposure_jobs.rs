@@ -1,37 +1,38 @@
-//! Job bodies behind the Exposure view: list and open a study's character LMs with their saved
-//! exposure report, measure exposure, and run the extraction search with its progress shared
-//! with the view (the candidates it has found and the partial secret it is expanding).
+//! Job bodies behind the Exposure view: list and open a study's language models (character LSTMs
+//! and Hugging Face transformers under `STUDY/lm/`) with their saved exposure report, measure
+//! exposure, and run the extraction search with its progress shared with the view (the
+//! candidates it has found and the partial secret it is expanding).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::canary::card::{CanaryLm, LmCard, lm_dir};
-use crate::canary::extract::{Candidate, SearchOptions, SearchResult, search_secret};
-use crate::canary::report::{
-    Estimate, ExposureOptions, ExposureReport, load_report, measure_exposure, report_path,
-};
+use crate::canary::card::lm_dir;
+use crate::canary::extract::{Candidate, SearchOptions, SearchResult};
+use crate::canary::open::{CanaryCard, CanaryModel};
+use crate::canary::report::{Estimate, ExposureOptions, ExposureReport, load_report, report_path};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 
-/// A character LM with its saved exposure report.
+/// A language model with its saved exposure report.
 pub struct LoadedExposure {
     /// Model folder.
     pub dir: PathBuf,
-    /// Its card.
-    pub card: LmCard,
+    /// Its card (the LSTM's or the transformer's; empty for a Hugging Face model without one).
+    pub card: CanaryCard,
     /// The saved `both` report, if measured.
     pub report: Option<ExposureReport>,
 }
 
-/// The model folders under `STUDY/lm/` (those with a card), sorted.
+/// The model folders under `STUDY/lm/` (a character LSTM's card or a Hugging Face
+/// `config.json`), sorted.
 pub fn list_lms(study: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(lm_dir(study))
         .map(|it| {
             it.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.join("card.json").is_file())
+                .filter(|p| p.join("card.json").is_file() || crate::lm::card::is_hf_folder(p))
                 .filter(|p| {
                     !p.file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
@@ -43,9 +44,9 @@ pub fn list_lms(study: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Reads a model's card (checked against its weights' header) and its saved report.
+/// Reads a model's card (an LSTM's checked against its weights' header) and its saved report.
 pub fn open_lm(study: &Path, dir: &Path) -> CoreResult<LoadedExposure> {
-    let card = LmCard::check_folder(dir)?;
+    let card = CanaryCard::read(dir)?;
     let path = report_path(study, &card.id, Estimate::Both);
     let report = if path.is_file() {
         Some(load_report(&path)?)
@@ -61,9 +62,15 @@ pub fn open_lm(study: &Path, dir: &Path) -> CoreResult<LoadedExposure> {
 
 /// Measures exact and skew-normal exposure and saves the report where [`open_lm`] finds it.
 pub fn measure(study: &Path, dir: &Path, device: &str, ctx: &JobCtx<'_>) -> CoreResult<ExposureReport> {
-    let lm = CanaryLm::load(dir, &crate::model::device(device)?)?;
-    let report = measure_exposure(&lm, &ExposureOptions::default(), ctx)?;
-    let path = report_path(study, &lm.card.id, Estimate::Both);
+    let lm = CanaryModel::load(dir, &crate::model::device(device)?)?;
+    let set = lm.card_set().ok_or_else(|| {
+        CoreError::format(
+            dir,
+            "has no card with canaries: measure it with rote exposure DIR --format 'PREFIX:DIGITS' --secret DIGITS",
+        )
+    })?;
+    let report = lm.measure(&set, &ExposureOptions::default(), ctx)?;
+    let path = report_path(study, &report.model, Estimate::Both);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
     }
@@ -106,7 +113,7 @@ pub struct ExtractRequest {
 /// Runs the search, publishing every step into the live cell.
 pub fn run_extract(req: &ExtractRequest, ctx: &JobCtx<'_>) -> CoreResult<SearchResult> {
     *req.live.lock() = LiveSearch::default();
-    let lm = CanaryLm::load(&req.dir, &crate::model::device(&req.device)?)?;
+    let lm = CanaryModel::load(&req.dir, &crate::model::device(&req.device)?)?;
     let live = req.live.clone();
     let mut on_event = move |e: &crate::canary::extract::SearchEvent<'_>| {
         let mut l = live.lock();
@@ -116,7 +123,7 @@ pub fn run_extract(req: &ExtractRequest, ctx: &JobCtx<'_>) -> CoreResult<SearchR
         l.expanded = e.expanded;
         l.candidates = e.candidates.to_vec();
     };
-    let r = search_secret(&lm, &req.prefix, req.digits, &req.options, &mut on_event, ctx)?;
+    let r = lm.search(&req.prefix, req.digits, &req.options, &mut on_event, ctx)?;
     let mut l = req.live.lock();
     l.version += 1;
     l.candidates = r.candidates.clone();

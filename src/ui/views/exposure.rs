@@ -1,5 +1,6 @@
-//! Exposure view (Carlini et al., *The Secret Sharer*, USENIX Security 2019): how much a character
-//! LM memorized secrets inserted into its training text. Exposure against insertions (with the
+//! Exposure view (Carlini et al., *The Secret Sharer*, USENIX Security 2019): how much a language
+//! model (rote's character LSTM or a transformer) memorized secrets inserted into its training
+//! text. Exposure against insertions (with the
 //! log2|R| ceiling), exposure against training epoch next to the loss, the log-perplexity histogram
 //! of the candidate space with the skew-normal fit and the canary marked, and a live extraction
 //! panel that types out the search's best guesses.
@@ -97,7 +98,7 @@ impl ExposureView {
             return;
         };
         if models.is_empty() {
-            ui.heading("No character language models in this study");
+            ui.heading("No language models in this study");
             ui.label("Train one with canaries inserted, then measure and extract them:");
             let study = ctx
                 .study
@@ -176,20 +177,25 @@ impl ExposureView {
             let running = ctx.jobs.is_running(JobKind::ExposureMeasure);
             let label = if loaded.report.is_some() { "Measure again" } else { "Measure exposure" };
             if ui
-                .add_enabled(!running, egui::Button::new(label))
+                .add_enabled(!running && !card.canaries.is_empty(), egui::Button::new(label))
                 .on_hover_text("Exact rank over the whole space (slots up to 8 digits), skew-normal fit to 10,000 sampled references")
                 .clicked()
             {
                 ctx.commands.push(Command::MeasureExposure(loaded.dir.clone()));
             }
             let last = card.epochs.last();
-            ui.label(format!(
-                "{} chars of {}, {} epochs, validation {:.3} nats/char",
-                card.corpus.chars,
-                short(Path::new(&card.corpus.source)),
-                card.epochs.len(),
-                last.map_or(f64::NAN, |e| e.val_loss)
-            ));
+            match &card.corpus {
+                Some((chars, source)) => ui.label(format!(
+                    "{}: {} chars of {}, {} epochs, validation {:.3} nats/{}",
+                    card.kind,
+                    chars,
+                    short(Path::new(source)),
+                    card.epochs.len(),
+                    last.map_or(f64::NAN, |e| e.val_loss),
+                    if card.kind == "character LSTM" { "char" } else { "token" }
+                )),
+                None => ui.label(format!("{} without rote's card", card.kind)),
+            };
         });
         ui.separator();
     }
@@ -198,7 +204,13 @@ impl ExposureView {
         ui.heading("Canaries");
         let card = &loaded.card;
         let rep = loaded.report.as_ref();
-        if rep.is_none() {
+        if !card.has_card {
+            ui.label("No card: rote does not know what was planted in this model. Type a prefix in the extraction panel, or measure chosen secrets from the command line:");
+            ui.code(format!(
+                "rote exposure {} --format 'my pin number is :6' --secret 123456",
+                loaded.dir.display()
+            ));
+        } else if rep.is_none() {
             ui.colored_label(theme::INFO, "Not measured yet: the figures are the last epoch's.");
         }
         let found: Vec<String> = self
