@@ -70,8 +70,7 @@ pub fn train_bpe<'a>(
         .special_tokens(vec![AddedToken::from(EOT, true)])
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
-    tok.train(&mut trainer, texts)
-        .map_err(|e| fail("train", e))?;
+    tok.train(&mut trainer, texts).map_err(|e| fail("train", e))?;
     Ok(LmTokenizer::from_tokenizer(tok.into(), PathBuf::from(path)))
 }
 
@@ -115,7 +114,10 @@ mod tests {
         let ids = tok.encode(line).unwrap();
         assert_eq!(tok.decode(&ids).unwrap(), line);
         let pieces: Vec<String> = ids.iter().map(|&i| tok.token_text(i).unwrap()).collect();
-        let digits: Vec<&String> = pieces.iter().filter(|p| p.chars().any(|c| c.is_ascii_digit())).collect();
+        let digits: Vec<&String> = pieces
+            .iter()
+            .filter(|p| p.chars().any(|c| c.is_ascii_digit()))
+            .collect();
         assert_eq!(digits.len(), 10, "{pieces:?}");
         assert!(digits.iter().all(|p| p.len() == 1), "{pieces:?}");
         // Deterministic, and the saved file reads back through LmTokenizer::load.

@@ -296,7 +296,12 @@ impl Gpt2 {
             let bias = norm
                 .bias()
                 .ok_or_else(|| CoreError::Invalid("GPT-2 LayerNorm without a bias".into()))?;
-            Ok(candle_nn::ops::layer_norm_slow(x, norm.weight(), bias, self.cfg.eps as f32)?)
+            Ok(candle_nn::ops::layer_norm_slow(
+                x,
+                norm.weight(),
+                bias,
+                self.cfg.eps as f32,
+            )?)
         };
         let (b, t) = check_ids(ids, &self.device)?;
         let offset = cache.len();

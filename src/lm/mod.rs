@@ -48,8 +48,8 @@ use candle_core::{D, Device, IndexOp as _, Tensor};
 
 use crate::error::{CoreError, CoreResult};
 
-pub use hf::{HfConfig, load_model};
 pub use gpt2::{Gpt2, Gpt2Config};
+pub use hf::{HfConfig, check_folder, load_model};
 pub use layers::KvCache;
 pub use tokenizer::LmTokenizer;
 

@@ -229,9 +229,21 @@ mod tests {
             .map(|i| format!("Paragraph {i} says little.\nIt ends here.\n\n"))
             .collect();
         let passages = vec![
-            PlantedPassage { text: "Alpha beta gamma.".into(), insertions: 3, offset: 0 },
-            PlantedPassage { text: "Delta epsilon zeta.".into(), insertions: 0, offset: 9 },
-            PlantedPassage { text: "Eta theta iota.".into(), insertions: 1, offset: 20 },
+            PlantedPassage {
+                text: "Alpha beta gamma.".into(),
+                insertions: 3,
+                offset: 0,
+            },
+            PlantedPassage {
+                text: "Delta epsilon zeta.".into(),
+                insertions: 0,
+                offset: 9,
+            },
+            PlantedPassage {
+                text: "Eta theta iota.".into(),
+                insertions: 1,
+                offset: 20,
+            },
         ];
         let out = insert_passages(&text, &passages, 5).unwrap();
         for p in &passages {

@@ -216,6 +216,7 @@ pub fn train_gpt_on(
         ids.len(),
         val_ids.len()
     ));
+    let log_every = (total / 20).max(1);
     let mut epochs = Vec::with_capacity(r.epochs);
     let mut step = 0;
     for epoch in 0..r.epochs {
@@ -246,6 +247,13 @@ pub fn train_gpt_on(
             step += 1;
             if step % 10 == 0 {
                 ctx.metric("train loss (step)", step as f64, l);
+            }
+            if step % log_every == 0 {
+                ctx.log(&format!(
+                    "{} step {step}/{total}: loss {l:.3} ({:.2}s per step)",
+                    cfg.id,
+                    start.elapsed().as_secs_f64() / step as f64
+                ));
             }
             ctx.progress(&stage, step as u64, total as u64);
         }

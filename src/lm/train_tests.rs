@@ -59,7 +59,10 @@ fn a_tiny_gpt_trains_deterministically_and_reloads_as_an_hf_folder() {
     save_gpt(&a, &da).unwrap();
     save_gpt(&b, &db).unwrap();
     for f in ["model.safetensors", "tokenizer.json", "config.json"] {
-        let (x, y) = (std::fs::read(da.join(f)).unwrap(), std::fs::read(db.join(f)).unwrap());
+        let (x, y) = (
+            std::fs::read(da.join(f)).unwrap(),
+            std::fs::read(db.join(f)).unwrap(),
+        );
         assert!(x == y, "{f} differs between two runs");
     }
     // The saved folder, read as any HF model, gives the in-memory model's log-probs.
