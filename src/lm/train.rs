@@ -170,7 +170,7 @@ pub fn train_gpt_on(
             "--epochs, --batch-size and --chars must be positive and --ctx at least 2".into(),
         ));
     }
-    if r.n_head == 0 || r.n_embd % r.n_head != 0 || r.n_layer == 0 {
+    if r.n_head == 0 || !r.n_embd.is_multiple_of(r.n_head) || r.n_layer == 0 {
         return Err(CoreError::Invalid(format!(
             "--width {} must be a positive multiple of --heads {} and --layers positive",
             r.n_embd, r.n_head
@@ -248,7 +248,7 @@ pub fn train_gpt_on(
             if step % 10 == 0 {
                 ctx.metric("train loss (step)", step as f64, l);
             }
-            if step % log_every == 0 {
+            if step.is_multiple_of(log_every) {
                 ctx.log(&format!(
                     "{} step {step}/{total}: loss {l:.3} ({:.2}s per step)",
                     cfg.id,
