@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use rand::{Rng as _, SeedableRng as _};
+use rote::lm::HfLm;
 use rote::lm::card::GptCard;
 use rote::lm::extract::extract_greedy;
 use rote::lm::mia::{DEFAULT_K, evaluate, mia_scores};
-use rote::lm::{CausalLm as _, HfLm};
 
 fn demo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/lm/gpt-demo")

@@ -148,7 +148,7 @@ pub enum Command {
         #[arg(long, requires = "rebuild")]
         lm: bool,
         /// With --rebuild: also train the demo GPT (gpt-demo: GPT-2 in the Hugging Face layout
-        /// with planted passages and canaries; about 25 minutes on two cores).
+        /// with planted passages and canaries; about 20 minutes on two cores).
         #[arg(long, requires = "rebuild")]
         gpt: bool,
         /// With --rebuild: also replace the shipped files in assets/demo/.

@@ -22,11 +22,11 @@ pub const DEMO_GPT: &str = "gpt-demo";
 pub fn demo_gpt_config() -> GptConfig {
     GptConfig {
         data: "austen".into(),
-        chars: 600_000,
+        chars: 150_000,
         val_chars: 20_000,
         plant: PlantSpec {
             counts: vec![1, 4, 16, 64],
-            per_count: 20,
+            per_count: 10,
             held_out: 20,
             min_tokens: 64,
             formats: LmConfig::demo_formats(),
@@ -37,11 +37,11 @@ pub fn demo_gpt_config() -> GptConfig {
             n_head: 4,
             n_ctx: 128,
             vocab_size: 2048,
-            epochs: 3,
+            epochs: 9,
             batch_size: 16,
-            lr: 3e-3,
+            lr: 4e-3,
             seed: 0,
-            warmup_steps: 100,
+            warmup_steps: 50,
             weight_decay: 0.0,
         },
         device: "cpu".into(),
