@@ -115,7 +115,7 @@ impl LmCard {
     pub fn check_folder(dir: &Path) -> CoreResult<Self> {
         if crate::lm::card::is_hf_folder(dir) {
             return Err(CoreError::format(
-                &dir.join("config.json"),
+                dir.join("config.json"),
                 "is a Hugging Face model folder, not a character LM (read it with rote lm-score)",
             ));
         }
