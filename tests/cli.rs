@@ -259,9 +259,16 @@ fn demo_writes_a_study_with_the_shipped_model_in_seconds() {
     let zoo_row = of("zoo")[0];
     assert_eq!(zoo_row["id"], "zoo-mnist-demo");
     assert_eq!(zoo_row["value"], rote::demo::DEMO_ZOO_MODELS as f64);
-    let lm_row = of("lm")[0];
+    let lm_row = of("lm").into_iter().find(|r| r["id"] == "lm-demo").unwrap();
     assert_eq!(lm_row["metric"], "max_exposure_bits");
     assert!(lm_row["value"].as_f64().unwrap() > 10.0, "{lm_row}");
+    // The demo GPT (a Hugging Face folder with rote's card) is listed with its validation loss.
+    let gpt_row = of("lm").into_iter().find(|r| r["id"] == "gpt-demo").unwrap();
+    assert_eq!(
+        (&gpt_row["metric"], &gpt_row["family"]),
+        (&"val_loss".into(), &"gpt2".into())
+    );
+    assert!(gpt_row["value"].as_f64().unwrap() < 6.0, "{gpt_row}");
     assert!(of("ssl-encoder").len() == 2 && listed["problems"].as_array().unwrap().is_empty());
     let text = rote(&["models", out.to_str().unwrap()], home.path());
     let text = String::from_utf8_lossy(&text.stdout);

@@ -113,6 +113,12 @@ impl LmCard {
     /// Reads and validates `dir/card.json` and checks its layers against the header of
     /// `dir/weights.safetensors`, allocating nothing of the model's size.
     pub fn check_folder(dir: &Path) -> CoreResult<Self> {
+        if crate::lm::card::is_hf_folder(dir) {
+            return Err(CoreError::format(
+                dir.join("config.json"),
+                "is a Hugging Face model folder, not a character LM (read it with rote lm-score)",
+            ));
+        }
         crate::model::check_model_folder(dir)?;
         let card_path = dir.join("card.json");
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;

@@ -61,7 +61,7 @@ impl LmConfig {
     }
 }
 
-fn load_corpus(data: &str) -> CoreResult<crate::data::TextCorpus> {
+pub(crate) fn load_corpus(data: &str) -> CoreResult<crate::data::TextCorpus> {
     let (path, source) = match crate::data::bundled(data) {
         Some(b) if b.kind == crate::data::BundledKind::Text => (
             crate::paths::assets_dir().join(b.file),

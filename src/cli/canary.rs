@@ -19,48 +19,65 @@ use crate::canary::train::{LmConfig, train_lm_into_study};
 use crate::error::{CoreError, CoreResult};
 use crate::job::{CancelToken, JobCtx};
 
+/// The architecture `rote train-lm` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LmArchArg {
+    /// Character LSTM (Secret Sharer): STUDY/lm/<id>/{card.json, weights.safetensors}.
+    Lstm,
+    /// GPT-2 with a byte-level BPE, saved as a Hugging Face folder (config.json,
+    /// model.safetensors, tokenizer.json) with rote's card.json; passages planted too.
+    Gpt,
+}
+
 /// Options of `rote train-lm`.
 #[derive(Debug, clap::Args)]
 pub struct TrainLmArgs {
+    /// lstm (character LSTM) or gpt (GPT-2 in the Hugging Face layout, with planted passages).
+    #[arg(long, value_enum, default_value_t = LmArchArg::Lstm)]
+    pub arch: LmArchArg,
     /// Text corpus: bundled name (austen) or a UTF-8 text file (gzip'd or plain).
     #[arg(long, default_value = "austen")]
     pub data: String,
-    /// Characters of the corpus to train on (a seeded slice starting at a line).
-    #[arg(long, default_value_t = 200_000)]
-    pub chars: usize,
-    /// Validation characters (the text after the slice).
-    #[arg(long, default_value_t = 20_000)]
-    pub val_chars: usize,
+    /// Characters of the corpus to train on (a seeded slice starting at a line) [default: 200000;
+    /// gpt: the demo GPT's].
+    #[arg(long)]
+    pub chars: Option<usize>,
+    /// Validation characters (the text after the slice) [default: 20000; gpt: the demo GPT's].
+    #[arg(long)]
+    pub val_chars: Option<usize>,
     /// Canary format PREFIX:DIGITS:COUNTS[:SECRETS], repeatable; one canary per count, inserted
     /// that many times (0 = a control never inserted). Default: 'my pin number is :6:0,1,2,4,8,16,32'
     /// and 'my account number is :9:0,4,32'.
     #[arg(long = "format")]
     pub formats: Vec<String>,
-    /// Embedding width.
+    /// Embedding width (lstm).
     #[arg(long, default_value_t = 32)]
     pub embed: usize,
-    /// LSTM units.
+    /// LSTM units (lstm).
     #[arg(long, default_value_t = 256)]
     pub hidden: usize,
-    /// Epochs.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Windows per batch.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Characters per window.
-    #[arg(long, default_value_t = 64)]
-    pub seq_len: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    pub lr: f64,
+    /// Epochs [default: 10; gpt: the demo GPT's].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Windows per batch [default: 32; gpt: the demo GPT's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Characters per window (lstm) or tokens of context (gpt) [default: 64; gpt: the demo
+    /// GPT's].
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Peak learning rate (Adam for lstm, AdamW for gpt) [default: 0.002; gpt: the demo GPT's].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Seed of the slice, the secrets, their positions, the initialisation and the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub gpt: super::gpt::GptArgs,
     /// cpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Model id (default lm-<data>-s<seed>).
+    /// Model id (default lm-<data>-s<seed>, gpt-<data>-s<seed> for gpt).
     #[arg(long)]
     pub id: Option<String>,
     /// Retrain a model already in the study with the same configuration.
@@ -142,35 +159,40 @@ pub struct ExtractSecretArgs {
     pub device: String,
 }
 
-fn command_line() -> String {
+pub(super) fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// The canary formats of `--format`, or the demo's.
+pub(super) fn parse_formats(formats: &[String]) -> CoreResult<Vec<CanaryFormat>> {
+    if formats.is_empty() {
+        Ok(LmConfig::demo_formats())
+    } else {
+        formats.iter().map(|f| CanaryFormat::parse(f)).collect()
+    }
 }
 
 /// `rote train-lm`.
 pub fn train_lm(args: TrainLmArgs, json: bool) -> CoreResult<()> {
-    let formats = if args.formats.is_empty() {
-        LmConfig::demo_formats()
-    } else {
-        args.formats
-            .iter()
-            .map(|f| CanaryFormat::parse(f))
-            .collect::<CoreResult<Vec<_>>>()?
-    };
+    if args.arch == LmArchArg::Gpt {
+        return super::gpt::train_gpt(args, json);
+    }
+    let formats = parse_formats(&args.formats)?;
     let cfg = LmConfig {
         id: args
             .id
             .unwrap_or_else(|| format!("lm-{}-s{}", args.data, args.seed)),
         data: args.data,
-        chars: args.chars,
-        val_chars: args.val_chars,
+        chars: args.chars.unwrap_or(200_000),
+        val_chars: args.val_chars.unwrap_or(20_000),
         formats,
         embed: args.embed,
         hidden: args.hidden,
         recipe: LmRecipe {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            seq_len: args.seq_len,
-            lr: args.lr,
+            epochs: args.epochs.unwrap_or(10),
+            batch_size: args.batch_size.unwrap_or(32),
+            seq_len: args.seq_len.unwrap_or(64),
+            lr: args.lr.unwrap_or(2e-3),
             seed: args.seed,
         },
         device: args.device,

@@ -68,6 +68,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             diffusion,
             ssl,
             lm,
+            gpt,
             update_assets,
             out,
         } => demo(
@@ -77,6 +78,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
                 diffusion,
                 ssl,
                 lm,
+                gpt,
                 update_assets,
             }),
             json,

@@ -5,6 +5,7 @@ mod bench;
 mod canary;
 mod commands;
 mod diffusion;
+mod gpt;
 mod invert;
 mod invert_onnx;
 mod lm;
@@ -147,6 +148,10 @@ pub enum Command {
         /// --out) and measure its exposure.
         #[arg(long, requires = "rebuild")]
         lm: bool,
+        /// With --rebuild: also train the demo GPT (gpt-demo: GPT-2 in the Hugging Face layout
+        /// with planted passages and canaries; about 20 minutes on two cores).
+        #[arg(long, requires = "rebuild")]
+        gpt: bool,
         /// With --rebuild: also replace the shipped files in assets/demo/.
         #[arg(long, requires = "rebuild")]
         update_assets: bool,
@@ -177,7 +182,8 @@ pub enum Command {
     /// UnitMem and ClassMem of a supervised MLP's hidden units (compare with an SSL encoder's).
     Unitmem(ssl::UnitMemArgs),
 
-    /// Train a character LSTM on a corpus slice with inserted canaries (Secret Sharer).
+    /// Train a character LSTM (default) or, with --arch gpt, a GPT-2 saved as a Hugging Face
+    /// folder, on a corpus slice with inserted canaries (and planted passages for gpt).
     TrainLm(canary::TrainLmArgs),
 
     /// Exposure of every canary of a character LM: exact rank, skew-normal, TF Privacy.

@@ -10,6 +10,7 @@
 pub mod canary;
 mod common;
 pub mod diffusion;
+pub mod gpt;
 pub mod inversion;
 pub mod ssl;
 
@@ -123,6 +124,8 @@ pub struct Rebuild {
     pub ssl: bool,
     /// The character LM with canaries and its exposure report.
     pub lm: bool,
+    /// The demo GPT with planted passages and canaries.
+    pub gpt: bool,
     /// Replace the shipped files in `assets/demo/` with the results.
     pub update_assets: bool,
 }
@@ -173,6 +176,9 @@ pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<S
     }
     if what.lm {
         canary::rebuild_demo_lm(&study, update_assets.then_some(assets.as_path()), ctx)?;
+    }
+    if what.gpt {
+        gpt::rebuild_demo_gpt(&study, update_assets.then_some(assets.as_path()), ctx)?;
     }
     if what.diffusion {
         diffusion::rebuild_demo_diffusion(&study, update_assets.then_some(assets.as_path()), ctx)?;

@@ -53,6 +53,12 @@ pub struct GptRecipe {
     pub lr: f64,
     /// Seed of slice, passages, canaries, tokenizer, initialisation and batches.
     pub seed: u64,
+    /// Steps of linear learning-rate warmup (then cosine decay to a tenth of `lr`).
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
 }
 
 /// One epoch's figures.

@@ -70,6 +70,60 @@ impl Gpt2Config {
         })
     }
 
+    /// The configuration of a GPT-2 rote trains: `n_inner = 4 n_embd`, LayerNorm epsilon 1e-5,
+    /// tanh-GELU, scaled attention, tied head (transformers' defaults).
+    pub(crate) fn for_training(
+        vocab_size: usize,
+        n_positions: usize,
+        n_embd: usize,
+        n_layer: usize,
+        n_head: usize,
+    ) -> Self {
+        Self {
+            vocab_size,
+            n_positions,
+            n_embd,
+            n_layer,
+            n_head,
+            n_inner: 4 * n_embd,
+            eps: 1e-5,
+            act: Act::GeluTanh,
+            scale_attn_weights: true,
+            scale_by_layer: false,
+            tied: true,
+        }
+    }
+
+    /// `config.json` as transformers' `GPT2Config.save_pretrained` writes it (dropout 0: rote
+    /// trains without it), with `bos`/`eos` the end-of-text id.
+    pub(crate) fn to_hf_json(&self, eos: u32) -> Value {
+        serde_json::json!({
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.n_positions,
+            "n_ctx": self.n_positions,
+            "n_embd": self.n_embd,
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "n_inner": self.n_inner,
+            "activation_function": "gelu_new",
+            "layer_norm_epsilon": self.eps,
+            "initializer_range": 0.02,
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "attn_pdrop": 0.0,
+            "scale_attn_weights": self.scale_attn_weights,
+            "scale_attn_by_inverse_layer_idx": self.scale_by_layer,
+            "reorder_and_upcast_attn": false,
+            "tie_word_embeddings": self.tied,
+            "use_cache": true,
+            "bos_token_id": eos,
+            "eos_token_id": eos,
+            "torch_dtype": "float32",
+        })
+    }
+
     fn prefix(has: &dyn Fn(&str) -> bool) -> &'static str {
         if has("transformer.wte.weight") {
             "transformer."
@@ -221,6 +275,34 @@ impl CausalLm for Gpt2 {
     }
 
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> CoreResult<Tensor> {
+        self.forward_impl(ids, cache, false)
+    }
+}
+
+impl Gpt2 {
+    /// Logits `(B, T, V)` of `ids` from an empty cache through ops that all have a backward pass
+    /// (LayerNorm and softmax written out: candle's fused CPU kernels have none), for training.
+    /// The same function as [`CausalLm::forward`] up to f32 rounding.
+    pub(crate) fn forward_train(&self, ids: &Tensor) -> CoreResult<Tensor> {
+        let mut cache = self.new_cache();
+        self.forward_impl(ids, &mut cache, true)
+    }
+
+    fn forward_impl(&self, ids: &Tensor, cache: &mut KvCache, diff: bool) -> CoreResult<Tensor> {
+        let ln = |norm: &LayerNorm, x: &Tensor| -> CoreResult<Tensor> {
+            if !diff {
+                return Ok(norm.forward(x)?);
+            }
+            let bias = norm
+                .bias()
+                .ok_or_else(|| CoreError::Invalid("GPT-2 LayerNorm without a bias".into()))?;
+            Ok(candle_nn::ops::layer_norm_slow(
+                x,
+                norm.weight(),
+                bias,
+                self.cfg.eps as f32,
+            )?)
+        };
         let (b, t) = check_ids(ids, &self.device)?;
         let offset = cache.len();
         if offset + t > self.cfg.n_positions {
@@ -236,7 +318,7 @@ impl CausalLm for Gpt2 {
         let mut x = self.wte.forward(ids)?.broadcast_add(&pos)?;
         let mask = causal_mask(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
-            let qkv = blk.c_attn.forward(&blk.ln_1.forward(&x)?)?;
+            let qkv = blk.c_attn.forward(&ln(&blk.ln_1, &x)?)?;
             let heads = |k: usize| -> CoreResult<Tensor> {
                 Ok(qkv
                     .narrow(2, k * c, c)?
@@ -246,12 +328,34 @@ impl CausalLm for Gpt2 {
             };
             let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
             let (k, v) = cache.append(l, k, v)?;
-            let a = causal_attention(&q, &k, &v, mask.as_ref(), blk.scale)?;
+            let a = if diff {
+                attention_train(&q, &k, &v, mask.as_ref(), blk.scale)?
+            } else {
+                causal_attention(&q, &k, &v, mask.as_ref(), blk.scale)?
+            };
             x = (x + blk.c_proj.forward(&a)?)?;
-            let h = blk.c_fc.forward(&blk.ln_2.forward(&x)?)?;
+            let h = blk.c_fc.forward(&ln(&blk.ln_2, &x)?)?;
             x = (&x + blk.mlp_proj.forward(&self.cfg.act.apply(&h)?)?)?;
         }
         cache.advance(t);
-        Ok(self.head.forward(&self.ln_f.forward(&x)?)?)
+        Ok(self.head.forward(&ln(&self.ln_f, &x)?)?)
     }
+}
+
+/// [`causal_attention`] (equal heads) with the generic, differentiable softmax.
+fn attention_train(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+) -> CoreResult<Tensor> {
+    let (b, h, t, d) = q.dims4()?;
+    let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?;
+    let scores = match mask {
+        Some(m) => scores.broadcast_add(m)?,
+        None => scores,
+    };
+    let p = candle_nn::ops::softmax(&scores, candle_core::D::Minus1)?;
+    Ok(p.matmul(v)?.transpose(1, 2)?.reshape((b, t, h * d))?)
 }

@@ -110,8 +110,20 @@ struct HeaderEntry {
     file: PathBuf,
 }
 
-/// Reads a Hugging Face causal LM from `dir` onto `device`.
-pub fn load_model(dir: &Path, device: &Device) -> CoreResult<Box<dyn CausalLm>> {
+/// Checks a Hugging Face model folder without reading its weights: `config.json` field by field
+/// and every expected tensor's shape and dtype against the safetensors headers. For listings.
+pub fn check_folder(dir: &Path) -> CoreResult<HfConfig> {
+    Ok(checked_headers(dir)?.0)
+}
+
+type Checked = (
+    HfConfig,
+    HashMap<String, HeaderEntry>,
+    Vec<(String, Vec<usize>)>,
+    PathBuf,
+);
+
+fn checked_headers(dir: &Path) -> CoreResult<Checked> {
     let cfg = HfConfig::read(dir)?;
     let files = weight_files(dir)?;
     let mut header: HashMap<String, HeaderEntry> = HashMap::new();
@@ -149,6 +161,12 @@ pub fn load_model(dir: &Path, device: &Device) -> CoreResult<Box<dyn CausalLm>> 
             ));
         }
     }
+    Ok((cfg, header, expected, weights_name))
+}
+
+/// Reads a Hugging Face causal LM from `dir` onto `device`.
+pub fn load_model(dir: &Path, device: &Device) -> CoreResult<Box<dyn CausalLm>> {
+    let (cfg, header, expected, weights_name) = checked_headers(dir)?;
     // Only now read the weights: the shapes are known to be what the config says.
     let mut by_file: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
     for (name, _) in &expected {

@@ -15,6 +15,8 @@
 //! * `hf.rs`: the folder: `config.json` checked before anything is allocated, the safetensors
 //!   headers checked against the expected tensors, pickles refused;
 //! * `tokenizer.rs`: `tokenizer.json` through the `tokenizers` crate;
+//! * `bpe.rs`, `plant.rs`, `train.rs`: `rote train-lm --arch gpt`: a byte-level BPE, the training
+//!   text with planted passages and canaries, and a GPT-2 trained on it and saved as an HF folder;
 //! * `card.rs`: rote's card beside the HF files of a GPT it trained (planted passages, canaries);
 //! * `extract.rs`: greedy (k-extractable, Pythia 32+32) and (n, p) probabilistic extraction;
 //! * `mia.rs`: MIMIR's membership scores (LOSS, zlib, Min-K%, Min-K%++, reference) and their
@@ -30,6 +32,7 @@
 //! Everything runs in f32 (f16/bf16 weights are converted on load).
 
 pub mod bench;
+pub mod bpe;
 pub mod card;
 pub mod extract;
 pub mod extract_report;
@@ -46,7 +49,9 @@ pub mod study;
 #[cfg(test)]
 mod study_tests;
 pub mod texts;
+pub mod plant;
 mod tokenizer;
+pub mod train;
 
 #[cfg(test)]
 mod config_tests;
@@ -57,7 +62,8 @@ use candle_core::{D, Device, IndexOp as _, Tensor};
 
 use crate::error::{CoreError, CoreResult};
 
-pub use hf::{HfConfig, load_model};
+pub use gpt2::{Gpt2, Gpt2Config};
+pub use hf::{HfConfig, check_folder, load_model};
 pub use layers::KvCache;
 pub use tokenizer::LmTokenizer;
 

@@ -33,6 +33,17 @@ impl LmTokenizer {
         Ok(Self { inner, path })
     }
 
+    /// A tokenizer built in memory (rote's BPE training); `path` is where it will be saved, for
+    /// error messages.
+    pub(crate) fn from_tokenizer(inner: tokenizers::Tokenizer, path: PathBuf) -> Self {
+        Self { inner, path }
+    }
+
+    /// The `tokenizers` tokenizer inside.
+    pub(crate) fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
     /// Token ids of `text` as transformers' `tokenizer(text)` gives them (special tokens such as a
     /// beginning-of-sequence token added when the tokenizer's post-processor adds them).
     pub fn encode(&self, text: &str) -> CoreResult<Vec<u32>> {

@@ -51,7 +51,7 @@ pub struct ModelEntry {
     pub dataset: String,
     /// The model's folder.
     pub path: PathBuf,
-    /// Name of the headline metric (test_acc, models, final_loss, max_exposure_bits).
+    /// Name of the headline metric (test_acc, models, final_loss, max_exposure_bits, val_loss).
     pub metric: String,
     /// Its value.
     pub value: f64,
@@ -157,6 +157,19 @@ fn entry(kind: ModelKind, dir: &Path) -> CoreResult<ModelEntry> {
         ModelKind::Ddpm => {
             let c = crate::diffusion::DiffusionCard::check_folder(dir)?;
             e("unet".into(), c.dataset.name, "final_loss", c.final_loss)
+        }
+        ModelKind::Lm if crate::lm::card::is_hf_folder(dir) => {
+            // A Hugging Face folder: a GPT rote trained (with its card) or anyone's model.
+            let cfg = crate::lm::check_folder(dir)?;
+            match crate::lm::card::GptCard::read(dir)? {
+                Some(c) => e(
+                    cfg.model_type().into(),
+                    corpus_name(&c.corpus.source),
+                    "val_loss",
+                    c.epochs.last().map_or(f64::NAN, |ep| ep.val_loss),
+                ),
+                None => e(cfg.model_type().into(), "unknown".into(), "val_loss", f64::NAN),
+            }
         }
         ModelKind::Lm => {
             let c = crate::canary::card::LmCard::check_folder(dir)?;
