@@ -86,7 +86,7 @@ fn groups_ui(ui: &mut egui::Ui, r: &LmExtractReport) {
         })
         .show(ui, |p| p.bar_chart(BarChart::new("exact match", bars)));
     egui::Grid::new("text_groups_table").striped(true).show(ui, |ui| {
-        for h in ["Insertions", "Exact", "Token match", "Longest run"] {
+        for h in ["Times planted", "Exact", "Token match", "Longest run"] {
             ui.strong(h);
         }
         ui.end_row();
@@ -154,7 +154,7 @@ fn mia_ui(ui: &mut egui::Ui, r: &LmMiaReport) {
     if !r.by_insertions.is_empty() {
         ui.label("AUC per planted group against the held-out passages");
         egui::Grid::new("text_mia_groups").striped(true).show(ui, |ui| {
-            ui.strong("Insertions");
+            ui.strong("Times planted");
             for (name, _) in &r.by_insertions[0].auc {
                 ui.strong(name);
             }

@@ -22,12 +22,16 @@ pub fn token_colour(ln_p: Option<f32>) -> Color32 {
     Color32::from_rgba_unmultiplied(r, g, b, (18.0 + 237.0 * t).round() as u8)
 }
 
-/// A token as it can be shown on one line (newlines and tabs escaped, empty ones marked).
-fn shown(tok: &str) -> String {
+/// A token as it can be shown on one line: newlines and tabs escaped, empty ones marked, and a
+/// byte-level token that is only part of a UTF-8 character (decoded as U+FFFD) shown as `<?>`.
+pub fn shown(tok: &str) -> String {
     if tok.is_empty() {
         return "<empty>".into();
     }
-    tok.replace('\n', "\\n").replace('\r', "\\r").replace('\t', "\\t")
+    tok.replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .replace('\t', "\\t")
+        .replace('\u{FFFD}', "<?>")
 }
 
 fn token_label(ui: &mut egui::Ui, tok: &str, bg: Color32) -> egui::Response {
@@ -60,10 +64,11 @@ pub fn strip_ui(ui: &mut egui::Ui, strip: &TokenStrip) {
             let rank = strip.rank.get(k).copied().flatten();
             let hover = match (lp, rank) {
                 (Some(lp), Some(rank)) => format!(
-                    "{tok:?}\nln p = {lp:.3} (p = {:.4})\nrank {rank} of the vocabulary",
+                    "'{}'\nln p = {lp:.3} (p = {:.4})\nrank {rank} of the vocabulary",
+                    shown(tok),
                     lp.exp()
                 ),
-                _ => format!("{tok:?}\nfirst token: nothing before it to predict it from"),
+                _ => format!("'{}'\nfirst token: nothing before it to predict it from", shown(tok)),
             };
             token_label(ui, tok, token_colour(lp)).on_hover_text(hover);
         }
@@ -113,7 +118,7 @@ pub fn side_by_side_ui(ui: &mut egui::Ui, ex: &ExtractDoc) {
     ));
     ui.columns(3, |cols| {
         cols[0].strong(format!("Prefix ({} tokens)", ex.prefix.len()));
-        cols[0].add(egui::Label::new(RichText::new(&ex.prefix_text).monospace()).wrap());
+        cols[0].add(egui::Label::new(RichText::new(shown(&ex.prefix_text)).monospace()).wrap());
         cols[1].strong("True continuation");
         matched_tokens_ui(&mut cols[1], &ex.truth_tokens, &ex.matches);
         cols[2].strong("Generated (greedy)");

@@ -144,6 +144,21 @@ pub fn sort_rows(rows: &mut [DocRow], (col, desc): (TextColumn, bool)) {
     });
 }
 
+/// A small triangle right of a header: pointing down when sorted descending. (Painted: the
+/// default fonts have no arrow glyphs.)
+fn sort_arrow(ui: &egui::Ui, rect: egui::Rect, desc: bool) {
+    let c = egui::pos2(rect.right() + 7.0, rect.center().y);
+    let (w, h) = (4.0, if desc { 3.5 } else { -3.5 });
+    let pts = vec![
+        egui::pos2(c.x - w, c.y - h),
+        egui::pos2(c.x + w, c.y - h),
+        egui::pos2(c.x, c.y + h),
+    ];
+    let colour = ui.visuals().strong_text_color();
+    ui.painter()
+        .add(egui::Shape::convex_polygon(pts, colour, egui::Stroke::NONE));
+}
+
 /// Draws the table `height` high; a header click sorts (again: reverses). Returns the document
 /// whose row was clicked.
 pub fn table_ui(
@@ -171,16 +186,13 @@ pub fn table_ui(
             for (col, name) in COLUMNS {
                 header.col(|ui| {
                     let active = sort.0 == col;
-                    let arrow = match (active, sort.1) {
-                        (false, _) => "",
-                        (true, true) => " ⏷",
-                        (true, false) => " ⏶",
-                    };
-                    if ui
-                        .selectable_label(active, egui::RichText::new(format!("{name}{arrow}")).strong())
-                        .on_hover_text("Sort by this column (again: reverse)")
-                        .clicked()
-                    {
+                    let r = ui
+                        .selectable_label(active, egui::RichText::new(name).strong())
+                        .on_hover_text("Sort by this column (again: reverse)");
+                    if active {
+                        sort_arrow(ui, r.rect, sort.1);
+                    }
+                    if r.clicked() {
                         // Scores and matches read best from the top: descending first.
                         let desc = if active { !sort.1 } else { col != TextColumn::Document };
                         new_sort = Some((col, desc));
