@@ -25,13 +25,14 @@ pub struct LoadedExposure {
     pub report: Option<ExposureReport>,
 }
 
-/// The model folders under `STUDY/lm/` (those with a card), sorted.
+/// The character LM folders under `STUDY/lm/` (those with a card and no Hugging Face
+/// `config.json`: a transformer's card belongs to the Text view), sorted.
 pub fn list_lms(study: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(lm_dir(study))
         .map(|it| {
             it.flatten()
                 .map(|e| e.path())
-                .filter(|p| p.join("card.json").is_file())
+                .filter(|p| p.join("card.json").is_file() && !crate::lm::card::is_hf_folder(p))
                 .filter(|p| {
                     !p.file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with('.'))

@@ -15,8 +15,8 @@ use crate::lm::card::{GptCard, is_hf_folder};
 use crate::lm::extract_report::{LmExtractOptions, LmExtractReport, measure_extraction};
 use crate::lm::mia_report::{LmMiaOptions, LmMiaReport, measure_mia};
 use crate::lm::study::{
-    LmDoc, LmSource, LmUnderTest, card_docs, extract_path, load_extract_report, load_mia_report,
-    mia_path, results_dir, save_report, text_docs,
+    LmDoc, LmSource, LmUnderTest, card_docs, extract_path, load_extract_report, load_mia_report, mia_path,
+    results_dir, save_report, text_docs,
 };
 use crate::lm::texts::read_texts;
 
@@ -102,7 +102,11 @@ pub fn open(study: &Path, dir: &Path, source: Option<LmSource>) -> CoreResult<Lo
     let (extract, mia) = match &source {
         Some(s) => {
             let m = mia_path(study, &id, s, None);
-            let mia = if m.is_file() { Some(load_mia_report(&m)?) } else { None };
+            let mia = if m.is_file() {
+                Some(load_mia_report(&m)?)
+            } else {
+                None
+            };
             (cached_extract(study, &id, s)?, mia)
         }
         None => (None, None),

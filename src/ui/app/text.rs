@@ -64,8 +64,16 @@ impl App {
         let device = self.settings.device.clone();
         self.text_view.error = None;
         let (kind, label, work) = match task {
-            TextTask::Extract => (JobKind::TextExtract, format!("Extraction on {name}"), Work::Extract),
-            TextTask::Mia => (JobKind::TextMia, format!("Membership inference on {name}"), Work::Mia),
+            TextTask::Extract => (
+                JobKind::TextExtract,
+                format!("Extraction on {name}"),
+                Work::Extract,
+            ),
+            TextTask::Mia => (
+                JobKind::TextMia,
+                format!("Membership inference on {name}"),
+                Work::Mia,
+            ),
             TextTask::Tokens(i) => (
                 JobKind::TextTokens,
                 format!("Token log-probs of document {i}"),
@@ -78,16 +86,10 @@ impl App {
             let lm = tj::model(&dir, cached, &device)?;
             ctx.checkpoint()?;
             let outcome = match work {
-                Work::Extract => TextOutcome::Extracted(Box::new(tj::run_extraction(
-                    &root,
-                    &lm,
-                    &src,
-                    &loaded.docs,
-                    ctx,
-                )?)),
-                Work::Mia => {
-                    TextOutcome::Mia(Box::new(tj::run_mia(&root, &lm, &src, &loaded.docs, ctx)?))
+                Work::Extract => {
+                    TextOutcome::Extracted(Box::new(tj::run_extraction(&root, &lm, &src, &loaded.docs, ctx)?))
                 }
+                Work::Mia => TextOutcome::Mia(Box::new(tj::run_mia(&root, &lm, &src, &loaded.docs, ctx)?)),
                 Work::Tokens(i) => {
                     let text = loaded.docs.get(i).map(|d| d.text.as_str()).unwrap_or_default();
                     TextOutcome::Tokens(i, tj::token_strip(&lm, text, ctx)?)

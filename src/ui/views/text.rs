@@ -136,7 +136,11 @@ impl TextView {
                 a.insertions
                     .unwrap_or(0)
                     .cmp(&b.insertions.unwrap_or(0))
-                    .then(a.token_match.unwrap_or(0.0).total_cmp(&b.token_match.unwrap_or(0.0)))
+                    .then(
+                        a.token_match
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.token_match.unwrap_or(0.0)),
+                    )
                     .then(b.doc.cmp(&a.doc))
             })
             .map(|r| r.doc)
@@ -279,7 +283,9 @@ impl TextView {
         let mut picked = None;
         if ui
             .button("Text file…")
-            .on_hover_text("A .txt file (one document per paragraph) or a .jsonl file of {\"text\": ...} lines")
+            .on_hover_text(
+                "A .txt file (one document per paragraph) or a .jsonl file of {\"text\": ...} lines",
+            )
             .clicked()
         {
             picked = rfd::FileDialog::new()
@@ -321,10 +327,16 @@ impl TextView {
             return;
         };
         let extracting = ctx.jobs.is_running(JobKind::TextExtract);
-        let label = if loaded.extract.is_some() { "Run extraction again" } else { "Run extraction" };
+        let label = if loaded.extract.is_some() {
+            "Run extraction again"
+        } else {
+            "Run extraction"
+        };
         if ui
             .add_enabled(!extracting, egui::Button::new(label))
-            .on_hover_text("Greedy decoding of every document's 32-token continuation from its 32-token prefix")
+            .on_hover_text(
+                "Greedy decoding of every document's 32-token continuation from its 32-token prefix",
+            )
             .clicked()
         {
             self.request(ctx, Some(source.clone()), TextTask::Extract);

@@ -100,8 +100,12 @@ fn groups_ui(ui: &mut egui::Ui, r: &LmExtractReport) {
     });
 }
 
-/// The ROC points of every attack, zero rates clamped to 1/n so they stay on the log axes.
-pub fn roc_curves(r: &LmMiaReport) -> (f64, Vec<(String, Vec<[f64; 2]>)>) {
+/// Named curves of (FPR, TPR) points.
+pub type Curves = Vec<(String, Vec<[f64; 2]>)>;
+
+/// The ROC points of every attack, zero rates clamped to 1/n so they stay on the log axes, and
+/// the floor of the plot's axes.
+pub fn roc_curves(r: &LmMiaReport) -> (f64, Curves) {
     let (n_mem, n_non) = (r.n_members.max(1) as f64, r.n_nonmembers.max(1) as f64);
     let floor = 0.5 / n_mem.max(n_non);
     let curves = r

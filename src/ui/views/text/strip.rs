@@ -22,16 +22,25 @@ pub fn token_colour(ln_p: Option<f32>) -> Color32 {
     Color32::from_rgba_unmultiplied(r, g, b, (18.0 + 237.0 * t).round() as u8)
 }
 
-/// A token as it can be shown on one line: newlines and tabs escaped, empty ones marked, and a
-/// byte-level token that is only part of a UTF-8 character (decoded as U+FFFD) shown as `<?>`.
+/// A token as it can be shown on one line: newlines, tabs and other control characters escaped,
+/// empty ones marked, and a byte-level token that is only part of a UTF-8 character (decoded as
+/// U+FFFD) shown as `<?>`.
 pub fn shown(tok: &str) -> String {
     if tok.is_empty() {
         return "<empty>".into();
     }
-    tok.replace('\n', "\\n")
-        .replace('\r', "\\r")
-        .replace('\t', "\\t")
-        .replace('\u{FFFD}', "<?>")
+    let mut out = String::with_capacity(tok.len());
+    for c in tok.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{FFFD}' => out.push_str("<?>"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn token_label(ui: &mut egui::Ui, tok: &str, bg: Color32) -> egui::Response {
@@ -68,7 +77,10 @@ pub fn strip_ui(ui: &mut egui::Ui, strip: &TokenStrip) {
                     shown(tok),
                     lp.exp()
                 ),
-                _ => format!("'{}'\nfirst token: nothing before it to predict it from", shown(tok)),
+                _ => format!(
+                    "'{}'\nfirst token: nothing before it to predict it from",
+                    shown(tok)
+                ),
             };
             token_label(ui, tok, token_colour(lp)).on_hover_text(hover);
         }
@@ -97,11 +109,20 @@ fn matched_tokens_ui(ui: &mut egui::Ui, tokens: &[String], matches: &[bool]) {
         for (tok, &ok) in tokens.iter().zip(matches) {
             let bg = if ok { theme::MATCH_BG } else { theme::MISMATCH_BG };
             let r = ui.add(
-                egui::Label::new(RichText::new(shown(tok)).monospace().color(Color32::WHITE).background_color(bg))
-                    .selectable(false)
-                    .sense(egui::Sense::hover()),
+                egui::Label::new(
+                    RichText::new(shown(tok))
+                        .monospace()
+                        .color(Color32::WHITE)
+                        .background_color(bg),
+                )
+                .selectable(false)
+                .sense(egui::Sense::hover()),
             );
-            r.on_hover_text(if ok { "reproduced" } else { "differs from the true continuation" });
+            r.on_hover_text(if ok {
+                "reproduced"
+            } else {
+                "differs from the true continuation"
+            });
         }
     });
 }
@@ -116,13 +137,20 @@ pub fn side_by_side_ui(ui: &mut egui::Ui, ex: &ExtractDoc) {
         ex.longest_match,
         ex.ln_p_z
     ));
+    // `vertical`: a justified column layout would stretch the wrapped prefix letter by letter.
     ui.columns(3, |cols| {
-        cols[0].strong(format!("Prefix ({} tokens)", ex.prefix.len()));
-        cols[0].add(egui::Label::new(RichText::new(shown(&ex.prefix_text)).monospace()).wrap());
-        cols[1].strong("True continuation");
-        matched_tokens_ui(&mut cols[1], &ex.truth_tokens, &ex.matches);
-        cols[2].strong("Generated (greedy)");
-        matched_tokens_ui(&mut cols[2], &ex.generated_tokens, &ex.matches);
+        cols[0].vertical(|ui| {
+            ui.strong(format!("Prefix ({} tokens)", ex.prefix.len()));
+            ui.add(egui::Label::new(RichText::new(shown(&ex.prefix_text)).monospace()).wrap());
+        });
+        cols[1].vertical(|ui| {
+            ui.strong("True continuation");
+            matched_tokens_ui(ui, &ex.truth_tokens, &ex.matches);
+        });
+        cols[2].vertical(|ui| {
+            ui.strong("Generated (greedy)");
+            matched_tokens_ui(ui, &ex.generated_tokens, &ex.matches);
+        });
     });
 }
 

@@ -194,7 +194,11 @@ pub fn table_ui(
                     }
                     if r.clicked() {
                         // Scores and matches read best from the top: descending first.
-                        let desc = if active { !sort.1 } else { col != TextColumn::Document };
+                        let desc = if active {
+                            !sort.1
+                        } else {
+                            col != TextColumn::Document
+                        };
                         new_sort = Some((col, desc));
                     }
                 });

@@ -44,7 +44,12 @@ mod app {
         let dir = root.join("lm").join("gpt-fix");
         std::fs::create_dir_all(&dir).unwrap();
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/gpt2");
-        for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+        for f in [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ] {
             std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
         }
         if card {
@@ -85,7 +90,10 @@ mod app {
     fn step_until(h: &mut Harness<'_, App>, what: &str, pred: impl Fn(&App) -> bool) {
         let t0 = Instant::now();
         while !pred(h.state()) {
-            assert!(t0.elapsed() < Duration::from_secs(120), "timed out waiting for: {what}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "timed out waiting for: {what}"
+            );
             h.step();
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -117,24 +125,40 @@ mod app {
         assert!(finding.contains("held out: "), "{finding}");
         h.get_by_label(&finding);
         // Every row has its extraction and membership figures.
-        assert!(h.state().text_view.rows.iter().all(|r| r.exact.is_some() && r.loss.is_some()));
+        assert!(
+            h.state()
+                .text_view
+                .rows
+                .iter()
+                .all(|r| r.exact.is_some() && r.loss.is_some())
+        );
         // The ROC: one curve per attack, zero rates clamped onto the log axes.
         let mia = loaded.mia.as_ref().unwrap();
         let (floor, curves) = super::plots::roc_curves(mia);
         assert_eq!(curves.len(), 4);
-        assert!(curves.iter().all(|(_, p)| p.iter().all(|[x, y]| *x > floor && *y > floor)));
+        assert!(
+            curves
+                .iter()
+                .all(|(_, p)| p.iter().all(|[x, y]| *x > floor && *y > floor))
+        );
         h.get_by_label("Membership inference");
         assert!(h.get_all_by_label("min_k_pp").count() >= 1);
 
         // The selected document's token strip (most inserted by default).
         let sel = h.state().text_view.selected.unwrap();
         assert_eq!(loaded.docs[sel].insertions, Some(64));
-        step_until(&mut h, "the token strip", |a| a.text_view.strips.contains_key(&sel));
+        step_until(&mut h, "the token strip", |a| {
+            a.text_view.strips.contains_key(&sel)
+        });
         let strip = h.state().text_view.strips[&sel].clone();
         assert!(strip.tokens.len() >= 32);
         assert_eq!(strip.logp[0], None);
         assert!(strip.logp[1..].iter().all(|l| l.is_some_and(|x| x <= 0.0)));
-        assert!(strip.rank[1..].iter().all(|r| r.is_some_and(|r| r >= 1 && r <= 400)));
+        assert!(
+            strip.rank[1..]
+                .iter()
+                .all(|r| r.is_some_and(|r| (1..=400).contains(&r)))
+        );
         h.get_by_label("Token log-probabilities");
         h.get_by_label("True continuation");
         h.get_by_label("Generated (greedy)");
@@ -149,14 +173,18 @@ mod app {
 
         // Selecting another document computes its strip.
         h.get_by_label("card passage 8").click();
-        step_until(&mut h, "the held-out strip", |a| a.text_view.strips.contains_key(&8));
+        step_until(&mut h, "the held-out strip", |a| {
+            a.text_view.strips.contains_key(&8)
+        });
 
         // A bad text file: one error naming the file; the app keeps working.
         let bad = dir.path().join("broken.txt");
         std::fs::write(&bad, [0xff, 0xfe, 0x00, 0x41]).unwrap();
         h.state_mut().push_command(Command::Text(Box::new(TextRequest {
             dir: study.join("lm").join("gpt-fix"),
-            source: Some(LmSource::Texts { path: bad.display().to_string() }),
+            source: Some(LmSource::Texts {
+                path: bad.display().to_string(),
+            }),
             task: TextTask::Open,
         })));
         step_until(&mut h, "the error", |a| a.text_view.error.is_some());
@@ -193,7 +221,9 @@ mod app {
         std::fs::write(&texts, PASSAGES.join("\n\n")).unwrap();
         h.state_mut().push_command(Command::Text(Box::new(TextRequest {
             dir: study.join("lm").join("gpt-fix"),
-            source: Some(LmSource::Texts { path: texts.display().to_string() }),
+            source: Some(LmSource::Texts {
+                path: texts.display().to_string(),
+            }),
             task: TextTask::Open,
         })));
         step_until(&mut h, "the texts", |a| a.text_view.rows.len() == 3);
@@ -203,6 +233,19 @@ mod app {
         });
         let l = h.state().text_view.loaded.clone().unwrap();
         h.get_by_label(&headline(l.extract.as_ref().unwrap()));
-        assert!(h.get_by_label("Run membership inference").accesskit_node().is_disabled());
+        assert!(
+            h.get_by_label("Run membership inference")
+                .accesskit_node()
+                .is_disabled()
+        );
     }
+}
+
+#[test]
+fn tokens_are_shown_on_one_line() {
+    assert_eq!(strip::shown("a\nb\tc"), "a\\nb\\tc");
+    assert_eq!(strip::shown("\u{FFFD}"), "<?>");
+    assert_eq!(strip::shown("\u{1}x"), "\\u{1}x");
+    assert_eq!(strip::shown(""), "<empty>");
+    assert_eq!(strip::shown(" word"), " word");
 }
