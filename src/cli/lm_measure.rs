@@ -12,14 +12,9 @@ use super::commands::print;
 use crate::error::{CoreError, CoreResult};
 use crate::job::{CancelToken, JobCtx};
 use crate::lm::HfLm;
-use crate::lm::card::GptCard;
-use crate::lm::extract_report::{LmExtractOptions, finding_lines, headline, measure_extraction};
-use crate::lm::mia_report::{self, LmMiaOptions, measure_mia};
-use crate::lm::study::{
-    LmDoc, LmSource, LmUnderTest, card_docs, extract_path, mia_path, no_documents_error, save_report,
-    study_of_model, text_docs,
-};
-use crate::lm::texts::read_texts;
+use crate::lm::extract_report::{LmExtractOptions, extract_into_study, finding_lines, headline};
+use crate::lm::mia_report::{self, LmMiaOptions, mia_into_study};
+use crate::lm::study::{extraction_docs, mia_docs, study_of_model};
 
 /// Options of `rote lm-extract`.
 #[derive(Debug, clap::Args)]
@@ -115,22 +110,9 @@ fn cached_line(path: Option<&Path>) -> String {
 /// `rote lm-extract`.
 pub fn lm_extract(args: LmExtractArgs, json: bool) -> CoreResult<()> {
     let device = crate::model::device(&args.device)?;
-    let (docs, source) = match &args.texts {
-        Some(p) => (
-            text_docs(read_texts(p)?),
-            LmSource::Texts {
-                path: p.display().to_string(),
-            },
-        ),
-        None => match GptCard::read(&args.model)? {
-            Some(card) => (card_docs(&card), LmSource::Card),
-            None if args.model.is_dir() => return Err(no_documents_error(&args.model, "--texts FILE")),
-            None => (Vec::new(), LmSource::Card),
-        },
-    };
+    let (docs, source) = extraction_docs(&args.model, args.texts.as_deref())?;
     let root = cache_root(args.study.as_deref(), &args.model)?;
     let lm = HfLm::load(&args.model, &device)?;
-    let id = lm.id();
     let opts = LmExtractOptions {
         prefix_tokens: args.prefix_tokens,
         suffix_tokens: args.suffix_tokens,
@@ -138,18 +120,9 @@ pub fn lm_extract(args: LmExtractArgs, json: bool) -> CoreResult<()> {
         ..LmExtractOptions::default()
     };
     let opts = if args.sweep { opts.with_sweep() } else { opts };
-    let under = LmUnderTest {
-        model: lm.model.as_ref(),
-        codec: &lm.tokenizer,
-        id: &id,
-    };
-    let report = with_progress(json, |ctx| {
-        measure_extraction(under, source.clone(), &docs, &opts, ctx)
+    let (report, path) = with_progress(json, |ctx| {
+        extract_into_study(&lm, source.clone(), &docs, &opts, root.as_deref(), ctx)
     })?;
-    let path = root.map(|r| extract_path(&r, &id, &source, opts.prefix_tokens, opts.suffix_tokens));
-    if let Some(p) = &path {
-        save_report(p, &report)?;
-    }
     let mut value = to_value(&report)?;
     if let Some(obj) = value.as_object_mut() {
         // Per-document rows stay in the cached report (they are what the views draw).
@@ -213,32 +186,8 @@ pub fn lm_extract(args: LmExtractArgs, json: bool) -> CoreResult<()> {
 /// `rote lm-mia`.
 pub fn lm_mia(args: LmMiaArgs, json: bool) -> CoreResult<()> {
     let device = crate::model::device(&args.device)?;
-    let (members, nonmembers, source): (Vec<LmDoc>, Vec<LmDoc>, LmSource) =
-        match (&args.members, &args.nonmembers) {
-            (Some(m), Some(n)) => (
-                text_docs(read_texts(m)?),
-                text_docs(read_texts(n)?),
-                LmSource::Files {
-                    members: m.display().to_string(),
-                    nonmembers: n.display().to_string(),
-                },
-            ),
-            _ => match GptCard::read(&args.model)? {
-                Some(card) => {
-                    let (m, n): (Vec<LmDoc>, Vec<LmDoc>) = card_docs(&card)
-                        .into_iter()
-                        .partition(|d| d.insertions.is_some_and(|c| c > 0));
-                    (m, n, LmSource::Card)
-                }
-                None if args.model.is_dir() => {
-                    return Err(no_documents_error(
-                        &args.model,
-                        "--members FILE --nonmembers FILE",
-                    ));
-                }
-                None => (Vec::new(), Vec::new(), LmSource::Card),
-            },
-        };
+    let files = args.members.as_deref().zip(args.nonmembers.as_deref());
+    let (members, nonmembers, source) = mia_docs(&args.model, files)?;
     let root = cache_root(args.study.as_deref(), &args.model)?;
     let lm = HfLm::load(&args.model, &device)?;
     let reference = args
@@ -246,40 +195,23 @@ pub fn lm_mia(args: LmMiaArgs, json: bool) -> CoreResult<()> {
         .as_ref()
         .map(|p| HfLm::load(p, &device))
         .transpose()?;
-    let (id, ref_id) = (lm.id(), reference.as_ref().map(HfLm::id));
     let opts = LmMiaOptions {
         min_k: args.min_k,
         batch: args.batch,
         seed: args.seed,
     };
-    let under = LmUnderTest {
-        model: lm.model.as_ref(),
-        codec: &lm.tokenizer,
-        id: &id,
-    };
-    let ref_under = reference
-        .as_ref()
-        .zip(ref_id.as_deref())
-        .map(|(r, rid)| LmUnderTest {
-            model: r.model.as_ref(),
-            codec: &r.tokenizer,
-            id: rid,
-        });
-    let report = with_progress(json, |ctx| {
-        measure_mia(
-            under,
-            ref_under,
+    let (report, path) = with_progress(json, |ctx| {
+        mia_into_study(
+            &lm,
+            reference.as_ref(),
             source.clone(),
             &members,
             &nonmembers,
             &opts,
+            root.as_deref(),
             ctx,
         )
     })?;
-    let path = root.map(|r| mia_path(&r, &id, &source, ref_id.as_deref()));
-    if let Some(p) = &path {
-        save_report(p, &report)?;
-    }
     let mut value = to_value(&report)?;
     if let Some(obj) = value.as_object_mut() {
         obj.remove("documents");

@@ -195,6 +195,9 @@ impl LmExtractReport {
     }
 }
 
+/// Per-document results with the document's index.
+type Rows = Vec<(usize, GreedyExtraction)>;
+
 /// Greedy extraction of every document's first k + m tokens, `batch` at a time, with progress
 /// and cancellation between batches. Returns the per-document results of the long-enough ones
 /// (with their index) and the indices of the short ones.
@@ -206,11 +209,12 @@ fn run_point(
     batch: usize,
     stage: &str,
     ctx: &JobCtx<'_>,
-) -> CoreResult<(Vec<(usize, GreedyExtraction)>, Vec<usize>)> {
+) -> CoreResult<(Rows, Vec<usize>)> {
     let (long, short): (Vec<usize>, Vec<usize>) = (0..ids.len()).partition(|&i| ids[i].len() >= k + m);
     let mut out = Vec::with_capacity(long.len());
     let total = long.len() as u64;
-    for chunk in long.chunks(batch.max(1)) {
+    let rows = super::study::rows_per_batch(batch, k + m, lm.model.vocab_size());
+    for chunk in long.chunks(rows) {
         ctx.checkpoint()?;
         ctx.progress(stage, out.len() as u64, total);
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
@@ -270,12 +274,17 @@ pub fn measure_extraction(
     }
     let (rows, short) = run_point(lm, &ids, k, m, opts.batch, "extract", ctx)?;
     if rows.is_empty() {
-        let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let (at, longest) = ids
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, s)| s.len())
+            .map_or((0, 0), |(i, s)| (i, s.len()));
         return Err(CoreError::Invalid(format!(
-            "no document has prefix {k} + suffix {m} = {} tokens (the longest of {} has {longest}); \
-             lower --prefix-tokens / --suffix-tokens or give longer texts",
+            "no document has prefix {k} + suffix {m} = {} tokens (the longest of {}, {}, has \
+             {longest}); lower --prefix-tokens / --suffix-tokens or give longer texts",
             k + m,
-            docs.len()
+            docs.len(),
+            docs.get(at).map_or("none", |d| d.source.as_str()),
         )));
     }
     let all: Vec<&GreedyExtraction> = rows.iter().map(|(_, r)| r).collect();
@@ -378,7 +387,7 @@ pub fn headline(report: &LmExtractReport) -> String {
     let Some(top) = planted.iter().map(|g| g.insertions).max() else {
         let f = &report.overall;
         return format!(
-            "{}/{} documents reproduced verbatim ({m} tokens after a {k}-token prefix), mean token match {:.2}",
+            "{}/{} documents reproduced verbatim ({m} tokens after the {k}-token prefix), mean token match {:.2}",
             f.exact, f.n, f.token_match
         );
     };
@@ -391,6 +400,33 @@ pub fn headline(report: &LmExtractReport) -> String {
     if let Some(h) = report.group(0) {
         s.push_str(&format!("; held out: {}/{}", h.figures.exact, h.figures.n));
     }
-    s.push_str(&format!(" ({m} tokens after a {k}-token prefix)"));
+    s.push_str(&format!(" ({m} tokens after the {k}-token prefix)"));
     s
+}
+
+/// What `rote lm-extract` and the GUI run: [`measure_extraction`] of the loaded model on `docs`
+/// (from [`super::study::extraction_docs`]), the report cached in the study at `cache` (its root)
+/// when given. Returns the report and the file written.
+pub fn extract_into_study(
+    lm: &super::HfLm,
+    source: LmSource,
+    docs: &[LmDoc],
+    opts: &LmExtractOptions,
+    cache: Option<&std::path::Path>,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<(LmExtractReport, Option<std::path::PathBuf>)> {
+    let id = lm.id();
+    let under = LmUnderTest {
+        model: lm.model.as_ref(),
+        codec: &lm.tokenizer,
+        id: &id,
+    };
+    let report = measure_extraction(under, source, docs, opts, ctx)?;
+    let path = cache.map(|root| {
+        super::study::extract_path(root, &id, &report.source, opts.prefix_tokens, opts.suffix_tokens)
+    });
+    if let Some(p) = &path {
+        super::study::save_report(p, &report)?;
+    }
+    Ok((report, path))
 }

@@ -13,7 +13,8 @@
 //! held-out passages.
 //!
 //! Documents longer than the model's context are cut to it (counted in `truncated`); the
-//! documents of one token length go through the model together, `batch` at a time, and every
+//! documents of one token length go through the model together, `batch` at a time (fewer when
+//! their logits would pass 128 MiB, [`super::study::rows_per_batch`]), and every
 //! score comes from that one forward pass (per-token ln p, μ_t and σ_t over the vocabulary). A
 //! reference model reads each text with its own tokenizer.
 
@@ -21,7 +22,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{D, Tensor};
 
-use super::mia::{DEFAULT_K, MiaScores, SIGMA_MIN, TokenStats, evaluate, mean_lowest, zlib_len};
+use super::mia::{DEFAULT_K, MiaScores, TokenStats, evaluate, scores_from_stats};
 use super::study::{LmDoc, LmSource, LmUnderTest};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
@@ -168,26 +169,6 @@ pub fn token_stats_batch(model: &dyn super::CausalLm, seqs: &[&[u32]]) -> CoreRe
         .collect())
 }
 
-/// The scores from per-token statistics (as [`super::mia::scores_from_stats`]).
-fn scores(stats: &TokenStats, text: &str, k: f64, ref_nll: Option<f64>) -> CoreResult<MiaScores> {
-    let n = stats.logp.len().max(1);
-    let nll = -stats.logp.iter().sum::<f64>() / n as f64;
-    let z: Vec<f64> = stats
-        .logp
-        .iter()
-        .zip(&stats.mu)
-        .zip(&stats.sigma)
-        .map(|((l, m), s)| if *s < SIGMA_MIN { 0.0 } else { (l - m) / s })
-        .collect();
-    Ok(MiaScores {
-        loss: -nll,
-        zlib: -nll / zlib_len(text)?.max(1) as f64,
-        min_k: mean_lowest(&stats.logp, k),
-        min_k_pp: mean_lowest(&z, k),
-        reference: ref_nll.map(|r| r - nll),
-    })
-}
-
 /// Token ids of every text, cut to the model's context; fails on a text of fewer than 2 tokens.
 fn tokenize(lm: LmUnderTest<'_>, docs: &[&LmDoc], truncated: &mut usize) -> CoreResult<Vec<Vec<u32>>> {
     let max = lm.model.max_positions();
@@ -214,6 +195,7 @@ fn tokenize(lm: LmUnderTest<'_>, docs: &[&LmDoc], truncated: &mut usize) -> Core
 fn by_length<T>(
     ids: &[Vec<u32>],
     batch: usize,
+    vocab: usize,
     stage: &str,
     ctx: &JobCtx<'_>,
     mut f: impl FnMut(&[&[u32]]) -> CoreResult<Vec<T>>,
@@ -224,8 +206,8 @@ fn by_length<T>(
     }
     let mut out: Vec<Option<T>> = (0..ids.len()).map(|_| None).collect();
     let (mut done, total) = (0u64, ids.len() as u64);
-    for idx in groups.values() {
-        for chunk in idx.chunks(batch.max(1)) {
+    for (&t, idx) in &groups {
+        for chunk in idx.chunks(super::study::rows_per_batch(batch, t, vocab)) {
             ctx.checkpoint()?;
             ctx.progress(stage, done, total);
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
@@ -263,7 +245,7 @@ pub fn measure_mia(
     let docs: Vec<&LmDoc> = members.iter().chain(nonmembers).collect();
     let mut truncated = 0;
     let ids = tokenize(lm, &docs, &mut truncated)?;
-    let stats = by_length(&ids, opts.batch, "score", ctx, |seqs| {
+    let stats = by_length(&ids, opts.batch, lm.model.vocab_size(), "score", ctx, |seqs| {
         token_stats_batch(lm.model, seqs)
     })?;
     let ref_nll: Vec<Option<f64>> = match reference {
@@ -271,13 +253,22 @@ pub fn measure_mia(
         Some(r) => {
             let mut ignored = 0;
             let rids = tokenize(r, &docs, &mut ignored)?;
-            by_length(&rids, opts.batch, "reference", ctx, |seqs| {
-                Ok(r.model
-                    .token_logprobs_batch(seqs)?
-                    .into_iter()
-                    .map(|lp| Some(-lp.iter().map(|&x| f64::from(x)).sum::<f64>() / lp.len().max(1) as f64))
-                    .collect())
-            })?
+            by_length(
+                &rids,
+                opts.batch,
+                r.model.vocab_size(),
+                "reference",
+                ctx,
+                |seqs| {
+                    Ok(r.model
+                        .token_logprobs_batch(seqs)?
+                        .into_iter()
+                        .map(|lp| {
+                            Some(-lp.iter().map(|&x| f64::from(x)).sum::<f64>() / lp.len().max(1) as f64)
+                        })
+                        .collect())
+                },
+            )?
         }
     };
     let mut documents = Vec::with_capacity(docs.len());
@@ -287,7 +278,7 @@ pub fn measure_mia(
             member: i < members.len(),
             insertions: d.insertions,
             tokens: ids[i].len(),
-            scores: scores(&stats[i], &d.text, opts.min_k, ref_nll[i])?,
+            scores: scores_from_stats(&stats[i], &d.text, opts.min_k, ref_nll[i])?,
         });
     }
     ctx.checkpoint()?;
@@ -400,4 +391,40 @@ pub fn finding_lines(report: &LmMiaReport) -> Vec<String> {
         ));
     }
     out
+}
+
+/// What `rote lm-mia` and the GUI run: [`measure_mia`] of the loaded model (and reference) on
+/// members vs non-members (from [`super::study::mia_docs`]), the report cached in the study at
+/// `cache` (its root) when given. Returns the report and the file written.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the CLI's and the GUI's one entry point"
+)]
+pub fn mia_into_study(
+    lm: &super::HfLm,
+    reference: Option<&super::HfLm>,
+    source: LmSource,
+    members: &[LmDoc],
+    nonmembers: &[LmDoc],
+    opts: &LmMiaOptions,
+    cache: Option<&std::path::Path>,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<(LmMiaReport, Option<std::path::PathBuf>)> {
+    let (id, ref_id) = (lm.id(), reference.map(super::HfLm::id));
+    let under = LmUnderTest {
+        model: lm.model.as_ref(),
+        codec: &lm.tokenizer,
+        id: &id,
+    };
+    let ref_under = reference.zip(ref_id.as_deref()).map(|(r, rid)| LmUnderTest {
+        model: r.model.as_ref(),
+        codec: &r.tokenizer,
+        id: rid,
+    });
+    let report = measure_mia(under, ref_under, source, members, nonmembers, opts, ctx)?;
+    let path = cache.map(|root| super::study::mia_path(root, &id, &report.source, ref_id.as_deref()));
+    if let Some(p) = &path {
+        super::study::save_report(p, &report)?;
+    }
+    Ok((report, path))
 }

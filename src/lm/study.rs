@@ -159,6 +159,17 @@ pub fn study_of_model(dir: &Path) -> Option<PathBuf> {
     root.join("study.json").is_file().then(|| root.to_path_buf())
 }
 
+/// Logits held at once by one batch, at most: 2^25 floats (128 MiB), so a large vocabulary or
+/// context lowers the batch instead of exhausting memory.
+const MAX_BATCH_LOGITS: usize = 1 << 25;
+
+/// The rows of `t` tokens per forward pass: `batch`, lowered so that `rows · t · vocab` logits
+/// stay within 128 MiB of f32, and at least 1.
+pub fn rows_per_batch(batch: usize, t: usize, vocab: usize) -> usize {
+    let cap = MAX_BATCH_LOGITS / t.saturating_mul(vocab).max(1);
+    batch.min(cap).max(1)
+}
+
 /// Writes a report atomically (creating its folder).
 pub fn save_report<T: serde::Serialize>(path: &Path, report: &T) -> CoreResult<()> {
     write_json_atomic(path, report)
@@ -235,7 +246,7 @@ pub fn list_results(study_root: &Path) -> LmResults {
 }
 
 /// The error for a model without a card and without user texts.
-pub(crate) fn no_documents_error(dir: &Path, what: &str) -> CoreError {
+fn no_documents_error(dir: &Path, what: &str) -> CoreError {
     CoreError::format(
         dir.join(super::card::CARD_FILE),
         format!(
@@ -243,4 +254,45 @@ pub(crate) fn no_documents_error(dir: &Path, what: &str) -> CoreError {
              of paragraphs, a .jsonl file of {{\"text\": ...}} lines or a folder of .txt files)"
         ),
     )
+}
+
+/// The documents `rote lm-extract` measures for the model in `dir`: the texts of `texts` when
+/// given, else the planted and held-out passages of the card beside the model. A model with
+/// neither is an error naming the missing card and saying to pass `--texts`.
+pub fn extraction_docs(dir: &Path, texts: Option<&Path>) -> CoreResult<(Vec<LmDoc>, LmSource)> {
+    if let Some(p) = texts {
+        let source = LmSource::Texts {
+            path: p.display().to_string(),
+        };
+        return Ok((text_docs(super::texts::read_texts(p)?), source));
+    }
+    match GptCard::read(dir)? {
+        Some(card) => Ok((card_docs(&card), LmSource::Card)),
+        None if dir.is_dir() => Err(no_documents_error(dir, "--texts FILE")),
+        None => Err(CoreError::format(dir, "is not a model folder")),
+    }
+}
+
+/// Members and non-members `rote lm-mia` scores for the model in `dir`: the texts of `files`
+/// (members, non-members) when given, else the card's planted passages (insertions > 0) against
+/// its held-out ones. A model with neither is an error naming the missing card.
+pub fn mia_docs(dir: &Path, files: Option<(&Path, &Path)>) -> CoreResult<(Vec<LmDoc>, Vec<LmDoc>, LmSource)> {
+    if let Some((m, n)) = files {
+        let source = LmSource::Files {
+            members: m.display().to_string(),
+            nonmembers: n.display().to_string(),
+        };
+        let members = text_docs(super::texts::read_texts(m)?);
+        return Ok((members, text_docs(super::texts::read_texts(n)?), source));
+    }
+    match GptCard::read(dir)? {
+        Some(card) => {
+            let (m, n): (Vec<LmDoc>, Vec<LmDoc>) = card_docs(&card)
+                .into_iter()
+                .partition(|d| d.insertions.is_some_and(|c| c > 0));
+            Ok((m, n, LmSource::Card))
+        }
+        None if dir.is_dir() => Err(no_documents_error(dir, "--members FILE --nonmembers FILE")),
+        None => Err(CoreError::format(dir, "is not a model folder")),
+    }
 }

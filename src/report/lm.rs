@@ -8,7 +8,7 @@ use super::svg::{Axis, Series, line_chart};
 use super::{Report, Section, Table, html};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
-use crate::lm::extract_report::{ExtractDoc, ExtractFigures, LmExtractReport, finding_lines};
+use crate::lm::extract_report::{ExtractDoc, ExtractFigures, LmExtractReport, finding_lines, headline};
 use crate::lm::mia_report::{self, LmMiaReport};
 use crate::lm::study::list_results;
 use crate::measure::roc::log_roc_points;
@@ -91,7 +91,10 @@ fn extraction(r: &mut Report<'_>, name: &str, rep: &LmExtractReport, body: &mut 
         rep.skipped.len(),
         k + m
     )));
-    let lines: Vec<(&str, String)> = vec![("finding", finding_lines(rep).join("; "))];
+    let lines: Vec<(&str, String)> = vec![
+        ("finding", headline(rep)),
+        ("by group", finding_lines(rep).join("; ")),
+    ];
     body.push_str(&html::figures(&lines));
     let mut t = Table::new(&FIGURE_COLUMNS);
     for g in rep.groups.iter().rev() {
