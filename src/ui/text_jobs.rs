@@ -12,11 +12,11 @@ use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::lm::HfLm;
 use crate::lm::card::{GptCard, is_hf_folder};
-use crate::lm::extract_report::{LmExtractOptions, LmExtractReport, measure_extraction};
-use crate::lm::mia_report::{LmMiaOptions, LmMiaReport, measure_mia};
+use crate::lm::extract_report::{LmExtractOptions, LmExtractReport, extract_into_study};
+use crate::lm::mia_report::{LmMiaOptions, LmMiaReport, mia_into_study};
 use crate::lm::study::{
-    LmDoc, LmSource, LmUnderTest, card_docs, extract_path, load_extract_report, load_mia_report, mia_path,
-    results_dir, save_report, text_docs,
+    LmDoc, LmSource, card_docs, extract_path, load_extract_report, load_mia_report, mia_path, results_dir,
+    text_docs,
 };
 use crate::lm::texts::read_texts;
 
@@ -130,16 +130,8 @@ pub fn model(dir: &Path, cached: Option<Arc<HfLm>>, device: &str) -> CoreResult<
     }
 }
 
-fn under<'a>(lm: &'a HfLm, id: &'a str) -> LmUnderTest<'a> {
-    LmUnderTest {
-        model: lm.model.as_ref(),
-        codec: &lm.tokenizer,
-        id,
-    }
-}
-
-/// Greedy extraction of `docs` (k = m = 32, or half the context each when it is shorter), saved
-/// where [`open`] finds it.
+/// Greedy extraction of `docs` (k = m = 32, or half the context each when it is shorter),
+/// through the CLI's entry point, cached where [`open`] finds it.
 pub fn run_extraction(
     study: &Path,
     lm: &HfLm,
@@ -147,21 +139,18 @@ pub fn run_extraction(
     docs: &[LmDoc],
     ctx: &JobCtx<'_>,
 ) -> CoreResult<LmExtractReport> {
-    let id = model_id(&lm.dir);
-    let half = lm.model.max_positions() / 2;
-    let k = DEFAULT_K_M.min(half).max(1);
+    let k = DEFAULT_K_M.min(lm.model.max_positions() / 2).max(1);
     let opts = LmExtractOptions {
         prefix_tokens: k,
         suffix_tokens: k,
         ..LmExtractOptions::default()
     };
-    let report = measure_extraction(under(lm, &id), source.clone(), docs, &opts, ctx)?;
-    save_report(&extract_path(study, &id, source, k, k), &report)?;
-    Ok(report)
+    Ok(extract_into_study(lm, source.clone(), docs, &opts, Some(study), ctx)?.0)
 }
 
 /// MIMIR's membership attacks on the card's planted passages (members) against the held-out
-/// ones, saved where [`open`] finds it. User texts have no known membership: refused.
+/// ones, through the CLI's entry point, cached where [`open`] finds it. User texts have no known
+/// membership: refused.
 pub fn run_mia(
     study: &Path,
     lm: &HfLm,
@@ -176,22 +165,22 @@ pub fn run_mia(
                 .into(),
         ));
     }
-    let id = model_id(&lm.dir);
     let (members, nonmembers): (Vec<LmDoc>, Vec<LmDoc>) = docs
         .iter()
         .cloned()
         .partition(|d| d.insertions.is_some_and(|c| c > 0));
-    let report = measure_mia(
-        under(lm, &id),
+    let opts = LmMiaOptions::default();
+    Ok(mia_into_study(
+        lm,
         None,
         source.clone(),
         &members,
         &nonmembers,
-        &LmMiaOptions::default(),
+        &opts,
+        Some(study),
         ctx,
-    )?;
-    save_report(&mia_path(study, &id, source, None), &report)?;
-    Ok(report)
+    )?
+    .0)
 }
 
 /// Every token of one document with how the model scored it.
