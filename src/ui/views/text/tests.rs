@@ -1,6 +1,9 @@
 //! The Text view: its colour map, and the view driven headlessly on a study holding the tiny GPT-2
 //! fixture with a card of planted and held-out passages.
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use super::*;
 use strip::token_colour;
 
@@ -31,7 +34,7 @@ mod app {
     use crate::ui::text_jobs::{TextRequest, TextTask};
     use crate::ui::{App, AppOptions, Command, View};
 
-    const PASSAGES: [&str; 3] = [
+    pub const PASSAGES: [&str; 3] = [
         "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. However little known the feelings or views of such a man may be on his first entering a neighbourhood, this truth is so well fixed in the minds of the surrounding families.",
         "The family of Dashwood had long been settled in Sussex. Their estate was large, and their residence was at Norland Park, in the centre of their property, where, for many generations, they had lived in so respectable a manner as to engage the general good opinion of their acquaintance.",
         "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, seemed to unite some of the best blessings of existence; and had lived nearly twenty-one years in the world with very little to distress or vex her, being the youngest of the two daughters.",
@@ -248,4 +251,92 @@ fn tokens_are_shown_on_one_line() {
     assert_eq!(strip::shown("\u{1}x"), "\\u{1}x");
     assert_eq!(strip::shown(""), "<empty>");
     assert_eq!(strip::shown(" word"), " word");
+}
+
+/// A bigram model that memorized one text: after a token it puts logit 10 on every token that
+/// followed it in that text (0 elsewhere), so the text's own tokens are near-certain and a
+/// text it never saw reads at about ln(1/V).
+struct Bigram {
+    v: usize,
+    next: HashMap<u32, Vec<u32>>,
+}
+
+impl crate::lm::CausalLm for Bigram {
+    fn model_type(&self) -> &str {
+        "bigram"
+    }
+    fn vocab_size(&self) -> usize {
+        self.v
+    }
+    fn max_positions(&self) -> usize {
+        1024
+    }
+    fn device(&self) -> &candle_core::Device {
+        &candle_core::Device::Cpu
+    }
+    fn new_cache(&self) -> crate::lm::KvCache {
+        crate::lm::KvCache::new(1)
+    }
+    fn forward(
+        &self,
+        ids: &candle_core::Tensor,
+        _cache: &mut crate::lm::KvCache,
+    ) -> crate::CoreResult<candle_core::Tensor> {
+        let rows = ids.to_vec2::<u32>()?;
+        let t = rows.first().map_or(0, Vec::len);
+        let mut data = vec![0f32; rows.len() * t * self.v];
+        for (b, row) in rows.iter().enumerate() {
+            for (i, prev) in row.iter().enumerate() {
+                for &n in self.next.get(prev).into_iter().flatten() {
+                    data[(b * t + i) * self.v + n as usize] = 10.0;
+                }
+            }
+        }
+        Ok(candle_core::Tensor::from_vec(
+            data,
+            (rows.len(), t, self.v),
+            &candle_core::Device::Cpu,
+        )?)
+    }
+}
+
+#[test]
+fn a_memorized_text_stands_out_in_the_strip() {
+    use crate::ui::text_jobs::token_strip;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/gpt2");
+    let tokenizer = crate::lm::LmTokenizer::load(&fixture).unwrap();
+    let seen = app::PASSAGES[0];
+    let ids = tokenizer.encode(seen).unwrap();
+    let mut next: HashMap<u32, Vec<u32>> = HashMap::new();
+    for w in ids.windows(2) {
+        let e = next.entry(w[0]).or_default();
+        if !e.contains(&w[1]) {
+            e.push(w[1]);
+        }
+    }
+    let lm = HfLm {
+        model: Box::new(Bigram {
+            v: tokenizer.vocab_size(),
+            next,
+        }),
+        tokenizer,
+        dir: fixture,
+    };
+    let cancel = crate::job::CancelToken::new();
+    let ctx = crate::job::JobCtx::new(&cancel, &crate::job::NullSink);
+    let strength = |text: &str| {
+        let s = token_strip(&lm, text, &ctx).unwrap();
+        assert_eq!(s.tokens.len(), s.logp.len());
+        let a: Vec<f32> = s.logp[1..]
+            .iter()
+            .map(|&l| f32::from(token_colour(l).a()))
+            .collect();
+        let top1 = s.rank[1..].iter().filter(|r| **r == Some(1)).count() as f32 / a.len() as f32;
+        (a.iter().sum::<f32>() / a.len() as f32, top1)
+    };
+    let (seen_alpha, seen_top1) = strength(seen);
+    let (new_alpha, new_top1) = strength(app::PASSAGES[2]);
+    assert!(seen_alpha > 200.0, "memorized text is faint: {seen_alpha}");
+    assert!(new_alpha < 110.0, "unseen text is strong: {new_alpha}");
+    assert!(seen_top1 > 0.8 && new_top1 < seen_top1, "{seen_top1} {new_top1}");
 }
