@@ -277,7 +277,6 @@ impl TextView {
             .on_hover_text("The passages planted 1, 4, 16 and 64 times and the held-out ones")
             .on_disabled_hover_text("This model has no card (rote did not train it)");
         if card.clicked() && source != Some(LmSource::Card) {
-            self.reset(self.chosen.clone());
             self.request(ctx, Some(LmSource::Card), TextTask::Open);
         }
         let mut picked = None;
@@ -310,9 +309,9 @@ impl TextView {
         }
     }
 
-    /// Opens the chosen model on the texts of `path` (a .txt/.jsonl file or a folder).
+    /// Opens the chosen model on the texts of `path` (a .txt/.jsonl file or a folder). What is
+    /// shown stays until they are read, and stays when they cannot be (the error says why).
     pub fn open_texts(&mut self, ctx: &mut AppCtx<'_>, path: &Path) {
-        self.reset(self.chosen.clone());
         let source = LmSource::Texts {
             path: path.display().to_string(),
         };

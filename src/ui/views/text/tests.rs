@@ -194,6 +194,10 @@ mod app {
         let e = h.state().text_view.error.clone().unwrap();
         assert!(e.contains("broken.txt"), "{e}");
         assert!(h.get_all_by_label(&e).count() >= 1);
+        // The passages stay on screen and the view keeps working.
+        assert_eq!(h.state().text_view.rows.len(), 9);
+        h.get_by_label("card passage 7").click();
+        step_until(&mut h, "another strip", |a| a.text_view.strips.contains_key(&7));
         drop(h);
 
         // Reopened: the cached reports are shown without running anything.
