@@ -112,13 +112,15 @@ pub fn roc_curves(r: &LmMiaReport) -> (f64, Curves) {
         .attacks
         .iter()
         .map(|a| {
-            let pts = a
+            let mut pts: Vec<[f64; 2]> = a
                 .roc
                 .fpr
                 .iter()
                 .zip(&a.roc.tpr)
                 .map(|(&f, &t)| [f.max(1.0 / n_non), t.max(1.0 / n_mem)])
                 .collect();
+            // Clamping repeats points; a path through repeated points draws spikes at the joins.
+            pts.dedup();
             (
                 format!(
                     "{} AUC {:.2} [{:.2}, {:.2}]",

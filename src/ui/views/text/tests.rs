@@ -144,6 +144,7 @@ mod app {
                 .iter()
                 .all(|(_, p)| p.iter().all(|[x, y]| *x > floor && *y > floor))
         );
+        assert!(curves.iter().all(|(_, p)| p.windows(2).all(|w| w[0] != w[1])));
         h.get_by_label("Membership inference");
         assert!(h.get_all_by_label("min_k_pp").count() >= 1);
 
