@@ -1,7 +1,12 @@
 //! The Text view's documents table: one row per document with its insertions, extraction
 //! figures and membership scores, sorted by clicking a header.
 
+use std::collections::HashMap;
+
 use egui_extras::{Column, TableBuilder};
+
+use crate::lm::extract_report::ExtractDoc;
+use crate::lm::mia_report::LmMiaDoc;
 
 use crate::ui::text_jobs::LoadedText;
 
@@ -102,19 +107,25 @@ impl DocRow {
 
 /// The rows of an opened model, in document order; reports are matched by document source.
 pub fn rows(loaded: &LoadedText) -> Vec<DocRow> {
+    let ex: HashMap<&str, &ExtractDoc> = loaded
+        .extract
+        .iter()
+        .flat_map(|r| &r.documents)
+        .map(|d| (d.source.as_str(), d))
+        .collect();
+    let mia: HashMap<&str, &LmMiaDoc> = loaded
+        .mia
+        .iter()
+        .flat_map(|r| &r.documents)
+        .map(|d| (d.source.as_str(), d))
+        .collect();
     loaded
         .docs
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let ex = loaded
-                .extract
-                .as_ref()
-                .and_then(|r| r.documents.iter().find(|x| x.source == d.source));
-            let mia = loaded
-                .mia
-                .as_ref()
-                .and_then(|r| r.documents.iter().find(|x| x.source == d.source));
+            let ex = ex.get(d.source.as_str());
+            let mia = mia.get(d.source.as_str());
             DocRow {
                 doc: i,
                 source: d.source.clone(),
