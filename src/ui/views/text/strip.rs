@@ -43,9 +43,13 @@ pub fn shown(tok: &str) -> String {
     out
 }
 
-fn token_label(ui: &mut egui::Ui, tok: &str, bg: Color32) -> egui::Response {
+fn token_label(ui: &mut egui::Ui, tok: &str, bg: Color32, underline: bool) -> egui::Response {
+    let mut text = RichText::new(shown(tok)).monospace().background_color(bg);
+    if underline {
+        text = text.underline();
+    }
     ui.add(
-        egui::Label::new(RichText::new(shown(tok)).monospace().background_color(bg))
+        egui::Label::new(text)
             .selectable(false)
             .sense(egui::Sense::hover()),
     )
@@ -57,14 +61,14 @@ fn key_ui(ui: &mut egui::Ui) {
         ui.small(format!("ln p ≤ {LOGP_FLOOR}"));
         for k in 0..=8 {
             let lp = LOGP_FLOOR * (1.0 - k as f32 / 8.0);
-            token_label(ui, "  ", token_colour(Some(lp)));
+            token_label(ui, "  ", token_colour(Some(lp)), false);
         }
         ui.small("ln p = 0 (certain): a memorized span is a run of strong colour");
     });
 }
 
-/// The token strip of one document.
-pub fn strip_ui(ui: &mut egui::Ui, strip: &TokenStrip) {
+/// The token strip of one document; the tokens in `continuation` (positions) are underlined.
+pub fn strip_ui(ui: &mut egui::Ui, strip: &TokenStrip, continuation: Option<std::ops::Range<usize>>) {
     key_ui(ui);
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing = egui::vec2(0.0, 2.0);
@@ -82,7 +86,8 @@ pub fn strip_ui(ui: &mut egui::Ui, strip: &TokenStrip) {
                     shown(tok)
                 ),
             };
-            token_label(ui, tok, token_colour(lp)).on_hover_text(hover);
+            let under = continuation.as_ref().is_some_and(|r| r.contains(&k));
+            token_label(ui, tok, token_colour(lp), under).on_hover_text(hover);
         }
     });
     let scored: Vec<f32> = strip.logp.iter().flatten().copied().collect();
@@ -165,9 +170,17 @@ pub fn detail_ui(ui: &mut egui::Ui, loaded: &LoadedText, i: usize, strip: Option
         Some(n) => format!(", planted {n} times"),
     };
     ui.heading(format!("{}{ins}", doc.source));
+    let ex = loaded
+        .extract
+        .as_ref()
+        .and_then(|r| r.documents.iter().find(|d| d.source == doc.source));
+    let continuation = ex.map(|e| e.prefix.len()..e.prefix.len() + e.truth.len());
     ui.strong("Token log-probabilities");
+    if continuation.is_some() {
+        ui.small("Underlined: the continuation greedy decoding was asked to reproduce");
+    }
     match strip {
-        Some(s) => strip_ui(ui, s),
+        Some(s) => strip_ui(ui, s, continuation),
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -177,10 +190,6 @@ pub fn detail_ui(ui: &mut egui::Ui, loaded: &LoadedText, i: usize, strip: Option
     }
     ui.separator();
     ui.strong("Extraction");
-    let ex = loaded
-        .extract
-        .as_ref()
-        .and_then(|r| r.documents.iter().find(|d| d.source == doc.source));
     match (ex, &loaded.extract) {
         (Some(ex), _) => side_by_side_ui(ui, ex),
         (None, Some(r)) => {
