@@ -217,8 +217,8 @@ pub enum Command {
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {
-        /// View: data, models, memorization, influence, privacy, extraction, inpainting, inversion, layers, exposure or
-        /// settings (also inpainting-batch, privacy-diffusion, layers-drill).
+        /// View: data, models, memorization, influence, privacy, extraction, inpainting, inversion, layers, exposure,
+        /// text or settings (also inpainting-batch, privacy-diffusion, layers-drill).
         #[arg(long)]
         view: String,
         /// Output PNG.

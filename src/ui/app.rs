@@ -13,7 +13,7 @@ use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
     DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView,
-    MemorizationView, ModelsView, PrivacyView, SettingsView, ZooResults,
+    MemorizationView, ModelsView, PrivacyView, SettingsView, TextView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -28,6 +28,7 @@ mod inversion;
 mod layers;
 mod present;
 mod report;
+mod text;
 
 /// The views.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,12 +54,14 @@ pub enum View {
     Layers,
     /// Canary exposure and extraction in a character language model.
     Exposure,
+    /// Extraction and membership inference on the documents of a Hugging Face language model.
+    Text,
     /// Compute device and GPU adapter.
     Settings,
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 11] = [
+pub const VIEWS: [View; 12] = [
     View::Data,
     View::Models,
     View::Memorization,
@@ -69,6 +72,7 @@ pub const VIEWS: [View; 11] = [
     View::Inversion,
     View::Layers,
     View::Exposure,
+    View::Text,
     View::Settings,
 ];
 
@@ -86,6 +90,7 @@ impl View {
             Self::Inversion => "Inversion",
             Self::Layers => "Layers",
             Self::Exposure => "Exposure",
+            Self::Text => "Text",
             Self::Settings => "Settings",
         }
     }
@@ -104,6 +109,7 @@ impl View {
             "inversion" | "invert" => Some(Self::Inversion),
             "layers" | "layermem" => Some(Self::Layers),
             "exposure" | "canary" | "secret-sharer" => Some(Self::Exposure),
+            "text" | "lm" => Some(Self::Text),
             _ => None,
         }
     }
@@ -221,6 +227,8 @@ pub struct App {
     pub layers_view: LayersView,
     /// Exposure view state.
     pub exposure_view: ExposureView,
+    /// Text view state.
+    pub text_view: TextView,
     /// The study's zoo results.
     pub zoo: Option<Arc<ZooResults>>,
     /// The study's diffusion models.
@@ -264,6 +272,7 @@ impl App {
             inversion_view: InversionView::default(),
             layers_view: LayersView::default(),
             exposure_view: ExposureView::default(),
+            text_view: TextView::default(),
             zoo: None,
             diffusion: None,
             jobs: JobRegistry::new(waker),
@@ -533,6 +542,7 @@ impl App {
             inversion_view,
             layers_view,
             exposure_view,
+            text_view,
             zoo,
             diffusion,
             jobs,
@@ -567,6 +577,7 @@ impl App {
             View::Inversion => inversion_view.ui(ui, &mut actx),
             View::Layers => layers_view.ui(ui, &mut actx),
             View::Exposure => exposure_view.ui(ui, &mut actx),
+            View::Text => text_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
     }

@@ -83,4 +83,6 @@ pub enum Command {
     MeasureExposure(PathBuf),
     /// Run the secret extraction search.
     SearchSecret(Box<super::exposure_jobs::ExtractRequest>),
+    /// Open an HF language model in the Text view, or measure it.
+    Text(Box<super::text_jobs::TextRequest>),
 }

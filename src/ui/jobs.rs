@@ -62,6 +62,14 @@ pub enum JobKind {
     ExposureMeasure,
     /// The secret extraction search (single).
     SecretSearch,
+    /// Opening an HF language model in the Text view (documents, cached reports).
+    TextOpen,
+    /// Greedy extraction over a document set (single).
+    TextExtract,
+    /// Membership inference over a document set (single).
+    TextMia,
+    /// The token strip of one document.
+    TextTokens,
     /// A presentation slide's animation.
     Story,
 }
@@ -79,6 +87,8 @@ impl JobKind {
                 | Self::Report
                 | Self::ExposureMeasure
                 | Self::SecretSearch
+                | Self::TextExtract
+                | Self::TextMia
         )
     }
 }
@@ -139,6 +149,8 @@ pub enum JobResult {
     ExposureMeasured(PathBuf, Box<crate::canary::report::ExposureReport>),
     /// A finished search on the LM in (folder).
     SecretSearched(PathBuf, Box<crate::canary::extract::SearchResult>),
+    /// A finished Text view job.
+    Text(Box<crate::ui::text_jobs::TextDone>),
     /// A presentation step's animation (step index; why it could not be made).
     Story(usize, Result<Option<Box<crate::story::Anim>>, String>),
 }

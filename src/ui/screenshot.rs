@@ -92,7 +92,7 @@ pub fn render_view(
         "layers-drill" => "layers",
         v => v,
     })
-        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers, exposure or settings)")))?;
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers, exposure, text or settings)")))?;
     let (study_path, temp) = study_or_demo(study)?;
     let descending = sort.is_some();
     let options = AppOptions {
@@ -127,11 +127,43 @@ pub fn render_view(
         }
         settle(&mut harness, Duration::from_secs(60));
     }
+    if view == View::Text {
+        run_text_jobs(&mut harness);
+    }
     if layers_drill {
         let _ = open_top_candidate(harness.state_mut());
         settle(&mut harness, Duration::from_secs(120));
     }
     save_png(&mut harness, out, &temp)
+}
+
+/// Runs the Text view's extraction and membership inference when they are not cached, so the
+/// screenshot shows the table, the finding, the ROC and the selected document's strip.
+fn run_text_jobs(harness: &mut Harness<'_, App>) {
+    use super::text_jobs::{TextRequest, TextTask};
+    settle(harness, Duration::from_secs(60));
+    let app = harness.state_mut();
+    let Some(loaded) = app.text_view.loaded.clone() else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    if loaded.extract.is_none() && loaded.source.is_some() {
+        tasks.push(TextTask::Extract);
+    }
+    if loaded.mia.is_none() && loaded.card.is_some() {
+        tasks.push(TextTask::Mia);
+    }
+    for task in tasks {
+        app.push_command(super::Command::Text(Box::new(TextRequest {
+            dir: loaded.dir.clone(),
+            source: loaded.source.clone(),
+            task,
+        })));
+    }
+    settle(harness, Duration::from_secs(300));
+    // The strip of the selected document is asked for when the view draws it.
+    harness.run_steps(2);
+    settle(harness, Duration::from_secs(60));
 }
 
 /// The app on `options` in a headless window of `size`, settled.

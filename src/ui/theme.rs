@@ -23,3 +23,9 @@ pub const PLACEHOLDER: Color32 = Color32::from_gray(60);
 pub const DUPLICATE: Color32 = Color32::from_rgb(200, 80, 170);
 /// Hidden region of an inpainting mask.
 pub const MASKED: Color32 = Color32::from_rgb(40, 90, 170);
+/// Strongest background of the token strip (the most probable tokens); weaker ones fade out.
+pub const TOKEN_HOT: Color32 = Color32::from_rgb(235, 110, 30);
+/// Background of a generated token that matches the true continuation.
+pub const MATCH_BG: Color32 = Color32::from_rgb(40, 140, 70);
+/// Background of a generated token that does not.
+pub const MISMATCH_BG: Color32 = Color32::from_rgb(170, 50, 50);

@@ -129,6 +129,7 @@ impl App {
             Command::OpenExposure(dir) => self.open_exposure(dir),
             Command::MeasureExposure(dir) => self.measure_exposure(dir),
             Command::SearchSecret(req) => self.search_secret(*req),
+            Command::Text(req) => self.run_text(*req),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -182,6 +183,7 @@ impl App {
             }
             JobOutcome::Failed(e) => {
                 self.toasts.push(Level::Error, format!("{label} failed: {e}"));
+                self.text_view.on_failed(kind, format!("{label} failed: {e}"));
                 if kind == JobKind::Train {
                     self.last_training = Some(FinishedTraining {
                         series,
@@ -191,6 +193,7 @@ impl App {
             }
             JobOutcome::Panicked(msg) => {
                 self.toasts.push(Level::Error, format!("{label} crashed: {msg}"));
+                self.text_view.on_failed(kind, format!("{label} crashed: {msg}"));
                 if kind == JobKind::Train {
                     self.last_training = Some(FinishedTraining {
                         series,
@@ -224,6 +227,7 @@ impl App {
                 self.open_default_inversion();
                 self.list_layers();
                 self.list_exposure();
+                self.list_text();
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -299,6 +303,7 @@ impl App {
             JobResult::ExposureOpened(l) => self.on_exposure(*l),
             JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
             JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
+            JobResult::Text(done) => self.on_text(*done),
             JobResult::Report(s) => self.on_report(*s),
             JobResult::Story(k, made) => self.on_story(k, made),
             JobResult::Zoo(res) => {

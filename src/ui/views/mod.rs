@@ -14,6 +14,7 @@ mod models;
 mod privacy;
 mod privacy_diffusion;
 mod settings;
+mod text;
 mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
@@ -28,4 +29,5 @@ pub use models::{ModelsView, import_model};
 pub use privacy::{MembershipTab, PrivacyView};
 pub use privacy_diffusion::{DiffusionMiaList, load_diffusion_mia};
 pub use settings::SettingsView;
+pub use text::TextView;
 pub use zoo_results::{LoadedZooResults, ZooResults, load_zoo_results};

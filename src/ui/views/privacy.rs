@@ -78,7 +78,13 @@ pub fn log_roc_plot_points(
                             .color(colour),
                     );
                 }
-                p.line(Line::new(name.clone(), PlotPoints::from(pts)).color(colour));
+                // No bands: egui_plot 0.38 merges points of one x into a band and fills between
+                // bands, which paints a ROC's vertical steps as solid wedges.
+                p.line(
+                    Line::new(name.clone(), PlotPoints::from(pts))
+                        .color(colour)
+                        .allow_band(false),
+                );
             }
         });
 }
