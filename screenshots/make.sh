@@ -18,6 +18,7 @@ shot inpainting-batch --view inpainting-batch
 shot inversion --view inversion
 shot layers --view layers-drill
 shot exposure --view exposure
+shot text --view text
 shot settings --view settings
 # Presentation mode at a projector's resolution: mid-denoising, and the finished inversion.
 shot present-extraction --view present-extraction@30 --width 1920 --height 1080

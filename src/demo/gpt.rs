@@ -7,13 +7,19 @@
 use std::path::Path;
 
 use crate::canary::card::lm_dir;
+use crate::canary::open::CanaryModel;
+use crate::canary::report::{Estimate, ExposureOptions, report_path};
 use crate::canary::train::LmConfig;
 use crate::error::CoreResult;
 use crate::job::JobCtx;
+use crate::lm::HfLm;
 use crate::lm::card::GptRecipe;
+use crate::lm::extract_report::{LmExtractOptions, extract_into_study};
+use crate::lm::mia_report::{LmMiaOptions, mia_into_study};
 use crate::lm::plant::PlantSpec;
+use crate::lm::study::{extraction_docs, mia_docs};
 use crate::lm::train::{GptConfig, train_gpt_into_study};
-use crate::study::{Study, copy_tree};
+use crate::study::{Study, copy_tree, write_atomic, write_json_atomic};
 
 /// The demo GPT's id.
 pub const DEMO_GPT: &str = "gpt-demo";
@@ -49,18 +55,65 @@ pub fn demo_gpt_config() -> GptConfig {
     }
 }
 
-/// Trains the demo GPT into `study` (a cached one is kept) and with `assets` replaces the
-/// shipped copy.
+/// Trains the demo GPT into `study` (a cached one is kept), measures it (extraction and
+/// membership of the card's passages, exposure of its canaries, so the Text and Exposure views
+/// open full) and with `assets` replaces the shipped copies.
 pub fn rebuild_demo_gpt(study: &Study, assets: Option<&Path>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     let cfg = demo_gpt_config();
     let cmd = "rote demo --rebuild --gpt --out STUDY";
     let (dir, _) = train_gpt_into_study(&cfg, &study.root, cmd, false, ctx)?;
+    let reports = measure_demo_gpt(&dir, &study.root, ctx)?;
     if let Some(assets) = assets {
         let dest = lm_dir(assets).join(&cfg.id);
         if dest.exists() {
             std::fs::remove_dir_all(&dest).map_err(|e| crate::CoreError::io(&dest, e))?;
         }
         copy_tree(&dir, &dest)?;
+        for path in reports {
+            let rel = path
+                .strip_prefix(&study.root)
+                .map_err(|_| crate::CoreError::format(&path, "is outside the study"))?;
+            let bytes = std::fs::read(&path).map_err(|e| crate::CoreError::io(&path, e))?;
+            write_atomic(&assets.join(rel), &bytes)?;
+        }
     }
     Ok(())
+}
+
+/// The demo GPT's reports with the commands' defaults: `rote lm-extract`, `rote lm-mia` and
+/// `rote exposure` on the model in `dir`, cached in `study_root`; returns the files written.
+pub fn measure_demo_gpt(
+    dir: &Path,
+    study_root: &Path,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<std::path::PathBuf>> {
+    let device = crate::model::device("cpu")?;
+    let lm = HfLm::load(dir, &device)?;
+    let mut written = Vec::new();
+    let (docs, source) = extraction_docs(dir, None)?;
+    let opts = LmExtractOptions::default().with_sweep();
+    let (_, path) = extract_into_study(&lm, source, &docs, &opts, Some(study_root), ctx)?;
+    written.extend(path);
+    let (members, nonmembers, source) = mia_docs(dir, None)?;
+    let opts = LmMiaOptions::default();
+    let (_, path) = mia_into_study(
+        &lm,
+        None,
+        source,
+        &members,
+        &nonmembers,
+        &opts,
+        Some(study_root),
+        ctx,
+    )?;
+    written.extend(path);
+    let model = CanaryModel::load(dir, &device)?;
+    let set = model
+        .card_set()
+        .ok_or_else(|| crate::CoreError::format(dir, "the demo GPT has no canaries in its card"))?;
+    let report = model.measure(&set, &ExposureOptions::default(), ctx)?;
+    let path = report_path(study_root, &report.model, Estimate::Both);
+    write_json_atomic(&path, &report)?;
+    written.push(path);
+    Ok(written)
 }

@@ -356,8 +356,12 @@ pub fn measure_extraction(
 pub fn finding_lines(report: &LmExtractReport) -> Vec<String> {
     let line = |label: String, f: &ExtractFigures| {
         format!(
-            "{label}: {}/{} reproduced verbatim, mean token match {:.2}, longest span {} tokens",
-            f.exact, f.n, f.token_match, f.longest_match
+            "{label}: {}/{} reproduced verbatim, mean token match {:.2}, longest span {} token{}",
+            f.exact,
+            f.n,
+            f.token_match,
+            f.longest_match,
+            if f.longest_match == 1 { "" } else { "s" }
         )
     };
     if report.groups.is_empty() {

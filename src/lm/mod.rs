@@ -45,11 +45,11 @@ mod measure_tests;
 pub mod mia;
 pub mod mia_report;
 mod neox;
+pub mod plant;
 pub mod study;
 #[cfg(test)]
 mod study_tests;
 pub mod texts;
-pub mod plant;
 mod tokenizer;
 pub mod train;
 

@@ -45,6 +45,10 @@ pub fn shown(tok: &str) -> String {
 
 fn token_label(ui: &mut egui::Ui, tok: &str, bg: Color32, underline: bool) -> egui::Response {
     let mut text = RichText::new(shown(tok)).monospace().background_color(bg);
+    if bg.a() > 128 {
+        // Dark glyphs on a strong background stay readable (the theme's text is light grey).
+        text = text.color(Color32::BLACK);
+    }
     if underline {
         text = text.underline();
     }

@@ -51,6 +51,8 @@ pub struct DocRow {
     pub doc: usize,
     /// Where it came from.
     pub source: String,
+    /// The document's first words (the name's hover).
+    pub preview: String,
     /// Insertions (card passages).
     pub insertions: Option<u32>,
     /// Exact match of the continuation.
@@ -105,6 +107,15 @@ impl DocRow {
     }
 }
 
+/// The first 160 characters of `text` on one line, with an ellipsis when cut.
+fn preview(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
 /// The rows of an opened model, in document order; reports are matched by document source.
 pub fn rows(loaded: &LoadedText) -> Vec<DocRow> {
     let ex: HashMap<&str, &ExtractDoc> = loaded
@@ -129,6 +140,7 @@ pub fn rows(loaded: &LoadedText) -> Vec<DocRow> {
             DocRow {
                 doc: i,
                 source: d.source.clone(),
+                preview: preview(&d.text),
                 insertions: d.insertions,
                 exact: ex.map(|x| x.exact),
                 token_match: ex.map(|x| x.token_match),
@@ -224,7 +236,11 @@ pub fn table_ui(
                     row.col(|ui| {
                         let text = r.cell(col);
                         if col == TextColumn::Document {
-                            if ui.selectable_label(is_sel, text).clicked() {
+                            if ui
+                                .selectable_label(is_sel, text)
+                                .on_hover_text(&r.preview)
+                                .clicked()
+                            {
                                 clicked = Some(r.doc);
                             }
                         } else {
