@@ -43,7 +43,7 @@ pub fn demo_gpt_config() -> GptConfig {
             n_head: 4,
             n_ctx: 128,
             vocab_size: 2048,
-            epochs: 9,
+            epochs: 12,
             batch_size: 16,
             lr: 4e-3,
             seed: 0,
