@@ -167,6 +167,60 @@ fn lm_score_json_through_the_binary() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("ln p"));
 }
 
+#[test]
+fn lm_generate_greedy_is_transformers_and_sampling_is_seeded() {
+    let exp = expected("llama");
+    let dir = fixture("llama");
+    let want = ids_of(&exp["greedy"]);
+    let n = want.len().to_string();
+    let prompt = exp["prompt"].as_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "lm-generate",
+            dir.to_str().unwrap(),
+            "--prompt",
+            prompt,
+            "--tokens",
+            &n,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = rote(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let greedy = run(&[]);
+    assert_eq!(greedy["mode"], "greedy");
+    assert_eq!(
+        ids_of(&greedy["continuations"][0]["tokens"]),
+        want,
+        "transformers' greedy continuation"
+    );
+    assert!(greedy["continuations"][0]["ln_p"].as_f64().unwrap() < 0.0);
+    let a = run(&["--sample", "--n", "4", "--seed", "7"]);
+    let b = run(&["--sample", "--n", "4", "--seed", "7"]);
+    assert_eq!(
+        a["continuations"], b["continuations"],
+        "one seed, one set of draws"
+    );
+    assert_eq!(a["continuations"].as_array().unwrap().len(), 4);
+    let top1 = run(&["--sample", "--n", "2", "--top-k", "1"]);
+    for c in top1["continuations"].as_array().unwrap() {
+        assert_eq!(ids_of(&c["tokens"]), want, "top-1 sampling is greedy");
+    }
+    let bad = rote(&[
+        "lm-generate",
+        dir.to_str().unwrap(),
+        "--prompt",
+        prompt,
+        "--sample",
+        "--temperature",
+        "0",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("temperature"));
+}
+
 /// A copy of the GPT-2 fixture in a temporary folder, changed by `edit`.
 fn broken(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();

@@ -749,14 +749,14 @@ fn exposure_view_measures_and_searches_a_transformer() {
     let dir = tempfile::tempdir().unwrap();
     let study = dir.path().join("demo");
     rote::demo::write_demo(&study).unwrap();
-    let gpt = study.join("lm").join("gpt-tiny");
+    let gpt = study.join("lm").join("gpt-a-tiny");
     std::fs::create_dir_all(&gpt).unwrap();
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm/gpt2");
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         std::fs::copy(fixture.join(f), gpt.join(f)).unwrap();
     }
     let card = serde_json::json!({
-        "kind": "gpt", "id": "gpt-tiny",
+        "kind": "gpt", "id": "gpt-a-tiny",
         "corpus": {"source": "austen", "hash": "h", "offset": 0, "chars": 1000, "val_chars": 100},
         "formats": [{"prefix": "my pin is ", "digits": 3, "insertions": [8, 0], "secrets": ["907", "123"]}],
         "canaries": [{"format": 0, "secret": "907", "insertions": 8}, {"format": 0, "secret": "123", "insertions": 0}],
@@ -772,7 +772,7 @@ fn exposure_view_measures_and_searches_a_transformer() {
         app.exposure_view.loaded.is_some()
     });
     let loaded = h.state().exposure_view.loaded.clone().unwrap();
-    assert_eq!(loaded.dir, gpt, "the transformer sorts first");
+    assert_eq!(loaded.dir, gpt, "the transformer sorts first (before the demo GPT and LSTM)");
     assert!(loaded.card.kind.contains("gpt2"), "{}", loaded.card.kind);
     assert_eq!(loaded.card.canaries.len(), 2);
     h.run_steps(3);
@@ -793,13 +793,13 @@ fn exposure_view_measures_and_searches_a_transformer() {
         .report
         .clone()
         .unwrap();
-    assert_eq!(rep.model, "gpt-tiny");
+    assert_eq!(rep.model, "gpt-a-tiny");
     assert!(
         rep.canaries
             .iter()
             .all(|c| c.exact_rank.is_some_and(|r| (1..=1000).contains(&r)))
     );
-    assert!(study.join("results/exposure/gpt-tiny-both.json").is_file());
+    assert!(study.join("results/exposure/gpt-a-tiny-both.json").is_file());
     h.run_steps(3);
     h.get_by_label("Extract").click();
     h.run_steps(2);

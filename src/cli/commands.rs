@@ -94,6 +94,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Exposure(args) => super::canary::exposure(args, json),
         Command::ExtractSecret(args) => super::canary::extract_secret(args, json),
         Command::LmScore(args) => super::lm::lm_score(args, json),
+        Command::LmGenerate(args) => super::lm::lm_generate(args, json),
         Command::LmExtract(args) => super::lm_measure::lm_extract(args, json),
         Command::LmMia(args) => super::lm_measure::lm_mia(args, json),
         Command::Bench { which } => super::bench::run(which, json),

@@ -195,6 +195,10 @@ pub enum Command {
     /// Per-token log-probabilities (natural log) of a text under a Hugging Face causal LM
     /// (GPT-2, GPT-NeoX/Pythia, Llama/SmolLM2, Qwen2) read from its folder.
     LmScore(lm::LmScoreArgs),
+    /// Greedy or sampled continuations of a prompt under a Hugging Face causal LM (with the KV
+    /// cache), each with its ln p: type the start of a passage and see whether the model goes on
+    /// verbatim.
+    LmGenerate(lm::LmGenerateArgs),
 
     /// Verbatim extraction from a Hugging Face causal LM: greedy k-token prefix -> m-token
     /// continuation (exact, token match, longest span) and (n, p)-extraction, over the planted

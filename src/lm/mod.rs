@@ -3,8 +3,8 @@
 //!
 //! Every model implements [`CausalLm`]: logits at every position of a batch of token ids, a
 //! key/value cache for generation, its vocabulary size and its longest context. The per-token
-//! log-probabilities ([`CausalLm::token_logprobs`]) and greedy generation
-//! ([`CausalLm::generate_greedy`]) are written once on top of those, so every family gives them
+//! log-probabilities ([`CausalLm::token_logprobs`]), greedy generation
+//! ([`CausalLm::generate_greedy`]) and seeded sampling ([`CausalLm::generate_sampled_batch`]) are written once on top of those, so every family gives them
 //! the same way (a model without a key/value cache, such as a recurrent one, can override them).
 //!
 //! * `gpt2.rs`: GPT-2 (Conv1D weights stored `[in, out]`, learned positions, tied head);
@@ -46,6 +46,8 @@ pub mod mia;
 pub mod mia_report;
 mod neox;
 pub mod plant;
+#[cfg(test)]
+mod sampling_tests;
 pub mod study;
 #[cfg(test)]
 mod study_tests;
@@ -59,6 +61,7 @@ mod config_tests;
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, IndexOp as _, Tensor};
+use rand::{Rng as _, SeedableRng as _};
 
 use crate::error::{CoreError, CoreResult};
 
@@ -122,34 +125,145 @@ pub trait CausalLm: Send + Sync {
 
     /// [`Self::generate_greedy`] for several prompts of one length in one batch.
     fn generate_greedy_batch(&self, prompts: &[&[u32]], n: usize) -> CoreResult<Vec<Vec<u32>>> {
-        let (b, t) = check_batch(self.vocab_size(), self.max_positions(), prompts)?;
-        if t == 0 {
-            return Err(CoreError::Invalid(
-                "greedy generation needs a prompt of at least one token".into(),
-            ));
+        decode_batch(self, prompts, n, &mut |last| {
+            Ok(last.argmax(D::Minus1)?.to_vec1::<u32>()?)
+        })
+    }
+
+    /// `n` tokens drawn after each prompt (of one length) by ancestral sampling with the
+    /// key/value cache: at every step the next token is drawn from softmax(logits / temperature),
+    /// restricted to the `top_k` most likely tokens when set, one seeded stream per row. The
+    /// probability of drawing a given continuation is the p_z of (n, p)-extraction (Hayes et al.
+    /// 2024) at temperature 1 without top-k.
+    fn generate_sampled_batch(
+        &self,
+        prompts: &[&[u32]],
+        n: usize,
+        sampling: &Sampling,
+    ) -> CoreResult<Vec<Vec<u32>>> {
+        sampling.check()?;
+        let mut rngs: Vec<rand_chacha::ChaCha8Rng> = (0..prompts.len())
+            .map(|row| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sampling.seed);
+                rng.set_stream(row as u64);
+                rng
+            })
+            .collect();
+        decode_batch(self, prompts, n, &mut |last| {
+            let rows = last.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+            Ok(rows
+                .iter()
+                .zip(rngs.iter_mut())
+                .map(|(logits, rng)| sampling.draw(logits, rng))
+                .collect())
+        })
+    }
+}
+
+/// How [`CausalLm::generate_sampled_batch`] draws a token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    /// Softmax temperature (> 0; 1 = the model's distribution).
+    pub temperature: f64,
+    /// Only the `k` most likely tokens are drawn from (`None`: all).
+    pub top_k: Option<usize>,
+    /// Seed (row `i` of a batch draws from stream `i`).
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: None,
+            seed: 0,
         }
-        if t + n > self.max_positions() {
+    }
+}
+
+impl Sampling {
+    fn check(&self) -> CoreResult<()> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(CoreError::Invalid(format!(
-                "{t} prompt tokens + {n} new ones are more than the model's {} positions",
-                self.max_positions()
+                "sampling temperature must be a positive number (got {})",
+                self.temperature
             )));
         }
-        let device = self.device();
-        let mut cache = self.new_cache();
-        let flat: Vec<u32> = prompts.iter().flat_map(|s| s.iter().copied()).collect();
-        let mut input = Tensor::from_vec(flat, (b, t), device)?;
-        let mut out = vec![Vec::with_capacity(n); b];
-        for _ in 0..n {
-            let logits = self.forward(&input, &mut cache)?;
-            let last = logits.dim(1)? - 1;
-            let next = logits.i((.., last))?.argmax(D::Minus1)?;
-            for (row, id) in out.iter_mut().zip(next.to_vec1::<u32>()?) {
-                row.push(id);
-            }
-            input = next.unsqueeze(1)?;
+        if self.top_k == Some(0) {
+            return Err(CoreError::Invalid("top-k sampling needs k >= 1".into()));
         }
-        Ok(out)
+        Ok(())
     }
+
+    /// One token drawn from `logits` (one row): the inverse CDF of the tempered, top-k softmax
+    /// at a uniform draw.
+    pub fn draw(&self, logits: &[f32], rng: &mut impl rand::Rng) -> u32 {
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        if let Some(k) = self.top_k.filter(|&k| k < logits.len()) {
+            order.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+            order.truncate(k);
+        }
+        let max = order
+            .iter()
+            .map(|&i| f64::from(logits[i]))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let weights: Vec<f64> = order
+            .iter()
+            .map(|&i| ((f64::from(logits[i]) - max) / self.temperature).exp())
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut u = rng.random::<f64>() * total;
+        for (&i, w) in order.iter().zip(&weights) {
+            if u < *w {
+                return i as u32;
+            }
+            u -= w;
+        }
+        // Rounding left u at the very top: the last token with weight.
+        order
+            .iter()
+            .zip(&weights)
+            .rev()
+            .find(|(_, w)| **w > 0.0)
+            .map_or(0, |(&i, _)| i as u32)
+    }
+}
+
+/// The decode loop greedy and sampled generation share: the prompts once, then one token per
+/// step chosen by `pick` from the last position's logits `(B, V)`.
+fn decode_batch<M: CausalLm + ?Sized>(
+    model: &M,
+    prompts: &[&[u32]],
+    n: usize,
+    pick: &mut dyn FnMut(&Tensor) -> CoreResult<Vec<u32>>,
+) -> CoreResult<Vec<Vec<u32>>> {
+    let (b, t) = check_batch(model.vocab_size(), model.max_positions(), prompts)?;
+    if t == 0 {
+        return Err(CoreError::Invalid(
+            "generation needs a prompt of at least one token".into(),
+        ));
+    }
+    if t + n > model.max_positions() {
+        return Err(CoreError::Invalid(format!(
+            "{t} prompt tokens + {n} new ones are more than the model's {} positions",
+            model.max_positions()
+        )));
+    }
+    let device = model.device();
+    let mut cache = model.new_cache();
+    let flat: Vec<u32> = prompts.iter().flat_map(|s| s.iter().copied()).collect();
+    let mut input = Tensor::from_vec(flat, (b, t), device)?;
+    let mut out = vec![Vec::with_capacity(n); b];
+    for _ in 0..n {
+        let logits = model.forward(&input, &mut cache)?;
+        let last = logits.dim(1)? - 1;
+        let next = pick(&logits.i((.., last))?)?;
+        for (row, &id) in out.iter_mut().zip(&next) {
+            row.push(id);
+        }
+        input = Tensor::from_vec(next, (b, 1), device)?;
+    }
+    Ok(out)
 }
 
 /// A loaded Hugging Face model with its tokenizer.
