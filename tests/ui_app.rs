@@ -772,7 +772,10 @@ fn exposure_view_measures_and_searches_a_transformer() {
         app.exposure_view.loaded.is_some()
     });
     let loaded = h.state().exposure_view.loaded.clone().unwrap();
-    assert_eq!(loaded.dir, gpt, "the transformer sorts first (before the demo GPT and LSTM)");
+    assert_eq!(
+        loaded.dir, gpt,
+        "the transformer sorts first (before the demo GPT and LSTM)"
+    );
     assert!(loaded.card.kind.contains("gpt2"), "{}", loaded.card.kind);
     assert_eq!(loaded.card.canaries.len(), 2);
     h.run_steps(3);

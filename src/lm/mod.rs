@@ -61,7 +61,7 @@ mod config_tests;
 use std::path::{Path, PathBuf};
 
 use candle_core::{D, Device, IndexOp as _, Tensor};
-use rand::{Rng as _, SeedableRng as _};
+use rand::SeedableRng as _;
 
 use crate::error::{CoreError, CoreResult};
 
