@@ -61,9 +61,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
             let r = crate::diffusion::bench::bench_ddim([1, side, side], base, samples, steps, &device, &ctx);
             sink.finish();
             let r = r?;
-            if json {
-                println!("{}", json!({ "bench": "ddim", "result": r }));
-            } else {
+            if super::bench_peers::emit(json!({ "bench": "ddim", "result": r }), json) {
                 println!(
                     "DDIM, {} steps, UNet base {} ({} parameters) on {}x{}x{}, {}: {} images in {:.2} s = {:.2} images/s ({:.0} UNet evals/s)",
                     r.steps,
@@ -93,9 +91,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
             let r = crate::diffusion::bench::bench_ddpm_train(&data, base, steps, batch_size, &device, &ctx);
             sink.finish();
             let r = r?;
-            if json {
-                println!("{}", json!({ "bench": "ddpm-train", "result": r }));
-            } else {
+            if super::bench_peers::emit(json!({ "bench": "ddpm-train", "result": r }), json) {
                 println!(
                     "DDPM training on {} ({}x{}x{}), UNet base {} ({} parameters), batch {}, {}: {} steps in {:.2} s = {:.1} images/s",
                     r.data,
@@ -184,9 +180,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
             let r = crate::bench::bench_zoo(&ds, models, epochs, &device, !batched_only, &ctx);
             sink.finish();
             let r = r?;
-            if json {
-                println!("{}", json!({ "bench": "zoo", "result": r }));
-            } else {
+            if super::bench_peers::emit(json!({ "bench": "zoo", "result": r }), json) {
                 println!(
                     "zoo of {} MLPs 784-512-256-10 x {} epochs on {} samples each ({}):",
                     r.models, r.epochs, r.n_per_model, r.device
@@ -286,9 +280,7 @@ fn bench_invert(iters: usize, device: &str, json: bool) -> CoreResult<()> {
     let r = crate::invert::bench::bench_miface(iters, device, &ctx);
     sink.finish();
     let r = r?;
-    if json {
-        println!("{}", json!({ "bench": "invert", "result": r }));
-    } else {
+    if super::bench_peers::emit(json!({ "bench": "invert", "result": r }), json) {
         println!(
             "MI-FACE on softmax regression ({} classes, {}x{}x{}), {}: {} steps in {:.2} s = {:.1} steps/s \
              ({:.0} image-steps/s; training took {:.1} s)",
@@ -357,9 +349,7 @@ fn bench_lm(
     json: bool,
 ) -> CoreResult<()> {
     let r = crate::lm::bench::bench_lm(model, batch, seq, reps, device)?;
-    if json {
-        println!("{}", json!({ "bench": "lm", "result": r }));
-    } else {
+    if super::bench_peers::emit(json!({ "bench": "lm", "result": r }), json) {
         println!(
             "LM scoring, {} ({}, {:.1}M parameters) on {}: {} x {} tokens x {} passes in {:.2} s = {:.0} tokens/s (mean ln p {:.3})",
             r.model,
@@ -495,7 +485,11 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
     let mut failed = 0;
     for which in suite {
         let name = format!("{which:?}");
-        if let Err(e) = run(which, json) {
+        let result = run(which.clone(), json);
+        if result.is_ok() {
+            super::bench_peers::side_by_side(&which, json);
+        }
+        if let Err(e) = result {
             failed += 1;
             if json {
                 println!("{}", json!({ "bench": name, "error": e.to_string() }));

@@ -2,6 +2,7 @@
 //! prints one JSON object on stdout with `--json`, human text otherwise. Progress goes to stderr.
 
 mod bench;
+mod bench_peers;
 mod canary;
 mod commands;
 mod diffusion;
@@ -252,12 +253,14 @@ pub enum Command {
 }
 
 /// Benchmarks.
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum BenchWhich {
     /// The suite the PyTorch peers mirror (benches/peers/): zoo, DDIM, MI-FACE, tiled-l2 and
     /// nearest neighbours, exposure, training; one JSON line each with --json. On the GPU the
     /// peers' sizes (zoo 256 x 10 epochs, DDIM 256 x 50 steps, 10k x 10k searches), smaller on
-    /// the CPU.
+    /// the CPU. With PEERS_PYTHON set to a Python that has torch (and transformers for the LM
+    /// row), each benchmark's PyTorch peer runs right after it with the same sizes and the two
+    /// figures are printed side by side with their ratio.
     All {
         /// cpu or cuda (candle models; the wgpu kernels use the adapter either way).
         #[arg(long, default_value = "cpu")]

@@ -90,7 +90,7 @@ pub(crate) fn descend_device(
 }
 
 /// Index of the first minimum (NaN never wins).
-fn first_argmin(v: &[f32]) -> usize {
+pub(crate) fn first_argmin(v: &[f32]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x < v[best] || v[best].is_nan() && !x.is_nan() {
@@ -139,7 +139,7 @@ mod tests {
                 [1, 6, 5],
                 &[0usize, 2, 1][..],
             );
-            let host = descend_host(args.0, args.1, args.2, args.3, &cfg, loss, "t", &ctx).unwrap();
+            let host = descend_host(args.0, None, args.1, args.2, args.3, &cfg, loss, "t", &ctx).unwrap();
             let dev = descend_device(args.0, args.1, args.2, args.3, &cfg, loss, "t", &ctx).unwrap();
             for (h, d) in host.iter().zip(&dev) {
                 assert_eq!(h.class, d.class);

@@ -200,20 +200,31 @@ pub(crate) fn descend(
     if b == 0 {
         return Ok(Vec::new());
     }
+    let head = if dev.is_cpu() && loss.tv.is_none() {
+        model.affine_head(input)?
+    } else {
+        None
+    };
     if cfg.beta == 0 && cfg.gamma < 0.0 && cfg.process == super::Process::None {
+        if let Some(head) = &head {
+            // A softmax regression on the CPU: one pass per step (`affine`).
+            return super::affine::descend_affine(head, input, classes, cfg, stage, ctx);
+        }
         // No rule depends on the costs: the whole loop can stay on the device.
         return super::descend_device::descend_device(model, dev, input, classes, cfg, loss, stage, ctx);
     }
-    descend_host(model, dev, input, classes, cfg, loss, stage, ctx)
+    descend_host(model, head.as_ref(), dev, input, classes, cfg, loss, stage, ctx)
 }
 
-/// The loop on the host: costs read back every step for the stopping rules and PROCESS.
+/// The loop on the host: costs read back every step for the stopping rules and PROCESS. With
+/// `head` (a softmax regression on the CPU) the gradient comes from its one-pass formula.
 #[allow(
     clippy::too_many_arguments,
     reason = "the shared loop of two public entry points"
 )]
 pub(crate) fn descend_host(
     model: &dyn InvertTarget,
+    head: Option<&super::affine::AffineHead>,
     dev: &Device,
     input: [usize; 3],
     classes: &[usize],
@@ -243,7 +254,13 @@ pub(crate) fn descend_host(
     let every = cfg.process_every.max(1);
     for i in 0..=cfg.alpha {
         ctx.checkpoint()?;
-        let (p, per, g) = loss_and_grad(model, &x, &labels, loss)?;
+        let (p, per, g) = match head {
+            Some(h) => {
+                let running: Vec<usize> = rows.iter().map(|&k| classes[k]).collect();
+                h.loss_and_grad(&x, &running, loss.objective)?
+            }
+            None => loss_and_grad(model, &x, &labels, loss)?,
+        };
         // MI-FACE's cost is 1 - p whatever is differentiated; the TV variant's is its objective.
         let cost: Vec<f32> = if loss.tv.is_some() {
             per

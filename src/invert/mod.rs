@@ -4,6 +4,8 @@
 //!   Exploit Confidence Information and Basic Countermeasures*, ACM CCS 2015): gradient descent on
 //!   c(x) = 1 - f_label(x), the paper's stopping rules alpha, beta, gamma and its PROCESS step,
 //!   returning the argmin-cost iterate;
+//! * [`affine`]: the CPU fast path for a softmax regression (normalisation folded into the
+//!   weights, two gemms and one pass over the pixels a step), held to the autograd loop in tests;
 //! * [`tv`]: the same descent on -log p_label(x) + tv_weight * TV(x) (Mahendran and Vedaldi 2015);
 //! * [`art`]: an **ART-compatible** mode that reproduces IBM ART's `MIFace` loop (its stopping rule
 //!   is the reverse of the paper's and it returns the last iterate);
@@ -18,6 +20,7 @@
 //! Every method optimises images in plain pixel space [0, 1] (clipped after each step); the
 //! classifier's input normalisation sits inside the differentiated graph.
 
+pub mod affine;
 pub mod art;
 pub mod bench;
 mod descend_device;
@@ -49,11 +52,32 @@ use crate::model::Classifier;
 pub trait InvertTarget {
     /// Logits `(B, n_classes)` for `x`.
     fn logits(&self, x: &Tensor) -> CoreResult<Tensor>;
+
+    /// The model as an affine head (softmax regression, normalisation folded in) for images of
+    /// shape `input`, when its logits are affine in the pixels: the CPU loops then take
+    /// [`affine`]'s one-pass step. None (the default): the generic autograd path.
+    fn affine_head(&self, input: [usize; 3]) -> CoreResult<Option<affine::AffineHead>> {
+        let _ = input;
+        Ok(None)
+    }
 }
 
 impl InvertTarget for Classifier {
     fn logits(&self, x: &Tensor) -> CoreResult<Tensor> {
         self.forward(x)
+    }
+
+    fn affine_head(&self, input: [usize; 3]) -> CoreResult<Option<affine::AffineHead>> {
+        let Some(parts) = self.affine_parts()? else {
+            return Ok(None);
+        };
+        Ok(Some(affine::AffineHead::new(
+            &parts.weight,
+            &parts.bias,
+            input[0],
+            &parts.mean,
+            &parts.inv_std,
+        )?))
     }
 }
 

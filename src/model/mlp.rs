@@ -24,6 +24,16 @@ impl Mlp {
         let out = linear(in_dim, spec.n_classes, vb.pp("out"))?;
         Ok(Self { hidden, out })
     }
+
+    /// The output layer's weight (K, D) and bias (K) when there is no hidden layer (softmax
+    /// regression: the logits are affine in the input).
+    pub fn affine(&self) -> Option<(&Tensor, &Tensor)> {
+        if self.hidden.is_empty() {
+            Some((self.out.weight(), self.out.bias()?))
+        } else {
+            None
+        }
+    }
 }
 
 impl Module for Mlp {

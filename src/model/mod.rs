@@ -157,6 +157,19 @@ impl limits::Architecture for ModelSpec {
     }
 }
 
+/// The pieces of a classifier whose logits are affine in its input (see
+/// [`Classifier::affine_parts`]).
+pub struct AffineParts {
+    /// Weight (K, D).
+    pub weight: Tensor,
+    /// Bias (K).
+    pub bias: Tensor,
+    /// Per-channel input mean (empty: none).
+    pub mean: Vec<f32>,
+    /// Per-channel 1 / std (empty: none).
+    pub inv_std: Vec<f32>,
+}
+
 /// A classifier of any family, with its fixed input normalisation.
 pub struct Classifier {
     net: Net,
@@ -202,6 +215,30 @@ impl Classifier {
             }
         };
         Ok(Self { net, norm })
+    }
+
+    /// For a model whose logits are affine in its input (softmax regression): the weight (K, D),
+    /// the bias (K) and the per-channel input mean and 1/std (empty without normalisation).
+    pub fn affine_parts(&self) -> CoreResult<Option<AffineParts>> {
+        let Net::Mlp(m) = &self.net else {
+            return Ok(None);
+        };
+        let Some((w, b)) = m.affine() else {
+            return Ok(None);
+        };
+        let (mean, inv_std) = match &self.norm {
+            Some((mean, inv_std)) => (
+                mean.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+                inv_std.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Some(AffineParts {
+            weight: w.clone(),
+            bias: b.clone(),
+            mean,
+            inv_std,
+        }))
     }
 
     /// The classifier of `spec` with the parameters of `varmap` as plain tensors: a backward pass

@@ -6,6 +6,7 @@
 mod batched_mlp;
 mod optim;
 mod run;
+mod sgd_cpu;
 pub mod zoo;
 mod zoo_merge;
 mod zoo_record;
