@@ -141,9 +141,19 @@ impl BatchedMlp {
             .collect()
     }
 
+    /// (weight (K, in, out), bias (K, 1, out)) of every layer, input first.
+    pub(super) fn layer_vars(&self) -> impl Iterator<Item = (&Tensor, &Tensor)> {
+        self.layers.iter().map(|(w, b)| (w.as_tensor(), b.as_tensor()))
+    }
+
+    /// Inputs in [0, 1] standardised as the first layer reads them.
+    pub(super) fn normalise(&self, xs: &Tensor) -> CoreResult<Tensor> {
+        Ok(xs.broadcast_sub(&self.mean)?.broadcast_mul(&self.inv_std)?)
+    }
+
     /// Logits `(K, B, classes)` for inputs `(K, B, in)` in [0, 1].
     pub fn forward(&self, xs: &Tensor) -> CoreResult<Tensor> {
-        let mut x = xs.broadcast_sub(&self.mean)?.broadcast_mul(&self.inv_std)?;
+        let mut x = self.normalise(xs)?;
         let last = self.layers.len() - 1;
         for (l, (w, b)) in self.layers.iter().enumerate() {
             x = x.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;

@@ -4,6 +4,7 @@
 //! also writes the result into a study folder (weights, card and per-sample scores, atomically).
 
 mod batched_mlp;
+mod batched_mlp_grad;
 mod optim;
 mod run;
 mod sgd_cpu;

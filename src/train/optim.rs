@@ -47,33 +47,60 @@ impl SgdMomentum {
 
     /// One step from gradients.
     pub fn step(&mut self, grads: &GradStore) -> CoreResult<()> {
+        let hyper = (self.lr, self.momentum, self.weight_decay);
         for (var, velocity) in &mut self.vars {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            if super::sgd_cpu::applies(var.as_tensor(), g) {
-                // The same update in place (bit-identical; `sgd_cpu`).
-                let hyper = (self.lr, self.momentum, self.weight_decay);
-                super::sgd_cpu::step(var.as_tensor(), g, velocity, hyper)?;
-                continue;
+            if let Some(g) = grads.get(var.as_tensor()) {
+                update(var, velocity, g, hyper)?;
             }
-            let g = if self.weight_decay > 0.0 {
-                (g + (var.as_tensor() * self.weight_decay)?)?
-            } else {
-                g.clone()
-            };
-            // Detached, or every step's velocity would keep the previous one alive through the
-            // op graph (memory grows with the number of steps).
-            let v = match velocity.take() {
-                Some(v) if self.momentum > 0.0 => ((v * self.momentum)? + g)?,
-                _ => g,
-            }
-            .detach();
-            var.set(&(var.as_tensor() - (&v * self.lr)?)?)?;
-            *velocity = Some(v);
         }
         Ok(())
     }
+
+    /// One step from the gradients of the parameters in the order they were given to
+    /// [`SgdMomentum::new`] (a hand-written backward pass).
+    pub fn step_grads(&mut self, grads: &[Tensor]) -> CoreResult<()> {
+        if grads.len() != self.vars.len() {
+            return Err(crate::error::CoreError::Invalid(format!(
+                "{} gradients for {} parameters",
+                grads.len(),
+                self.vars.len()
+            )));
+        }
+        let hyper = (self.lr, self.momentum, self.weight_decay);
+        for ((var, velocity), g) in self.vars.iter_mut().zip(grads) {
+            update(var, velocity, g, hyper)?;
+        }
+        Ok(())
+    }
+}
+
+/// g <- g + wd p; v <- mu v + g; p <- p - lr v for one parameter.
+fn update(
+    var: &Var,
+    velocity: &mut Option<Tensor>,
+    g: &Tensor,
+    (lr, mu, wd): (f64, f64, f64),
+) -> CoreResult<()> {
+    if super::sgd_cpu::applies(var.as_tensor(), g) {
+        // The same update in place (bit-identical; `sgd_cpu`).
+        super::sgd_cpu::step(var.as_tensor(), g, velocity, (lr, mu, wd))?;
+        return Ok(());
+    }
+    let g = if wd > 0.0 {
+        (g + (var.as_tensor() * wd)?)?
+    } else {
+        g.clone()
+    };
+    // Detached, or every step's velocity would keep the previous one alive through the op graph
+    // (memory grows with the number of steps).
+    let v = match velocity.take() {
+        Some(v) if mu > 0.0 => ((v * mu)? + g)?,
+        _ => g,
+    }
+    .detach();
+    var.set(&(var.as_tensor() - (&v * lr)?)?)?;
+    *velocity = Some(v);
+    Ok(())
 }
 
 /// Either optimiser behind one interface.
@@ -104,6 +131,15 @@ impl Optimizer {
                 },
             )?),
         })
+    }
+
+    /// The SGD optimiser, for a step from hand-computed gradients
+    /// ([`SgdMomentum::step_grads`]); None for AdamW.
+    pub fn as_sgd(&mut self) -> Option<&mut SgdMomentum> {
+        match self {
+            Self::Sgd(o) => Some(o),
+            Self::Adamw(_) => None,
+        }
     }
 
     /// Back-propagates `loss` and takes one step.

@@ -489,8 +489,19 @@ fn train_group_mlp(
             let idx = Tensor::from_vec(idx, k * (hi - lo), &dev)?;
             let xb = x.index_select(&idx, 0)?.reshape((k, hi - lo, d))?;
             let yb = y.index_select(&idx, 0)?.reshape((k, hi - lo))?;
-            let loss = stacked_cross_entropy(&net.forward(&xb)?, &yb)?;
-            opt.backward_step(&loss)?;
+            let loss = match opt.as_sgd() {
+                // On the CPU: the hand-written backward pass (`batched_mlp_grad`).
+                Some(sgd) if net.hand_backward_applies(&xb) => {
+                    let (loss, grads) = net.loss_and_grads(&xb, &yb)?;
+                    sgd.step_grads(&grads)?;
+                    Tensor::new(loss, xb.device())?
+                }
+                _ => {
+                    let loss = stacked_cross_entropy(&net.forward(&xb)?, &yb)?;
+                    opt.backward_step(&loss)?;
+                    loss
+                }
+            };
             step += 1;
             if step.is_multiple_of(5) || step == total {
                 ctx.progress(stage, step, total);
