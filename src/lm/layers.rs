@@ -202,9 +202,10 @@ impl Act {
 
     pub(crate) fn apply(self, x: &Tensor) -> CoreResult<Tensor> {
         Ok(match self {
-            Self::GeluTanh => x.gelu()?,
+            // Vectorised on the CPU when no gradient is wanted (`fast_act`).
+            Self::GeluTanh => super::fast_act::gelu_tanh(x)?,
             Self::GeluErf => x.gelu_erf()?,
-            Self::Silu => candle_nn::ops::silu(x)?,
+            Self::Silu => super::fast_act::silu(x)?,
             Self::Relu => x.relu()?,
         })
     }

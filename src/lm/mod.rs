@@ -36,6 +36,7 @@ pub mod bpe;
 pub mod card;
 pub mod extract;
 pub mod extract_report;
+mod fast_act;
 mod gpt2;
 mod hf;
 mod layers;
