@@ -117,7 +117,7 @@ pub(crate) fn causal_attention(
         Some(m) => scores.broadcast_add(m)?,
         None => scores,
     };
-    let p = candle_nn::ops::softmax_last_dim(&scores)?;
+    let p = super::cpu_kernels::softmax_last_dim(&scores)?;
     let out = p.matmul(&v.contiguous()?)?;
     Ok(out.transpose(1, 2)?.reshape((b, t, h * d))?)
 }
@@ -202,10 +202,10 @@ impl Act {
 
     pub(crate) fn apply(self, x: &Tensor) -> CoreResult<Tensor> {
         Ok(match self {
-            // Vectorised on the CPU when no gradient is wanted (`fast_act`).
-            Self::GeluTanh => super::fast_act::gelu_tanh(x)?,
+            // Vectorised on the CPU when no gradient is wanted (`cpu_kernels`).
+            Self::GeluTanh => super::cpu_kernels::gelu_tanh(x)?,
             Self::GeluErf => x.gelu_erf()?,
-            Self::Silu => super::fast_act::silu(x)?,
+            Self::Silu => super::cpu_kernels::silu(x)?,
             Self::Relu => x.relu()?,
         })
     }

@@ -34,9 +34,9 @@
 pub mod bench;
 pub mod bpe;
 pub mod card;
+mod cpu_kernels;
 pub mod extract;
 pub mod extract_report;
-mod fast_act;
 mod gpt2;
 mod hf;
 mod layers;
@@ -110,7 +110,7 @@ pub trait CausalLm: Send + Sync {
         let device = self.device();
         let flat: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
         let input = Tensor::from_vec(flat, (b, t), device)?;
-        let logp = candle_nn::ops::log_softmax(&self.logits(&input)?.narrow(1, 0, t - 1)?, D::Minus1)?;
+        let logp = cpu_kernels::log_softmax_last_dim(&self.logits(&input)?.narrow(1, 0, t - 1)?)?;
         let next = input.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?;
         Ok(logp.gather(&next, 2)?.squeeze(2)?.to_vec2::<f32>()?)
     }
