@@ -65,9 +65,10 @@ fn groups(ch: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// A 3x3, padding-1 convolution: on the CPU our im2col op and one matrix product (same parameters,
-/// `weight` O x C x 3 x 3 and `bias` O, and same numbers as conv2d, but a fast backward pass); on
-/// CUDA the same when sampling (our im2col kernel), candle's conv2d when training.
+/// A 3x3, padding-1 convolution (`weight` O x C x 3 x 3 and `bias` O, the same numbers as
+/// conv2d): on the CPU `cpu_kernels::conv3x3` (channel-major im2col, one GEMM for the whole batch,
+/// bias and time embedding added on the way back; fast backward too); on CUDA our im2col kernel
+/// and one batched matrix product when sampling, candle's conv2d when training.
 pub(crate) struct Conv3 {
     weight: Tensor,
     bias: Tensor,
@@ -100,9 +101,11 @@ impl Conv3 {
     /// [`Conv3::forward_with`] plus `t` (B x O) per image and channel when given; on CUDA when
     /// sampling, bias and `t` are added by one kernel.
     fn forward_plus(&self, x: &Tensor, sampling: bool, t: Option<&Tensor>) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            return super::cpu_kernels::conv3x3(x, &self.weight, &self.bias, t);
+        }
         let cuda_sampling = sampling && x.device().is_cuda() && x.dtype() == candle_core::DType::F32;
-        let ours = x.device().is_cpu() || cuda_sampling;
-        if !ours {
+        if !cuda_sampling {
             let y = x
                 .conv2d(&self.weight, 1, 1, 1, 1)?
                 .broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
@@ -117,33 +120,35 @@ impl Conv3 {
         // Column row (dy*3 + dx)*C + c matches the weight permuted to O x 3 x 3 x C.
         let wm = self.weight.permute((0, 2, 3, 1))?.reshape((o, 9 * c))?;
         let y = wm.broadcast_matmul(&cols)?.reshape((b, o, h, w))?;
-        if cuda_sampling {
-            return super::fused_norm::add_channel(&y, &self.bias, t);
-        }
-        let y = y.broadcast_add(&self.bias.reshape((1, o, 1, 1))?)?;
-        match t {
-            Some(t) => y.broadcast_add(&t.unsqueeze(2)?.unsqueeze(3)?),
-            None => Ok(y),
-        }
+        super::fused_norm::add_channel(&y, &self.bias, t)
     }
 }
 
 /// Halves height and width by averaging 2x2 blocks (reshape and mean, cheap in both directions).
+/// On the CPU one pass (`resample.rs`).
 pub(crate) fn avg_down(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op1(super::resample::Down2x);
+    }
     let (b, c, h, w) = x.dims4()?;
     x.reshape((b, c, h / 2, 2, w / 2, 2))?.mean(5)?.mean(3)
 }
 
 /// Doubles height and width by repeating pixels (broadcast and reshape).
+/// On the CPU one pass (`resample.rs`).
 fn nearest_up(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op1(super::resample::Up2x);
+    }
     let (b, c, h, w) = x.dims4()?;
     x.reshape((b, c, h, 1, w, 1))?
         .broadcast_as((b, c, h, 2, w, 2))?
         .reshape((b, c, h * 2, w * 2))
 }
 
-/// candle_nn's GroupNorm with its parameters at hand, so that sampling on CUDA can run GroupNorm
-/// and the SiLU after it as one fused kernel (`fused_norm.rs`; no gradient, same numbers).
+/// candle_nn's GroupNorm with its parameters at hand, so that sampling (on CUDA and the CPU, f32)
+/// can run GroupNorm and the SiLU after it as one fused operation (`fused_norm.rs`; no gradient,
+/// same numbers).
 struct Norm {
     gn: GroupNorm,
     weight: Tensor,
@@ -163,9 +168,10 @@ impl Norm {
         })
     }
 
-    /// SiLU(GroupNorm(x)); fused on CUDA when `fused` (inference only).
+    /// SiLU(GroupNorm(x)); fused on CUDA and the CPU (f32) when `fused` (inference only).
     fn norm_silu(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
-        if fused && x.device().is_cuda() && x.dtype() == candle_core::DType::F32 {
+        let device_ok = x.device().is_cuda() || x.device().is_cpu();
+        if fused && device_ok && x.dtype() == candle_core::DType::F32 {
             let op = super::fused_norm::GroupNormSilu {
                 groups: self.groups,
                 eps: 1e-5,
@@ -213,7 +219,10 @@ impl ResBlock {
             .conv2
             .forward_with(&self.norm2.norm_silu(&h, fused)?, fused)?;
         let s = match &self.skip {
-            Some(c) => c.forward(x)?,
+            Some(c) => match (x.device().is_cpu(), c.bias()) {
+                (true, Some(bias)) => super::cpu_kernels::conv1x1(x, c.weight(), bias)?,
+                _ => c.forward(x)?,
+            },
             None => x.clone(),
         };
         h + s
@@ -305,10 +314,43 @@ impl UNet {
         self.forward_with(x, t, false)
     }
 
-    /// [`UNet::forward`] for sampling: on CUDA, GroupNorm and SiLU run as one fused kernel (the
-    /// same numbers to rounding; no gradient flows through it).
+    /// [`UNet::forward`] for sampling: on CUDA and the CPU (f32), GroupNorm and SiLU run as one
+    /// fused operation (the same numbers to rounding; no gradient flows through it).
+    ///
+    /// On the CPU the batch is cut into chunks of a few images that run side by side on the
+    /// thread pool, each chunk through the whole UNet: every activation and im2col buffer of a
+    /// chunk stays in the core's cache, and the small ops need no thread hand-offs (each image's
+    /// numbers do not depend on the others in the batch).
     pub fn forward_inference(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, t, true)
+        use rayon::prelude::*;
+        let b = x.dim(0)?;
+        let k = self.cpu_chunk();
+        if !x.device().is_cpu() || b <= k {
+            return self.forward_with(x, t, true);
+        }
+        let starts: Vec<usize> = (0..b).step_by(k).collect();
+        let parts = starts
+            .into_par_iter()
+            .map(|s| {
+                let n = k.min(b - s);
+                self.forward_with(&x.narrow(0, s, n)?, &t.narrow(0, s, n)?, true)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)
+    }
+
+    /// Images per chunk on the CPU: the widest activation (the first level's up block input,
+    /// 3 x base channels) of a chunk within about 32k values, so that its 3x3 im2col (9 times
+    /// that) stays near 1 MB.
+    fn cpu_chunk(&self) -> usize {
+        if let Some(k) = std::env::var("ROTE_CPU_CHUNK")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            return k.max(1);
+        }
+        let per_image = 3 * self.cfg.base * self.cfg.height * self.cfg.width;
+        (32_768 / per_image.max(1)).max(1)
     }
 
     fn forward_with(&self, x: &Tensor, t: &Tensor, fused: bool) -> Result<Tensor> {
