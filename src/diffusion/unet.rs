@@ -210,11 +210,17 @@ impl ResBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, temb: &Tensor, fused: bool) -> Result<Tensor> {
-        let t = self.temb.forward(&temb.silu()?)?;
+    /// This block's projection of the time embedding after its SiLU (`temb_act`, B x 4 base):
+    /// B x out channels, added after the first convolution.
+    fn time(&self, temb_act: &Tensor) -> Result<Tensor> {
+        self.temb.forward(temb_act)
+    }
+
+    /// The block on `x` with its time projection `t` ([`ResBlock::time`]).
+    fn forward(&self, x: &Tensor, t: &Tensor, fused: bool) -> Result<Tensor> {
         let h = self
             .conv1
-            .forward_plus(&self.norm1.norm_silu(x, fused)?, fused, Some(&t))?;
+            .forward_plus(&self.norm1.norm_silu(x, fused)?, fused, Some(t))?;
         let h = self
             .conv2
             .forward_with(&self.norm2.norm_silu(&h, fused)?, fused)?;
@@ -325,52 +331,74 @@ impl UNet {
         use rayon::prelude::*;
         let b = x.dim(0)?;
         let k = self.cpu_chunk();
+        let times = self.block_times(t, x.dtype())?;
         if !x.device().is_cpu() || b <= k {
-            return self.forward_with(x, t, true);
+            return self.forward_blocks(x, &times, true);
         }
         let starts: Vec<usize> = (0..b).step_by(k).collect();
         let parts = starts
             .into_par_iter()
             .map(|s| {
                 let n = k.min(b - s);
-                self.forward_with(&x.narrow(0, s, n)?, &t.narrow(0, s, n)?, true)
+                let times = times
+                    .iter()
+                    .map(|t| t.narrow(0, s, n))
+                    .collect::<Result<Vec<_>>>()?;
+                self.forward_blocks(&x.narrow(0, s, n)?, &times, true)
             })
             .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&parts, 0)
     }
 
     /// Images per chunk on the CPU: the widest activation (the first level's up block input,
-    /// 3 x base channels) of a chunk within about 32k values, so that its 3x3 im2col (9 times
-    /// that) stays near 1 MB.
+    /// 3 x base channels) of a chunk within about 48k values, so that its 3x3 im2col (9 times
+    /// that) stays near 1.7 MB, within a core's L2 (8x8 images at base 32: 8 images; 5 and 10
+    /// ran as fast on dev-2c, 16 and 32 were 25% and 40% slower).
     fn cpu_chunk(&self) -> usize {
-        if let Some(k) = std::env::var("ROTE_CPU_CHUNK")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-        {
-            return k.max(1);
-        }
         let per_image = 3 * self.cfg.base * self.cfg.height * self.cfg.width;
-        (32_768 / per_image.max(1)).max(1)
+        (49_152 / per_image.max(1)).max(1)
     }
 
     fn forward_with(&self, x: &Tensor, t: &Tensor, fused: bool) -> Result<Tensor> {
-        let temb = timestep_embedding(t, self.cfg.base)?.to_dtype(x.dtype())?;
-        let temb = self.t2.forward(&self.t1.forward(&temb)?.silu()?)?;
+        self.forward_blocks(x, &self.block_times(t, x.dtype())?, fused)
+    }
+
+    /// Every block's time projection (down blocks, mid, up blocks, in that order) for timesteps
+    /// `t`: the embedding, its MLP and each block's Linear, all on the whole batch at once.
+    fn block_times(&self, t: &Tensor, dtype: DType) -> Result<Vec<Tensor>> {
+        let temb = timestep_embedding(t, self.cfg.base)?.to_dtype(dtype)?;
+        let act = self.t2.forward(&self.t1.forward(&temb)?.silu()?)?.silu()?;
+        self.down
+            .iter()
+            .chain(std::iter::once(&self.mid))
+            .chain(&self.up)
+            .map(|b| b.time(&act))
+            .collect()
+    }
+
+    /// The UNet on `x` given [`UNet::block_times`] of its timesteps.
+    fn forward_blocks(&self, x: &Tensor, times: &[Tensor], fused: bool) -> Result<Tensor> {
+        let (nd, nu) = (self.down.len(), self.up.len());
+        if times.len() != nd + 1 + nu {
+            return Err(candle_core::Error::Msg(
+                "UNet: one time projection per block".into(),
+            ));
+        }
         let mut h = self.conv_in.forward_with(x, fused)?;
         let mut skips = Vec::with_capacity(self.down.len());
         for (l, block) in self.down.iter().enumerate() {
-            h = block.forward(&h, &temb, fused)?;
+            h = block.forward(&h, &times[l], fused)?;
             skips.push(h.clone());
             if let Some(ds) = self.downsample.get(l) {
                 h = ds.forward_with(&avg_down(&h)?, fused)?;
             }
         }
-        h = self.mid.forward(&h, &temb, fused)?;
+        h = self.mid.forward(&h, &times[nd], fused)?;
         for (k, block) in self.up.iter().enumerate() {
             let Some(skip) = skips.pop() else {
                 return Err(candle_core::Error::Msg("UNet skip stack underflow".into()));
             };
-            h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb, fused)?;
+            h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &times[nd + 1 + k], fused)?;
             if let Some(us) = self.upsample.get(k) {
                 h = us.forward_with(&nearest_up(&h)?, fused)?;
             }
