@@ -1,7 +1,8 @@
 //! GroupNorm followed by SiLU as one operation for the UNet's sampling pass on CUDA: candle's
 //! GroupNorm is about 11 kernels with 6 passes over the activations, this is one kernel
-//! (`shaders/cuda/group_norm_silu.cu`, committed as PTX). Forward only: training keeps candle's
-//! differentiable ops. The CPU twin gives the same numbers (to rounding), backs the tests and is
+//! (`shaders/cuda/group_norm_silu.cu`, committed as PTX). Forward only on CUDA: training there
+//! keeps candle's differentiable ops; on the CPU training uses this op too, with its backward in
+//! `group_norm_grad.rs`. The CPU twin gives the same numbers (to rounding), backs the tests and is
 //! the CPU sampling path (one pass, split across threads, instead of candle's ~11 ops).
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -105,6 +106,20 @@ impl CustomOp3 for GroupNormSilu {
         ))
     }
 
+    /// CPU only (`group_norm_grad.rs`): the UNet trains with this op on the CPU, with candle's
+    /// differentiable ops on CUDA.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = super::group_norm_grad::backward(x, weight, bias, grad, *self)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+
     #[cfg(feature = "cuda")]
     #[allow(
         unsafe_code,
@@ -164,6 +179,16 @@ pub(crate) fn group_norm_silu(
     op: GroupNormSilu,
 ) -> Result<Tensor> {
     x.contiguous()?.apply_op3_no_bwd(weight, bias, &op)
+}
+
+/// [`group_norm_silu`] with a gradient (CPU, f32: `group_norm_grad.rs`), for training.
+pub(crate) fn group_norm_silu_tracked(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    op: GroupNormSilu,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(weight, bias, op)
 }
 
 #[cfg(test)]

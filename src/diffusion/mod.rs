@@ -7,6 +7,7 @@ pub mod bench;
 mod cpu_kernels;
 pub mod extract;
 mod fused_norm;
+mod group_norm_grad;
 mod im2col;
 pub mod inpaint;
 pub mod mia;

@@ -168,16 +168,21 @@ impl Norm {
         })
     }
 
-    /// SiLU(GroupNorm(x)); fused on CUDA and the CPU (f32) when `fused` (inference only).
+    /// SiLU(GroupNorm(x)); fused on CUDA when `fused` (inference only) and always on the CPU in
+    /// f32 (with its own backward there, `group_norm_grad.rs`).
     fn norm_silu(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
-        let device_ok = x.device().is_cuda() || x.device().is_cpu();
-        if fused && device_ok && x.dtype() == candle_core::DType::F32 {
-            let op = super::fused_norm::GroupNormSilu {
-                groups: self.groups,
-                eps: 1e-5,
-                silu: true,
-            };
-            return super::fused_norm::group_norm_silu(x, &self.weight, &self.bias, op);
+        use super::fused_norm::{GroupNormSilu, group_norm_silu, group_norm_silu_tracked};
+        let op = GroupNormSilu {
+            groups: self.groups,
+            eps: 1e-5,
+            silu: true,
+        };
+        let f32 = x.dtype() == candle_core::DType::F32;
+        if f32 && x.device().is_cpu() && !fused {
+            return group_norm_silu_tracked(x, &self.weight, &self.bias, op);
+        }
+        if f32 && fused && (x.device().is_cpu() || x.device().is_cuda()) {
+            return group_norm_silu(x, &self.weight, &self.bias, op);
         }
         self.gn.forward(x)?.silu()
     }
