@@ -309,8 +309,8 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let t = x * LOG2E + MAGIC;
     let n = t - MAGIC;
     let i = t.to_bits() as i32 - MAGIC.to_bits() as i32;
-    // ln 2 in two parts (Cody-Waite), the first exact in f32.
-    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4;
+    // ln 2 in two parts (Cody-Waite), the first exact in f32 (355 / 512).
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
     p = p * r + 8.333_452e-3;

@@ -432,6 +432,45 @@ mod tests {
         }
     }
 
+    /// The CPU sampling forward (f32: fused GroupNorm + SiLU, batch cut into chunks across
+    /// threads) equals the training forward computed in f64 (candle's GroupNorm, no chunks) on
+    /// the same weights, to f32 rounding.
+    #[test]
+    fn cpu_sampling_forward_matches_the_f64_training_forward() {
+        let dev = Device::Cpu;
+        let cfg = UNetConfig::for_image(1, 8, 8, 32);
+        let (vm32, vm64) = (VarMap::new(), VarMap::new());
+        let net32 = UNet::new(&cfg, VarBuilder::from_varmap(&vm32, DType::F32, &dev)).unwrap();
+        let net64 = UNet::new(&cfg, VarBuilder::from_varmap(&vm64, DType::F64, &dev)).unwrap();
+        crate::model::seeded_init(&vm32, 7).unwrap();
+        {
+            let (d32, d64) = (vm32.data().lock().unwrap(), vm64.data().lock().unwrap());
+            for (name, v) in d32.iter() {
+                d64[name].set(&v.to_dtype(DType::F64).unwrap()).unwrap();
+            }
+        }
+        let b = 3 * net32.cpu_chunk() - 1;
+        let x = Tensor::randn(0f32, 1., (b, 1, 8, 8), &dev).unwrap();
+        let t: Vec<u32> = (0..b as u32).map(|i| (i * 97) % 1000).collect();
+        let t = Tensor::new(t.as_slice(), &dev).unwrap();
+        let got = net32
+            .forward_inference(&x, &t)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap();
+        let want = net64.forward(&x.to_dtype(DType::F64).unwrap(), &t).unwrap();
+        let d = (&got - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let m = want.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(d <= 1e-5 * m.max(1.0), "max |diff| {d}, max |want| {m}");
+    }
+
     #[test]
     fn odd_sizes_are_refused_with_the_reason() {
         let cfg = UNetConfig {
