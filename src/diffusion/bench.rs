@@ -39,6 +39,8 @@ pub struct DdimBench {
     pub evals_per_sec: f64,
     /// Largest |difference| between the UNet's training forward and its sampling forward (fused
     /// GroupNorm + SiLU on CUDA) on one batch of noise: a correctness check of the fused kernel.
+    /// On the CPU both forwards use the same GroupNorm op, so this checks the sampling forward's
+    /// batch chunks (0 when the chunks change nothing).
     pub fused_max_abs_diff: f64,
 }
 

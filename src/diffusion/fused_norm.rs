@@ -1,7 +1,9 @@
 //! GroupNorm followed by SiLU as one operation for the UNet's sampling pass on CUDA: candle's
 //! GroupNorm is about 11 kernels with 6 passes over the activations, this is one kernel
-//! (`shaders/cuda/group_norm_silu.cu`, committed as PTX). Forward only: training keeps candle's
-//! differentiable ops. The CPU twin gives the same numbers (to rounding) and backs the tests.
+//! (`shaders/cuda/group_norm_silu.cu`, committed as PTX). Forward only on CUDA: training there
+//! keeps candle's differentiable ops; on the CPU training uses this op too, with its backward in
+//! `group_norm_grad.rs`. The CPU twin gives the same numbers (to rounding), backs the tests and is
+//! the CPU sampling path (one pass, split across threads, instead of candle's ~11 ops).
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -25,7 +27,9 @@ fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, 
     Ok((b, c, h * w))
 }
 
-/// The CPU twin on contiguous slices.
+/// The CPU twin on contiguous slices, one (image, group) at a time split across threads: mean
+/// and variance summed in f64 (eight partial sums, so the loop vectorizes), the normalisation in
+/// f32, SiLU with `cpu_kernels::exp_f32` (a vectorizable exp within 2 ulp of `f32::exp`).
 pub(crate) fn group_norm_silu_cpu(
     x: &[f32],
     w: &[f32],
@@ -34,20 +38,44 @@ pub(crate) fn group_norm_silu_cpu(
     hw: usize,
     op: GroupNormSilu,
 ) -> Vec<f32> {
+    use rayon::prelude::*;
     let cpg = c / op.groups;
     let n = cpg * hw;
     let mut y = vec![0f32; x.len()];
-    for (gi, (xs, ys)) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)).enumerate() {
-        let g = gi % op.groups;
-        let mean = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-        let var = xs.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n as f64;
-        let rstd = 1.0 / (var + f64::from(op.eps)).sqrt();
-        for (i, (&xv, yv)) in xs.iter().zip(ys.iter_mut()).enumerate() {
-            let ch = g * cpg + i / hw;
-            let o = ((f64::from(xv) - mean) * rstd) as f32 * w[ch] + b[ch];
-            *yv = if op.silu { o / (1.0 + (-o).exp()) } else { o };
-        }
+    if n == 0 {
+        return y;
     }
+    fn sum8(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+        let mut acc = [0f64; 8];
+        let mut chunks = xs.chunks_exact(8);
+        for ch in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(ch) {
+                *a += f(v);
+            }
+        }
+        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
+    }
+    y.par_chunks_exact_mut(n)
+        .zip(x.par_chunks_exact(n))
+        .enumerate()
+        .for_each(|(gi, (ys, xs))| {
+            let g = gi % op.groups;
+            let mean = sum8(xs, f64::from) / n as f64;
+            let var = sum8(xs, |v| (f64::from(v) - mean).powi(2)) / n as f64;
+            let rstd = (1.0 / (var + f64::from(op.eps)).sqrt()) as f32;
+            let mean = mean as f32;
+            for (k, (xc, yc)) in xs.chunks_exact(hw).zip(ys.chunks_exact_mut(hw)).enumerate() {
+                let (wc, bc) = (w[g * cpg + k], b[g * cpg + k]);
+                for (yv, &xv) in yc.iter_mut().zip(xc) {
+                    *yv = (xv - mean) * rstd * wc + bc;
+                }
+                if op.silu {
+                    for yv in yc.iter_mut() {
+                        *yv /= 1.0 + super::cpu_kernels::exp_f32(-*yv);
+                    }
+                }
+            }
+        });
     y
 }
 
@@ -76,6 +104,20 @@ impl CustomOp3 for GroupNormSilu {
             CpuStorage::F32(group_norm_silu_cpu(x, w, b, c, hw, *self)),
             l1.shape().clone(),
         ))
+    }
+
+    /// CPU only (`group_norm_grad.rs`): the UNet trains with this op on the CPU, with candle's
+    /// differentiable ops on CUDA.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = super::group_norm_grad::backward(x, weight, bias, grad, *self)?;
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 
     #[cfg(feature = "cuda")]
@@ -137,6 +179,16 @@ pub(crate) fn group_norm_silu(
     op: GroupNormSilu,
 ) -> Result<Tensor> {
     x.contiguous()?.apply_op3_no_bwd(weight, bias, &op)
+}
+
+/// [`group_norm_silu`] with a gradient (CPU, f32: `group_norm_grad.rs`), for training.
+pub(crate) fn group_norm_silu_tracked(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    op: GroupNormSilu,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(weight, bias, op)
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 
 pub mod attack;
 pub mod bench;
+mod cpu_kernels;
 pub mod extract;
 mod fused_norm;
+mod group_norm_grad;
 mod im2col;
 pub mod inpaint;
 pub mod mia;
 pub mod model;
+mod resample;
 pub mod sample;
 pub mod schedule;
 pub mod train;

@@ -1,0 +1,121 @@
+//! Tests of `cpu_kernels.rs` against candle's unfused ops (conv2d, broadcast adds), forward and
+//! gradients.
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use super::*;
+
+fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap();
+    let b = b.to_dtype(DType::F64).unwrap();
+    let d = (&a - &b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let s = b.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    d / s.max(1e-30)
+}
+
+fn vals(n: usize, seed: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| (((i + seed) * 7919 + seed * 31) % 23) as f64 / 23.0 - 0.5)
+        .collect()
+}
+
+/// conv3x3 (+ bias + t) and conv1x1 equal candle's conv2d plus broadcast adds, with the same
+/// gradients for the input, weight, bias and t; in f64 and f32.
+#[test]
+fn convolutions_match_conv2d_forward_and_backward() {
+    let dev = Device::Cpu;
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        for (b, c, o, h, w) in [(2, 3, 4, 5, 4), (3, 8, 6, 8, 8), (1, 2, 3, 1, 1), (2, 4, 5, 2, 3)] {
+            let var = |n: usize, shape: &[usize], seed: usize| {
+                let t = Tensor::from_vec(vals(n, seed), shape, &dev).unwrap();
+                Var::from_tensor(&t.to_dtype(dtype).unwrap()).unwrap()
+            };
+            let x = var(b * c * h * w, &[b, c, h, w], 1);
+            let wt = var(o * c * 9, &[o, c, 3, 3], 2);
+            let w1 = var(o * c, &[o, c, 1, 1], 5);
+            let bias = var(o, &[o], 3);
+            let t = var(b * o, &[b, o], 4);
+            let reference = x
+                .conv2d(&wt, 1, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
+                .unwrap()
+                .broadcast_add(&t.reshape((b, o, 1, 1)).unwrap())
+                .unwrap();
+            let ours = conv3x3(&x, &wt, &bias, Some(&t)).unwrap();
+            assert!(max_rel(&ours, &reference) <= tol, "{dtype:?} {b} {c} {o} {h} {w}");
+            let ours_no_t = conv3x3(&x, &wt, &bias, None).unwrap();
+            let ref_no_t = x
+                .conv2d(&wt, 1, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
+                .unwrap();
+            assert!(max_rel(&ours_no_t, &ref_no_t) <= tol);
+            let ref1 = x
+                .conv2d(&w1, 0, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.reshape((1, o, 1, 1)).unwrap())
+                .unwrap();
+            let ours1 = conv1x1(&x, &w1, &bias).unwrap();
+            assert!(max_rel(&ours1, &ref1) <= tol);
+            // A loss that weighs every output differently, so that transposed gradients would show.
+            let weights = Tensor::from_vec(vals(b * o * h * w, 9), (b, o, h, w), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let loss = |y: &Tensor| (y * &weights).unwrap().sqr().unwrap().sum_all().unwrap();
+            let g_ref = loss(&(&reference + &ref1).unwrap()).backward().unwrap();
+            let g_ours = loss(&(&ours + &ours1).unwrap()).backward().unwrap();
+            for (name, v) in [("x", &x), ("w", &wt), ("w1", &w1), ("bias", &bias), ("t", &t)] {
+                let a = g_ours.get(v.as_tensor()).unwrap();
+                let r = g_ref.get(v.as_tensor()).unwrap();
+                assert!(
+                    max_rel(a, r) <= tol * 10.0,
+                    "{dtype:?} gradient of {name}: {}",
+                    max_rel(a, r)
+                );
+            }
+        }
+    }
+}
+
+/// The channel-major columns hold the same values as `im2col.rs`'s batch-major ones.
+#[test]
+fn channel_major_columns_are_the_batch_major_ones_side_by_side() {
+    let dev = Device::Cpu;
+    let (b, c, h, w) = (3, 2, 4, 5);
+    let x = Tensor::from_vec(vals(b * c * h * w, 7), (b, c, h, w), &dev).unwrap();
+    let cm = x.apply_op1(Im2ColCm).unwrap();
+    let bm = x.apply_op1(super::super::im2col::Im2Col).unwrap();
+    // Batch-major rows k*C + c -> channel-major rows c*9 + k, columns b*HW + p.
+    let want = bm
+        .reshape((b, 9, c, h * w))
+        .unwrap()
+        .permute((2, 1, 0, 3))
+        .unwrap()
+        .reshape((9 * c, b * h * w))
+        .unwrap();
+    assert_eq!(max_rel(&cm, &want), 0.0);
+}
+
+/// exp_f32 is within 2 ulp (relative 2.5e-7) of f32::exp over the range SiLU meets, and clamps.
+#[test]
+fn exp_f32_matches_the_library_exp() {
+    let mut worst = 0f64;
+    for i in -870_000..=880_000 {
+        let x = i as f32 * 1e-4;
+        let want = f64::from(x).exp();
+        let got = f64::from(exp_f32(x));
+        worst = worst.max((got - want).abs() / want);
+    }
+    assert!(worst < 2.5e-7, "{worst}");
+    assert_eq!(exp_f32(-1000.0), exp_f32(-87.0));
+    assert!(exp_f32(1000.0).is_finite());
+}
