@@ -28,6 +28,7 @@ pub mod data;
 pub mod demo;
 pub mod diffusion;
 pub mod error;
+pub mod fast_math;
 pub mod gpu;
 pub mod invert;
 pub mod job;

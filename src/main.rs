@@ -4,6 +4,7 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     tune_malloc();
+    pin_thread_count();
     let cli = rote::cli::Cli::parse();
     let level = if cli.verbose { "info" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
@@ -54,3 +55,20 @@ fn tune_malloc() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
+
+/// candle's CPU kernels ask for their thread count on every operation, and without
+/// `RAYON_NUM_THREADS` that is `num_cpus::get()`, which reads the cgroup files under /sys and
+/// /proc each time (5% of a DDIM run's samples, docs/performance.md). Setting the variable once to
+/// the machine's parallelism before any thread exists answers it from the environment; a value
+/// the user set is kept.
+#[allow(
+    unsafe_code,
+    reason = "set_var is unsafe only because of other threads; it runs before any exists"
+)]
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        // SAFETY: called first thing in main, before any other thread is started.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+}

@@ -297,30 +297,6 @@ pub(crate) fn conv1x1(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tens
     batch_major_plus(&weight.reshape((o, c))?.matmul(&xc)?, (b, h, w), bias, None)
 }
 
-/// e^x in f32 without a library call, so that loops over it vectorize (Cephes' expf: x = n ln 2 + r,
-/// |r| <= ln 2 / 2, a degree-6 polynomial for e^r, 2^n from the exponent bits); within 2 ulp of
-/// `f32::exp` on [-87, 88], x clamped to that range (e^-87 and e^88 outside it).
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    // Plain products and sums, not mul_add: without FMA in the target that is a library call.
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
-    const MAGIC: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + MAGIC;
-    let n = t - MAGIC;
-    let i = t.to_bits() as i32 - MAGIC.to_bits() as i32;
-    // ln 2 in two parts (Cody-Waite), the first exact in f32 (355 / 512).
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 0.166_666_65;
-    p = p * r + 0.5;
-    let e = p * (r * r) + r + 1.0;
-    e * f32::from_bits(((i + 127) << 23) as u32)
-}
-
 #[cfg(test)]
 #[path = "cpu_kernels_tests.rs"]
 mod tests;

@@ -29,7 +29,7 @@ fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, 
 
 /// The CPU twin on contiguous slices, one (image, group) at a time split across threads: mean
 /// and variance summed in f64 (eight partial sums, so the loop vectorizes), the normalisation in
-/// f32, SiLU with `cpu_kernels::exp_f32` (a vectorizable exp within 2 ulp of `f32::exp`).
+/// f32, SiLU with `fast_math::exp_f32` (a vectorizable exp within 2 ulp of `f32::exp`).
 pub(crate) fn group_norm_silu_cpu(
     x: &[f32],
     w: &[f32],
@@ -71,7 +71,7 @@ pub(crate) fn group_norm_silu_cpu(
                 }
                 if op.silu {
                     for yv in yc.iter_mut() {
-                        *yv /= 1.0 + super::cpu_kernels::exp_f32(-*yv);
+                        *yv /= 1.0 + crate::fast_math::exp_f32(-*yv);
                     }
                 }
             }
