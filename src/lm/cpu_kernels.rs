@@ -221,7 +221,12 @@ mod tests {
         m[3] = f32::NEG_INFINITY;
         let masked = Tensor::from_vec(m, (2, 2, 16), &Device::Cpu).unwrap();
         // Masked positions are exactly 0 (no subnormals for the next product).
-        let p = softmax_last_dim(&masked).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let p = softmax_last_dim(&masked)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(p[3], 0.0);
         assert!(p.iter().all(|v| *v == 0.0 || v.is_normal()));
         for t in [&x, &masked] {
