@@ -87,9 +87,10 @@ fn col2im_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) ->
             let row = (ci * 9 + k) * row_len;
             let col = &src[row + bi * hw..row + (bi + 1) * hw];
             for y in y0..y1 {
-                let s = (y + dy - 1) * w + dx - 1;
+                // valid() keeps y + dy and x + dx at least 1: no index goes below zero.
+                let s = (y + dy - 1) * w;
                 for x in x0..x1 {
-                    plane[s + x] += col[y * w + x];
+                    plane[s + x + dx - 1] += col[y * w + x];
                 }
             }
         }
