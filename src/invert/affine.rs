@@ -24,7 +24,8 @@ use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
 use rayon::prelude::*;
 
 use super::miface::{FRAME_EVERY, start_images};
-use super::{Inversion, InvertConfig, Objective, StopReason};
+use super::{Inversion, InvertConfig, Objective};
+use crate::cpu_slices::{f32s, f32s_mut};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 
@@ -165,20 +166,6 @@ struct StepClip {
     lambda: f32,
 }
 
-fn f32_rows<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("contiguous f32 operands expected"),
-    }
-}
-
-fn f32_rows_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("contiguous f32 operands expected"),
-    }
-}
-
 impl InplaceOp2 for KeepRows {
     fn name(&self) -> &'static str {
         "mi-face-keep-rows"
@@ -191,7 +178,8 @@ impl InplaceOp2 for KeepRows {
         x: &CpuStorage,
         lx: &Layout,
     ) -> candle_core::Result<()> {
-        let (best, x) = (f32_rows_mut(best, lb)?, f32_rows(x, lx)?);
+        let n = self.name();
+        let (best, x) = (f32s_mut(best, lb, n)?, f32s(x, lx, n)?);
         if best.len() != x.len() || self.keep.is_empty() || !x.len().is_multiple_of(self.keep.len()) {
             candle_core::bail!("{}: shapes do not match", self.name());
         }
@@ -217,7 +205,8 @@ impl InplaceOp2 for StepClip {
         g: &CpuStorage,
         lg: &Layout,
     ) -> candle_core::Result<()> {
-        let (x, g) = (f32_rows_mut(x, lx)?, f32_rows(g, lg)?);
+        let n = self.name();
+        let (x, g) = (f32s_mut(x, lx, n)?, f32s(g, lg, n)?);
         if x.len() != g.len() {
             candle_core::bail!("{}: shapes do not match", self.name());
         }
@@ -288,21 +277,9 @@ pub(crate) fn descend_affine(
     }
     let best = best.flatten_all()?.to_vec1::<f32>()?;
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(costs
-        .into_iter()
-        .zip(probs)
-        .enumerate()
-        .map(|(k, (c, p))| Inversion {
-            returned_iter: super::descend_device::first_argmin(&c),
-            class: classes[k],
-            image: best[k * len..(k + 1) * len].to_vec(),
-            steps: c.len().saturating_sub(1),
-            costs: c,
-            probs: p,
-            stop: StopReason::MaxIters,
-            seconds,
-        })
-        .collect())
+    Ok(super::descend_device::ran_to_the_end(
+        classes, costs, probs, &best, len, seconds,
+    ))
 }
 
 #[cfg(test)]

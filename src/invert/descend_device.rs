@@ -70,13 +70,32 @@ pub(crate) fn descend_device(
     let costs = Tensor::stack(&cost_steps, 1)?.to_vec2::<f32>()?; // (B, steps)
     let probs = Tensor::stack(&p_steps, 1)?.to_vec2::<f32>()?;
     let images = best.flatten_all()?.to_vec1::<f32>()?;
-    let seconds = t0.elapsed().as_secs_f64();
-    Ok(costs
+    Ok(ran_to_the_end(
+        classes,
+        costs,
+        probs,
+        &images,
+        len,
+        t0.elapsed().as_secs_f64(),
+    ))
+}
+
+/// The inversions of a loop where every class ran all steps: per class its costs and
+/// probabilities by step, its best image (row k of `images`, `len` pixels each) and the first
+/// step of its lowest cost (where a strict `<` last improved).
+pub(crate) fn ran_to_the_end(
+    classes: &[usize],
+    costs: Vec<Vec<f32>>,
+    probs: Vec<Vec<f32>>,
+    images: &[f32],
+    len: usize,
+    seconds: f64,
+) -> Vec<Inversion> {
+    costs
         .into_iter()
         .zip(probs)
         .enumerate()
         .map(|(k, (c, p))| Inversion {
-            // The first step of the lowest cost: where the strict `<` above last improved.
             returned_iter: first_argmin(&c),
             class: classes[k],
             image: images[k * len..(k + 1) * len].to_vec(),
@@ -86,7 +105,7 @@ pub(crate) fn descend_device(
             stop: StopReason::MaxIters,
             seconds,
         })
-        .collect())
+        .collect()
 }
 
 /// Index of the first minimum (NaN never wins).

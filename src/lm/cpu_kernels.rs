@@ -24,6 +24,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::cpu_slices::f32s;
 use crate::error::CoreResult;
 use crate::fast_math::exp_f32 as exp;
 
@@ -63,10 +64,7 @@ impl CustomOp1 for FastAct {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(v), Some((a, b))) = (storage, layout.contiguous_offsets()) else {
-            candle_core::bail!("{}: a contiguous f32 tensor expected", self.name());
-        };
-        let src = &v[a..b];
+        let src = f32s(storage, layout, self.name())?;
         let mut out = vec![0f32; src.len()];
         let act = *self;
         out.par_chunks_mut(16_384)
@@ -90,11 +88,8 @@ impl CustomOp1 for RowSoftmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(v), Some((a, b))) = (storage, layout.contiguous_offsets()) else {
-            candle_core::bail!("{}: a contiguous f32 tensor expected", self.name());
-        };
+        let src = f32s(storage, layout, self.name())?;
         let dim = layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        let src = &v[a..b];
         let mut out = vec![0f32; src.len()];
         let rows_per_chunk = (16_384 / dim).max(1);
         let log = self.log;

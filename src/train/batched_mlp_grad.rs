@@ -20,6 +20,7 @@
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor};
 
 use super::batched_mlp::BatchedMlp;
+use crate::cpu_slices::{f32s, f32s_mut};
 use crate::error::{CoreError, CoreResult};
 
 /// a <- a + bias (broadcast over the batch), then ReLU when `relu`; in place on a (K, B, out)
@@ -30,20 +31,6 @@ struct BiasRelu {
 
 /// d <- d where h > 0, else 0; in place on d, h of the same shape (ReLU's backward).
 struct ReluMask;
-
-fn slice_f32<'a>(s: &'a CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("{name}: contiguous f32 operands expected"),
-    }
-}
-
-fn slice_f32_mut<'a>(s: &'a mut CpuStorage, l: &Layout, name: &str) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("{name}: contiguous f32 operands expected"),
-    }
-}
 
 impl InplaceOp2 for BiasRelu {
     fn name(&self) -> &'static str {
@@ -66,7 +53,7 @@ impl InplaceOp2 for BiasRelu {
                 la.shape()
             );
         }
-        let (a, b) = (slice_f32_mut(a, la, name)?, slice_f32(b, lb, name)?);
+        let (a, b) = (f32s_mut(a, la, name)?, f32s(b, lb, name)?);
         let per_model = a.len() / k.max(1);
         for (am, bm) in a.chunks_exact_mut(per_model).zip(b.chunks_exact(out)) {
             for row in am.chunks_exact_mut(out) {
@@ -96,10 +83,7 @@ impl InplaceOp2 for ReluMask {
         if ld.shape() != lh.shape() {
             candle_core::bail!("{name}: shapes differ");
         }
-        for (g, &hv) in slice_f32_mut(d, ld, name)?
-            .iter_mut()
-            .zip(slice_f32(h, lh, name)?)
-        {
+        for (g, &hv) in f32s_mut(d, ld, name)?.iter_mut().zip(f32s(h, lh, name)?) {
             // A select, not a branch, so the loop vectorises.
             *g = if hv > 0.0 { *g } else { 0.0 };
         }

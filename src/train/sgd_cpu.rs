@@ -16,6 +16,8 @@
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
 
+use crate::cpu_slices::{slice, slice_mut};
+
 /// v <- (v * mu + 0) + (g + (p * wd + 0)) in place on v, for contiguous f32 or f64 storage.
 struct Velocity {
     mu: f64,
@@ -25,20 +27,6 @@ struct Velocity {
 /// p <- p - (v * lr + 0) in place on p.
 struct Descend {
     lr: f64,
-}
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => candle_core::bail!("{name}: operands must be contiguous"),
-    }
-}
-
-fn contiguous_mut<'a, T>(s: &'a mut [T], l: &Layout, name: &str) -> Result<&'a mut [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&mut s[a..b]),
-        None => candle_core::bail!("{name}: operands must be contiguous"),
-    }
 }
 
 macro_rules! velocity_kernel {
@@ -76,19 +64,11 @@ impl InplaceOp3 for Velocity {
         }
         match (v, g, p) {
             (CpuStorage::F32(v), CpuStorage::F32(g), CpuStorage::F32(p)) => {
-                let (v, g, p) = (
-                    contiguous_mut(v, lv, n)?,
-                    contiguous(g, lg, n)?,
-                    contiguous(p, lp, n)?,
-                );
+                let (v, g, p) = (slice_mut(v, lv, n)?, slice(g, lg, n)?, slice(p, lp, n)?);
                 velocity_kernel!(v, g, p, self.mu as f32, self.wd as f32);
             }
             (CpuStorage::F64(v), CpuStorage::F64(g), CpuStorage::F64(p)) => {
-                let (v, g, p) = (
-                    contiguous_mut(v, lv, n)?,
-                    contiguous(g, lg, n)?,
-                    contiguous(p, lp, n)?,
-                );
+                let (v, g, p) = (slice_mut(v, lv, n)?, slice(g, lg, n)?, slice(p, lp, n)?);
                 velocity_kernel!(v, g, p, self.mu, self.wd);
             }
             _ => candle_core::bail!("{n}: f32 or f64 operands of one dtype"),
@@ -110,12 +90,12 @@ impl InplaceOp2 for Descend {
         match (p, v) {
             (CpuStorage::F32(p), CpuStorage::F32(v)) => {
                 let lr = self.lr as f32;
-                for (p, &v) in contiguous_mut(p, lp, n)?.iter_mut().zip(contiguous(v, lv, n)?) {
+                for (p, &v) in slice_mut(p, lp, n)?.iter_mut().zip(slice(v, lv, n)?) {
                     *p -= v * lr + 0.0;
                 }
             }
             (CpuStorage::F64(p), CpuStorage::F64(v)) => {
-                for (p, &v) in contiguous_mut(p, lp, n)?.iter_mut().zip(contiguous(v, lv, n)?) {
+                for (p, &v) in slice_mut(p, lp, n)?.iter_mut().zip(slice(v, lv, n)?) {
                     *p -= v * self.lr + 0.0;
                 }
             }
