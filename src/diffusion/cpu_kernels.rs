@@ -1,31 +1,38 @@
-//! CPU kernels for the UNet's convolutions, laid out so that every convolution is one large matrix
-//! product. candle's CPU matmul runs a weight (O x K) broadcast against a batch of columns
-//! (B x K x HW) as B separate small GEMMs, each waking the thread pool; with the columns of the
-//! whole batch side by side (K x B·HW) the same product is one GEMM of O x K times K x B·HW.
+//! CPU convolutions of the UNet (3x3 with padding 1, and 1x1), forward and backward each as one
+//! custom op, so that training keeps neither the im2col columns nor their gradient as tensors.
 //!
-//! - [`Im2ColCm`]: 3x3, padding-1, stride-1 im2col into channel-major columns: input
-//!   B x C x H x W, output 9C x (B·H·W), row c*9 + dy*3 + dx (the order of the weight's own
-//!   O x C x 3 x 3 layout, so that it is an O x 9C matrix without a copy), column b*HW + y*W + x
-//!   holding input[b][c][y + dy - 1][x + dx - 1] (zero outside the image). The values of
-//!   `im2col.rs`'s [`super::im2col::Im2Col`] (its reference), rows reordered and the batch moved
-//!   into the columns. Backward: [`Col2ImCm`], its adjoint (the same sums, in the same order,
-//!   as `im2col.rs`'s col2im).
-//! - [`BatchMajor`]: a convolution's channel-major output O x (B·HW) back to B x O x HW, plus
-//!   the bias per channel and, when given, the UNet's time embedding t (B x O) per image and
-//!   channel: `out[b][o][p] = y[o][b*HW + p] + bias[o] (+ t[b][o])`. Reference: candle's
-//!   reshape, transpose and broadcast adds; differentiable.
+//! The batch is cut into groups of a few images whose columns fit in a core's cache (about 1 MB,
+//! [`group_size`]); groups run side by side on rayon, each with single-threaded GEMMs (the gemm
+//! crate, candle's own CPU matmul), so there is no thread hand-off per operation.
 //!
-//! Both run over f32 and f64 (the UNet's gradient test runs in f64), split across images or rows
-//! with rayon.
+//! Per group of n images (x: n x C x H x W, weight W: O x C·k·k, `bt`: B x O = bias + the
+//! UNet's time embedding per image and channel):
+//! - columns: 3x3: `cols` = im2col into channel-major columns, 9C x (n·HW), row c*9 + dy*3 + dx
+//!   (the weight's own O x C x 3 x 3 order, so W is an O x 9C matrix without a copy), column
+//!   i*HW + y*W + x holding x[i][c][y + dy - 1][x + dx - 1] (zero outside the image); 1x1: the
+//!   images' channels side by side, C x (n·HW);
+//! - forward: y_cm = W · cols (one GEMM, O x n·HW), then `y[i][o][p] = y_cm[o][i*HW + p] +
+//!   bt[i][o]`;
+//! - backward, given dL/dy: dy_cm = dL/dy channel-major, dL/dbt[i][o] = sum over p of
+//!   dL/dy[i][o][p]; dL/dW += dy_cm · colsᵀ (the columns are rebuilt, not kept); dcols = Wᵀ · dy_cm
+//!   and dL/dx = col2im(dcols) (the adjoint of im2col) or, for 1x1, dcols back to batch-major.
+//!   The per-group dL/dW are summed in group order, so results do not depend on the thread count.
+//!
+//! Reference: candle's conv2d followed by broadcast adds of the bias and the time embedding,
+//! forward and gradients (`cpu_kernels_tests.rs`, f64 and f32). Runs over f32 and f64 (the
+//! UNet's finite-difference gradient test runs in f64).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-fn contiguous<'a, T>(v: &'a [T], layout: &Layout, what: &str) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{what} needs a contiguous tensor"),
-    }
+use crate::cpu_slices::slice;
+
+/// Values of the columns per group: about 1 MB of f32.
+const GROUP_VALUES: usize = 262_144;
+
+/// Images per group for a convolution whose columns hold `per_image` values per image.
+fn group_size(per_image: usize, b: usize) -> usize {
+    (GROUP_VALUES / per_image.max(1)).clamp(1, b.max(1))
 }
 
 /// For a kernel offset `d` in 0..3 along a side of length `n`: the output positions that read
@@ -34,7 +41,7 @@ fn valid(d: usize, n: usize) -> (usize, usize) {
     (usize::from(d == 0), if d == 2 { n.saturating_sub(1) } else { n })
 }
 
-/// im2col into channel-major columns (layout in the module docs).
+/// im2col of `b` images into channel-major columns (layout in the module docs).
 fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) -> Vec<T> {
     let hw = h * w;
     let row_len = b * hw;
@@ -42,43 +49,40 @@ fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) ->
     if row_len == 0 {
         return out;
     }
-    out.par_chunks_exact_mut(row_len)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let (ci, k) = (r / 9, r % 9);
-            let (dy, dx) = (k / 3, k % 3);
-            // Output pixel i reads input pixel i + off of the same plane: one flat copy per plane,
-            // then the pixels that wrapped around a row's end (first or last column) back to zero.
-            let off = (dy * w + dx) as isize - (w + 1) as isize;
-            let lo = (if dy == 0 { w } else { 0 }).max((-off).max(0) as usize);
-            let hi =
-                (if dy == 2 { hw.saturating_sub(w) } else { hw }).min((hw as isize - off).max(0) as usize);
-            for bi in 0..b {
-                let plane = &src[(bi * c + ci) * hw..(bi * c + ci + 1) * hw];
-                let dst = &mut row[bi * hw..(bi + 1) * hw];
-                if lo < hi {
-                    let s = (lo as isize + off) as usize;
-                    dst[lo..hi].copy_from_slice(&plane[s..s + (hi - lo)]);
-                }
-                match dx {
-                    0 => dst.iter_mut().step_by(w).for_each(|v| *v = T::zero()),
-                    2 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = T::zero()),
-                    _ => {}
-                }
+    for (r, row) in out.chunks_exact_mut(row_len).enumerate() {
+        let (ci, k) = (r / 9, r % 9);
+        let (dy, dx) = (k / 3, k % 3);
+        // Output pixel i reads input pixel i + off of the same plane: one flat copy per plane,
+        // then the pixels that wrapped around a row's end (first or last column) back to zero.
+        let off = (dy * w + dx) as isize - (w + 1) as isize;
+        let lo = (if dy == 0 { w } else { 0 }).max((-off).max(0) as usize);
+        let hi = (if dy == 2 { hw.saturating_sub(w) } else { hw }).min((hw as isize - off).max(0) as usize);
+        for bi in 0..b {
+            let plane = &src[(bi * c + ci) * hw..(bi * c + ci + 1) * hw];
+            let dst = &mut row[bi * hw..(bi + 1) * hw];
+            if lo < hi {
+                let s = (lo as isize + off) as usize;
+                dst[lo..hi].copy_from_slice(&plane[s..s + (hi - lo)]);
             }
-        });
+            match dx {
+                0 => dst.iter_mut().step_by(w).for_each(|v| *v = T::zero()),
+                2 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = T::zero()),
+                _ => {}
+            }
+        }
+    }
     out
 }
 
-/// The adjoint of [`im2col_cm`]: channel-major columns 9C x (B·HW) summed back into B x C x H x W.
-fn col2im_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) -> Vec<T> {
+/// The adjoint of [`im2col_cm`]: channel-major columns 9C x (b·HW) summed into `out`
+/// (b x C x H x W, zero on entry).
+fn col2im_cm<T: WithDType>(src: &[T], out: &mut [T], b: usize, c: usize, h: usize, w: usize) {
     let hw = h * w;
     let row_len = b * hw;
-    let mut out = vec![T::zero(); b * c * hw];
     if hw == 0 {
-        return out;
+        return;
     }
-    out.par_chunks_exact_mut(hw).enumerate().for_each(|(p, plane)| {
+    for (p, plane) in out.chunks_exact_mut(hw).enumerate() {
         let (bi, ci) = (p / c, p % c);
         for k in 0..9 {
             let (dy, dx) = (k / 3, k % 3);
@@ -94,113 +98,324 @@ fn col2im_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) ->
                 }
             }
         }
-    });
+    }
+}
+
+/// `b` images of `c` x `hw` side by side: c x (b·hw).
+fn to_channel_major<T: WithDType>(src: &[T], b: usize, c: usize, hw: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); b * c * hw];
+    for bi in 0..b {
+        for ci in 0..c {
+            out[ci * b * hw + bi * hw..ci * b * hw + (bi + 1) * hw]
+                .copy_from_slice(&src[(bi * c + ci) * hw..(bi * c + ci + 1) * hw]);
+        }
+    }
     out
 }
 
-/// im2col into channel-major columns (module docs), with [`Col2ImCm`] as its backward.
-pub(crate) struct Im2ColCm;
+/// A matrix in a slice: element (i, j) at `i * rs + j * cs`.
+#[derive(Clone, Copy)]
+struct Mat {
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
 
-/// The adjoint of [`Im2ColCm`] for images of `b` x `c` x `h` x `w`.
-pub(crate) struct Col2ImCm {
+impl Mat {
+    fn fits(&self, len: usize) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < len
+    }
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` with `accumulate`) on one thread, bounds checked.
+#[allow(
+    unsafe_code,
+    reason = "the gemm crate takes raw pointers and strides; every bound is checked before the call"
+)]
+fn matmul<T: WithDType>(
+    dst: &mut [T],
+    d: Mat,
+    accumulate: bool,
+    lhs: &[T],
+    l: Mat,
+    rhs: &[T],
+    r: Mat,
+) -> Result<()> {
+    if l.rows != d.rows || r.cols != d.cols || l.cols != r.rows {
+        candle_core::bail!(
+            "conv gemm: {}x{} times {}x{} into {}x{}",
+            l.rows,
+            l.cols,
+            r.rows,
+            r.cols,
+            d.rows,
+            d.cols
+        );
+    }
+    if !d.fits(dst.len()) || !l.fits(lhs.len()) || !r.fits(rhs.len()) {
+        candle_core::bail!("conv gemm: a matrix runs past its buffer");
+    }
+    if d.rows == 0 || d.cols == 0 {
+        return Ok(());
+    }
+    if l.cols == 0 {
+        if !accumulate {
+            dst.iter_mut().for_each(|v| *v = T::zero());
+        }
+        return Ok(());
+    }
+    let s = |v: usize| v as isize;
+    // SAFETY: every element the GEMM touches is inside its slice (checked by `fits` above), dst is
+    // borrowed mutably and does not alias lhs or rhs, and T is f32 or f64 (checked by the ops).
+    unsafe {
+        gemm::gemm(
+            d.rows,
+            d.cols,
+            l.cols,
+            dst.as_mut_ptr(),
+            s(d.cs),
+            s(d.rs),
+            accumulate,
+            lhs.as_ptr(),
+            s(l.cs),
+            s(l.rs),
+            rhs.as_ptr(),
+            s(r.cs),
+            s(r.rs),
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
+}
+
+/// A convolution's sizes: `b` images of `c` x `h` x `w` into `o` channels, kernel `k` (1 or 3),
+/// `group` images per group.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv {
     b: usize,
     c: usize,
     h: usize,
     w: usize,
+    o: usize,
+    k: usize,
+    group: usize,
 }
 
-impl CustomOp1 for Im2ColCm {
-    fn name(&self) -> &'static str {
-        "im2col3x3-channel-major"
+impl Conv {
+    fn kc(&self) -> usize {
+        self.c * self.k * self.k
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = l.shape().dims4()?;
-        let shape = Shape::from((9 * c, b * h * w));
-        let what = "im2col";
-        match s {
-            CpuStorage::F32(v) => Ok((
-                CpuStorage::F32(im2col_cm(contiguous(v, l, what)?, b, c, h, w)),
-                shape,
-            )),
-            CpuStorage::F64(v) => Ok((
-                CpuStorage::F64(im2col_cm(contiguous(v, l, what)?, b, c, h, w)),
-                shape,
-            )),
-            _ => candle_core::bail!("im2col supports f32 and f64"),
+    fn hw(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// The columns of `n` images (module docs).
+    fn columns<T: WithDType>(&self, x: &[T], n: usize) -> Vec<T> {
+        if self.k == 3 {
+            im2col_cm(x, n, self.c, self.h, self.w)
+        } else {
+            to_channel_major(x, n, self.c, self.hw())
         }
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (b, c, h, w) = arg.dims4()?;
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2ImCm {
-            b,
-            c,
-            h,
-            w,
-        })?))
-    }
-}
-
-impl CustomOp1 for Col2ImCm {
-    fn name(&self) -> &'static str {
-        "col2im3x3-channel-major"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Self { b, c, h, w } = *self;
-        if l.shape().dims() != [9 * c, b * h * w] {
-            candle_core::bail!("col2im: expected {} x {}, got {:?}", 9 * c, b * h * w, l.shape());
+    fn forward<T: WithDType>(&self, x: &[T], wt: &[T], bt: &[T]) -> Result<Vec<T>> {
+        let (o, hw, kc) = (self.o, self.hw(), self.kc());
+        let mut y = vec![T::zero(); self.b * o * hw];
+        if o * hw == 0 {
+            return Ok(y);
         }
-        let shape = Shape::from((b, c, h, w));
-        let what = "col2im";
-        match s {
-            CpuStorage::F32(v) => Ok((
-                CpuStorage::F32(col2im_cm(contiguous(v, l, what)?, b, c, h, w)),
-                shape,
-            )),
-            CpuStorage::F64(v) => Ok((
-                CpuStorage::F64(col2im_cm(contiguous(v, l, what)?, b, c, h, w)),
-                shape,
-            )),
-            _ => candle_core::bail!("col2im supports f32 and f64"),
-        }
-    }
-}
-
-/// Channel-major O x (B·HW) to B x O x H x W plus bias and time embedding (module docs).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BatchMajor {
-    b: usize,
-    h: usize,
-    w: usize,
-    /// Whether the third input (B x O) is added too.
-    with_t: bool,
-}
-
-fn batch_major<T: WithDType>(y: &[T], bias: &[T], t: Option<&[T]>, b: usize, o: usize, hw: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); b * o * hw];
-    if o * hw == 0 {
-        return out;
-    }
-    let row_len = b * hw;
-    out.par_chunks_exact_mut(o * hw)
-        .enumerate()
-        .for_each(|(bi, img)| {
-            for (oi, dst) in img.chunks_exact_mut(hw).enumerate() {
-                let add = bias[oi] + t.map_or(T::zero(), |t| t[bi * o + oi]);
-                let src = &y[oi * row_len + bi * hw..oi * row_len + (bi + 1) * hw];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s + add;
+        let in_img = self.c * hw;
+        y.par_chunks_mut(self.group * o * hw)
+            .enumerate()
+            .try_for_each(|(gi, yg)| -> Result<()> {
+                let (b0, n) = (gi * self.group, yg.len() / (o * hw));
+                let cols = self.columns(&x[b0 * in_img..(b0 + n) * in_img], n);
+                let nhw = n * hw;
+                let mut ycm = vec![T::zero(); o * nhw];
+                matmul(
+                    &mut ycm,
+                    Mat {
+                        rows: o,
+                        cols: nhw,
+                        rs: nhw,
+                        cs: 1,
+                    },
+                    false,
+                    wt,
+                    Mat {
+                        rows: o,
+                        cols: kc,
+                        rs: kc,
+                        cs: 1,
+                    },
+                    &cols,
+                    Mat {
+                        rows: kc,
+                        cols: nhw,
+                        rs: nhw,
+                        cs: 1,
+                    },
+                )?;
+                for (i, img) in yg.chunks_exact_mut(o * hw).enumerate() {
+                    for (oi, dst) in img.chunks_exact_mut(hw).enumerate() {
+                        let add = bt[(b0 + i) * o + oi];
+                        let src = &ycm[oi * nhw + i * hw..oi * nhw + (i + 1) * hw];
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d = s + add;
+                        }
+                    }
                 }
+                Ok(())
+            })?;
+        Ok(y)
+    }
+
+    /// dL/dx, dL/dW and dL/dbt packed into one vector (in that order).
+    fn backward<T: WithDType>(&self, x: &[T], wt: &[T], dy: &[T]) -> Result<Vec<T>> {
+        let (b, c, o, hw, kc) = (self.b, self.c, self.o, self.hw(), self.kc());
+        let mut out = vec![T::zero(); b * c * hw + o * kc + b * o];
+        if b * hw == 0 {
+            return Ok(out);
+        }
+        let (dx, rest) = out.split_at_mut(b * c * hw);
+        let (dw, dbt) = rest.split_at_mut(o * kc);
+        let partials = dx
+            .par_chunks_mut(self.group * c * hw)
+            .zip(dbt.par_chunks_mut(self.group * o))
+            .enumerate()
+            .map(|(gi, (dxg, dbtg))| -> Result<Vec<T>> {
+                let (b0, n) = (gi * self.group, dbtg.len() / o.max(1));
+                let nhw = n * hw;
+                let cols = self.columns(&x[b0 * c * hw..(b0 + n) * c * hw], n);
+                let dycm = to_channel_major(&dy[b0 * o * hw..(b0 + n) * o * hw], n, o, hw);
+                for (i, dbt) in dbtg.iter_mut().enumerate() {
+                    let oi = i % o;
+                    let row = &dycm[oi * nhw + (i / o) * hw..oi * nhw + (i / o + 1) * hw];
+                    *dbt = row.iter().fold(T::zero(), |a, &v| a + v);
+                }
+                let mut dwg = vec![T::zero(); o * kc];
+                matmul(
+                    &mut dwg,
+                    Mat {
+                        rows: o,
+                        cols: kc,
+                        rs: kc,
+                        cs: 1,
+                    },
+                    false,
+                    &dycm,
+                    Mat {
+                        rows: o,
+                        cols: nhw,
+                        rs: nhw,
+                        cs: 1,
+                    },
+                    &cols,
+                    Mat {
+                        rows: nhw,
+                        cols: kc,
+                        rs: 1,
+                        cs: nhw,
+                    },
+                )?;
+                drop(cols);
+                let mut dcols = vec![T::zero(); kc * nhw];
+                matmul(
+                    &mut dcols,
+                    Mat {
+                        rows: kc,
+                        cols: nhw,
+                        rs: nhw,
+                        cs: 1,
+                    },
+                    false,
+                    wt,
+                    Mat {
+                        rows: kc,
+                        cols: o,
+                        rs: 1,
+                        cs: kc,
+                    },
+                    &dycm,
+                    Mat {
+                        rows: o,
+                        cols: nhw,
+                        rs: nhw,
+                        cs: 1,
+                    },
+                )?;
+                if self.k == 3 {
+                    col2im_cm(&dcols, dxg, n, c, self.h, self.w);
+                } else {
+                    for i in 0..n {
+                        for ci in 0..c {
+                            dxg[(i * c + ci) * hw..(i * c + ci + 1) * hw]
+                                .copy_from_slice(&dcols[ci * nhw + i * hw..ci * nhw + (i + 1) * hw]);
+                        }
+                    }
+                }
+                Ok(dwg)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for p in &partials {
+            for (d, &v) in dw.iter_mut().zip(p) {
+                *d += v;
             }
-        });
-    out
+        }
+        Ok(out)
+    }
 }
 
-impl CustomOp3 for BatchMajor {
+/// The convolution op on (x, weight, bt); its backward is [`ConvGrad`].
+struct ConvOp(Conv);
+
+/// The backward of [`ConvOp`] on (x, weight, dL/dy): dL/dx, dL/dW, dL/dbt packed.
+struct ConvGrad(Conv);
+
+fn check_dtype(s: &CpuStorage, what: &str) -> Result<()> {
+    match s {
+        CpuStorage::F32(_) | CpuStorage::F64(_) => Ok(()),
+        _ => candle_core::bail!("{what} supports f32 and f64"),
+    }
+}
+
+macro_rules! dispatch {
+    ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $s3:expr, $l3:expr, $what:expr, |$a:ident, $b:ident, $c:ident| $body:expr) => {
+        match ($s1, $s2, $s3) {
+            (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => {
+                let ($a, $b, $c) = (
+                    slice(a, $l1, $what)?,
+                    slice(b, $l2, $what)?,
+                    slice(c, $l3, $what)?,
+                );
+                CpuStorage::F32($body)
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => {
+                let ($a, $b, $c) = (
+                    slice(a, $l1, $what)?,
+                    slice(b, $l2, $what)?,
+                    slice(c, $l3, $what)?,
+                );
+                CpuStorage::F64($body)
+            }
+            _ => {
+                check_dtype($s1, $what)?;
+                candle_core::bail!("{}: all operands must have the same dtype", $what)
+            }
+        }
+    };
+}
+
+impl CustomOp3 for ConvOp {
     fn name(&self) -> &'static str {
-        "batch-major-bias"
+        "conv-gemm"
     }
 
     fn cpu_fwd(
@@ -212,90 +427,114 @@ impl CustomOp3 for BatchMajor {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let Self { b, h, w, with_t } = *self;
-        let (o, n) = l1.shape().dims2()?;
-        if n != b * h * w || l2.shape().elem_count() != o || (with_t && l3.shape().elem_count() != b * o) {
-            candle_core::bail!("batch_major: y {o} x {n} for {b} images of {h}x{w}, bias {o}, t {b} x {o}");
+        let s = self.0;
+        if l1.shape().dims() != [s.b, s.c, s.h, s.w]
+            || l2.shape().elem_count() != s.o * s.kc()
+            || l3.shape().dims() != [s.b, s.o]
+        {
+            candle_core::bail!(
+                "conv: x {:?}, weight {:?}, bias + t {:?} for {s:?}",
+                l1.shape(),
+                l2.shape(),
+                l3.shape()
+            );
         }
-        let shape = Shape::from((b, o, h, w));
-        let what = "batch_major";
-        macro_rules! run {
-            ($y:expr, $bias:expr, $t:expr, $variant:ident) => {{
-                let (y, bias) = (contiguous($y, l1, what)?, contiguous($bias, l2, what)?);
-                let t = if with_t {
-                    Some(contiguous($t, l3, what)?)
-                } else {
-                    None
-                };
-                Ok((
-                    CpuStorage::$variant(batch_major(y, bias, t, b, o, h * w)),
-                    shape,
-                ))
-            }};
-        }
-        match (s1, s2, s3) {
-            (CpuStorage::F32(y), CpuStorage::F32(bias), CpuStorage::F32(t)) => run!(y, bias, t, F32),
-            (CpuStorage::F64(y), CpuStorage::F64(bias), CpuStorage::F64(t)) => run!(y, bias, t, F64),
-            _ => candle_core::bail!("batch_major supports f32 and f64, all inputs the same"),
-        }
+        let what = "conv";
+        let out = dispatch!(s1, l1, s2, l2, s3, l3, what, |x, wt, bt| s.forward(x, wt, bt)?);
+        Ok((out, Shape::from((s.b, s.o, s.h, s.w))))
     }
 
     fn bwd(
         &self,
-        arg1: &Tensor,
-        _arg2: &Tensor,
-        _arg3: &Tensor,
+        x: &Tensor,
+        weight: &Tensor,
+        _bt: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (o, n) = arg1.dims2()?;
-        let g = grad.reshape((self.b, o, self.h * self.w))?;
-        let gy = g.transpose(0, 1)?.contiguous()?.reshape((o, n))?;
-        let gbias = g.sum(2)?.sum(0)?;
-        let gt = if self.with_t { Some(g.sum(2)?) } else { None };
-        Ok((Some(gy), Some(gbias), gt))
+        let s = self.0;
+        let (nx, nw) = (s.b * s.c * s.hw(), s.o * s.kc());
+        let packed =
+            x.contiguous()?
+                .apply_op3_no_bwd(&weight.contiguous()?, &grad.contiguous()?, &ConvGrad(s))?;
+        let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, nx, nw)?.reshape(weight.shape())?;
+        let dbt = packed.narrow(0, nx + nw, s.b * s.o)?.reshape((s.b, s.o))?;
+        Ok((Some(dx), Some(dw), Some(dbt)))
     }
 }
 
-/// `y` (O x B·HW, channel-major) as B x O x H x W plus `bias` (O) and `t` (B x O) when given.
-pub(crate) fn batch_major_plus(
-    y: &Tensor,
-    (b, h, w): (usize, usize, usize),
+impl CustomOp3 for ConvGrad {
+    fn name(&self) -> &'static str {
+        "conv-gemm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let s = self.0;
+        if l3.shape().dims() != [s.b, s.o, s.h, s.w] {
+            candle_core::bail!("conv backward: gradient {:?} for {s:?}", l3.shape());
+        }
+        let what = "conv backward";
+        let out = dispatch!(s1, l1, s2, l2, s3, l3, what, |x, wt, dy| s.backward(x, wt, dy)?);
+        let n = s.b * s.c * s.hw() + s.o * s.kc() + s.b * s.o;
+        Ok((out, Shape::from(n)))
+    }
+}
+
+/// `k` x `k` convolution (k 1, or 3 with padding 1) of `x` (B x C x H x W) with `weight`
+/// (O x C x k x k) plus `bias` (O) and `t` (B x O) when given; `group` overrides the images per
+/// group (tests).
+fn conv(
+    x: &Tensor,
+    weight: &Tensor,
     bias: &Tensor,
     t: Option<&Tensor>,
+    group: Option<usize>,
 ) -> Result<Tensor> {
-    let op = BatchMajor {
+    let (b, c, h, w) = x.dims4()?;
+    let (o, wc, k, k2) = weight.dims4()?;
+    if wc != c || k != k2 || (k != 1 && k != 3) {
+        candle_core::bail!(
+            "conv: weight {:?} for input {:?} (1x1 or 3x3 kernels)",
+            weight.shape(),
+            x.shape()
+        );
+    }
+    let bt = match t {
+        Some(t) => t.broadcast_add(&bias.unsqueeze(0)?)?,
+        None => bias.unsqueeze(0)?.broadcast_as((b, o))?,
+    };
+    let per_image = c * k * k * h * w;
+    let s = Conv {
         b,
+        c,
         h,
         w,
-        with_t: t.is_some(),
+        o,
+        k,
+        group: group.unwrap_or_else(|| group_size(per_image, b)).max(1),
     };
-    y.contiguous()?
-        .apply_op3(&bias.contiguous()?, &t.unwrap_or(bias).contiguous()?, op)
+    x.contiguous()?
+        .apply_op3(&weight.contiguous()?, &bt.contiguous()?, ConvOp(s))
 }
 
 /// 3x3 padding-1 convolution on the CPU: `weight` O x C x 3 x 3, `bias` O, plus `t` (B x O) per
-/// image and channel when given. One im2col, one GEMM, one pass back to B x O x H x W.
+/// image and channel when given (module docs).
 pub(crate) fn conv3x3(x: &Tensor, weight: &Tensor, bias: &Tensor, t: Option<&Tensor>) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    let o = weight.dim(0)?;
-    let cols = x.contiguous()?.apply_op1(Im2ColCm)?;
-    // Column row c*9 + dy*3 + dx matches the weight's own layout: no permutation, no copy.
-    let wm = weight.reshape((o, 9 * c))?;
-    batch_major_plus(&wm.matmul(&cols)?, (b, h, w), bias, t)
+    conv(x, weight, bias, t, None)
 }
 
-/// 1x1 convolution on the CPU (`weight` O x C x 1 x 1, `bias` O): the images' channels side by
-/// side (C x B·HW, a block copy), one GEMM, one pass back.
+/// 1x1 convolution on the CPU (`weight` O x C x 1 x 1, `bias` O).
 pub(crate) fn conv1x1(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    let o = weight.dim(0)?;
-    let xc = x
-        .reshape((b, c, h * w))?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape((c, b * h * w))?;
-    batch_major_plus(&weight.reshape((o, c))?.matmul(&xc)?, (b, h, w), bias, None)
+    conv(x, weight, bias, None, None)
 }
 
 #[cfg(test)]
