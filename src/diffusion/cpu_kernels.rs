@@ -41,29 +41,33 @@ fn valid(d: usize, n: usize) -> (usize, usize) {
     (usize::from(d == 0), if d == 2 { n.saturating_sub(1) } else { n })
 }
 
-/// im2col of `b` images into channel-major columns (layout in the module docs).
+/// im2col of `b` images into channel-major columns (layout in the module docs), every value
+/// written once.
 fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) -> Vec<T> {
     let hw = h * w;
-    let row_len = b * hw;
-    let mut out = vec![T::zero(); 9 * c * row_len];
-    if row_len == 0 {
+    let mut out = Vec::with_capacity(9 * c * b * hw);
+    if hw == 0 {
         return out;
     }
-    for (r, row) in out.chunks_exact_mut(row_len).enumerate() {
+    for r in 0..9 * c {
         let (ci, k) = (r / 9, r % 9);
         let (dy, dx) = (k / 3, k % 3);
-        // Output pixel i reads input pixel i + off of the same plane: one flat copy per plane,
-        // then the pixels that wrapped around a row's end (first or last column) back to zero.
+        // Output pixel i reads input pixel i + off of the same plane: one flat copy per plane
+        // between zeros, then the pixels that wrapped around a row's end (first or last column)
+        // back to zero.
         let off = (dy * w + dx) as isize - (w + 1) as isize;
-        let lo = (if dy == 0 { w } else { 0 }).max((-off).max(0) as usize);
+        let lo = (if dy == 0 { w } else { 0 }).max((-off).max(0) as usize).min(hw);
         let hi = (if dy == 2 { hw.saturating_sub(w) } else { hw }).min((hw as isize - off).max(0) as usize);
         for bi in 0..b {
             let plane = &src[(bi * c + ci) * hw..(bi * c + ci + 1) * hw];
-            let dst = &mut row[bi * hw..(bi + 1) * hw];
+            let start = out.len();
+            out.resize(start + lo, T::zero());
             if lo < hi {
                 let s = (lo as isize + off) as usize;
-                dst[lo..hi].copy_from_slice(&plane[s..s + (hi - lo)]);
+                out.extend_from_slice(&plane[s..s + (hi - lo)]);
             }
+            out.resize(start + hw, T::zero());
+            let dst = &mut out[start..];
             match dx {
                 0 => dst.iter_mut().step_by(w).for_each(|v| *v = T::zero()),
                 2 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = T::zero()),
@@ -90,11 +94,15 @@ fn col2im_cm<T: WithDType>(src: &[T], out: &mut [T], b: usize, c: usize, h: usiz
             let (x0, x1) = valid(dx, w);
             let row = (ci * 9 + k) * row_len;
             let col = &src[row + bi * hw..row + (bi + 1) * hw];
+            if x0 >= x1 {
+                continue;
+            }
             for y in y0..y1 {
-                // valid() keeps y + dy and x + dx at least 1: no index goes below zero.
-                let s = (y + dy - 1) * w;
-                for x in x0..x1 {
-                    plane[s + x + dx - 1] += col[y * w + x];
+                // valid() keeps y + dy and x0 + dx at least 1: no index goes below zero.
+                let s = (y + dy - 1) * w + x0 + dx - 1;
+                let dst = &mut plane[s..s + (x1 - x0)];
+                for (d, &v) in dst.iter_mut().zip(&col[y * w + x0..y * w + x1]) {
+                    *d += v;
                 }
             }
         }

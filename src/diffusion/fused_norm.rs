@@ -27,6 +27,18 @@ fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, 
     Ok((b, c, h * w))
 }
 
+/// The sum of `f` over `xs` with eight partial sums, so that the loop vectorizes.
+pub(crate) fn sum8(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for ch in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += f(v);
+        }
+    }
+    acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
+}
+
 /// The CPU twin on contiguous slices, one (image, group) at a time split across threads: mean
 /// and variance summed in f64 (eight partial sums, so the loop vectorizes), the normalisation in
 /// f32, SiLU with `fast_math::exp_f32` (a vectorizable exp within 2 ulp of `f32::exp`).
@@ -44,16 +56,6 @@ pub(crate) fn group_norm_silu_cpu(
     let mut y = vec![0f32; x.len()];
     if n == 0 {
         return y;
-    }
-    fn sum8(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-        let mut acc = [0f64; 8];
-        let mut chunks = xs.chunks_exact(8);
-        for ch in &mut chunks {
-            for (a, &v) in acc.iter_mut().zip(ch) {
-                *a += f(v);
-            }
-        }
-        acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
     }
     y.par_chunks_exact_mut(n)
         .zip(x.par_chunks_exact(n))

@@ -5,13 +5,14 @@
 //! xhat_i = (x_i - m) r, o_i = xhat_i w_c + b_c, y_i = SiLU(o_i) (or o_i). Given dL/dy:
 //! g_i = dL/dy_i · SiLU'(o_i) with SiLU'(o) = s (1 + o (1 - s)), s = sigmoid(o);
 //! dL/db_c = sum over c of g_i, dL/dw_c = sum over c of g_i xhat_i, and with h_i = g_i w_c,
-//! dL/dx_i = r (h_i - mean(h) - xhat_i mean(h xhat)). Sums in f64. Reference: the gradients of
+//! dL/dx_i = r (h_i - mean(h) - xhat_i mean(h xhat)). Mean and variance summed in f64; the per-channel
+//! sums in eight f32 lanes, added in f64; SiLU with `fast_math::exp_f32`. Reference: the gradients of
 //! candle_nn's GroupNorm followed by `silu` (the test below).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fused_norm::GroupNormSilu;
+use super::fused_norm::{GroupNormSilu, sum8};
 
 /// dL/dx, and per image the partial dL/dw and dL/db, packed into one flat output:
 /// B·C·HW values of dL/dx, then B x 2 x C (w row, b row per image).
@@ -48,39 +49,76 @@ fn grad_cpu(
             for g in 0..op.groups {
                 let xs = &x[bi * img + g * n..bi * img + (g + 1) * n];
                 let gs = &dy[bi * img + g * n..bi * img + (g + 1) * n];
-                let mean = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-                let var = xs.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n as f64;
+                let mean = sum8(xs, f64::from) / n as f64;
+                let var = sum8(xs, |v| (f64::from(v) - mean).powi(2)) / n as f64;
                 let r = 1.0 / (var + f64::from(op.eps)).sqrt();
+                let (mean32, r32) = (mean as f32, r as f32);
                 let (mut sum_h, mut sum_hx) = (0f64, 0f64);
                 for k in 0..cpg {
                     let ch = g * cpg + k;
-                    let (mut sw, mut sb) = (0f64, 0f64);
-                    for i in k * hw..(k + 1) * hw {
-                        let xhat = (f64::from(xs[i]) - mean) * r;
-                        let o = xhat * f64::from(w[ch]) + f64::from(bias[ch]);
-                        let gi = if op.silu {
-                            let s = 1.0 / (1.0 + (-o).exp());
-                            f64::from(gs[i]) * s * (1.0 + o * (1.0 - s))
-                        } else {
-                            f64::from(gs[i])
-                        };
-                        sb += gi;
-                        sw += gi * xhat;
-                        let hi = gi * f64::from(w[ch]);
-                        h[i] = hi as f32;
-                        sum_h += hi;
-                        sum_hx += hi * xhat;
-                    }
+                    let range = k * hw..(k + 1) * hw;
+                    let [sb, sw, sh, shx] = channel_grad(
+                        &xs[range.clone()],
+                        &gs[range.clone()],
+                        &mut h[range],
+                        (mean32, r32, w[ch], bias[ch]),
+                        op.silu,
+                    );
                     dw[ch] = sw as f32;
                     db[ch] = sb as f32;
+                    sum_h += sh;
+                    sum_hx += shx;
                 }
-                let (mh, mhx) = (sum_h / n as f64, sum_hx / n as f64);
-                for (i, d) in dx[g * n..(g + 1) * n].iter_mut().enumerate() {
-                    let xhat = (f64::from(xs[i]) - mean) * r;
-                    *d = (r * (f64::from(h[i]) - mh - xhat * mhx)) as f32;
+                let (mh, mhx) = ((sum_h / n as f64) as f32, (sum_hx / n as f64) as f32);
+                for ((d, &xv), &hv) in dx[g * n..(g + 1) * n].iter_mut().zip(xs).zip(&h) {
+                    let xhat = (xv - mean32) * r32;
+                    *d = r32 * (hv - mh - xhat * mhx);
                 }
             }
         });
+    out
+}
+
+/// One channel's part of the backward (module docs), eight lanes at a time in f32: writes
+/// h_i = g_i w_c and returns the sums of g_i, g_i xhat_i, h_i and h_i xhat_i (lanes added in f64).
+fn channel_grad(xs: &[f32], gs: &[f32], h: &mut [f32], (mean, r, w, b): (f32, f32, f32, f32), silu: bool) -> [f64; 4] {
+    let mut acc = [[0f32; 8]; 4];
+    let mut tail = [0f64; 4];
+    let one = |xv: f32, gv: f32| {
+        let xhat = (xv - mean) * r;
+        let gi = if silu {
+            let o = xhat * w + b;
+            let s = 1.0 / (1.0 + crate::fast_math::exp_f32(-o));
+            gv * s * (1.0 + o * (1.0 - s))
+        } else {
+            gv
+        };
+        (xhat, gi)
+    };
+    let n8 = xs.len() / 8 * 8;
+    for ((xc, gc), hc) in xs[..n8].chunks_exact(8).zip(gs[..n8].chunks_exact(8)).zip(h[..n8].chunks_exact_mut(8)) {
+        for l in 0..8 {
+            let (xhat, gi) = one(xc[l], gc[l]);
+            let hv = gi * w;
+            hc[l] = hv;
+            acc[0][l] += gi;
+            acc[1][l] += gi * xhat;
+            acc[2][l] += hv;
+            acc[3][l] += hv * xhat;
+        }
+    }
+    for i in n8..xs.len() {
+        let (xhat, gi) = one(xs[i], gs[i]);
+        let hv = gi * w;
+        h[i] = hv;
+        for (t, v) in tail.iter_mut().zip([gi, gi * xhat, hv, hv * xhat]) {
+            *t += f64::from(v);
+        }
+    }
+    let mut out = tail;
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o += a.iter().map(|&v| f64::from(v)).sum::<f64>();
+    }
     out
 }
 
