@@ -24,6 +24,7 @@
 pub mod bench;
 pub mod canary;
 pub mod cli;
+mod cpu_gemm;
 mod cpu_slices;
 pub mod data;
 pub mod demo;

@@ -25,6 +25,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
+use crate::cpu_gemm::{Mat, matmul};
 use crate::cpu_slices::slice;
 
 /// Values of the columns per group: about 1 MB of f32.
@@ -119,87 +120,6 @@ fn to_channel_major<T: WithDType>(src: &[T], b: usize, c: usize, hw: usize) -> V
         }
     }
     out
-}
-
-/// A matrix in a slice: element (i, j) at `i * rs + j * cs`.
-#[derive(Clone, Copy)]
-struct Mat {
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl Mat {
-    fn fits(&self, len: usize) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < len
-    }
-}
-
-/// `dst = lhs · rhs` (or `dst += lhs · rhs` with `accumulate`) on one thread, bounds checked.
-#[allow(
-    unsafe_code,
-    reason = "the gemm crate takes raw pointers and strides; every bound is checked before the call"
-)]
-fn matmul<T: WithDType>(
-    dst: &mut [T],
-    d: Mat,
-    accumulate: bool,
-    lhs: &[T],
-    l: Mat,
-    rhs: &[T],
-    r: Mat,
-) -> Result<()> {
-    if l.rows != d.rows || r.cols != d.cols || l.cols != r.rows {
-        candle_core::bail!(
-            "conv gemm: {}x{} times {}x{} into {}x{}",
-            l.rows,
-            l.cols,
-            r.rows,
-            r.cols,
-            d.rows,
-            d.cols
-        );
-    }
-    if !d.fits(dst.len()) || !l.fits(lhs.len()) || !r.fits(rhs.len()) {
-        candle_core::bail!("conv gemm: a matrix runs past its buffer");
-    }
-    if d.rows == 0 || d.cols == 0 {
-        return Ok(());
-    }
-    if l.cols == 0 {
-        if !accumulate {
-            dst.iter_mut().for_each(|v| *v = T::zero());
-        }
-        return Ok(());
-    }
-    let s = |v: usize| v as isize;
-    // SAFETY: every element the GEMM touches is inside its slice (checked by `fits` above), dst is
-    // borrowed mutably and does not alias lhs or rhs, and T is f32 or f64 (checked by the ops).
-    unsafe {
-        gemm::gemm(
-            d.rows,
-            d.cols,
-            l.cols,
-            dst.as_mut_ptr(),
-            s(d.cs),
-            s(d.rs),
-            accumulate,
-            lhs.as_ptr(),
-            s(l.cs),
-            s(l.rs),
-            rhs.as_ptr(),
-            s(r.cs),
-            s(r.rs),
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-    Ok(())
 }
 
 /// A convolution's sizes: `b` images of `c` x `h` x `w` into `o` channels, kernel `k` (1 or 3),

@@ -81,7 +81,13 @@ fn grad_cpu(
 
 /// One channel's part of the backward (module docs), eight lanes at a time in f32: writes
 /// h_i = g_i w_c and returns the sums of g_i, g_i xhat_i, h_i and h_i xhat_i (lanes added in f64).
-fn channel_grad(xs: &[f32], gs: &[f32], h: &mut [f32], (mean, r, w, b): (f32, f32, f32, f32), silu: bool) -> [f64; 4] {
+fn channel_grad(
+    xs: &[f32],
+    gs: &[f32],
+    h: &mut [f32],
+    (mean, r, w, b): (f32, f32, f32, f32),
+    silu: bool,
+) -> [f64; 4] {
     let mut acc = [[0f32; 8]; 4];
     let mut tail = [0f64; 4];
     let one = |xv: f32, gv: f32| {
@@ -96,7 +102,11 @@ fn channel_grad(xs: &[f32], gs: &[f32], h: &mut [f32], (mean, r, w, b): (f32, f3
         (xhat, gi)
     };
     let n8 = xs.len() / 8 * 8;
-    for ((xc, gc), hc) in xs[..n8].chunks_exact(8).zip(gs[..n8].chunks_exact(8)).zip(h[..n8].chunks_exact_mut(8)) {
+    for ((xc, gc), hc) in xs[..n8]
+        .chunks_exact(8)
+        .zip(gs[..n8].chunks_exact(8))
+        .zip(h[..n8].chunks_exact_mut(8))
+    {
         for l in 0..8 {
             let (xhat, gi) = one(xc[l], gc[l]);
             let hv = gi * w;

@@ -146,6 +146,12 @@ impl BatchedMlp {
         self.layers.iter().map(|(w, b)| (w.as_tensor(), b.as_tensor()))
     }
 
+    /// The input scaling as numbers: (mean, 1 / std).
+    pub(super) fn scaling(&self) -> CoreResult<(f32, f32)> {
+        let num = |t: &Tensor| t.to_dtype(DType::F32)?.to_scalar::<f32>();
+        Ok((num(&self.mean)?, num(&self.inv_std)?))
+    }
+
     /// Inputs in [0, 1] standardised as the first layer reads them.
     pub(super) fn normalise(&self, xs: &Tensor) -> CoreResult<Tensor> {
         Ok(xs.broadcast_sub(&self.mean)?.broadcast_mul(&self.inv_std)?)

@@ -2,7 +2,7 @@
 //! of zoo training; the reference is candle's autograd through `BatchedMlp::forward` and
 //! `stacked_cross_entropy`, held to it in the tests below).
 //!
-//! Per model k (all K at once, every product a batched matmul, rounding the only difference):
+//! Per model k (rounding the only difference from autograd):
 //!
 //! ```text
 //! h_0 = (x - mean) / std;  h_l = relu(h_{l-1} W_l + b_l);  z = h_{L-1} W_L + b_L
@@ -13,113 +13,132 @@
 //!
 //! Autograd builds the same products plus, for every gradient, a zero-filled buffer it adds into,
 //! the broadcast bias add and its reduction as separate passes, ReLU's mask as a comparison and a
-//! multiplication, and log-softmax's six operations: about a fifth of a zoo step on the CPU. Here
-//! the bias add and ReLU are one in-place pass, ReLU's backward is one in-place pass, and
-//! softmax cross-entropy is computed on the (K, B, classes) logits in one loop.
+//! multiplication, and log-softmax's six operations; and candle splits each product and pass
+//! across its thread pool, waiting at a barrier after each, which on two cores cost more than the
+//! second core gave (docs/performance.md). Here each model's whole step runs on one thread with
+//! single-threaded GEMMs (`cpu_gemm`), the models side by side on rayon; the bias add and ReLU
+//! are one in-place pass, ReLU's backward is one, and softmax cross-entropy one loop. Models still
+//! never interact, so a model's numbers do not depend on K or the thread count.
 
-use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor};
+use candle_core::{CpuStorage, DType, Storage, Tensor};
+use rayon::prelude::*;
 
 use super::batched_mlp::BatchedMlp;
-use crate::cpu_slices::{f32s, f32s_mut};
+use crate::cpu_gemm::{Mat, matmul};
+use crate::cpu_slices::slice;
 use crate::error::{CoreError, CoreResult};
 
-/// a <- a + bias (broadcast over the batch), then ReLU when `relu`; in place on a (K, B, out)
-/// with bias (K, 1, out). The same roundings as `broadcast_add` then `relu`.
-struct BiasRelu {
-    relu: bool,
+/// One model's mean cross-entropy over its `b` rows of logits `z` (b x c), and dL/dz in place.
+fn cross_entropy_in_place(z: &mut [f32], labels: &[u32], b: usize, c: usize) -> CoreResult<f32> {
+    let mut sum = 0f32;
+    for (row, &label) in z.chunks_exact_mut(c).zip(labels) {
+        let label = label as usize;
+        if label >= c {
+            return Err(CoreError::Invalid(format!("label {label} outside {c} classes")));
+        }
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let denom: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        let log_denom = denom.ln();
+        sum += -(row[label] - max - log_denom);
+        for g in row.iter_mut() {
+            *g = (*g - max - log_denom).exp() / b as f32;
+        }
+        row[label] -= 1.0 / b as f32;
+    }
+    Ok(sum / b as f32)
 }
 
-/// d <- d where h > 0, else 0; in place on d, h of the same shape (ReLU's backward).
-struct ReluMask;
+/// One layer's (dW, db) of one model.
+type LayerGrad = (Vec<f32>, Vec<f32>);
 
-impl InplaceOp2 for BiasRelu {
-    fn name(&self) -> &'static str {
-        "zoo-bias-relu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        a: &mut CpuStorage,
-        la: &Layout,
-        b: &CpuStorage,
-        lb: &Layout,
-    ) -> candle_core::Result<()> {
-        let name = self.name();
-        let (k, _, out) = la.shape().dims3()?;
-        if lb.shape().dims() != [k, 1, out] {
-            candle_core::bail!(
-                "{name}: bias shape {:?} for activations {:?}",
-                lb.shape(),
-                la.shape()
-            );
-        }
-        let (a, b) = (f32s_mut(a, la, name)?, f32s(b, lb, name)?);
-        let per_model = a.len() / k.max(1);
-        for (am, bm) in a.chunks_exact_mut(per_model).zip(b.chunks_exact(out)) {
-            for row in am.chunks_exact_mut(out) {
-                for (v, &bv) in row.iter_mut().zip(bm) {
-                    let s = *v + bv;
-                    *v = if self.relu { s.max(0.0) } else { s };
-                }
+/// One model's step: its inputs `x` (b x dims[0]), labels, and (weight in x out, bias out) per
+/// layer; returns its loss and (dW, db) per layer.
+fn model_step(
+    x: &[f32],
+    labels: &[u32],
+    layers: &[(&[f32], &[f32])],
+    dims: &[usize],
+    (mean, inv_std): (f32, f32),
+) -> CoreResult<(f32, Vec<LayerGrad>)> {
+    let b = labels.len();
+    let last = layers.len().saturating_sub(1);
+    // The same roundings as broadcast_sub then broadcast_mul.
+    let mut h: Vec<Vec<f32>> = vec![x.iter().map(|&v| (v - mean) * inv_std).collect()];
+    for (l, &(w, bias)) in layers.iter().enumerate() {
+        let (din, dout) = (dims[l], dims[l + 1]);
+        let mut a = vec![0f32; b * dout];
+        let prev = h
+            .last()
+            .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
+        matmul(
+            &mut a,
+            Mat::row_major(b, dout),
+            false,
+            prev,
+            Mat::row_major(b, din),
+            w,
+            Mat::row_major(din, dout),
+        )?;
+        for row in a.chunks_exact_mut(dout) {
+            for (v, &bv) in row.iter_mut().zip(bias) {
+                let s = *v + bv;
+                *v = if l < last { s.max(0.0) } else { s };
             }
         }
-        Ok(())
+        h.push(a);
     }
+    let mut da = h
+        .pop()
+        .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
+    let loss = cross_entropy_in_place(&mut da, labels, b, dims[layers.len()])?;
+    let mut grads = Vec::with_capacity(layers.len());
+    for (l, &(w, _)) in layers.iter().enumerate().rev() {
+        let (din, dout) = (dims[l], dims[l + 1]);
+        let input = &h[l];
+        let mut dw = vec![0f32; din * dout];
+        matmul(
+            &mut dw,
+            Mat::row_major(din, dout),
+            false,
+            input,
+            Mat::row_major(b, din).t(),
+            &da,
+            Mat::row_major(b, dout),
+        )?;
+        let mut db = vec![0f32; dout];
+        for row in da.chunks_exact(dout) {
+            for (s, &v) in db.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        grads.push((dw, db));
+        if l > 0 {
+            let mut d = vec![0f32; b * din];
+            matmul(
+                &mut d,
+                Mat::row_major(b, din),
+                false,
+                &da,
+                Mat::row_major(b, dout),
+                w,
+                Mat::row_major(din, dout).t(),
+            )?;
+            for (g, &hv) in d.iter_mut().zip(input) {
+                // A select, not a branch, so the loop vectorises.
+                *g = if hv > 0.0 { *g } else { 0.0 };
+            }
+            da = d;
+        }
+    }
+    grads.reverse();
+    Ok((loss, grads))
 }
 
-impl InplaceOp2 for ReluMask {
-    fn name(&self) -> &'static str {
-        "zoo-relu-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        d: &mut CpuStorage,
-        ld: &Layout,
-        h: &CpuStorage,
-        lh: &Layout,
-    ) -> candle_core::Result<()> {
-        let name = self.name();
-        if ld.shape() != lh.shape() {
-            candle_core::bail!("{name}: shapes differ");
-        }
-        for (g, &hv) in f32s_mut(d, ld, name)?.iter_mut().zip(f32s(h, lh, name)?) {
-            // A select, not a branch, so the loop vectorises.
-            *g = if hv > 0.0 { *g } else { 0.0 };
-        }
-        Ok(())
-    }
-}
-
-/// Sum over models of each model's mean cross-entropy and its gradient with respect to the
-/// logits, for `logits` (K, B, C) and `labels` (K, B) u32.
-fn cross_entropy_and_grad(logits: &Tensor, labels: &Tensor) -> CoreResult<(f32, Tensor)> {
-    let (k, b, c) = logits.dims3()?;
-    let z = logits.flatten_all()?.to_vec1::<f32>()?;
-    let y = labels.flatten_all()?.to_vec1::<u32>()?;
-    let mut dz = vec![0f32; z.len()];
-    let mut total = 0f32;
-    for m in 0..k {
-        let mut sum = 0f32;
-        for i in 0..b {
-            let row = &z[(m * b + i) * c..(m * b + i + 1) * c];
-            let label = y[m * b + i] as usize;
-            if label >= c {
-                return Err(CoreError::Invalid(format!("label {label} outside {c} classes")));
-            }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let denom: f32 = row.iter().map(|v| (v - max).exp()).sum();
-            let log_denom = denom.ln();
-            sum += -(row[label] - max - log_denom);
-            let grad = &mut dz[(m * b + i) * c..(m * b + i + 1) * c];
-            for (g, v) in grad.iter_mut().zip(row) {
-                *g = (v - max - log_denom).exp() / b as f32;
-            }
-            grad[label] -= 1.0 / b as f32;
-        }
-        total += sum / b as f32;
-    }
-    Ok((total, Tensor::from_vec(dz, (k, b, c), logits.device())?))
+/// The f32 values of a contiguous CPU tensor, read under its storage's lock.
+fn read_f32(t: &Tensor, what: &str) -> CoreResult<Vec<f32>> {
+    t.flatten_all()?
+        .to_vec1::<f32>()
+        .map_err(|e| CoreError::Invalid(format!("{what}: {e}")))
 }
 
 impl BatchedMlp {
@@ -133,36 +152,76 @@ impl BatchedMlp {
     /// The loss `stacked_cross_entropy(forward(xs), labels)` and the gradient of every parameter,
     /// in the order of [`BatchedMlp::vars`], for inputs `xs` (K, B, in) in [0, 1].
     pub fn loss_and_grads(&self, xs: &Tensor, labels: &Tensor) -> CoreResult<(f32, Vec<Tensor>)> {
+        let (k, b, d0) = xs.dims3()?;
         let layers: Vec<(&Tensor, &Tensor)> = self.layer_vars().collect();
-        let last = layers.len().saturating_sub(1);
-        let mut h = vec![self.normalise(xs)?];
-        for (l, (w, b)) in layers.iter().enumerate() {
-            let prev = h
-                .last()
-                .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
-            let a = prev.matmul(w)?;
-            a.inplace_op2(b, &BiasRelu { relu: l < last })?;
-            h.push(a);
-        }
-        let logits = h
-            .pop()
-            .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
-        let (loss, mut da) = cross_entropy_and_grad(&logits, labels)?;
-        let mut grads = vec![None; 2 * layers.len()];
-        for (l, (w, _)) in layers.iter().enumerate().rev() {
-            let input = &h[l];
-            grads[2 * l] = Some(input.transpose(1, 2)?.matmul(&da)?);
-            grads[2 * l + 1] = Some(da.sum_keepdim(1)?);
-            if l > 0 {
-                let d = da.matmul(&w.transpose(1, 2)?)?;
-                d.inplace_op2(input, &ReluMask)?;
-                da = d;
+        let mut dims = vec![d0];
+        for (w, _) in &layers {
+            let (wk, din, dout) = w.dims3()?;
+            if wk != k || din != *dims.last().unwrap_or(&0) {
+                return Err(CoreError::Invalid(format!(
+                    "zoo step: weight {:?} after width {din} for {k} models",
+                    w.shape()
+                )));
             }
+            dims.push(dout);
         }
-        let grads = grads
-            .into_iter()
-            .map(|g| g.ok_or_else(|| CoreError::Invalid("a gradient was not computed".into())))
-            .collect::<CoreResult<Vec<Tensor>>>()?;
+        let x = read_f32(xs, "zoo inputs")?;
+        let y = labels.flatten_all()?.to_vec1::<u32>()?;
+        if y.len() != k * b {
+            return Err(CoreError::Invalid(format!(
+                "zoo step: {} labels for {k} x {b} inputs",
+                y.len()
+            )));
+        }
+        let (mean, inv_std) = self.scaling()?;
+        // Borrow every parameter's storage (read locks) for the step.
+        let guards: Vec<_> = layers
+            .iter()
+            .flat_map(|(w, bias)| [w.storage_and_layout(), bias.storage_and_layout()])
+            .collect();
+        let params = guards
+            .iter()
+            .map(|(s, l)| match &**s {
+                Storage::Cpu(CpuStorage::F32(v)) => Ok(slice(v, l, "zoo step")?),
+                _ => Err(CoreError::Invalid("zoo step: f32 CPU parameters expected".into())),
+            })
+            .collect::<CoreResult<Vec<&[f32]>>>()?;
+        let results = (0..k)
+            .into_par_iter()
+            .map(|m| {
+                let per_model: Vec<(&[f32], &[f32])> = params
+                    .chunks_exact(2)
+                    .zip(dims.windows(2))
+                    .map(|(p, d)| {
+                        (
+                            &p[0][m * d[0] * d[1]..(m + 1) * d[0] * d[1]],
+                            &p[1][m * d[1]..(m + 1) * d[1]],
+                        )
+                    })
+                    .collect();
+                model_step(
+                    &x[m * b * d0..(m + 1) * b * d0],
+                    &y[m * b..(m + 1) * b],
+                    &per_model,
+                    &dims,
+                    (mean, inv_std),
+                )
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        drop(params);
+        drop(guards);
+        let loss = results.iter().map(|(l, _)| *l).sum::<f32>();
+        let dev = xs.device();
+        let mut grads = Vec::with_capacity(2 * layers.len());
+        for (l, d) in dims.windows(2).enumerate() {
+            let (mut dw, mut db) = (Vec::with_capacity(k * d[0] * d[1]), Vec::with_capacity(k * d[1]));
+            for (_, g) in &results {
+                dw.extend_from_slice(&g[l].0);
+                db.extend_from_slice(&g[l].1);
+            }
+            grads.push(Tensor::from_vec(dw, (k, d[0], d[1]), dev)?);
+            grads.push(Tensor::from_vec(db, (k, 1, d[1]), dev)?);
+        }
         Ok((loss, grads))
     }
 }

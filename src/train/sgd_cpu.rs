@@ -16,7 +16,13 @@
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
 
+use rayon::prelude::*;
+
 use crate::cpu_slices::{slice, slice_mut};
+
+/// Values per task when the f32 passes are split across threads (element-wise, so the split does
+/// not change a bit).
+const CHUNK: usize = 1 << 16;
 
 /// v <- (v * mu + 0) + (g + (p * wd + 0)) in place on v, for contiguous f32 or f64 storage.
 struct Velocity {
@@ -65,7 +71,11 @@ impl InplaceOp3 for Velocity {
         match (v, g, p) {
             (CpuStorage::F32(v), CpuStorage::F32(g), CpuStorage::F32(p)) => {
                 let (v, g, p) = (slice_mut(v, lv, n)?, slice(g, lg, n)?, slice(p, lp, n)?);
-                velocity_kernel!(v, g, p, self.mu as f32, self.wd as f32);
+                let (mu, wd) = (self.mu as f32, self.wd as f32);
+                v.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(p.par_chunks(CHUNK))
+                    .for_each(|((v, g), p)| velocity_kernel!(v, g, p, mu, wd));
             }
             (CpuStorage::F64(v), CpuStorage::F64(g), CpuStorage::F64(p)) => {
                 let (v, g, p) = (slice_mut(v, lv, n)?, slice(g, lg, n)?, slice(p, lp, n)?);
@@ -90,9 +100,14 @@ impl InplaceOp2 for Descend {
         match (p, v) {
             (CpuStorage::F32(p), CpuStorage::F32(v)) => {
                 let lr = self.lr as f32;
-                for (p, &v) in slice_mut(p, lp, n)?.iter_mut().zip(slice(v, lv, n)?) {
-                    *p -= v * lr + 0.0;
-                }
+                slice_mut(p, lp, n)?
+                    .par_chunks_mut(CHUNK)
+                    .zip(slice(v, lv, n)?.par_chunks(CHUNK))
+                    .for_each(|(p, v)| {
+                        for (p, &v) in p.iter_mut().zip(v) {
+                            *p -= v * lr + 0.0;
+                        }
+                    });
             }
             (CpuStorage::F64(p), CpuStorage::F64(v)) => {
                 for (p, &v) in slice_mut(p, lp, n)?.iter_mut().zip(slice(v, lv, n)?) {
