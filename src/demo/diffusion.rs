@@ -1,5 +1,6 @@
-//! The demo study's diffusion models and results: a DDPM on 400 of the 8x8 digits with 10 of them
-//! planted 32 times (extraction demo) and an IN/OUT pair on complementary halves of 64 digits
+//! The demo study's diffusion models and results: a DDPM on 400 MNIST digits (28x28) with 10 of
+//! them planted 32 times (the extraction and presentation default), the same recipe on the 8x8
+//! digits (the test model), and an IN/OUT pair on complementary halves of 64 8x8 digits
 //! (inpainting demo). Shipped in `assets/demo/diffusion/` with f16 weights and their cached
 //! generations; `rote demo --rebuild --diffusion` retrains them with the commands in their cards.
 
@@ -17,33 +18,39 @@ use crate::job::JobCtx;
 use crate::measure::extraction::ExtractionConfig;
 use crate::study::{Study, copy_tree, write_json_atomic};
 
-/// Id of the extraction demo model.
-pub const DUP_MODEL: &str = "ddpm-digits-dup32";
+/// Id of the extraction demo model (MNIST 28x28): the Extraction view's and the presentation's
+/// default.
+pub const DUP_MODEL: &str = "ddpm-mnist-dup32";
+/// Id of the 8x8 extraction model (same recipe; the tests' model).
+pub const DIGITS_DUP_MODEL: &str = "ddpm-digits-dup32";
 /// Id stem of the inpainting pair (`-k00`, `-k01`).
 pub const PAIR_STEM: &str = "ddpm-digits-pair";
 /// Generations scored by the demo extraction.
 pub const DEMO_SAMPLES: usize = 1024;
 
-/// The two demo training configurations.
+/// The demo training configurations: the two extraction models (MNIST 28x28 and 8x8 digits,
+/// one recipe) and the inpainting pair.
 pub fn demo_diffusion_configs() -> Vec<DdpmTrainConfig> {
+    let dup = |data: &str, id: &str| DdpmTrainConfig {
+        data: data.into(),
+        images: 400,
+        plant_duplicates: 10,
+        dup_factor: 32,
+        base: 32,
+        schedule: ScheduleKind::Linear,
+        t_max: 1000,
+        steps: 4000,
+        batch_size: 32,
+        lr: 1e-3,
+        seed: 0,
+        device: "cpu".into(),
+        models: 1,
+        subset_ratio: 0.5,
+        id: id.into(),
+    };
     vec![
-        DdpmTrainConfig {
-            data: "digits8x8".into(),
-            images: 400,
-            plant_duplicates: 10,
-            dup_factor: 32,
-            base: 32,
-            schedule: ScheduleKind::Linear,
-            t_max: 1000,
-            steps: 4000,
-            batch_size: 32,
-            lr: 1e-3,
-            seed: 0,
-            device: "cpu".into(),
-            models: 1,
-            subset_ratio: 0.5,
-            id: DUP_MODEL.into(),
-        },
+        dup("mnist10k", DUP_MODEL),
+        dup("digits8x8", DIGITS_DUP_MODEL),
         DdpmTrainConfig {
             data: "digits8x8".into(),
             images: 64,
@@ -102,8 +109,9 @@ pub fn copy_demo_diffusion(study: &Study, assets: &Path) -> CoreResult<()> {
 }
 
 /// Trains the demo diffusion models into `study` (models already there with the same id are
-/// kept: rebuild into a fresh folder to retrain), runs the extraction and inpainting attacks,
-/// and with `update_assets` replaces the shipped copies (weights as f16).
+/// kept: rebuild into a fresh folder to retrain), rounds their weights to f16 as shipped (so the
+/// study's results are those of the shipped weights), runs the extraction and inpainting
+/// attacks, and with `update_assets` replaces the shipped copies.
 pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     let cfgs = demo_diffusion_configs();
     for cfg in &cfgs {
@@ -114,27 +122,44 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
         train_into_study(cfg, &study.root, &cmd, false, ctx)?;
     }
     let dir = diffusion_dir(&study.root);
-    let ds = crate::data::load("digits8x8")?;
-    let results = study.root.join("results").join("diffusion");
-    let run = run_extraction(
-        &dir.join(DUP_MODEL),
-        &ds,
-        &GenSpec {
-            n: DEMO_SAMPLES,
-            seed: 0,
-            sampler: Sampler::Ddim { steps: 50, eta: 0.0 },
-        },
-        &ExtractionConfig::default(),
-        true,
-        ctx,
-    )?;
-    write_json_atomic(
-        &results
-            .join(DUP_MODEL)
-            .join(format!("extraction-s0-n{DEMO_SAMPLES}.json")),
-        &run,
-    )?;
     let dev = crate::model::device("cpu")?;
+    let ids = [
+        DUP_MODEL.to_string(),
+        DIGITS_DUP_MODEL.to_string(),
+        format!("{PAIR_STEM}-k00"),
+        format!("{PAIR_STEM}-k01"),
+    ];
+    for id in &ids {
+        Ddpm::load(&dir.join(id), &dev)?.save(&dir.join(id), DType::F16)?;
+        // Cached generations are keyed by sampler, seed and count, not by the weights.
+        let gens = dir.join(id).join("generations");
+        if gens.exists() {
+            std::fs::remove_dir_all(&gens).map_err(|e| CoreError::io(&gens, e))?;
+        }
+    }
+    let results = study.root.join("results").join("diffusion");
+    for (id, data) in [(DUP_MODEL, "mnist10k"), (DIGITS_DUP_MODEL, "digits8x8")] {
+        let ds = crate::data::load(data)?;
+        let run = run_extraction(
+            &dir.join(id),
+            &ds,
+            &GenSpec {
+                n: DEMO_SAMPLES,
+                seed: 0,
+                sampler: Sampler::Ddim { steps: 50, eta: 0.0 },
+            },
+            &ExtractionConfig::default(),
+            true,
+            ctx,
+        )?;
+        write_json_atomic(
+            &results
+                .join(id)
+                .join(format!("extraction-s0-n{DEMO_SAMPLES}.json")),
+            &run,
+        )?;
+    }
+    let ds = crate::data::load("digits8x8")?;
     let a = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k00")), &dev)?;
     let b = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k01")), &dev)?;
     let images = pick_images(&a, &b, 32, 0);
@@ -152,7 +177,6 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
         &rep,
     )?;
     let a_id = a.card.id.clone();
-    let b_id = b.card.id.clone();
     let mia = crate::diffusion::mia::diffusion_mia(
         &[a, b],
         &ds,
@@ -161,11 +185,11 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
     )?;
     write_json_atomic(&results.join(&a_id).join("mia-diffusion.json"), &mia)?;
     if let Some(assets) = assets {
-        for id in [DUP_MODEL.to_string(), a_id, b_id] {
-            let m = Ddpm::load(&dir.join(&id), &dev)?;
-            let dest = assets.join("diffusion").join(&id);
+        for id in &ids {
+            let m = Ddpm::load(&dir.join(id), &dev)?;
+            let dest = assets.join("diffusion").join(id);
             m.save(&dest, DType::F16)?;
-            let gens = dir.join(&id).join("generations");
+            let gens = dir.join(id).join("generations");
             if gens.is_dir() {
                 copy_tree(&gens, &dest.join("generations"))?;
             }

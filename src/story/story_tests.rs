@@ -40,10 +40,13 @@ fn demo_animations_show_the_findings_and_are_cached() {
         .unwrap()
         .parse()
         .unwrap();
-    let cache = root.join("diffusion/ddpm-digits-dup32/generations/ddim50e0-s0-n1024.u8");
+    // The presentation's model is the 28x28 MNIST one (pixel values up to 255).
+    let dup = crate::demo::diffusion::DUP_MODEL;
+    let cache = root.join(format!("diffusion/{dup}/generations/ddim50e0-s0-n1024.u8"));
     let gens = std::fs::read(cache).unwrap();
     let len = x.pixels.len();
-    let cached = display_bytes(&gens[j * len..(j + 1) * len], 16);
+    assert_eq!(len, 28 * 28);
+    let cached = display_bytes(&gens[j * len..(j + 1) * len], 255);
     let differ = x.pixels.iter().zip(&cached).filter(|(a, b)| a != b).count();
     assert!(
         differ <= 2,
@@ -153,5 +156,5 @@ fn a_study_without_the_demo_results_names_what_is_missing() {
     let err = load_or_build(dir.path(), Step::Extraction, &ctx)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("ddpm-digits-dup32"), "{err}");
+    assert!(err.contains(crate::demo::diffusion::DUP_MODEL), "{err}");
 }

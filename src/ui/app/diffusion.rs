@@ -58,7 +58,14 @@ impl App {
             .model
             .take()
             .filter(|id| models.card(id).is_some())
-            .or_else(|| models.cards.first().map(|c| c.id.clone()));
+            .or_else(|| {
+                // The demo's extraction model when the study has it, else the first.
+                let demo = crate::demo::diffusion::DUP_MODEL;
+                models
+                    .card(demo)
+                    .map(|_| demo.to_string())
+                    .or_else(|| models.cards.first().map(|c| c.id.clone()))
+            });
         if let Some(id) = view.model.clone() {
             self.open_extraction(id);
         }
