@@ -5,6 +5,7 @@
 /// e^x in f32 without a library call, so that loops over it vectorize (Cephes' expf: x = n ln 2 + r,
 /// |r| <= ln 2 / 2, a degree-6 polynomial for e^r, 2^n from the exponent bits); within 2 ulp of
 /// `f32::exp` on [-87, 88], x clamped to that range (e^-87 and e^88 outside it).
+#[inline]
 pub(crate) fn exp_f32(x: f32) -> f32 {
     // Plain products and sums, not mul_add: without FMA in the target that is a library call.
     const LOG2E: f32 = std::f32::consts::LOG2_E;

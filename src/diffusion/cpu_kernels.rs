@@ -43,7 +43,9 @@ fn valid(d: usize, n: usize) -> (usize, usize) {
 }
 
 /// im2col of `b` images into channel-major columns (layout in the module docs), every value
-/// written once.
+/// written once. This and the other loops here are compiled for AVX-512, AVX2 and the baseline,
+/// chosen at run time (`multiversion`).
+#[multiversion::multiversion(targets = "simd")]
 fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) -> Vec<T> {
     let hw = h * w;
     let mut out = Vec::with_capacity(9 * c * b * hw);
@@ -81,6 +83,7 @@ fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) ->
 
 /// The adjoint of [`im2col_cm`]: channel-major columns 9C x (b·HW) summed into `out`
 /// (b x C x H x W, zero on entry).
+#[multiversion::multiversion(targets = "simd")]
 fn col2im_cm<T: WithDType>(src: &[T], out: &mut [T], b: usize, c: usize, h: usize, w: usize) {
     let hw = h * w;
     let row_len = b * hw;
@@ -120,6 +123,21 @@ fn to_channel_major<T: WithDType>(src: &[T], b: usize, c: usize, hw: usize) -> V
         }
     }
     out
+}
+
+/// Channel-major `ycm` (o x n·hw) into the n images `y` (n x o x hw), plus `bt[i][o]`.
+#[multiversion::multiversion(targets = "simd")]
+fn to_batch_major_plus<T: WithDType>(ycm: &[T], y: &mut [T], bt: &[T], o: usize, hw: usize) {
+    let nhw = ycm.len() / o.max(1);
+    for (i, img) in y.chunks_exact_mut(o * hw).enumerate() {
+        for (oi, dst) in img.chunks_exact_mut(hw).enumerate() {
+            let add = bt[i * o + oi];
+            let src = &ycm[oi * nhw + i * hw..oi * nhw + (i + 1) * hw];
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s + add;
+            }
+        }
+    }
 }
 
 /// A convolution's sizes: `b` images of `c` x `h` x `w` into `o` channels, kernel `k` (1 or 3),
@@ -191,15 +209,7 @@ impl Conv {
                         cs: 1,
                     },
                 )?;
-                for (i, img) in yg.chunks_exact_mut(o * hw).enumerate() {
-                    for (oi, dst) in img.chunks_exact_mut(hw).enumerate() {
-                        let add = bt[(b0 + i) * o + oi];
-                        let src = &ycm[oi * nhw + i * hw..oi * nhw + (i + 1) * hw];
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            *d = s + add;
-                        }
-                    }
-                }
+                to_batch_major_plus(&ycm, yg, &bt[b0 * o..(b0 + n) * o], o, hw);
                 Ok(())
             })?;
         Ok(y)

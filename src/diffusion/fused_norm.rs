@@ -27,7 +27,33 @@ fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, 
     Ok((b, c, h * w))
 }
 
+/// One (image, group) of the normalisation: y = (x - mean) rstd w_c + b_c, then SiLU when
+/// `silu`, channel by channel (`hw` values each). Compiled for AVX-512, AVX2 and the baseline,
+/// chosen at run time.
+#[multiversion::multiversion(targets = "simd")]
+fn normalise_group(
+    ys: &mut [f32],
+    xs: &[f32],
+    (w, b): (&[f32], &[f32]),
+    (mean, rstd): (f32, f32),
+    hw: usize,
+    silu: bool,
+) {
+    for (k, (xc, yc)) in xs.chunks_exact(hw).zip(ys.chunks_exact_mut(hw)).enumerate() {
+        let (wc, bc) = (w[k], b[k]);
+        for (yv, &xv) in yc.iter_mut().zip(xc) {
+            *yv = (xv - mean) * rstd * wc + bc;
+        }
+        if silu {
+            for yv in yc.iter_mut() {
+                *yv /= 1.0 + crate::fast_math::exp_f32(-*yv);
+            }
+        }
+    }
+}
+
 /// The sum of `f` over `xs` with eight partial sums, so that the loop vectorizes.
+#[inline]
 pub(crate) fn sum8(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let mut chunks = xs.chunks_exact(8);
@@ -65,18 +91,8 @@ pub(crate) fn group_norm_silu_cpu(
             let mean = sum8(xs, f64::from) / n as f64;
             let var = sum8(xs, |v| (f64::from(v) - mean).powi(2)) / n as f64;
             let rstd = (1.0 / (var + f64::from(op.eps)).sqrt()) as f32;
-            let mean = mean as f32;
-            for (k, (xc, yc)) in xs.chunks_exact(hw).zip(ys.chunks_exact_mut(hw)).enumerate() {
-                let (wc, bc) = (w[g * cpg + k], b[g * cpg + k]);
-                for (yv, &xv) in yc.iter_mut().zip(xc) {
-                    *yv = (xv - mean) * rstd * wc + bc;
-                }
-                if op.silu {
-                    for yv in yc.iter_mut() {
-                        *yv /= 1.0 + crate::fast_math::exp_f32(-*yv);
-                    }
-                }
-            }
+            let (wg, bg) = (&w[g * cpg..(g + 1) * cpg], &b[g * cpg..(g + 1) * cpg]);
+            normalise_group(ys, xs, (wg, bg), (mean as f32, rstd), hw, op.silu);
         });
     y
 }

@@ -70,17 +70,25 @@ fn grad_cpu(
                     sum_hx += shx;
                 }
                 let (mh, mhx) = ((sum_h / n as f64) as f32, (sum_hx / n as f64) as f32);
-                for ((d, &xv), &hv) in dx[g * n..(g + 1) * n].iter_mut().zip(xs).zip(&h) {
-                    let xhat = (xv - mean32) * r32;
-                    *d = r32 * (hv - mh - xhat * mhx);
-                }
+                dx_pass(&mut dx[g * n..(g + 1) * n], xs, &h, (mean32, r32, mh, mhx));
             }
         });
     out
 }
 
+/// dL/dx of one group: r (h - mean(h) - xhat mean(h xhat)).
+#[multiversion::multiversion(targets = "simd")]
+fn dx_pass(dx: &mut [f32], xs: &[f32], h: &[f32], (mean, r, mh, mhx): (f32, f32, f32, f32)) {
+    for ((d, &xv), &hv) in dx.iter_mut().zip(xs).zip(h) {
+        let xhat = (xv - mean) * r;
+        *d = r * (hv - mh - xhat * mhx);
+    }
+}
+
 /// One channel's part of the backward (module docs), eight lanes at a time in f32: writes
 /// h_i = g_i w_c and returns the sums of g_i, g_i xhat_i, h_i and h_i xhat_i (lanes added in f64).
+/// Compiled for AVX-512, AVX2 and the baseline, chosen at run time.
+#[multiversion::multiversion(targets = "simd")]
 fn channel_grad(
     xs: &[f32],
     gs: &[f32],

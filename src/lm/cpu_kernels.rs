@@ -69,11 +69,7 @@ impl CustomOp1 for FastAct {
         let act = *self;
         out.par_chunks_mut(16_384)
             .zip(src.par_chunks(16_384))
-            .for_each(|(o, i)| match act {
-                // One loop per activation, so each is a straight SIMD loop.
-                Self::GeluTanh => o.iter_mut().zip(i).for_each(|(o, &v)| *o = Self::GeluTanh.f(v)),
-                Self::Silu => o.iter_mut().zip(i).for_each(|(o, &v)| *o = Self::Silu.f(v)),
-            });
+            .for_each(|(o, i)| act_chunk(act, o, i));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -95,34 +91,53 @@ impl CustomOp1 for RowSoftmax {
         let log = self.log;
         out.par_chunks_mut(rows_per_chunk * dim)
             .zip(src.par_chunks(rows_per_chunk * dim))
-            .for_each(|(o, i)| {
-                for (o, row) in o.chunks_exact_mut(dim).zip(i.chunks_exact(dim)) {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    // Exactly 0 below e^-87 (masked positions are -inf): exp_f32 saturates at
-                    // e^-87, and those values divided by the sum are subnormal, which makes the
-                    // next matrix product crawl (2.6x slower scoring before this).
-                    o.iter_mut().zip(row).for_each(|(o, &v)| {
-                        let d = v - max;
-                        let e = exp(d);
-                        *o = if d < -87.0 { 0.0 } else { e };
-                    });
-                    let sum = sum_f64(o) as f32;
-                    if log {
-                        // (v - max) - ln sum, rounded as candle's log-softmax rounds it.
-                        let lse = sum.ln();
-                        o.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - max) - lse);
-                    } else {
-                        let inv = 1.0 / sum;
-                        o.iter_mut().for_each(|o| *o *= inv);
-                    }
-                }
-            });
+            .for_each(|(o, i)| softmax_rows(o, i, dim, log));
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// One chunk of an activation: one loop per activation, so each is a straight SIMD loop
+/// (compiled for AVX-512, AVX2 and the baseline, chosen at run time).
+#[multiversion::multiversion(targets = "simd")]
+fn act_chunk(act: FastAct, o: &mut [f32], i: &[f32]) {
+    match act {
+        FastAct::GeluTanh => o
+            .iter_mut()
+            .zip(i)
+            .for_each(|(o, &v)| *o = FastAct::GeluTanh.f(v)),
+        FastAct::Silu => o.iter_mut().zip(i).for_each(|(o, &v)| *o = FastAct::Silu.f(v)),
+    }
+}
+
+/// (Log-)softmax of the rows of `i` (of `dim` values) into `o` (multiversioned as
+/// [`act_chunk`]).
+#[multiversion::multiversion(targets = "simd")]
+fn softmax_rows(o: &mut [f32], i: &[f32], dim: usize, log: bool) {
+    for (o, row) in o.chunks_exact_mut(dim).zip(i.chunks_exact(dim)) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Exactly 0 below e^-87 (masked positions are -inf): exp_f32 saturates at
+        // e^-87, and those values divided by the sum are subnormal, which makes the
+        // next matrix product crawl (2.6x slower scoring before this).
+        o.iter_mut().zip(row).for_each(|(o, &v)| {
+            let d = v - max;
+            let e = exp(d);
+            *o = if d < -87.0 { 0.0 } else { e };
+        });
+        let sum = sum_f64(o) as f32;
+        if log {
+            // (v - max) - ln sum, rounded as candle's log-softmax rounds it.
+            let lse = sum.ln();
+            o.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - max) - lse);
+        } else {
+            let inv = 1.0 / sum;
+            o.iter_mut().for_each(|o| *o *= inv);
+        }
     }
 }
 
 /// The sum of `v` accumulated in f64 over eight lanes: a row whose largest term is 1 and the
 /// rest small (a confident next-token distribution) loses no bits to a running f32 sum.
+#[inline]
 fn sum_f64(v: &[f32]) -> f64 {
     let mut acc = [0f64; 8];
     let chunks = v.chunks_exact(8);
