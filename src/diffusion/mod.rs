@@ -5,6 +5,8 @@
 pub mod attack;
 pub mod bench;
 mod cpu_kernels;
+mod diffusers_config;
+pub mod diffusers_unet;
 pub mod extract;
 mod fused_norm;
 mod group_norm_grad;
