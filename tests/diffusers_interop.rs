@@ -6,6 +6,8 @@
 //! block, attention in the middle level, one head, downsample_padding 0, freq_shift 1, norm_eps
 //! 1e-6, random GroupNorm affine parameters).
 
+#![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -94,4 +96,68 @@ fn broken_folders_name_the_file_and_the_problem() {
         e.contains("config.json") && e.contains("block_out_channels[0]"),
         "{e}"
     );
+}
+
+fn max_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// DDIM (10 steps, eta 0, clip_sample, set_alpha_to_one, steps_offset 1) and one ancestral DDPM
+/// step with diffusers' own variance noise, from the same x_T, against diffusers' schedulers.
+#[test]
+fn schedulers_step_as_diffusers_does() {
+    use rote::diffusion::diffusers_sched::{DiffusersScheduler, SchedulerKind};
+    let dir = fixture("cifar");
+    let unet = diffusers_unet::load(&dir, &Device::Cpu).unwrap();
+    let want = candle_core::safetensors::load(dir.join("samples.safetensors"), &Device::Cpu).unwrap();
+    let ddim = DiffusersScheduler::read(&dir).unwrap();
+    assert_eq!(ddim.kind, SchedulerKind::Ddim);
+    let ac = candle_core::Tensor::new(ddim.alphas_cumprod.as_slice(), &Device::Cpu).unwrap();
+    assert!(max_diff(&ac, &want["alphas_cumprod"]) <= 1e-6);
+    let ts = ddim.timesteps(10);
+    let want_ts: Vec<usize> = want["timesteps"]
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&t| t as usize)
+        .collect();
+    assert_eq!(ts, want_ts);
+    let mut x = want["x_T"].clone();
+    for &t in &ts {
+        let tt = candle_core::Tensor::new(&[t as f32, t as f32], &Device::Cpu).unwrap();
+        x = ddim
+            .ddim_step(&unet.forward(&x, &tt).unwrap(), t, &x, 10)
+            .unwrap();
+    }
+    let d = max_diff(&x, &want["ddim"]);
+    assert!(d <= 2e-4, "DDIM samples differ by {d}");
+    // DDPMScheduler from the same config.
+    let ddpm = DiffusersScheduler {
+        kind: SchedulerKind::Ddpm,
+        ..ddim.clone()
+    };
+    let want_ts: Vec<usize> = want["ddpm_timesteps"]
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&t| t as usize)
+        .collect();
+    assert_eq!(ddpm.timesteps(10), want_ts);
+    let t = want["ddpm_t"].to_vec1::<f32>().unwrap()[0] as usize;
+    let x_t = &want["x_T"];
+    let tt = candle_core::Tensor::new(&[t as f32, t as f32], &Device::Cpu).unwrap();
+    let out = ddpm
+        .ddpm_step(&unet.forward(x_t, &tt).unwrap(), t, x_t, 10, &want["ddpm_noise"])
+        .unwrap();
+    let d = max_diff(&out, &want["ddpm_step"]);
+    assert!(d <= 1e-4, "DDPM step differs by {d}");
 }

@@ -6,6 +6,7 @@ pub mod attack;
 pub mod bench;
 mod cpu_kernels;
 mod diffusers_config;
+pub mod diffusers_sched;
 pub mod diffusers_unet;
 pub mod extract;
 mod fused_norm;
