@@ -84,6 +84,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
             json,
         ),
         Command::Extract(args) => super::diffusion::extract(args, json),
+        Command::Sample(args) => super::sample::sample(args, json),
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::MiaDiffusion(args) => super::diffusion::mia_diffusion(args, json),
         Command::Invert(args) => super::invert::invert(args, json),

@@ -13,6 +13,7 @@ mod lm;
 mod lm_measure;
 mod progress;
 mod report;
+mod sample;
 mod ssl;
 mod zoo;
 
@@ -163,6 +164,9 @@ pub enum Command {
 
     /// Sample a diffusion model and find generations that copy training images.
     Extract(diffusion::ExtractArgs),
+
+    /// Final samples of a diffusers UNet2DModel folder as an f32 NPY array (N x C x H x W).
+    Sample(sample::SampleArgs),
 
     /// Inpainting attack: complete half-hidden training images with IN and OUT models.
     Inpaint(diffusion::InpaintArgs),

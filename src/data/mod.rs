@@ -19,7 +19,8 @@ pub use dataset::{Dataset, Split};
 pub use idx::{IdxArray, parse_idx, parse_idx_dataset, read_idx, write_idx};
 pub use image_folder::{decode_image_entry, load_image_folder};
 pub use npy::{
-    load_npy_images, npy_bytes, parse_npy_images, parse_npy_int_matrix, parse_npy_labels, parse_npy_vector,
+    load_npy_images, npy_bytes, parse_npy_f32_array, parse_npy_images, parse_npy_int_matrix,
+    parse_npy_labels, parse_npy_vector,
 };
 pub use table::{Table, load_csv};
 pub use text::{TextCorpus, load_text};

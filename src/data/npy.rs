@@ -286,6 +286,13 @@ pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Decodes the bytes of a numeric NPY array of any shape as (shape, values as f32); `path` only
+/// names the file in errors.
+pub fn parse_npy_f32_array(path: &Path, bytes: &[u8]) -> CoreResult<(Vec<usize>, Vec<f32>)> {
+    let arr = parse_npy(path, bytes)?;
+    Ok((arr.shape.clone(), arr.values().map(|v| v as f32).collect()))
+}
+
 /// Decodes the bytes of a 1-D numeric NPY array (a vector of per-row values) as f64; `path` only
 /// names the file in errors.
 pub fn parse_npy_vector(path: &Path, bytes: &[u8]) -> CoreResult<Vec<f64>> {

@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use serde_json::Value;
 
 use crate::error::{CoreError, CoreResult};
@@ -271,4 +271,65 @@ impl DiffusersScheduler {
         };
         mean + (noise * f64::from(var.sqrt()))?
     }
+}
+
+/// How `sample` draws: DDIM (eta 0) or ancestral DDPM steps, `steps` of them.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleSpec {
+    /// Ancestral (DDPM) instead of DDIM.
+    pub ancestral: bool,
+    /// Sampler steps.
+    pub steps: usize,
+    /// Images.
+    pub samples: usize,
+    /// Seed of the noise streams (one per image, as rote's own sampler).
+    pub seed: u64,
+}
+
+/// Samples the diffusers UNet `unet` with `sched`: from `x_t` (N x C x S x S) when given, else
+/// seeded noise; returns the final samples in the model's value range, before any
+/// quantization. Batches of 16 images; `ctx` reports progress and cancels.
+pub fn sample(
+    unet: &super::diffusers_unet::DiffusersUnet,
+    sched: &DiffusersScheduler,
+    spec: SampleSpec,
+    x_t: Option<Tensor>,
+    ctx: &crate::job::JobCtx<'_>,
+) -> CoreResult<Tensor> {
+    use super::model::{NormalStream, batch_noise};
+    let c = unet.config();
+    let shape = [c.in_channels, c.sample_size, c.sample_size];
+    let device = Device::Cpu;
+    let n = x_t.as_ref().map_or(Ok(spec.samples), |x| x.dim(0))?;
+    let ts = sched.timesteps(spec.steps);
+    let steps = ts.len();
+    let mut out = Vec::new();
+    for start in (0..n).step_by(16) {
+        let b = 16.min(n - start);
+        let mut streams: Vec<NormalStream> = (start..start + b)
+            .map(|i| NormalStream::new(spec.seed, i as u64))
+            .collect();
+        let mut x = match &x_t {
+            Some(x) => x.narrow(0, start, b)?,
+            None => batch_noise(&mut streams, shape, &device)?,
+        };
+        for (k, &t) in ts.iter().enumerate() {
+            ctx.checkpoint()?;
+            let tt = Tensor::new(vec![t as f32; b], &device)?;
+            let output = unet.forward(&x, &tt)?;
+            x = if spec.ancestral {
+                let z = batch_noise(&mut streams, shape, &device)?;
+                sched.ddpm_step(&output, t, &x, steps, &z)?
+            } else {
+                sched.ddim_step(&output, t, &x, steps)?
+            };
+            ctx.progress(
+                "sampling",
+                (start * steps + (k + 1) * b) as u64,
+                (n * steps) as u64,
+            );
+        }
+        out.push(x);
+    }
+    Ok(Tensor::cat(&out, 0)?)
 }
