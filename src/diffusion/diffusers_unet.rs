@@ -35,6 +35,28 @@ use crate::model::limits::Architecture;
 /// The weights file diffusers writes.
 pub const WEIGHTS: &str = "diffusion_pytorch_model.safetensors";
 
+/// A convolution; on the CPU the 3x3 stride-1 padding-1 and the 1x1 ones run through rote's
+/// fused kernels (`cpu_kernels.rs`: cache-sized groups of images, one GEMM each), the
+/// stride-2 downsampler through candle's conv2d.
+struct Conv {
+    conv: Conv2d,
+    fast: Option<usize>,
+}
+
+impl Conv {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match (self.fast, self.conv.bias()) {
+            (Some(3), Some(b)) if x.device().is_cpu() => {
+                super::cpu_kernels::conv3x3(x, self.conv.weight(), b, None)
+            }
+            (Some(1), Some(b)) if x.device().is_cpu() => {
+                super::cpu_kernels::conv1x1(x, self.conv.weight(), b)
+            }
+            _ => self.conv.forward(x),
+        }
+    }
+}
+
 /// 3x3 convolution with padding 1 (stride 1), or the stride-2 downsampler.
 fn conv3(
     cin: usize,
@@ -42,22 +64,33 @@ fn conv3(
     stride: usize,
     padding: usize,
     vb: VarBuilder<'_>,
-) -> candle_core::Result<Conv2d> {
+) -> candle_core::Result<Conv> {
     let cfg = Conv2dConfig {
         padding,
         stride,
         ..Default::default()
     };
-    conv2d(cin, cout, 3, cfg, vb)
+    Ok(Conv {
+        conv: conv2d(cin, cout, 3, cfg, vb)?,
+        fast: (stride == 1 && padding == 1).then_some(3),
+    })
+}
+
+/// 1x1 convolution.
+fn conv1(cin: usize, cout: usize, vb: VarBuilder<'_>) -> candle_core::Result<Conv> {
+    Ok(Conv {
+        conv: conv2d(cin, cout, 1, Conv2dConfig::default(), vb)?,
+        fast: Some(1),
+    })
 }
 
 struct Resnet {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     time_emb_proj: Linear,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    shortcut: Option<Conv2d>,
+    conv2: Conv,
+    shortcut: Option<Conv>,
     scale: f64,
 }
 
@@ -73,13 +106,7 @@ impl Resnet {
         let shortcut = if cin == cout {
             None
         } else {
-            Some(conv2d(
-                cin,
-                cout,
-                1,
-                Conv2dConfig::default(),
-                vb.pp("conv_shortcut"),
-            )?)
+            Some(conv1(cin, cout, vb.pp("conv_shortcut"))?)
         };
         Ok(Self {
             norm1: group_norm(g, cin, c.norm_eps, vb.pp("norm1"))?,
@@ -182,7 +209,7 @@ impl Attention {
 struct Block {
     resnets: Vec<Resnet>,
     attentions: Vec<Attention>,
-    resample: Option<Conv2d>,
+    resample: Option<Conv>,
 }
 
 /// diffusers' `UNet2DModel`.
@@ -190,12 +217,12 @@ pub struct DiffusersUnet {
     cfg: DiffusersUnetConfig,
     linear_1: Linear,
     linear_2: Linear,
-    conv_in: Conv2d,
+    conv_in: Conv,
     down: Vec<Block>,
     mid: Option<(Resnet, Option<Attention>, Resnet)>,
     up: Vec<Block>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl DiffusersUnet {
