@@ -84,11 +84,44 @@ fn conv1(cin: usize, cout: usize, vb: VarBuilder<'_>) -> candle_core::Result<Con
     })
 }
 
+/// GroupNorm, with SiLU after it when asked; on the CPU in f32 the fused op of `fused_norm.rs`
+/// (with its own backward), elsewhere candle's.
+struct Norm {
+    gn: GroupNorm,
+    weight: Tensor,
+    bias: Tensor,
+    op: super::fused_norm::GroupNormSilu,
+}
+
+impl Norm {
+    fn new(groups: usize, ch: usize, eps: f64, vb: VarBuilder<'_>) -> candle_core::Result<Self> {
+        Ok(Self {
+            gn: group_norm(groups, ch, eps, vb.clone())?,
+            weight: vb.get(ch, "weight")?,
+            bias: vb.get(ch, "bias")?,
+            op: super::fused_norm::GroupNormSilu {
+                groups,
+                eps: eps as f32,
+                silu: false,
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, silu: bool) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let op = super::fused_norm::GroupNormSilu { silu, ..self.op };
+            return super::fused_norm::group_norm_silu_tracked(x, &self.weight, &self.bias, op);
+        }
+        let y = self.gn.forward(x)?;
+        if silu { y.silu() } else { Ok(y) }
+    }
+}
+
 struct Resnet {
-    norm1: GroupNorm,
+    norm1: Norm,
     conv1: Conv,
     time_emb_proj: Linear,
-    norm2: GroupNorm,
+    norm2: Norm,
     conv2: Conv,
     shortcut: Option<Conv>,
     scale: f64,
@@ -109,10 +142,10 @@ impl Resnet {
             Some(conv1(cin, cout, vb.pp("conv_shortcut"))?)
         };
         Ok(Self {
-            norm1: group_norm(g, cin, c.norm_eps, vb.pp("norm1"))?,
+            norm1: Norm::new(g, cin, c.norm_eps, vb.pp("norm1"))?,
             conv1: conv3(cin, cout, 1, 1, vb.pp("conv1"))?,
             time_emb_proj: linear(c.temb_dim(), cout, vb.pp("time_emb_proj"))?,
-            norm2: group_norm(g, cout, c.norm_eps, vb.pp("norm2"))?,
+            norm2: Norm::new(g, cout, c.norm_eps, vb.pp("norm2"))?,
             conv2: conv3(cout, cout, 1, 1, vb.pp("conv2"))?,
             shortcut,
             scale,
@@ -120,14 +153,14 @@ impl Resnet {
     }
 
     fn forward(&self, x: &Tensor, emb: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward(x, true)?)?;
         let t = self
             .time_emb_proj
             .forward(&emb.silu()?)?
             .unsqueeze(2)?
             .unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h, true)?)?;
         let s = match &self.shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),
@@ -142,7 +175,7 @@ impl Resnet {
 }
 
 struct Attention {
-    norm: GroupNorm,
+    norm: Norm,
     q: Linear,
     k: Linear,
     v: Linear,
@@ -161,7 +194,7 @@ impl Attention {
         vb: VarBuilder<'_>,
     ) -> candle_core::Result<Self> {
         Ok(Self {
-            norm: group_norm(groups, ch, c.norm_eps, vb.pp("group_norm"))?,
+            norm: Norm::new(groups, ch, c.norm_eps, vb.pp("group_norm"))?,
             q: linear(ch, ch, vb.pp("to_q"))?,
             k: linear(ch, ch, vb.pp("to_k"))?,
             v: linear(ch, ch, vb.pp("to_v"))?,
@@ -179,7 +212,7 @@ impl Attention {
         // outputs; a 2 x 3 x 4 case differs by 13).
         let hs = self
             .norm
-            .forward(x)?
+            .forward(x, false)?
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
@@ -221,7 +254,7 @@ pub struct DiffusersUnet {
     down: Vec<Block>,
     mid: Option<(Resnet, Option<Attention>, Resnet)>,
     up: Vec<Block>,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv,
 }
 
@@ -346,7 +379,7 @@ impl DiffusersUnet {
             down,
             mid,
             up,
-            norm_out: group_norm(c.norm_num_groups, c0, c.norm_eps, vb.pp("conv_norm_out"))?,
+            norm_out: Norm::new(c.norm_num_groups, c0, c.norm_eps, vb.pp("conv_norm_out"))?,
             conv_out: conv3(c0, c.out_channels, 1, 1, vb.pp("conv_out"))?,
         })
     }
@@ -428,7 +461,7 @@ impl DiffusersUnet {
                 h = conv.forward(&up)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        self.conv_out.forward(&self.norm_out.forward(&h, true)?)
     }
 }
 
