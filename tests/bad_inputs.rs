@@ -442,6 +442,42 @@ fn generate() {
     put("ddpm-study/diffusion/bad-card/card.json", b"[1, 2, 3]\n");
     put("ddpm-study/diffusion/bad-card/weights.safetensors", b"");
 
+    // diffusers UNet2DModel folders (`rote sample`): a pickle only, an unsupported block, a
+    // scheduler rote does not implement, another model's weights.
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusers");
+    let read = |m: &str, f: &str| std::fs::read(fx.join(m).join(f)).unwrap();
+    put("diffusers/pickle-only/config.json", &read("dummy", "config.json"));
+    put(
+        "diffusers/pickle-only/diffusion_pytorch_model.bin",
+        &zip_one("archive/data.pkl", PICKLE),
+    );
+    let cfg = String::from_utf8(read("dummy", "config.json")).unwrap();
+    put(
+        "diffusers/cross-attention/config.json",
+        cfg.replacen("\"AttnDownBlock2D\"", "\"CrossAttnDownBlock2D\"", 1)
+            .as_bytes(),
+    );
+    put(
+        "diffusers/cross-attention/diffusion_pytorch_model.safetensors",
+        &read("dummy", "diffusion_pytorch_model.safetensors"),
+    );
+    for f in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        put(&format!("diffusers/cosine-betas/{f}"), &read("cifar", f));
+    }
+    let sched = String::from_utf8(read("cifar", "scheduler_config.json")).unwrap();
+    put(
+        "diffusers/cosine-betas/scheduler_config.json",
+        sched.replace("\"linear\"", "\"squaredcos_cap_v2\"").as_bytes(),
+    );
+    put(
+        "diffusers/other-weights/config.json",
+        &read("dummy", "config.json"),
+    );
+    put(
+        "diffusers/other-weights/diffusion_pytorch_model.safetensors",
+        &read("cifar", "diffusion_pytorch_model.safetensors"),
+    );
+
     // Broken model folders of every kind and zoo records.
     cards::generate();
 }

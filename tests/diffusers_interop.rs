@@ -29,25 +29,8 @@ fn outputs_match_diffusers() {
         let eps = unet.forward(&expected["x"], &expected["t"]).unwrap();
         let want = &expected["eps"];
         assert_eq!(eps.dims(), want.dims(), "{name}");
-        let diff = (&eps - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let scale = want
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_diff(&eps, want);
+        let scale = max_diff(want, &want.zeros_like().unwrap());
         assert!(scale > 0.1, "{name}: a vacuous fixture");
         assert!(
             diff <= 1e-4,

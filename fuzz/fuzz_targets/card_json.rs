@@ -1,4 +1,5 @@
-//! Every card rote loads from JSON: model card, diffusion card, language-model card, SSL card.
+//! Every card rote loads from JSON: model card, diffusion card, language-model card, SSL card,
+//! diffusers' UNet and scheduler configs.
 #![no_main]
 
 use std::path::Path;
@@ -14,4 +15,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = rote::diffusion::DiffusionCard::from_json(p, text);
     let _ = rote::canary::card::LmCard::from_json(p, text);
     let _ = rote::ssl::SslCard::from_json(p, text);
+    let _ = rote::diffusion::diffusers_unet::DiffusersUnetConfig::from_json(p, text);
+    let _ = rote::diffusion::diffusers_sched::DiffusersScheduler::from_json(p, text);
 });

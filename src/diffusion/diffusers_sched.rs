@@ -92,9 +92,14 @@ impl DiffusersScheduler {
     pub fn read(dir: &Path) -> CoreResult<Self> {
         let path = dir.join("scheduler_config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| CoreError::format(&path, format!("not a JSON config: {e}")))?;
-        Self::from_value(&v, &path)
+        Self::from_json(&path, &text)
+    }
+
+    /// Parses `text` (the contents of `path`, which errors name).
+    pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| CoreError::format(path, format!("not a JSON config: {e}")))?;
+        Self::from_value(&v, path)
     }
 
     /// The scheduler in `v` (read from `path`, which errors name).
