@@ -7,7 +7,8 @@ use serde_json::json;
 use super::commands::print;
 use super::{CliSink, TrainArgs};
 use crate::diffusion::attack::{AttackSpec, inpaint_attack, pick_images};
-use crate::diffusion::extract::{GenSpec, run_extraction_on};
+use crate::diffusion::denoiser::{Denoiser, is_diffusers_folder};
+use crate::diffusion::extract::{GenSpec, run_extraction_with};
 use crate::diffusion::inpaint::{InpaintConfig, InpaintMethod, MaskKind};
 use crate::diffusion::sample::Sampler;
 use crate::diffusion::{Ddpm, DdpmTrainConfig, diffusion_dir, train_into_study};
@@ -21,8 +22,12 @@ pub struct ExtractArgs {
     /// cpu or cuda (the model; the distance kernels use wgpu unless --cpu).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Diffusion model folder (STUDY/diffusion/ID).
+    /// Diffusion model folder: rote's (STUDY/diffusion/ID) or a diffusers UNet2DModel.
     pub model: PathBuf,
+    /// The training images the generations are compared against (any loader: image folder,
+    /// NPY, CIFAR batches, IDX, a bundled name); default: the data set a rote model's card names.
+    #[arg(long)]
+    pub train_data: Option<String>,
     /// Generations.
     #[arg(long, default_value_t = 256)]
     pub samples: usize,
@@ -206,15 +211,43 @@ fn model_data(dir: &Path, device: &str) -> CoreResult<(Ddpm, crate::data::Datase
     Ok((m, ds))
 }
 
-/// Where a model's results go: STUDY/results/diffusion/<model id>/.
-fn results_dir(model_dir: &Path, id: &str) -> PathBuf {
+/// The diffusion model in `dir` (rote's or diffusers') and its training data: `train_data` when
+/// given (any loader), else the data set a rote model's card names.
+pub(super) fn open_with_data(
+    dir: &Path,
+    train_data: Option<&str>,
+    device: &str,
+) -> CoreResult<(Box<dyn Denoiser>, crate::data::Dataset)> {
+    let Some(path) = train_data else {
+        if is_diffusers_folder(dir) {
+            return Err(CoreError::Invalid(format!(
+                "{} is a diffusers model, which names no training set: give the images it was \
+                 trained on with --train-data PATH (an image folder, NPY, CIFAR batches or IDX)",
+                dir.display()
+            )));
+        }
+        let (m, ds) = model_data(dir, device)?;
+        return Ok((Box::new(m), ds));
+    };
+    let model = crate::diffusion::denoiser::open(dir, &crate::model::device(device)?)?;
+    let ds = crate::data::load(path)?;
+    crate::diffusion::extract::check_shape(model.as_ref(), &ds)?;
+    Ok((model, ds))
+}
+
+/// Where a model's results go: STUDY/results/diffusion/<model id>/ for rote's models,
+/// ./rote-results/<model id>/ for a diffusers folder (which may be read-only).
+pub(super) fn results_dir(model_dir: &Path, model: &dyn Denoiser) -> PathBuf {
+    if model.card().is_none() {
+        return PathBuf::from("rote-results").join(model.id());
+    }
     let study = model_dir.parent().and_then(Path::parent).unwrap_or(model_dir);
-    study.join("results").join("diffusion").join(id)
+    study.join("results").join("diffusion").join(model.id())
 }
 
 /// `rote extract`.
 pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
-    let (_, ds) = model_data(&args.model, &args.device)?;
+    let (model, ds) = open_with_data(&args.model, args.train_data.as_deref(), &args.device)?;
     let sampler = if args.ancestral {
         Sampler::Ancestral { steps: args.steps }
     } else {
@@ -241,10 +274,10 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
         seed: args.seed,
         sampler,
     };
-    let run = run_extraction_on(&args.model, &ds, &spec, &cfg, !args.cpu, &args.device, &ctx);
+    let run = run_extraction_with(model.as_ref(), &args.model, &ds, &spec, &cfg, !args.cpu, &ctx);
     sink.finish();
     let run = run?;
-    let out = results_dir(&args.model, &run.model)
+    let out = results_dir(&args.model, model.as_ref())
         .join(format!("extraction-s{}-n{}.json", args.seed, args.samples));
     crate::study::write_json_atomic(&out, &run)?;
     let s = &run.report.summary;
@@ -318,7 +351,7 @@ pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
     let report = inpaint_attack(&a, &b, &ds, &images, &spec, &ctx);
     sink.finish();
     let report = report?;
-    let out = results_dir(&args.in_model, &a.card.id).join(format!("inpaint-{}.json", b.card.id));
+    let out = results_dir(&args.in_model, &a).join(format!("inpaint-{}.json", b.card.id));
     crate::study::write_json_atomic(&out, &report)?;
     let per_image: Vec<serde_json::Value> = report
         .rows
@@ -384,7 +417,7 @@ pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
     sink.finish();
     let report = report?;
     let first = &args.models[0];
-    let out = results_dir(first, &models[0].card.id).join("mia-diffusion.json");
+    let out = results_dir(first, &models[0]).join("mia-diffusion.json");
     crate::study::write_json_atomic(&out, &report)?;
     let per_t: Vec<serde_json::Value> = report
         .per_t

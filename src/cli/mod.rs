@@ -14,6 +14,7 @@ mod lm_measure;
 mod progress;
 mod report;
 mod sample;
+mod sharpness;
 mod ssl;
 mod zoo;
 
@@ -173,6 +174,9 @@ pub enum Command {
 
     /// Membership inference on a family of diffusion models from the loss at chosen timesteps.
     MiaDiffusion(diffusion::MiaDiffusionArgs),
+
+    /// Sharpness of a diffusion model's training images (Jeon et al.): memorized ones are peaks.
+    Sharpness(sharpness::SharpnessArgs),
 
     /// Model inversion: reconstruct each person's face from a face classifier (MI-FACE).
     Invert(invert::InvertArgs),

@@ -73,7 +73,7 @@ pub fn sample(args: SampleArgs, json: bool) -> CoreResult<()> {
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
     let started = std::time::Instant::now();
-    let x = draw(&unet, &sched, spec, x_t, &ctx);
+    let x = draw(&unet, &sched, spec, x_t, &dev, &ctx);
     sink.finish();
     let x = x?;
     let dims = x.dims().to_vec();

@@ -6,6 +6,7 @@
 use candle_core::Tensor;
 
 use super::inpaint::{InpaintConfig, MaskKind, hidden_error, inpaint, keep_mask};
+use super::denoiser::Denoiser;
 use super::model::{Ddpm, to_bytes, to_model_range};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
@@ -75,14 +76,14 @@ pub struct InpaintReport {
 
 /// Best-of-`samples` completion of image `index` by `m`: (error, completion bytes).
 fn best_completion(
-    m: &Ddpm,
+    m: &dyn Denoiser,
     ds: &Dataset,
     index: usize,
     keep: &[f32],
     spec: &AttackSpec,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<(f64, Vec<u8>)> {
-    let x0 = to_model_range(ds, &vec![index; spec.samples.max(1)], &m.device)?;
+    let x0 = to_model_range(ds, &vec![index; spec.samples.max(1)], m.device())?;
     let noise = (spec.seed, (index as u64) << 16);
     let out = inpaint(m, &x0, keep, &spec.config, noise, ctx, &mut |_, _, _| {})?;
     let errs = hidden_error(&out, &x0, keep)?;

@@ -299,12 +299,12 @@ pub fn sample(
     sched: &DiffusersScheduler,
     spec: SampleSpec,
     x_t: Option<Tensor>,
+    device: &Device,
     ctx: &crate::job::JobCtx<'_>,
 ) -> CoreResult<Tensor> {
     use super::model::{NormalStream, batch_noise};
     let c = unet.config();
     let shape = [c.in_channels, c.sample_size, c.sample_size];
-    let device = Device::Cpu;
     let n = x_t.as_ref().map_or(Ok(spec.samples), |x| x.dim(0))?;
     let ts = sched.timesteps(spec.steps);
     let steps = ts.len();
@@ -316,14 +316,14 @@ pub fn sample(
             .collect();
         let mut x = match &x_t {
             Some(x) => x.narrow(0, start, b)?,
-            None => batch_noise(&mut streams, shape, &device)?,
+            None => batch_noise(&mut streams, shape, device)?,
         };
         for (k, &t) in ts.iter().enumerate() {
             ctx.checkpoint()?;
-            let tt = Tensor::new(vec![t as f32; b], &device)?;
+            let tt = Tensor::new(vec![t as f32; b], device)?;
             let output = unet.forward(&x, &tt)?;
             x = if spec.ancestral {
-                let z = batch_noise(&mut streams, shape, &device)?;
+                let z = batch_noise(&mut streams, shape, device)?;
                 sched.ddpm_step(&output, t, &x, steps, &z)?
             } else {
                 sched.ddim_step(&output, t, &x, steps)?

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::model::Ddpm;
+use super::denoiser::Denoiser;
 use super::sample::{Sampler, generate};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
@@ -45,7 +45,7 @@ pub(crate) fn cache_path(model_dir: &Path, sampler: &Sampler, seed: u64, n: usiz
 /// Generated images of `model`, from the cache when present. Returns flat bytes (N x C x H x W,
 /// data-set scale) and whether they were cached.
 pub fn generations(
-    model: &Ddpm,
+    model: &dyn Denoiser,
     model_dir: &Path,
     n: usize,
     seed: u64,
@@ -62,10 +62,17 @@ pub fn generations(
     }
     let imgs = generate(model, n, seed, sampler, 64, max_value, ctx)?;
     let flat: Vec<u8> = imgs.concat();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let stored = path
+        .parent()
+        .map_or(Ok(()), |dir| std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e)))
+        .and_then(|()| crate::study::write_atomic(&path, &flat));
+    match stored {
+        Ok(()) => {}
+        // A model rote trained lives in a study it owns; a user's model folder may be read-only,
+        // and the generations are still good without the cache.
+        Err(e) if model.card().is_none() => ctx.log(&format!("generations not cached: {e}")),
+        Err(e) => return Err(e),
     }
-    crate::study::write_atomic(&path, &flat)?;
     Ok((flat, false))
 }
 
@@ -104,7 +111,9 @@ pub fn run_extraction(
     run_extraction_on(model_dir, ds, spec, cfg, prefer_gpu, "cpu", ctx)
 }
 
-/// [`run_extraction`] with the model on `device` (`cpu` or `cuda`).
+/// [`run_extraction`] with the model on `device` (`cpu` or `cuda`). The model folder is rote's
+/// (scored against the training images its card names in `ds`) or a diffusers UNet2DModel
+/// (scored against every image of `ds`, the user's training set).
 pub fn run_extraction_on(
     model_dir: &Path,
     ds: &Dataset,
@@ -114,19 +123,23 @@ pub fn run_extraction_on(
     device: &str,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<ExtractionRun> {
-    let model = Ddpm::load(model_dir, &crate::model::device(device)?)?;
-    if model.card.dataset.hash != ds.hash {
-        return Err(CoreError::Mismatch(format!(
-            "{}: the model was trained on '{}' (hash {}), the data set given has hash {}",
-            model_dir.display(),
-            model.card.dataset.name,
-            model.card.dataset.hash,
-            ds.hash
-        )));
-    }
+    let model = super::denoiser::open(model_dir, &crate::model::device(device)?)?;
+    run_extraction_with(model.as_ref(), model_dir, ds, spec, cfg, prefer_gpu, ctx)
+}
+
+/// [`run_extraction_on`] with the model already open (`model_dir` holds the generation cache).
+pub fn run_extraction_with(
+    model: &dyn Denoiser,
+    model_dir: &Path,
+    ds: &Dataset,
+    spec: &GenSpec,
+    cfg: &ExtractionConfig,
+    prefer_gpu: bool,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ExtractionRun> {
+    let (train_rows, duplicated) = training_rows(model, model_dir, ds)?;
     let GenSpec { n, seed, sampler } = *spec;
-    let (gens, cached) = generations(&model, model_dir, n, seed, sampler, ds.max_value, ctx)?;
-    let train_rows: Vec<usize> = model.card.train_indices.iter().map(|&i| i as usize).collect();
+    let (gens, cached) = generations(model, model_dir, n, seed, sampler, ds.max_value, ctx)?;
     let mut train = Vec::with_capacity(train_rows.len() * ds.image_len());
     for &i in &train_rows {
         train.extend_from_slice(
@@ -134,7 +147,6 @@ pub fn run_extraction_on(
                 .ok_or_else(|| CoreError::Invalid(format!("training index {i} is outside the data set")))?,
         );
     }
-    let duplicated: Vec<usize> = model.card.duplicated.iter().map(|&i| i as usize).collect();
     let dup_rows: Vec<usize> = duplicated
         .iter()
         .filter_map(|d| train_rows.binary_search(d).ok())
@@ -155,7 +167,7 @@ pub fn run_extraction_on(
         Some(ctx),
     )?;
     Ok(ExtractionRun {
-        model: model.card.id.clone(),
+        model: model.id().to_string(),
         sampler,
         seed,
         train_rows,
@@ -163,4 +175,59 @@ pub fn run_extraction_on(
         report,
         cached,
     })
+}
+
+/// The training images of `model` in `ds` and which of them are duplicated: from rote's card
+/// (checked against the data set's hash), or for a user's model every image of `ds`, with the
+/// images that occur more than once (byte for byte) as the duplicated ones.
+pub fn training_rows(model: &dyn Denoiser, model_dir: &Path, ds: &Dataset) -> CoreResult<(Vec<usize>, Vec<usize>)> {
+    check_shape(model, ds)?;
+    if let Some(card) = model.card() {
+        if card.dataset.hash != ds.hash {
+            return Err(CoreError::Mismatch(format!(
+                "{}: the model was trained on '{}' (hash {}), the data set given has hash {}",
+                model_dir.display(),
+                card.dataset.name,
+                card.dataset.hash,
+                ds.hash
+            )));
+        }
+        let rows = card.train_indices.iter().map(|&i| i as usize).collect();
+        let dups = card.duplicated.iter().map(|&i| i as usize).collect();
+        return Ok((rows, dups));
+    }
+    Ok(((0..ds.n).collect(), exact_duplicates(ds)))
+}
+
+/// Images of `ds` whose pixels occur more than once (every copy listed), ascending.
+pub fn exact_duplicates(ds: &Dataset) -> Vec<usize> {
+    let mut groups: std::collections::HashMap<&[u8], Vec<usize>> = std::collections::HashMap::new();
+    for i in 0..ds.n {
+        if let Some(img) = ds.image(i) {
+            groups.entry(img).or_default().push(i);
+        }
+    }
+    let mut out: Vec<usize> = groups.into_values().filter(|g| g.len() > 1).flatten().collect();
+    out.sort_unstable();
+    out
+}
+
+/// One clear error when the data set's images are not the model's shape.
+pub fn check_shape(model: &dyn Denoiser, ds: &Dataset) -> CoreResult<()> {
+    let [c, h, w] = model.shape();
+    if [ds.c, ds.h, ds.w] != [c, h, w] {
+        let kind = |c: usize| if c == 1 { "grey" } else { "colour" };
+        return Err(CoreError::Mismatch(format!(
+            "the model '{}' takes {c}x{h}x{w} ({}) images; the training data {} has {}x{}x{} ({}): \
+             give the images the model was trained on, at its size",
+            model.id(),
+            kind(c),
+            ds.source,
+            ds.c,
+            ds.h,
+            ds.w,
+            kind(ds.c)
+        )));
+    }
+    Ok(())
 }

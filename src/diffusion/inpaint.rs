@@ -13,7 +13,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::model::{Ddpm, NormalStream, batch_noise};
+use super::denoiser::Denoiser;
+use super::model::{NormalStream, batch_noise};
 use super::sample::ancestral_step;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
@@ -128,7 +129,7 @@ pub fn jump_schedule(t_t: usize, jump_length: usize, jump_n_sample: usize) -> Ve
 /// Completes `x0` (B x C x H x W, model range) where `keep` (H x W) is 0; noise from streams
 /// (seed, stream0 + b) with `(seed, stream0) = noise`. `on_step(done, total, x)` sees every intermediate state.
 pub fn inpaint(
-    m: &Ddpm,
+    m: &dyn Denoiser,
     x0: &Tensor,
     keep: &[f32],
     cfg: &InpaintConfig,
@@ -146,12 +147,12 @@ pub fn inpaint(
     }
     let b = x0.dim(0)?;
     let (seed, stream0) = noise;
-    let dev = &m.device;
+    let dev = m.device();
     let mask = Tensor::from_vec(keep.to_vec(), (1, 1, h, w), dev)?
         .broadcast_as((b, c, h, w))?
         .contiguous()?;
     let inv = (1.0 - &mask)?;
-    let s = m.schedule.respaced(cfg.steps);
+    let s = m.schedule().respaced(cfg.steps);
     let r = match cfg.method {
         InpaintMethod::Replace => 1,
         InpaintMethod::Repaint => cfg.jump_n_sample.max(1),

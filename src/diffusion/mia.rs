@@ -8,6 +8,7 @@
 
 use candle_core::Tensor;
 
+use super::denoiser::Denoiser;
 use super::model::{Ddpm, NormalStream, to_model_range};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
@@ -75,7 +76,7 @@ impl DiffusionMiaReport {
 /// L_t of model `m` on images `x0` (model range), the noise of image j and draw d from stream
 /// (seed + t, j * draws + d) of `ids[j]`.
 pub fn loss_at_t(
-    m: &Ddpm,
+    m: &dyn Denoiser,
     x0: &Tensor,
     ids: &[usize],
     t: usize,
@@ -83,7 +84,7 @@ pub fn loss_at_t(
 ) -> CoreResult<Vec<f32>> {
     let b = x0.dim(0)?;
     let shape = m.shape();
-    let ab = m.schedule.alpha_bar[t.min(m.schedule.len() - 1)];
+    let ab = m.schedule().alpha_bar[t.min(m.schedule().len() - 1)];
     let mut acc = vec![0f32; b];
     let len: usize = shape.iter().product();
     for d in 0..cfg.draws.max(1) {
@@ -95,7 +96,7 @@ pub fn loss_at_t(
             )
             .fill(chunk);
         }
-        let eps = Tensor::from_vec(v, (b, shape[0], shape[1], shape[2]), &m.device)?;
+        let eps = Tensor::from_vec(v, (b, shape[0], shape[1], shape[2]), m.device())?;
         let xt = ((x0 * ab.sqrt())? + (&eps * (1.0 - ab).sqrt())?)?;
         let pred = m.eps(&xt, &vec![t as u32; b])?.detach();
         let l = (pred - eps)?.sqr()?.flatten_from(1)?.mean(1)?.to_vec1::<f32>()?;
@@ -106,7 +107,8 @@ pub fn loss_at_t(
     Ok(acc.into_iter().map(|v| v / cfg.draws.max(1) as f32).collect())
 }
 
-/// Runs the attack over a family of models trained on subsets of one pool.
+/// Runs the attack over a family of rote's models trained on subsets of one pool (their cards
+/// say which).
 pub fn diffusion_mia(
     models: &[Ddpm],
     ds: &Dataset,
@@ -124,14 +126,53 @@ pub fn diffusion_mia(
         .collect();
     pool.sort_unstable();
     pool.dedup();
+    let family: Vec<(&dyn Denoiser, &[u32])> = models
+        .iter()
+        .map(|m| (m as &dyn Denoiser, m.card.train_indices.as_slice()))
+        .collect();
+    diffusion_mia_on(&family, &pool, ds, cfg, ctx)
+}
+
+/// Runs the attack on any models (each with the sorted data-set indices it trained on) over the
+/// images `pool` of `ds`: one model with members and held-out images gives the LOSS attack,
+/// four or more give LiRA too.
+pub fn diffusion_mia_on(
+    models: &[(&dyn Denoiser, &[u32])],
+    pool: &[usize],
+    ds: &Dataset,
+    cfg: &DiffusionMiaConfig,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<DiffusionMiaReport> {
     let (k, n) = (models.len(), pool.len());
     let member: Vec<bool> = models
         .iter()
-        .flat_map(|m| {
+        .flat_map(|(_, train)| {
             pool.iter()
-                .map(move |&i| m.card.train_indices.binary_search(&(i as u32)).is_ok())
+                .map(move |&i| train.binary_search(&(i as u32)).is_ok())
         })
         .collect();
+    for (m, _) in models {
+        if m.shape() != [ds.c, ds.h, ds.w] {
+            return Err(CoreError::Mismatch(format!(
+                "{} takes {:?} images, the data set '{}' has {}x{}x{}",
+                m.id(),
+                m.shape(),
+                ds.name,
+                ds.c,
+                ds.h,
+                ds.w
+            )));
+        }
+    }
+    let (ins, outs) = (
+        member.iter().filter(|&&m| m).count(),
+        member.iter().filter(|&&m| !m).count(),
+    );
+    if ins == 0 || outs == 0 {
+        return Err(CoreError::Invalid(format!(
+            "the membership attack needs members and non-members; this has {ins} and {outs}"
+        )));
+    }
     let attacks: &[Attack] = if k >= 4 {
         &[Attack::Loss, Attack::LiraOnline, Attack::LiraOffline]
     } else {
@@ -142,11 +183,11 @@ pub fn diffusion_mia(
     let mut per_t = Vec::new();
     for &t in &cfg.timesteps {
         let mut loss = Vec::with_capacity(k * n);
-        for m in models {
+        for (m, _) in models {
             ctx.checkpoint()?;
             for chunk in pool.chunks(256) {
-                let x0 = to_model_range(ds, chunk, &m.device)?;
-                loss.extend(loss_at_t(m, &x0, chunk, t, cfg)?);
+                let x0 = to_model_range(ds, chunk, m.device())?;
+                loss.extend(loss_at_t(*m, &x0, chunk, t, cfg)?);
             }
             done += 1;
             ctx.progress("diffusion MIA", done, total);
@@ -165,8 +206,8 @@ pub fn diffusion_mia(
         per_t.push(TimestepResult { t, attacks: results });
     }
     Ok(DiffusionMiaReport {
-        models: models.iter().map(|m| m.card.id.clone()).collect(),
-        pool,
+        models: models.iter().map(|(m, _)| m.id().to_string()).collect(),
+        pool: pool.to_vec(),
         config: cfg.clone(),
         per_t,
     })

@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod bench;
 mod cpu_kernels;
+pub mod denoiser;
 mod diffusers_config;
 pub mod diffusers_sched;
 pub mod diffusers_unet;
@@ -17,10 +18,12 @@ pub mod mia;
 pub mod model;
 mod resample;
 pub mod sample;
+pub mod sharpness;
 pub mod schedule;
 pub mod train;
 pub mod unet;
 
+pub use denoiser::{Denoiser, DiffusersModel};
 pub use model::{Ddpm, DiffusionCard, diffusion_dir, list_models};
 pub use schedule::{Schedule, ScheduleKind};
 pub use train::{DdpmTrainConfig, ModelPlan, plan_models, train_into_study, train_one};

@@ -6,7 +6,8 @@
 
 use candle_core::Tensor;
 
-use super::model::{Ddpm, NormalStream, batch_noise, to_bytes};
+use super::denoiser::Denoiser;
+use super::model::{NormalStream, batch_noise, to_bytes};
 use super::schedule::Schedule;
 use crate::error::CoreResult;
 use crate::job::JobCtx;
@@ -40,7 +41,7 @@ impl Sampler {
 }
 
 /// The clipped x0 prediction and the noise consistent with it, at respaced step `i`.
-pub fn predict_x0(m: &Ddpm, s: &Schedule, x: &Tensor, i: usize) -> CoreResult<(Tensor, Tensor)> {
+pub fn predict_x0(m: &dyn Denoiser, s: &Schedule, x: &Tensor, i: usize) -> CoreResult<(Tensor, Tensor)> {
     let b = x.dim(0)?;
     let t = vec![s.timesteps[i] as u32; b];
     let eps = m.eps_inference(x, &t)?;
@@ -51,7 +52,7 @@ pub fn predict_x0(m: &Ddpm, s: &Schedule, x: &Tensor, i: usize) -> CoreResult<(T
 }
 
 /// One ancestral step from respaced step `i` to `i - 1`, with `noise` for the posterior sample.
-pub fn ancestral_step(m: &Ddpm, s: &Schedule, x: &Tensor, i: usize, noise: &Tensor) -> CoreResult<Tensor> {
+pub fn ancestral_step(m: &dyn Denoiser, s: &Schedule, x: &Tensor, i: usize, noise: &Tensor) -> CoreResult<Tensor> {
     let (x0, _) = predict_x0(m, s, x, i)?;
     let ab = s.alpha_bar[i];
     let ab_prev = s.alpha_bar_prev(i);
@@ -68,7 +69,7 @@ pub fn ancestral_step(m: &Ddpm, s: &Schedule, x: &Tensor, i: usize, noise: &Tens
 
 /// One DDIM step from respaced step `i` to `i - 1`.
 pub fn ddim_step(
-    m: &Ddpm,
+    m: &dyn Denoiser,
     s: &Schedule,
     x: &Tensor,
     i: usize,
@@ -87,10 +88,11 @@ pub fn ddim_step(
     Ok(out)
 }
 
-/// Generates `n` images (model range), image `j` from noise stream (seed, j); `on_step` sees the
-/// batch after every step (for animations). Progress counts model evaluations.
+/// rote's sampler: `n` images (model range), image `j` from noise stream (seed, j). Progress
+/// counts model evaluations. Models sample through [`Denoiser::generate_tensor`], which is this
+/// for rote's DDPMs and diffusers' schedulers for a diffusers folder.
 pub fn generate_tensor(
-    m: &Ddpm,
+    m: &dyn Denoiser,
     n: usize,
     seed: u64,
     sampler: Sampler,
@@ -101,7 +103,7 @@ pub fn generate_tensor(
     let steps = match sampler {
         Sampler::Ancestral { steps } | Sampler::Ddim { steps, .. } => steps,
     };
-    let s = m.schedule.respaced(steps);
+    let s = m.schedule().respaced(steps);
     let batch = batch.max(1);
     let total = (n.div_ceil(batch) * s.len()) as u64;
     let mut done = 0u64;
@@ -110,17 +112,17 @@ pub fn generate_tensor(
         let end = (start + batch).min(n);
         let mut streams: Vec<NormalStream> =
             (start..end).map(|j| NormalStream::new(seed, j as u64)).collect();
-        let mut x = batch_noise(&mut streams, shape, &m.device)?;
+        let mut x = batch_noise(&mut streams, shape, m.device())?;
         // Deterministic DDIM never adds noise: skip drawing and uploading it every step (each
         // image's stream is its own, so the images do not change).
         let noiseless = matches!(sampler, Sampler::Ddim { eta, .. } if eta == 0.0);
-        let unused = Tensor::zeros(1, x.dtype(), &m.device)?;
+        let unused = Tensor::zeros(1, x.dtype(), m.device())?;
         for i in (0..s.len()).rev() {
             ctx.checkpoint()?;
             let z = if noiseless {
                 unused.clone()
             } else {
-                batch_noise(&mut streams, shape, &m.device)?
+                batch_noise(&mut streams, shape, m.device())?
             };
             // Detached: the weights are variables, so without this every step would keep the
             // whole chain of activations alive for a backward pass that never comes.
@@ -139,7 +141,7 @@ pub fn generate_tensor(
 
 /// Generates `n` images as bytes in the data set's format (C x H x W, `max_value` = white).
 pub fn generate(
-    m: &Ddpm,
+    m: &dyn Denoiser,
     n: usize,
     seed: u64,
     sampler: Sampler,
@@ -147,6 +149,6 @@ pub fn generate(
     max_value: u8,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<Vec<Vec<u8>>> {
-    let x = generate_tensor(m, n, seed, sampler, batch, ctx)?;
+    let x = m.generate_tensor(n, seed, sampler, batch, ctx)?;
     to_bytes(&x, max_value)
 }

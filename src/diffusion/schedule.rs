@@ -58,6 +58,25 @@ impl Schedule {
         }
     }
 
+    /// The full schedule of given alpha-bars (a diffusers scheduler's `alphas_cumprod`), betas
+    /// recomputed as 1 - abar_t / abar_{t-1}.
+    pub fn from_alpha_bar(alpha_bar: Vec<f64>) -> Self {
+        let mut prev = 1.0;
+        let betas = alpha_bar
+            .iter()
+            .map(|&ab| {
+                let b = 1.0 - ab / prev;
+                prev = ab;
+                b
+            })
+            .collect();
+        Self {
+            timesteps: (0..alpha_bar.len()).collect(),
+            betas,
+            alpha_bar,
+        }
+    }
+
     /// Number of kept steps.
     pub fn len(&self) -> usize {
         self.timesteps.len()
