@@ -129,3 +129,68 @@ fn sharpness_separates_planted_duplicates() {
     let again = rote::diffusion::sharpness::training_sharpness(&model, &dir, &ds, &cfg, 90, &ctx).unwrap();
     assert_eq!(again.rows, rep.rows);
 }
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// One model, members against held-out images: the LOSS attack on rote's demo DDPM finds its
+/// training images (card) among the rest of the data set, and a diffusers folder takes NPY files.
+#[test]
+fn one_model_membership_from_members_and_heldout_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/diffusion/ddpm-digits-dup32");
+    let dir = tmp.path().join("study/diffusion/ddpm-digits-dup32");
+    copy_dir(&src, &dir);
+    let d = dir.to_str().unwrap();
+    let out = rote(&["mia-diffusion", d, "--timesteps", "50", "--count", "150", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n_images"], 300);
+    let auc = v["per_t"][0]["attacks"]["loss"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.62, "members vs held-out LOSS AUC {auc}");
+
+    let model_dir = model_copy(tmp.path(), "dummy");
+    let model = rote::diffusion::DiffusersModel::load(&model_dir, &Device::Cpu).unwrap();
+    let [c, s, _] = model.shape();
+    let npy = |name: &str, n: usize, fill: u8| {
+        let p = tmp.path().join(name);
+        let data: Vec<u8> = (0..n * c * s * s).map(|k| fill.wrapping_add((k % 97) as u8)).collect();
+        std::fs::write(&p, rote::data::npy_bytes("|u1", &[n, c, s, s], &data)).unwrap();
+        p
+    };
+    let (a, b) = (npy("members.npy", 5, 0), npy("heldout.npy", 4, 40));
+    let m = model_dir.to_str().unwrap();
+    let args = ["--train-data", a.to_str().unwrap(), "--heldout-data", b.to_str().unwrap()];
+    let cwd = tmp.path();
+    let out = Command::new(env!("CARGO_BIN_EXE_rote"))
+        .current_dir(cwd)
+        .args(["mia-diffusion", m, "--timesteps", "10,100", "--draws", "1", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n_images"], 9);
+    assert_eq!(v["per_t"].as_array().unwrap().len(), 2);
+    assert!(cwd.join("rote-results/dummy/mia-diffusion-members.json").is_file());
+    let out = Command::new(env!("CARGO_BIN_EXE_rote"))
+        .current_dir(cwd)
+        .args(["inpaint", "--in-model", m, "--count", "4", "--steps", "5", "--samples", "1", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["n_members"].as_u64(), v["n_heldout"].as_u64()), (Some(2), Some(2)));
+    // Without held-out images a diffusers model has nothing to compare its members with.
+    let out = rote(&["mia-diffusion", m, "--train-data", a.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--heldout-data"));
+}

@@ -63,9 +63,17 @@ pub struct InpaintArgs {
     /// Model A (folder).
     #[arg(long)]
     pub in_model: PathBuf,
-    /// Model B (folder); per image, whichever trained on it is IN.
+    /// Model B (folder); per image, whichever trained on it is IN. Without it, --in-model's
+    /// members are attacked against held-out images (--train-data, --heldout-data).
     #[arg(long)]
-    pub out_model: PathBuf,
+    pub out_model: Option<PathBuf>,
+    /// One model: its training images (default: a rote model's card).
+    #[arg(long)]
+    pub train_data: Option<String>,
+    /// One model: images it did not train on (default: a rote model's data set minus its
+    /// training images).
+    #[arg(long)]
+    pub heldout_data: Option<String>,
     /// Hidden region.
     #[arg(long, value_enum, default_value_t = MaskKind::Right)]
     pub mask: MaskKind,
@@ -102,9 +110,20 @@ pub struct MiaDiffusionArgs {
     /// cpu or cuda (the model; the distance kernels use wgpu unless --cpu).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Diffusion model folders of one family (each image is a member of some, not others).
-    #[arg(required = true, num_args = 2..)]
+    /// Diffusion model folders of one family (each image is a member of some, not others), or
+    /// one model (rote's or diffusers') with --train-data and --heldout-data.
+    #[arg(required = true, num_args = 1..)]
     pub models: Vec<PathBuf>,
+    /// One model: its training images (default: a rote model's card).
+    #[arg(long)]
+    pub train_data: Option<String>,
+    /// One model: images it did not train on (default: a rote model's data set minus its
+    /// training images).
+    #[arg(long)]
+    pub heldout_data: Option<String>,
+    /// One model: images evaluated from each side at most (seeded choice).
+    #[arg(long, default_value_t = 256)]
+    pub count: usize,
     /// Timesteps (of T) to evaluate, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = vec![10, 50, 100, 200, 300, 500, 800])]
     pub timesteps: Vec<usize>,
@@ -196,7 +215,7 @@ pub fn train_ddpm(args: TrainArgs, json: bool) -> CoreResult<()> {
 }
 
 /// The data set a model was trained on, checked against its card.
-fn model_data(dir: &Path, device: &str) -> CoreResult<(Ddpm, crate::data::Dataset)> {
+pub(super) fn model_data(dir: &Path, device: &str) -> CoreResult<(Ddpm, crate::data::Dataset)> {
     let m = Ddpm::load(dir, &crate::model::device(device)?)?;
     let ds = crate::data::load(&m.card.dataset.name)?;
     if ds.hash != m.card.dataset.hash {
@@ -316,8 +335,11 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
 
 /// `rote inpaint`.
 pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
+    let Some(out_model) = &args.out_model else {
+        return super::diffusion_single::inpaint(&args, json);
+    };
     let (a, ds) = model_data(&args.in_model, &args.device)?;
-    let (b, _) = model_data(&args.out_model, &args.device)?;
+    let (b, _) = model_data(out_model, &args.device)?;
     if a.card.dataset.hash != b.card.dataset.hash {
         return Err(CoreError::Mismatch(
             "the two models were trained on different data sets".into(),
@@ -387,6 +409,9 @@ pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
 
 /// `rote mia-diffusion`.
 pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
+    if args.models.len() == 1 {
+        return super::diffusion_single::mia(&args, json);
+    }
     let mut models = Vec::new();
     let mut ds: Option<crate::data::Dataset> = None;
     for dir in &args.models {
@@ -419,6 +444,12 @@ pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
     let first = &args.models[0];
     let out = results_dir(first, &models[0]).join("mia-diffusion.json");
     crate::study::write_json_atomic(&out, &report)?;
+    print_mia(&report, &out, json);
+    Ok(())
+}
+
+/// Prints a diffusion MIA report (per-timestep LOSS figures and the file).
+pub(super) fn print_mia(report: &crate::diffusion::mia::DiffusionMiaReport, out: &Path, json: bool) {
     let per_t: Vec<serde_json::Value> = report
         .per_t
         .iter()
@@ -450,5 +481,4 @@ pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
         lines.push(format!("report: {}", out.display()));
         lines.join("\n")
     });
-    Ok(())
 }

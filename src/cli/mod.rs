@@ -6,6 +6,7 @@ mod bench_peers;
 mod canary;
 mod commands;
 mod diffusion;
+mod diffusion_single;
 mod gpt;
 mod invert;
 mod invert_onnx;

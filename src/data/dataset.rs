@@ -131,6 +131,46 @@ impl Dataset {
         })
     }
 
+    /// `self` followed by `other` (same image shape and value range), labels kept; the split
+    /// marks `self` as train and `other` as test (members and held-out images of one model).
+    pub fn concat(&self, other: &Self) -> CoreResult<Self> {
+        if [self.c, self.h, self.w] != [other.c, other.h, other.w] || self.max_value != other.max_value {
+            return Err(CoreError::Mismatch(format!(
+                "{} holds {}x{}x{} images up to {}, {} holds {}x{}x{} up to {}; both sets must be alike",
+                self.source,
+                self.c,
+                self.h,
+                self.w,
+                self.max_value,
+                other.source,
+                other.c,
+                other.h,
+                other.w,
+                other.max_value
+            )));
+        }
+        let pixels = [&self.pixels[..], &other.pixels[..]].concat();
+        let labels = [&self.labels[..], &other.labels[..]].concat();
+        let split = std::iter::repeat_n(Split::Train, self.n)
+            .chain(std::iter::repeat_n(Split::Test, other.n))
+            .collect();
+        let names = if self.class_names.len() >= other.class_names.len() {
+            self.class_names.clone()
+        } else {
+            other.class_names.clone()
+        };
+        Self::new(
+            format!("{}+{}", self.name, other.name),
+            format!("{} + {}", self.source, other.source),
+            [self.n + other.n, self.c, self.h, self.w],
+            pixels,
+            labels,
+            names,
+            self.max_value,
+            Some(split),
+        )
+    }
+
     /// Replaces the split.
     pub fn with_split(mut self, split: Vec<Split>) -> CoreResult<Self> {
         if split.len() != self.n {

@@ -200,8 +200,12 @@ pub fn diffusion_mia_on(
         };
         let eval: Vec<usize> = (0..n).collect();
         let mut results = Vec::new();
-        for &a in attacks {
-            results.push(run_attack(&view, a, &eval, &[], &MiaConfig::default())?);
+        if k == 1 {
+            results.push(single_model_loss(&loss, &member)?);
+        } else {
+            for &a in attacks {
+                results.push(run_attack(&view, a, &eval, &[], &MiaConfig::default())?);
+            }
         }
         per_t.push(TimestepResult { t, attacks: results });
     }
@@ -210,5 +214,22 @@ pub fn diffusion_mia_on(
         pool: pool.to_vec(),
         config: cfg.clone(),
         per_t,
+    })
+}
+
+/// The LOSS attack on one model (Yeom et al.): score -L_t, members positive. There is no pair of
+/// models to score a per-sample vulnerability with, so it is NaN.
+fn single_model_loss(loss: &[f32], member: &[bool]) -> CoreResult<MiaResult> {
+    let scores: Vec<f64> = loss.iter().map(|&l| -f64::from(l)).collect();
+    let curve = crate::measure::roc::roc(&scores, member)?;
+    Ok(MiaResult {
+        attack: Attack::Loss,
+        auc: curve.auc,
+        tpr_at_0_1pct_fpr: crate::measure::roc::tpr_at_fpr(&curve, 0.001),
+        tpr_at_1pct_fpr: crate::measure::roc::tpr_at_fpr(&curve, 0.01),
+        roc: curve,
+        n_scores: scores.len(),
+        n_targets: 1,
+        vulnerability: vec![f32::NAN; loss.len()],
     })
 }
