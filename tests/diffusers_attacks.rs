@@ -40,21 +40,21 @@ fn save_png(path: &Path, chw: &[u8], c: usize, s: usize) {
 }
 
 fn rote(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rote")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rote"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
-/// `rote extract MODEL --train-data FOLDER` on a diffusers model: the folder holds three of the
-/// model's own generations (one of them twice) among noise images; exactly those are extracted.
-#[test]
-fn extract_finds_planted_copies_in_a_users_image_folder() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model_dir = model_copy(tmp.path(), "cifar");
-    let model = rote::diffusion::DiffusersModel::load(&model_dir, &Device::Cpu).unwrap();
+/// An image folder holding three of the model's first six generations (DDIM, 4 steps, seed 0),
+/// the first of them twice, among twelve noise images.
+fn planted_folder(model_dir: &Path, tmp: &Path) -> PathBuf {
+    let model = rote::diffusion::DiffusersModel::load(model_dir, &Device::Cpu).unwrap();
     let [c, s, _] = model.shape();
     let cancel = CancelToken::new();
     let ctx = JobCtx::new(&cancel, &NullSink);
     let gens = generate(&model, 6, 0, Sampler::Ddim { steps: 4, eta: 0.0 }, 8, 255, &ctx).unwrap();
-    let folder = tmp.path().join("train");
+    let folder = tmp.join("train");
     let class = folder.join("all");
     std::fs::create_dir_all(&class).unwrap();
     for (k, g) in gens.iter().take(3).enumerate() {
@@ -66,9 +66,35 @@ fn extract_finds_planted_copies_in_a_users_image_folder() {
         let mut r = rote::diffusion::model::NormalStream::new(99, k);
         let mut v = vec![0f32; noise.len()];
         r.fill(&mut v);
-        noise.iter_mut().zip(&v).for_each(|(p, z)| *p = (128.0 + 60.0 * z).clamp(0.0, 255.0) as u8);
+        noise
+            .iter_mut()
+            .zip(&v)
+            .for_each(|(p, z)| *p = (128.0 + 60.0 * z).clamp(0.0, 255.0) as u8);
         save_png(&class.join(format!("noise{k:02}.png")), &noise, c, s);
     }
+    folder
+}
+
+/// Generations 0-2 are in the folder, 3-5 are not (seeded noise through a UNet gives six
+/// distinct images); the twice-present one is the duplicated training image.
+fn assert_planted_found(v: &serde_json::Value) {
+    assert_eq!(v["n_samples"], 6);
+    assert_eq!(v["n_extracted"], 3, "{v}");
+    assert_eq!(v["unique_train_extracted"], 3, "{v}");
+    assert_eq!(
+        v["planted_dup_extracted_frac"], 1.0,
+        "the twice-present image: {v}"
+    );
+    assert_eq!(v["singleton_extracted_frac"].as_f64().unwrap(), 2.0 / 14.0, "{v}");
+}
+
+/// `rote extract MODEL --train-data FOLDER` on a diffusers model: exactly the planted copies of
+/// its generations are extracted from the user's image folder.
+#[test]
+fn extract_finds_planted_copies_in_a_users_image_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = model_copy(tmp.path(), "cifar");
+    let folder = planted_folder(&model_dir, tmp.path());
     let out = rote(&[
         "extract",
         model_dir.to_str().unwrap(),
@@ -82,14 +108,64 @@ fn extract_finds_planted_copies_in_a_users_image_folder() {
         "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_planted_found(&serde_json::from_slice(&out.stdout).unwrap());
+}
+
+/// `rote import-diffusers` puts the model and its training set into a study: extraction then
+/// needs no --train-data, and the report has its section.
+#[test]
+fn imported_diffusers_model_joins_the_study() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = model_copy(tmp.path(), "cifar");
+    let folder = planted_folder(&model_dir, tmp.path());
+    let study = tmp.path().join("study");
+    let (m, f, st) = (
+        model_dir.to_str().unwrap(),
+        folder.to_str().unwrap(),
+        study.to_str().unwrap(),
+    );
+    let out = rote(&["import-diffusers", m, "--train-data", f, "--study", st, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Generations 0-2 are in the folder, 3-5 are not (unless two generations coincide, which
-    // seeded noise through a UNet does not do).
-    assert_eq!(v["n_samples"], 6);
-    assert_eq!(v["n_extracted"], 3, "{v}");
-    assert_eq!(v["unique_train_extracted"], 3, "{v}");
-    assert_eq!(v["planted_dup_extracted_frac"], 1.0, "the twice-present image: {v}");
-    assert_eq!(v["singleton_extracted_frac"].as_f64().unwrap(), 2.0 / 14.0, "{v}");
+    assert_eq!(
+        (v["n_train"].as_u64(), v["n_duplicated"].as_u64()),
+        (Some(16), Some(2))
+    );
+    let (cards, errors) = rote::diffusion::list_models(&study);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(cards.len(), 1);
+    let imported = study.join("diffusion/cifar");
+    let out = rote(&[
+        "extract",
+        imported.to_str().unwrap(),
+        "--samples",
+        "6",
+        "--steps",
+        "4",
+        "--cpu",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_planted_found(&serde_json::from_slice(&out.stdout).unwrap());
+    let report = tmp.path().join("report");
+    let out = rote(&["report", st, "--out", report.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("cifar"), "the report names the imported model");
+    // Importing the same folder again gives a second id; a study model cannot be imported.
+    let out = rote(&["import-diffusers", m, "--train-data", f, "--study", st, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model_id"], "cifar-2");
+    let out = rote(&[
+        "import-diffusers",
+        imported.to_str().unwrap(),
+        "--train-data",
+        f,
+        "--study",
+        st,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already belongs to a study"));
 }
 
 /// Shapes that do not fit and a diffusers folder without training data: one clear error each.
@@ -123,7 +199,12 @@ fn sharpness_separates_planted_duplicates() {
     assert_eq!(rep.duplicated.len(), 10);
     assert_eq!(rep.rows.len(), 90);
     let auc = rep.auc_duplicated.unwrap();
-    assert!(auc >= 0.9, "AUC {auc}: {:?} vs {:?}", rep.mean_duplicated, rep.mean_single);
+    assert!(
+        auc >= 0.9,
+        "AUC {auc}: {:?} vs {:?}",
+        rep.mean_duplicated,
+        rep.mean_single
+    );
     assert!(rep.mean_duplicated.unwrap() > rep.mean_single.unwrap() + 0.1);
     // The same images and seed give the same figures.
     let again = rote::diffusion::sharpness::training_sharpness(&model, &dir, &ds, &cfg, 90, &ctx).unwrap();
@@ -149,7 +230,15 @@ fn one_model_membership_from_members_and_heldout_images() {
     let dir = tmp.path().join("study/diffusion/ddpm-digits-dup32");
     copy_dir(&src, &dir);
     let d = dir.to_str().unwrap();
-    let out = rote(&["mia-diffusion", d, "--timesteps", "50", "--count", "150", "--json"]);
+    let out = rote(&[
+        "mia-diffusion",
+        d,
+        "--timesteps",
+        "50",
+        "--count",
+        "150",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n_images"], 300);
@@ -161,17 +250,32 @@ fn one_model_membership_from_members_and_heldout_images() {
     let [c, s, _] = model.shape();
     let npy = |name: &str, n: usize, fill: u8| {
         let p = tmp.path().join(name);
-        let data: Vec<u8> = (0..n * c * s * s).map(|k| fill.wrapping_add((k % 97) as u8)).collect();
+        let data: Vec<u8> = (0..n * c * s * s)
+            .map(|k| fill.wrapping_add((k % 97) as u8))
+            .collect();
         std::fs::write(&p, rote::data::npy_bytes("|u1", &[n, c, s, s], &data)).unwrap();
         p
     };
     let (a, b) = (npy("members.npy", 5, 0), npy("heldout.npy", 4, 40));
     let m = model_dir.to_str().unwrap();
-    let args = ["--train-data", a.to_str().unwrap(), "--heldout-data", b.to_str().unwrap()];
+    let args = [
+        "--train-data",
+        a.to_str().unwrap(),
+        "--heldout-data",
+        b.to_str().unwrap(),
+    ];
     let cwd = tmp.path();
     let out = Command::new(env!("CARGO_BIN_EXE_rote"))
         .current_dir(cwd)
-        .args(["mia-diffusion", m, "--timesteps", "10,100", "--draws", "1", "--json"])
+        .args([
+            "mia-diffusion",
+            m,
+            "--timesteps",
+            "10,100",
+            "--draws",
+            "1",
+            "--json",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -179,16 +283,33 @@ fn one_model_membership_from_members_and_heldout_images() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n_images"], 9);
     assert_eq!(v["per_t"].as_array().unwrap().len(), 2);
-    assert!(cwd.join("rote-results/dummy/mia-diffusion-members.json").is_file());
+    assert!(
+        cwd.join("rote-results/dummy/mia-diffusion-members.json")
+            .is_file()
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_rote"))
         .current_dir(cwd)
-        .args(["inpaint", "--in-model", m, "--count", "4", "--steps", "5", "--samples", "1", "--json"])
+        .args([
+            "inpaint",
+            "--in-model",
+            m,
+            "--count",
+            "4",
+            "--steps",
+            "5",
+            "--samples",
+            "1",
+            "--json",
+        ])
         .args(args)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["n_members"].as_u64(), v["n_heldout"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (v["n_members"].as_u64(), v["n_heldout"].as_u64()),
+        (Some(2), Some(2))
+    );
     // Without held-out images a diffusers model has nothing to compare its members with.
     let out = rote(&["mia-diffusion", m, "--train-data", a.to_str().unwrap()]);
     assert!(!out.status.success());

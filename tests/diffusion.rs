@@ -97,7 +97,7 @@ fn tiny_ddpm_pair_memorizes_its_own_images_only() {
     );
 
     // Inpainting attack: the IN model restores the hidden half far better than the OUT model.
-    let images = pick_images(&a, &b, 16, 0);
+    let images = pick_images(&a.card, &b.card, 16, 0);
     assert_eq!(images.len(), 16);
     let icfg = InpaintConfig {
         method: InpaintMethod::Replace,

@@ -87,6 +87,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Sample(args) => super::sample::sample(args, json),
         Command::Inpaint(args) => super::diffusion::inpaint(args, json),
         Command::MiaDiffusion(args) => super::diffusion::mia_diffusion(args, json),
+        Command::ImportDiffusers(args) => super::import::import_diffusers(args, json),
         Command::Sharpness(args) => super::sharpness::sharpness(args, json),
         Command::Invert(args) => super::invert::invert(args, json),
         Command::SslPair(args) => super::ssl::ssl_pair(args, json),

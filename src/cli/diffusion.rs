@@ -11,7 +11,7 @@ use crate::diffusion::denoiser::{Denoiser, is_diffusers_folder};
 use crate::diffusion::extract::{GenSpec, run_extraction_with};
 use crate::diffusion::inpaint::{InpaintConfig, InpaintMethod, MaskKind};
 use crate::diffusion::sample::Sampler;
-use crate::diffusion::{Ddpm, DdpmTrainConfig, diffusion_dir, train_into_study};
+use crate::diffusion::{DdpmTrainConfig, DiffusionCard, diffusion_dir, train_into_study};
 use crate::error::{CoreError, CoreResult};
 use crate::job::{CancelToken, JobCtx};
 use crate::measure::extraction::{Criterion, Distance, ExtractionConfig};
@@ -214,16 +214,29 @@ pub fn train_ddpm(args: TrainArgs, json: bool) -> CoreResult<()> {
     Ok(())
 }
 
-/// The data set a model was trained on, checked against its card.
-pub(super) fn model_data(dir: &Path, device: &str) -> CoreResult<(Ddpm, crate::data::Dataset)> {
-    let m = Ddpm::load(dir, &crate::model::device(device)?)?;
-    let ds = crate::data::load(&m.card.dataset.name)?;
-    if ds.hash != m.card.dataset.hash {
+/// The card of a model [`model_data`] opened (it has one).
+fn card(m: &dyn Denoiser) -> CoreResult<&DiffusionCard> {
+    m.card()
+        .ok_or_else(|| CoreError::Invalid(format!("{} has no card", m.id())))
+}
+
+/// A study's diffusion model (rote's, or a diffusers model imported with its training set) and
+/// the data set its card names, checked against the card's hash.
+pub(super) fn model_data(dir: &Path, device: &str) -> CoreResult<(Box<dyn Denoiser>, crate::data::Dataset)> {
+    let m = crate::diffusion::denoiser::open(dir, &crate::model::device(device)?)?;
+    let card = m.card().ok_or_else(|| {
+        CoreError::Invalid(format!(
+            "{} has no card naming its training set: give it with --train-data PATH",
+            dir.display()
+        ))
+    })?;
+    let ds = crate::data::load(&card.dataset.name)?;
+    if ds.hash != card.dataset.hash {
         return Err(CoreError::Mismatch(format!(
             "{}: trained on '{}' with hash {}, which now has hash {}",
             dir.display(),
-            m.card.dataset.name,
-            m.card.dataset.hash,
+            card.dataset.name,
+            card.dataset.hash,
             ds.hash
         )));
     }
@@ -245,8 +258,7 @@ pub(super) fn open_with_data(
                 dir.display()
             )));
         }
-        let (m, ds) = model_data(dir, device)?;
-        return Ok((Box::new(m), ds));
+        return model_data(dir, device);
     };
     let model = crate::diffusion::denoiser::open(dir, &crate::model::device(device)?)?;
     let ds = crate::data::load(path)?;
@@ -340,13 +352,14 @@ pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
     };
     let (a, ds) = model_data(&args.in_model, &args.device)?;
     let (b, _) = model_data(out_model, &args.device)?;
-    if a.card.dataset.hash != b.card.dataset.hash {
+    let (ca, cb) = (card(a.as_ref())?, card(b.as_ref())?);
+    if ca.dataset.hash != cb.dataset.hash {
         return Err(CoreError::Mismatch(
             "the two models were trained on different data sets".into(),
         ));
     }
     let images = if args.images.is_empty() {
-        pick_images(&a, &b, args.count, args.seed)
+        pick_images(ca, cb, args.count, args.seed)
     } else {
         args.images.clone()
     };
@@ -370,10 +383,10 @@ pub fn inpaint(args: InpaintArgs, json: bool) -> CoreResult<()> {
         samples: args.samples,
         seed: args.seed,
     };
-    let report = inpaint_attack(&a, &b, &ds, &images, &spec, &ctx);
+    let report = inpaint_attack(a.as_ref(), b.as_ref(), &ds, &images, &spec, &ctx);
     sink.finish();
     let report = report?;
-    let out = results_dir(&args.in_model, &a).join(format!("inpaint-{}.json", b.card.id));
+    let out = results_dir(&args.in_model, a.as_ref()).join(format!("inpaint-{}.json", b.id()));
     crate::study::write_json_atomic(&out, &report)?;
     let per_image: Vec<serde_json::Value> = report
         .rows
@@ -438,11 +451,12 @@ pub fn mia_diffusion(args: MiaDiffusionArgs, json: bool) -> CoreResult<()> {
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let report = crate::diffusion::mia::diffusion_mia(&models, &ds, &cfg, &ctx);
+    let family: Vec<&dyn Denoiser> = models.iter().map(AsRef::as_ref).collect();
+    let report = crate::diffusion::mia::diffusion_mia_family(&family, &ds, &cfg, &ctx);
     sink.finish();
     let report = report?;
     let first = &args.models[0];
-    let out = results_dir(first, &models[0]).join("mia-diffusion.json");
+    let out = results_dir(first, family[0]).join("mia-diffusion.json");
     crate::study::write_json_atomic(&out, &report)?;
     print_mia(&report, &out, json);
     Ok(())

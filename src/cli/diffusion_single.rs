@@ -100,7 +100,14 @@ pub fn inpaint(args: &InpaintArgs, json: bool) -> CoreResult<()> {
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
-    let report = inpaint_members(one.model.as_ref(), &one.ds, &one.members, &one.heldout, &spec, &ctx);
+    let report = inpaint_members(
+        one.model.as_ref(),
+        &one.ds,
+        &one.members,
+        &one.heldout,
+        &spec,
+        &ctx,
+    );
     sink.finish();
     let report = report?;
     let out = results_dir(&args.in_model, one.model.as_ref()).join("inpaint-members.json");

@@ -8,6 +8,7 @@ mod commands;
 mod diffusion;
 mod diffusion_single;
 mod gpt;
+mod import;
 mod invert;
 mod invert_onnx;
 mod lm;
@@ -175,6 +176,9 @@ pub enum Command {
 
     /// Membership inference on a family of diffusion models from the loss at chosen timesteps.
     MiaDiffusion(diffusion::MiaDiffusionArgs),
+
+    /// Import a diffusers UNet2DModel into a study with its training images.
+    ImportDiffusers(import::ImportDiffusersArgs),
 
     /// Sharpness of a diffusion model's training images (Jeon et al.): memorized ones are peaks.
     Sharpness(sharpness::SharpnessArgs),

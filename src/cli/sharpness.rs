@@ -42,7 +42,8 @@ pub struct SharpnessArgs {
 
 /// `rote sharpness`.
 pub fn sharpness(args: SharpnessArgs, json: bool) -> CoreResult<()> {
-    let (model, ds) = super::diffusion::open_with_data(&args.model, args.train_data.as_deref(), &args.device)?;
+    let (model, ds) =
+        super::diffusion::open_with_data(&args.model, args.train_data.as_deref(), &args.device)?;
     let cfg = SharpnessConfig {
         t: args.t,
         iterations: args.iterations,

@@ -162,7 +162,7 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
     let ds = crate::data::load("digits8x8")?;
     let a = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k00")), &dev)?;
     let b = Ddpm::load(&dir.join(format!("{PAIR_STEM}-k01")), &dev)?;
-    let images = pick_images(&a, &b, 32, 0);
+    let images = pick_images(&a.card, &b.card, 32, 0);
     let spec = AttackSpec {
         mask: MaskKind::Right,
         config: InpaintConfig::default(),

@@ -5,9 +5,9 @@
 
 use candle_core::Tensor;
 
-use super::inpaint::{InpaintConfig, MaskKind, hidden_error, inpaint, keep_mask};
 use super::denoiser::Denoiser;
-use super::model::{Ddpm, to_bytes, to_model_range};
+use super::inpaint::{InpaintConfig, MaskKind, hidden_error, inpaint, keep_mask};
+use super::model::{DiffusionCard, to_bytes, to_model_range};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
@@ -100,8 +100,8 @@ fn best_completion(
 /// Runs the attack on `images` with models `a` and `b`: for each image the one whose card lists
 /// it is IN, the other OUT (images both or neither trained on are refused, naming them).
 pub fn inpaint_attack(
-    a: &Ddpm,
-    b: &Ddpm,
+    a: &dyn Denoiser,
+    b: &dyn Denoiser,
     ds: &Dataset,
     images: &[usize],
     spec: &AttackSpec,
@@ -120,14 +120,15 @@ pub fn inpaint_attack(
         ));
     }
     let keep = keep_mask(mask, h, w, seed);
-    let in_a = |i: usize| a.card.train_indices.binary_search(&(i as u32)).is_ok();
-    let in_b = |i: usize| b.card.train_indices.binary_search(&(i as u32)).is_ok();
+    let (ca, cb) = (card_of(a)?, card_of(b)?);
+    let in_a = |i: usize| ca.train_indices.binary_search(&(i as u32)).is_ok();
+    let in_b = |i: usize| cb.train_indices.binary_search(&(i as u32)).is_ok();
     let bad: Vec<usize> = images.iter().copied().filter(|&i| in_a(i) == in_b(i)).collect();
     if !bad.is_empty() {
         return Err(CoreError::Invalid(format!(
             "images {bad:?} are in the training sets of both models or of neither; pick images one of \
              '{}' and '{}' trained on",
-            a.card.id, b.card.id
+            ca.id, cb.id
         )));
     }
     let mut rows = Vec::with_capacity(images.len());
@@ -138,8 +139,8 @@ pub fn inpaint_attack(
         let (err_out, completion_out) = best_completion(mo, ds, i, &keep, spec, ctx)?;
         rows.push(InpaintRow {
             index: i,
-            in_model: mi.card.id.clone(),
-            out_model: mo.card.id.clone(),
+            in_model: mi.id().to_string(),
+            out_model: mo.id().to_string(),
             err_in,
             err_out,
             completion_in,
@@ -266,16 +267,27 @@ pub fn inpaint_members(
     })
 }
 
+/// The card saying which images a model trained on (IN/OUT pairs need it).
+fn card_of(m: &dyn Denoiser) -> CoreResult<&DiffusionCard> {
+    m.card().ok_or_else(|| {
+        CoreError::Invalid(format!(
+            "{}: a pair attack needs to know which images each model trained on; import the model \
+             into a study with its training data (rote import-diffusers), or attack it alone with \
+             --train-data and --heldout-data",
+            m.id()
+        ))
+    })
+}
+
 /// Images for the attack: `count` images alternately from `a`'s and `b`'s exclusive training
 /// images (seeded), so IN and OUT roles are balanced.
-pub fn pick_images(a: &Ddpm, b: &Ddpm, count: usize, seed: u64) -> Vec<usize> {
+pub fn pick_images(a: &DiffusionCard, b: &DiffusionCard, count: usize, seed: u64) -> Vec<usize> {
     use rand::SeedableRng as _;
     use rand::seq::SliceRandom as _;
-    let only = |x: &Ddpm, y: &Ddpm| -> Vec<usize> {
-        x.card
-            .train_indices
+    let only = |x: &DiffusionCard, y: &DiffusionCard| -> Vec<usize> {
+        x.train_indices
             .iter()
-            .filter(|i| y.card.train_indices.binary_search(i).is_err())
+            .filter(|i| y.train_indices.binary_search(i).is_err())
             .map(|&i| i as usize)
             .collect()
     };

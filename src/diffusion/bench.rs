@@ -56,6 +56,7 @@ pub fn bench_ddim(
 ) -> CoreResult<DdimBench> {
     let dev = crate::model::device(device)?;
     let card = DiffusionCard {
+        format: super::model::DiffusionFormat::Rote,
         id: "bench".into(),
         unet: UNetConfig::for_image(shape[0], shape[1], shape[2], base),
         schedule: ScheduleKind::Linear,

@@ -99,26 +99,29 @@ pub struct DiffusersModel {
     pub scheduler: DiffusersScheduler,
     schedule: Schedule,
     device: Device,
+    card: Option<super::DiffusionCard>,
 }
 
 impl DiffusersModel {
-    /// Loads `dir` (config.json, scheduler_config.json, weights) onto `device`.
+    /// Loads `dir` (config.json, scheduler_config.json, weights) onto `device`, with the card of
+    /// a model imported into a study when there is one.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
+        let card = if dir.join("card.json").exists() {
+            Some(super::DiffusionCard::check_folder(dir)?)
+        } else {
+            None
+        };
         let unet = super::diffusers_unet::load(dir, device)?;
         let scheduler = DiffusersScheduler::read(dir)?;
-        let schedule = Schedule::from_alpha_bar(
-            scheduler
-                .alphas_cumprod
-                .iter()
-                .map(|&a| f64::from(a))
-                .collect(),
-        );
+        let schedule =
+            Schedule::from_alpha_bar(scheduler.alphas_cumprod.iter().map(|&a| f64::from(a)).collect());
         Ok(Self {
-            id: folder_name(dir),
+            id: card.as_ref().map_or_else(|| folder_name(dir), |c| c.id.clone()),
             unet,
             scheduler,
             schedule,
             device: device.clone(),
+            card,
         })
     }
 }
@@ -206,10 +209,13 @@ impl Denoiser for DiffusersModel {
         };
         super::diffusers_sched::sample(&self.unet, &self.scheduler, spec, None, &self.device, ctx)
     }
+
+    fn card(&self) -> Option<&super::DiffusionCard> {
+        self.card.as_ref()
+    }
 }
 
-/// What kind of model folder `dir` holds: rote's (card.json) or diffusers' (config.json naming
-/// UNet2DModel).
+/// Whether `dir` is a diffusers folder without a rote card (its training set must be named).
 pub fn is_diffusers_folder(dir: &Path) -> bool {
     !dir.join("card.json").exists() && dir.join("config.json").exists()
 }
@@ -218,13 +224,20 @@ pub fn is_diffusers_folder(dir: &Path) -> bool {
 /// is named with what it lacks.
 pub fn open(dir: &Path, device: &Device) -> CoreResult<Box<dyn Denoiser>> {
     if dir.join("card.json").exists() {
+        // An imported diffusers model has both a card and config.json.
+        if dir.join("config.json").exists() {
+            return Ok(Box::new(DiffusersModel::load(dir, device)?));
+        }
         return Ok(Box::new(Ddpm::load(dir, device)?));
     }
     if dir.join("config.json").exists() {
         return Ok(Box::new(DiffusersModel::load(dir, device)?));
     }
     if !dir.is_dir() {
-        return Err(CoreError::format(dir, "is not a folder (a diffusion model is a folder)"));
+        return Err(CoreError::format(
+            dir,
+            "is not a folder (a diffusion model is a folder)",
+        ));
     }
     Err(CoreError::format(
         dir,

@@ -500,9 +500,9 @@ fn weights_path(dir: &Path) -> CoreResult<PathBuf> {
     ))
 }
 
-/// Reads the diffusers `UNet2DModel` in `dir` onto `device`: config.json checked first, then
-/// every tensor's name and shape from the safetensors header, then the weights.
-pub fn load(dir: &Path, device: &Device) -> CoreResult<DiffusersUnet> {
+/// Checks the diffusers `UNet2DModel` in `dir` without loading it: config.json, then every
+/// tensor's name and shape from the safetensors header. Returns the config and weights path.
+pub fn check(dir: &Path) -> CoreResult<(DiffusersUnetConfig, PathBuf)> {
     let cfg = DiffusersUnetConfig::read(dir)?;
     let weights = weights_path(dir)?;
     let header = crate::model::header::read_header(&weights)?;
@@ -517,6 +517,13 @@ pub fn load(dir: &Path, device: &Device) -> CoreResult<DiffusersUnet> {
             crate::model::header::summarise(&problems, cfg.kind(), None),
         ));
     }
+    Ok((cfg, weights))
+}
+
+/// Reads the diffusers `UNet2DModel` in `dir` onto `device`: config.json checked first, then
+/// every tensor's name and shape from the safetensors header, then the weights.
+pub fn load(dir: &Path, device: &Device) -> CoreResult<DiffusersUnet> {
+    let (cfg, weights) = check(dir)?;
     let loaded = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| CoreError::format(&weights, format!("not a readable safetensors file: {e}")))?;
     let mut tensors = HashMap::with_capacity(loaded.len());

@@ -64,7 +64,9 @@ pub fn generations(
     let flat: Vec<u8> = imgs.concat();
     let stored = path
         .parent()
-        .map_or(Ok(()), |dir| std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e)))
+        .map_or(Ok(()), |dir| {
+            std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))
+        })
         .and_then(|()| crate::study::write_atomic(&path, &flat));
     match stored {
         Ok(()) => {}
@@ -180,7 +182,11 @@ pub fn run_extraction_with(
 /// The training images of `model` in `ds` and which of them are duplicated: from rote's card
 /// (checked against the data set's hash), or for a user's model every image of `ds`, with the
 /// images that occur more than once (byte for byte) as the duplicated ones.
-pub fn training_rows(model: &dyn Denoiser, model_dir: &Path, ds: &Dataset) -> CoreResult<(Vec<usize>, Vec<usize>)> {
+pub fn training_rows(
+    model: &dyn Denoiser,
+    model_dir: &Path,
+    ds: &Dataset,
+) -> CoreResult<(Vec<usize>, Vec<usize>)> {
     check_shape(model, ds)?;
     if let Some(card) = model.card() {
         if card.dataset.hash != ds.hash {

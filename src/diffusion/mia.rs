@@ -115,21 +115,40 @@ pub fn diffusion_mia(
     cfg: &DiffusionMiaConfig,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<DiffusionMiaReport> {
+    let family: Vec<&dyn Denoiser> = models.iter().map(|m| m as &dyn Denoiser).collect();
+    diffusion_mia_family(&family, ds, cfg, ctx)
+}
+
+/// [`diffusion_mia`] for any models with cards (rote's, or diffusers models imported into a
+/// study with their training sets); the pool is the union of their training sets.
+pub fn diffusion_mia_family(
+    models: &[&dyn Denoiser],
+    ds: &Dataset,
+    cfg: &DiffusionMiaConfig,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<DiffusionMiaReport> {
     if models.len() < 2 {
         return Err(CoreError::Invalid(
             "the diffusion MIA needs at least two models".into(),
         ));
     }
-    let mut pool: Vec<usize> = models
+    let mut family = Vec::with_capacity(models.len());
+    for &m in models {
+        let card = m.card().ok_or_else(|| {
+            CoreError::Invalid(format!(
+                "{}: no card says which images it trained on; attack it alone with --train-data and \
+                 --heldout-data",
+                m.id()
+            ))
+        })?;
+        family.push((m, card.train_indices.as_slice()));
+    }
+    let mut pool: Vec<usize> = family
         .iter()
-        .flat_map(|m| m.card.train_indices.iter().map(|&i| i as usize))
+        .flat_map(|(_, t)| t.iter().map(|&i| i as usize))
         .collect();
     pool.sort_unstable();
     pool.dedup();
-    let family: Vec<(&dyn Denoiser, &[u32])> = models
-        .iter()
-        .map(|m| (m as &dyn Denoiser, m.card.train_indices.as_slice()))
-        .collect();
     diffusion_mia_on(&family, &pool, ds, cfg, ctx)
 }
 

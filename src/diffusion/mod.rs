@@ -13,13 +13,14 @@ pub mod extract;
 mod fused_norm;
 mod group_norm_grad;
 mod im2col;
+pub mod import;
 pub mod inpaint;
 pub mod mia;
 pub mod model;
 mod resample;
 pub mod sample;
-pub mod sharpness;
 pub mod schedule;
+pub mod sharpness;
 pub mod train;
 pub mod unet;
 

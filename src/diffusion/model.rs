@@ -14,11 +14,26 @@ use crate::error::{CoreError, CoreResult};
 use crate::model::DatasetRef;
 use crate::model::limits;
 
+/// What kind of weights a diffusion model folder holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffusionFormat {
+    /// rote's UNet (`weights.safetensors`), trained by rote.
+    #[default]
+    Rote,
+    /// A diffusers UNet2DModel imported with its training set (config.json,
+    /// scheduler_config.json, diffusion_pytorch_model.safetensors); `unet` only summarises it.
+    Diffusers,
+}
+
 /// Everything about one trained diffusion model.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DiffusionCard {
     /// Model id (folder name).
     pub id: String,
+    /// rote's own model, or an imported diffusers one.
+    #[serde(default, skip_serializing_if = "is_rote")]
+    pub format: DiffusionFormat,
     /// Denoiser architecture.
     pub unet: UNetConfig,
     /// Noise schedule.
@@ -41,7 +56,8 @@ pub struct DiffusionCard {
     pub lr: f64,
     /// Seed of initialisation, batches, timesteps and noise.
     pub seed: u64,
-    /// Mean training loss over the last 10% of steps.
+    /// Mean training loss over the last 10% of steps (NaN, written null, for an imported model).
+    #[serde(deserialize_with = "nan_from_null")]
     pub final_loss: f64,
     /// (step, mean loss) points.
     pub loss_curve: Vec<[f64; 2]>,
@@ -71,15 +87,33 @@ impl DiffusionCard {
     }
 
     /// Reads and validates `dir/card.json` and checks its UNet against the header of
-    /// `dir/weights.safetensors`, allocating nothing of the model's size.
+    /// `dir/weights.safetensors` (an imported diffusers model: its config against the header of
+    /// its weights), allocating nothing of the model's size.
     pub fn check_folder(dir: &Path) -> CoreResult<Self> {
-        crate::model::check_model_folder(dir)?;
         let card_path = dir.join("card.json");
+        if let Ok(text) = std::fs::read_to_string(&card_path)
+            && let Ok(card) = Self::from_json(&card_path, &text)
+            && card.format == DiffusionFormat::Diffusers
+        {
+            super::diffusers_unet::check(dir)?;
+            return Ok(card);
+        }
+        crate::model::check_model_folder(dir)?;
         let text = std::fs::read_to_string(&card_path).map_err(|e| CoreError::io(&card_path, e))?;
         let card = Self::from_json(&card_path, &text)?;
         crate::model::header::check_weights(&card.unet, &card_path, &dir.join("weights.safetensors"))?;
         Ok(card)
     }
+}
+
+/// A number, or null for NaN (JSON has no NaN; serde_json writes it as null).
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn is_rote(f: &DiffusionFormat) -> bool {
+    *f == DiffusionFormat::Rote
 }
 
 impl limits::Architecture for UNetConfig {
@@ -176,6 +210,13 @@ impl Ddpm {
     /// Loads `dir` (card.json + weights.safetensors), checking the weights against the card.
     pub fn load(dir: &Path, device: &Device) -> CoreResult<Self> {
         let card = DiffusionCard::check_folder(dir)?;
+        if card.format == DiffusionFormat::Diffusers {
+            return Err(CoreError::format(
+                dir,
+                "holds an imported diffusers UNet2DModel, not rote's UNet (open it with \
+                 diffusion::denoiser::open)",
+            ));
+        }
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let unet = UNet::new(&card.unet, vb)?;

@@ -52,7 +52,13 @@ pub fn predict_x0(m: &dyn Denoiser, s: &Schedule, x: &Tensor, i: usize) -> CoreR
 }
 
 /// One ancestral step from respaced step `i` to `i - 1`, with `noise` for the posterior sample.
-pub fn ancestral_step(m: &dyn Denoiser, s: &Schedule, x: &Tensor, i: usize, noise: &Tensor) -> CoreResult<Tensor> {
+pub fn ancestral_step(
+    m: &dyn Denoiser,
+    s: &Schedule,
+    x: &Tensor,
+    i: usize,
+    noise: &Tensor,
+) -> CoreResult<Tensor> {
     let (x0, _) = predict_x0(m, s, x, i)?;
     let ab = s.alpha_bar[i];
     let ab_prev = s.alpha_bar_prev(i);

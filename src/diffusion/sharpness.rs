@@ -356,7 +356,10 @@ pub struct SharpnessReport {
 impl SharpnessReport {
     /// Sharpness of data-set image `index`, when it was evaluated.
     pub fn of(&self, index: usize) -> Option<&SharpnessRow> {
-        self.indices.iter().position(|&i| i == index).map(|k| &self.rows[k])
+        self.indices
+            .iter()
+            .position(|&i| i == index)
+            .map(|k| &self.rows[k])
     }
 }
 
@@ -373,7 +376,11 @@ pub fn training_sharpness(
     use rand::SeedableRng as _;
     use rand::seq::SliceRandom as _;
     let (rows, duplicated) = super::extract::training_rows(model, model_dir, ds)?;
-    let mut singles: Vec<usize> = rows.iter().copied().filter(|i| duplicated.binary_search(i).is_err()).collect();
+    let mut singles: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|i| duplicated.binary_search(i).is_err())
+        .collect();
     singles.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed));
     singles.truncate(max_images.saturating_sub(duplicated.len()).max(1));
     let mut indices: Vec<usize> = duplicated.iter().copied().chain(singles).collect();
@@ -396,7 +403,11 @@ pub fn training_sharpness(
     let auc_duplicated = if dup.is_empty() || single.is_empty() {
         None
     } else {
-        let labels: Vec<bool> = dup.iter().map(|_| true).chain(single.iter().map(|_| false)).collect();
+        let labels: Vec<bool> = dup
+            .iter()
+            .map(|_| true)
+            .chain(single.iter().map(|_| false))
+            .collect();
         let scores: Vec<f64> = dup.iter().chain(&single).copied().collect();
         Some(crate::measure::roc::roc(&scores, &labels)?.auc)
     };

@@ -58,7 +58,10 @@ fn vjp_matches_finite_differences() {
     let rhs = (&v * &jw).unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
     let scale = jw.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     for (l, r) in lhs.iter().zip(&rhs) {
-        assert!((l - r).abs() < 2e-3 * scale.max(1.0), "w.J^T v {l} vs v.J w {r} (scale {scale})");
+        assert!(
+            (l - r).abs() < 2e-3 * scale.max(1.0),
+            "w.J^T v {l} vs v.J w {r} (scale {scale})"
+        );
     }
 }
 
@@ -91,11 +94,23 @@ fn full_lanczos_recovers_the_dense_spectrum() {
     // The extremes converge first; compare the two ends of the spectrum.
     let spread = dense[d - 1] - dense[0];
     assert!(spread > 0.1, "a degenerate spectrum tests nothing: {dense:?}");
-    assert!((row.lambda_min - dense[0]).abs() < 1e-3 * spread.max(1.0), "{} vs {}", row.lambda_min, dense[0]);
+    assert!(
+        (row.lambda_min - dense[0]).abs() < 1e-3 * spread.max(1.0),
+        "{} vs {}",
+        row.lambda_min,
+        dense[0]
+    );
     let top = row.ritz.last().copied().unwrap();
-    assert!((top - dense[d - 1]).abs() < 1e-3 * spread.max(1.0), "{top} vs {}", dense[d - 1]);
+    assert!(
+        (top - dense[d - 1]).abs() < 1e-3 * spread.max(1.0),
+        "{top} vs {}",
+        dense[d - 1]
+    );
     // Full-dimension quadrature from a Rademacher start: the mean of q^T A q over... one
     // vector is not the trace, but with D steps the Ritz values are the eigenvalues.
     let ritz_sum: f64 = row.ritz.iter().sum();
-    assert!((ritz_sum - trace).abs() < 1e-2 * spread.max(1.0), "{ritz_sum} vs {trace}");
+    assert!(
+        (ritz_sum - trace).abs() < 1e-2 * spread.max(1.0),
+        "{ritz_sum} vs {trace}"
+    );
 }

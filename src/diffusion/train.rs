@@ -203,6 +203,7 @@ pub fn train_one(
         ));
     }
     let card = DiffusionCard {
+        format: super::model::DiffusionFormat::Rote,
         id: plan.id.clone(),
         unet,
         schedule: cfg.schedule,

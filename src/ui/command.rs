@@ -31,6 +31,13 @@ pub enum Command {
     },
     /// Copy a model folder (card + weights) into the study, after checking it.
     ImportModel(PathBuf),
+    /// Import a diffusers UNet2DModel folder into the study with its training images (a folder).
+    ImportDiffusers {
+        /// The diffusers folder.
+        model: PathBuf,
+        /// The training images.
+        data: PathBuf,
+    },
     /// Train (or grow) a zoo in the open study and compute its reports.
     TrainZoo(Box<crate::train::zoo::ZooConfig>, u32),
     /// Re-read the study's models.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::data::Dataset;
 use crate::diffusion::extract::{ExtractionRun, generations, run_extraction_on};
 use crate::diffusion::sample::Sampler;
-use crate::diffusion::{Ddpm, DiffusionCard, diffusion_dir, list_models};
+use crate::diffusion::{DiffusionCard, diffusion_dir, list_models};
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::measure::extraction::ExtractionConfig;
@@ -137,9 +137,9 @@ fn with_generations(
 ) -> CoreResult<LoadedExtraction> {
     let dir = diffusion_dir(study_root).join(&card.id);
     // The generations are cached; the model only samples when they are missing.
-    let model = Ddpm::load(&dir, &crate::model::device(device)?)?;
+    let model = crate::diffusion::denoiser::open(&dir, &crate::model::device(device)?)?;
     let n = run.report.summary.n_samples;
-    let (gens, _) = generations(&model, &dir, n, run.seed, run.sampler, ds.max_value, ctx)?;
+    let (gens, _) = generations(model.as_ref(), &dir, n, run.seed, run.sampler, ds.max_value, ctx)?;
     Ok(LoadedExtraction {
         run,
         gens: gens.into(),

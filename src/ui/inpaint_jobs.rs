@@ -11,9 +11,10 @@ use parking_lot::Mutex;
 use super::diffusion_jobs::results_dir;
 use crate::data::Dataset;
 use crate::diffusion::attack::{InpaintReport, inpaint_attack, pick_images};
+use crate::diffusion::denoiser::{Denoiser, open};
 use crate::diffusion::inpaint::{InpaintConfig, MaskKind, hidden_error, inpaint, keep_mask};
 use crate::diffusion::model::{to_bytes, to_model_range};
-use crate::diffusion::{Ddpm, diffusion_dir};
+use crate::diffusion::{DiffusionCard, diffusion_dir};
 use crate::error::{CoreError, CoreResult};
 use crate::job::{JobCtx, JobSink, Progress};
 
@@ -115,12 +116,25 @@ impl JobSink for Overall<'_> {
     }
 }
 
-fn load_pair(root: &Path, req: &InpaintRequest, device: &str) -> CoreResult<(Ddpm, Ddpm)> {
+type Model = Box<dyn Denoiser>;
+
+/// The card of a study model (every model in a study has one).
+fn card(m: &dyn Denoiser) -> CoreResult<&DiffusionCard> {
+    m.card()
+        .ok_or_else(|| CoreError::Invalid(format!("{} has no card", m.id())))
+}
+
+fn trains_on(m: &dyn Denoiser, i: usize) -> bool {
+    m.card()
+        .is_some_and(|c| c.train_indices.binary_search(&(i as u32)).is_ok())
+}
+
+fn load_pair(root: &Path, req: &InpaintRequest, device: &str) -> CoreResult<(Model, Model)> {
     let dev = crate::model::device(device)?;
     let dir = diffusion_dir(root);
-    let a = Ddpm::load(&dir.join(&req.a), &dev)?;
-    let b = Ddpm::load(&dir.join(&req.b), &dev)?;
-    if a.card.dataset.hash != b.card.dataset.hash || a.shape() != b.shape() {
+    let a = open(&dir.join(&req.a), &dev)?;
+    let b = open(&dir.join(&req.b), &dev)?;
+    if card(a.as_ref())?.dataset.hash != card(b.as_ref())?.dataset.hash || a.shape() != b.shape() {
         return Err(CoreError::Mismatch(format!(
             "'{}' and '{}' were trained on different data sets",
             req.a, req.b
@@ -140,17 +154,21 @@ pub fn inpaint_one(
 ) -> CoreResult<InpaintOne> {
     let (a, b) = load_pair(root, req, device)?;
     let i = req.image;
-    let in_a = a.card.train_indices.binary_search(&(i as u32)).is_ok();
-    let in_b = b.card.train_indices.binary_search(&(i as u32)).is_ok();
+    let in_a = trains_on(a.as_ref(), i);
+    let in_b = trains_on(b.as_ref(), i);
     if in_a == in_b {
         return Err(CoreError::Invalid(format!(
             "image {i} is in the training sets of both models or of neither"
         )));
     }
-    let (mi, mo) = if in_a { (&a, &b) } else { (&b, &a) };
+    let (mi, mo) = if in_a {
+        (a.as_ref(), b.as_ref())
+    } else {
+        (b.as_ref(), a.as_ref())
+    };
     let [_, h, w] = a.shape();
     let keep = keep_mask(req.mask, h, w, req.seed);
-    let x0 = to_model_range(&ds, &vec![i; req.samples.max(1)], &a.device)?;
+    let x0 = to_model_range(&ds, &vec![i; req.samples.max(1)], a.device())?;
     let overall = Overall {
         outer: ctx,
         runs: 2,
@@ -205,7 +223,7 @@ pub fn inpaint_one(
     }
     Ok(InpaintOne {
         index: i,
-        models: [mi.card.id.clone(), mo.card.id.clone()],
+        models: [mi.id().to_string(), mo.id().to_string()],
         keep,
         completions,
         errors,
@@ -227,7 +245,7 @@ pub fn inpaint_batch(
     ctx: &JobCtx<'_>,
 ) -> CoreResult<LoadedInpaint> {
     let (a, b) = load_pair(root, req, device)?;
-    let images = pick_images(&a, &b, req.count, req.seed);
+    let images = pick_images(card(a.as_ref())?, card(b.as_ref())?, req.count, req.seed);
     if images.is_empty() {
         return Err(CoreError::Invalid(
             "no image is in exactly one of the two models' training sets".into(),
@@ -241,8 +259,8 @@ pub fn inpaint_batch(
     };
     let inner = JobCtx::new(ctx.cancel, &overall);
     let report = inpaint_attack(
-        &a,
-        &b,
+        a.as_ref(),
+        b.as_ref(),
         &ds,
         &images,
         &crate::diffusion::attack::AttackSpec {

@@ -110,6 +110,8 @@ pub enum JobResult {
     Scores(BTreeMap<String, ScoreColumns>),
     /// An imported model's id.
     Imported(String),
+    /// An imported diffusers model's id.
+    ImportedDiffusion(String),
     /// The GPU adapter, or why there is none.
     Probe(Result<GpuInfo, String>),
     /// A written report.

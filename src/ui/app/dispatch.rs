@@ -141,6 +141,18 @@ impl App {
                     Ok(JobResult::Imported(id))
                 });
             }
+            Command::ImportDiffusers { model, data } => {
+                let Some(study) = self.study.clone() else {
+                    self.toasts
+                        .push(Level::Error, "open a study before importing a model");
+                    return;
+                };
+                self.spawn(JobKind::Import, "Importing diffusers model", move |_| {
+                    let data = data.to_string_lossy().into_owned();
+                    let card = crate::diffusion::import::import_diffusers(&model, &data, &study.root, None)?;
+                    Ok(JobResult::ImportedDiffusion(card.id))
+                });
+            }
         }
     }
 
@@ -267,6 +279,14 @@ impl App {
                 for (h, c) in zoo_cols {
                     self.scores.entry(h).or_default().extend(c);
                 }
+            }
+            JobResult::ImportedDiffusion(id) => {
+                self.toasts.push(
+                    Level::Ok,
+                    format!("Imported diffusers model {id}: run an extraction on it"),
+                );
+                self.extraction_view.model = Some(id);
+                self.load_diffusion();
             }
             JobResult::Imported(id) => {
                 self.toasts.push(Level::Ok, format!("Imported model {id}"));

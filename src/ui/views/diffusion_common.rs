@@ -128,6 +128,27 @@ pub fn labelled_drag<N: egui::emath::Numeric>(
     ui.add(egui::DragValue::new(value).range(range)).labelled_by(l.id)
 }
 
+/// "Import diffusers model…": picks a UNet2DModel folder, then the folder of its training
+/// images, and asks the app to import both into the study.
+pub fn import_diffusers_button(ui: &mut egui::Ui, commands: &mut Vec<crate::ui::command::Command>) {
+    if ui
+        .button("Import diffusers model…")
+        .on_hover_text(
+            "A diffusers UNet2DModel folder (config.json, scheduler_config.json, \
+             diffusion_pytorch_model.safetensors), then the folder of its training images",
+        )
+        .clicked()
+        && let Some(model) = rfd::FileDialog::new()
+            .set_title("A diffusers UNet2DModel folder")
+            .pick_folder()
+        && let Some(data) = rfd::FileDialog::new()
+            .set_title("Its training images (an image folder or CIFAR batches)")
+            .pick_folder()
+    {
+        commands.push(crate::ui::command::Command::ImportDiffusers { model, data });
+    }
+}
+
 /// What the diffusion views show when the study has no diffusion model.
 pub fn no_models_ui(ui: &mut egui::Ui, study: Option<&crate::study::Study>) {
     ui.heading("No diffusion models in this study");
@@ -136,5 +157,9 @@ pub fn no_models_ui(ui: &mut egui::Ui, study: Option<&crate::study::Study>) {
     ui.code(format!(
         "rote train --family ddpm --data mnist10k --images 256 --plant-duplicates 8 --out {study}\n\
          rote train --family ddpm --data mnist10k --models 2 --out {study}"
+    ));
+    ui.label("or bring a diffusers UNet2DModel with the images it was trained on:");
+    ui.code(format!(
+        "rote import-diffusers MODEL_DIR --train-data IMAGES --study {study}"
     ));
 }

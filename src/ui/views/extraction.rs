@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::diffusion_common::{bytes_ui, data_ui, labelled_drag, model_combo, no_models_ui, tag};
+use super::diffusion_common::{
+    bytes_ui, data_ui, import_diffusers_button, labelled_drag, model_combo, no_models_ui, tag,
+};
 use crate::measure::extraction::Criterion;
 use crate::ui::app::AppCtx;
 use crate::ui::command::Command;
@@ -152,6 +154,7 @@ impl ExtractionView {
         };
         if models.cards.is_empty() {
             no_models_ui(ui, ctx.study);
+            import_diffusers_button(ui, ctx.commands);
             return;
         }
         for e in &models.errors {
@@ -186,6 +189,8 @@ impl ExtractionView {
                 let p = j.handle.progress();
                 job_row_ui(ui, j.id, &p, j.handle.is_cancel_requested(), 260.0, ctx.commands);
             }
+            ui.separator();
+            import_diffusers_button(ui, ctx.commands);
         });
         let Some(model) = self.model.clone() else {
             return;
