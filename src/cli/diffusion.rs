@@ -52,6 +52,9 @@ pub struct ExtractArgs {
     /// Force the CPU twin instead of the GPU kernel.
     #[arg(long)]
     pub cpu: bool,
+    /// Also measure the sharpness (Jeon et al.) of every generation.
+    #[arg(long)]
+    pub sharpness: bool,
 }
 
 /// Options of `rote inpaint`.
@@ -305,7 +308,15 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
         seed: args.seed,
         sampler,
     };
-    let run = run_extraction_with(model.as_ref(), &args.model, &ds, &spec, &cfg, !args.cpu, &ctx);
+    let run = run_extraction_with(model.as_ref(), &args.model, &ds, &spec, &cfg, !args.cpu, &ctx).and_then(
+        |mut run| {
+            if args.sharpness {
+                let scfg = crate::diffusion::sharpness::SharpnessConfig::default();
+                run.measure_sharpness(model.as_ref(), &args.model, ds.max_value, &scfg, &ctx)?;
+            }
+            Ok(run)
+        },
+    );
     sink.finish();
     let run = run?;
     let out = results_dir(&args.model, model.as_ref())
@@ -323,6 +334,12 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
         "sampler": run.sampler.label(),
         "backend": run.report.backend,
         "generations_cached": run.cached,
+        "sharpness": run.sharpness.as_ref().map(|g| json!({
+            "auc_extracted": g.auc_extracted,
+            "mean_extracted": g.mean_extracted,
+            "mean_other": g.mean_other,
+            "t": g.config.t,
+        })),
         "report": out,
     });
     print(json, &value, || {
@@ -330,7 +347,7 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
         format!(
             "{}: {} of {} generations are extractions of {} distinct training images\n\
              planted duplicates extracted: {}; singletons extracted: {}\n\
-             {} cliques of near-identical generations; distances on {}\nreport: {}",
+             {} cliques of near-identical generations; distances on {}{}\nreport: {}",
             run.model,
             s.n_extracted,
             s.n_samples,
@@ -339,6 +356,15 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
             frac(s.singleton_extracted_frac),
             run.report.cliques.len(),
             run.report.backend,
+            run.sharpness.as_ref().map_or(String::new(), |g| {
+                let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+                format!(
+                    "\nsharpness (Jeon et al.): extracted generations {} vs others {} (AUC {})",
+                    f(g.mean_extracted),
+                    f(g.mean_other),
+                    f(g.auc_extracted)
+                )
+            }),
             out.display()
         )
     });

@@ -140,7 +140,7 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
     let results = study.root.join("results").join("diffusion");
     for (id, data) in [(DUP_MODEL, "mnist10k"), (DIGITS_DUP_MODEL, "digits8x8")] {
         let ds = crate::data::load(data)?;
-        let run = run_extraction(
+        let mut run = run_extraction(
             &dir.join(id),
             &ds,
             &GenSpec {
@@ -151,6 +151,17 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
             &ExtractionConfig::default(),
             true,
             ctx,
+        )?;
+        // Sharpness (Jeon et al.) of the generations and of the training images, as
+        // `rote extract --sharpness` and `rote sharpness` compute them.
+        let model = Ddpm::load(&dir.join(id), &dev)?;
+        let scfg = crate::diffusion::sharpness::SharpnessConfig::default();
+        run.measure_sharpness(&model, &dir.join(id), ds.max_value, &scfg, ctx)?;
+        let sharp =
+            crate::diffusion::sharpness::training_sharpness(&model, &dir.join(id), &ds, &scfg, 512, ctx)?;
+        write_json_atomic(
+            &results.join(id).join(format!("sharpness-t{}.json", scfg.t)),
+            &sharp,
         )?;
         write_json_atomic(
             &results

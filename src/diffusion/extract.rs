@@ -29,6 +29,41 @@ pub struct ExtractionRun {
     pub report: ExtractionReport,
     /// Whether the generations came from the cache.
     pub cached: bool,
+    /// Sharpness of every generation (Jeon et al.), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<super::sharpness::GenerationSharpness>,
+}
+
+impl ExtractionRun {
+    /// Which generations the attack counted as extracted (at the run's threshold).
+    pub fn extracted(&self) -> Vec<bool> {
+        let mut out = vec![false; self.report.summary.n_samples];
+        for r in &self.report.rows {
+            if let Some(e) = out.get_mut(r.generation) {
+                *e = f64::from(r.score) <= self.report.config.delta;
+            }
+        }
+        out
+    }
+
+    /// Measures the sharpness of every generation of this run (from the cache next to the
+    /// model, or sampled again) and stores it in the run.
+    pub fn measure_sharpness(
+        &mut self,
+        model: &dyn Denoiser,
+        model_dir: &Path,
+        max_value: u8,
+        cfg: &super::sharpness::SharpnessConfig,
+        ctx: &JobCtx<'_>,
+    ) -> CoreResult<()> {
+        let n = self.report.summary.n_samples;
+        let (gens, _) = generations(model, model_dir, n, self.seed, self.sampler, max_value, ctx)?;
+        let extracted = self.extracted();
+        self.sharpness = Some(super::sharpness::generation_sharpness(
+            model, &gens, max_value, &extracted, cfg, ctx,
+        )?);
+        Ok(())
+    }
 }
 
 /// Where the generations of (sampler, seed, n) are cached in a model folder.
@@ -176,6 +211,7 @@ pub fn run_extraction_with(
         duplicated,
         report,
         cached,
+        sharpness: None,
     })
 }
 

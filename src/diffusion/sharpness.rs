@@ -424,6 +424,128 @@ pub fn training_sharpness(
     })
 }
 
+/// Sharpness of an extraction's generations, stored with the run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenerationSharpness {
+    /// Settings.
+    pub config: SharpnessConfig,
+    /// `sharpness` of each generation, in generation order.
+    pub values: Vec<f64>,
+    /// AUC of sharpness separating the extracted generations from the others (at the run's
+    /// threshold), when there are both.
+    pub auc_extracted: Option<f64>,
+    /// Mean sharpness of the extracted generations.
+    pub mean_extracted: Option<f64>,
+    /// Mean sharpness of the others.
+    pub mean_other: Option<f64>,
+}
+
+/// Sharpness of generations given as bytes (N x C x H x W on `max_value`'s scale); `extracted`
+/// marks the ones the extraction attack counted.
+pub fn generation_sharpness(
+    model: &dyn Denoiser,
+    gens: &[u8],
+    max_value: u8,
+    extracted: &[bool],
+    cfg: &SharpnessConfig,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<GenerationSharpness> {
+    let [c, h, w] = model.shape();
+    let len = c * h * w;
+    let n = gens.len() / len.max(1);
+    let max = f32::from(max_value.max(1));
+    let mut values = Vec::with_capacity(n);
+    for start in (0..n).step_by(256) {
+        let end = (start + 256).min(n);
+        let px: Vec<f32> = gens[start * len..end * len]
+            .iter()
+            .map(|&p| f32::from(p) / max * 2.0 - 1.0)
+            .collect();
+        let x0 = Tensor::from_vec(px, (end - start, c, h, w), model.device())?;
+        let ids: Vec<usize> = (start..end).collect();
+        values.extend(
+            sharpness(model, &x0, &ids, cfg, ctx)?
+                .into_iter()
+                .map(|r| r.sharpness),
+        );
+    }
+    let split = |flag: bool| -> Vec<f64> {
+        values
+            .iter()
+            .zip(extracted)
+            .filter(|(_, e)| **e == flag)
+            .map(|(v, _)| *v)
+            .collect()
+    };
+    let (ext, other) = (split(true), split(false));
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let auc_extracted = if ext.is_empty() || other.is_empty() {
+        None
+    } else {
+        let labels: Vec<bool> = extracted.iter().take(values.len()).copied().collect();
+        Some(crate::measure::roc::roc(&values, &labels)?.auc)
+    };
+    Ok(GenerationSharpness {
+        config: cfg.clone(),
+        mean_extracted: mean(&ext),
+        mean_other: mean(&other),
+        values,
+        auc_extracted,
+    })
+}
+
+/// Data-view columns of a study's training-image sharpness (`rote sharpness` results): (data-set
+/// hash, column name, one value per data-set image, NaN where not measured). Unreadable files
+/// are skipped.
+pub fn study_columns(study_root: &std::path::Path) -> Vec<(String, String, Vec<f32>)> {
+    let mut out = Vec::new();
+    let results = study_root.join("results").join("diffusion");
+    let Ok(dirs) = std::fs::read_dir(&results) else {
+        return out;
+    };
+    let mut dirs: Vec<_> = dirs.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let id = dir
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let Ok(card) = super::DiffusionCard::check_folder(&super::diffusion_dir(study_root).join(&id)) else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = files.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            let name = f
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            if !(name.starts_with("sharpness-") && name.ends_with(".json")) {
+                continue;
+            }
+            let Some(rep) = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|t| serde_json::from_str::<SharpnessReport>(&t).ok())
+            else {
+                continue;
+            };
+            let mut col = vec![f32::NAN; card.dataset.n];
+            for (&i, r) in rep.indices.iter().zip(&rep.rows) {
+                if let Some(c) = col.get_mut(i) {
+                    *c = r.sharpness as f32;
+                }
+            }
+            out.push((
+                card.dataset.hash.clone(),
+                format!("sharpness t={} · {id}", rep.config.t),
+                col,
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "sharpness_tests.rs"]
 mod tests;

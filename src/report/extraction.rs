@@ -112,6 +112,21 @@ fn section(r: &mut Report<'_>, name: &str, run: &ExtractionRun, body: &mut Strin
             "cliques of near-identical generations",
             rep.cliques.len().to_string(),
         ),
+        (
+            "sharpness (Jeon et al.), extracted vs other generations",
+            run.sharpness
+                .as_ref()
+                .map_or("not measured (rote extract --sharpness)".to_string(), |g| {
+                    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+                    format!(
+                        "{} vs {} (AUC {}, t = {})",
+                        f(g.mean_extracted),
+                        f(g.mean_other),
+                        f(g.auc_extracted),
+                        g.config.t
+                    )
+                }),
+        ),
     ]));
     let index_of = |row: usize| run.train_rows.get(row).copied();
     let planted = |row: usize| index_of(row).is_some_and(|i| run.duplicated.contains(&i));

@@ -18,6 +18,7 @@ mod layermem;
 mod lm;
 mod memorization;
 mod mia;
+mod sharpness;
 mod staging;
 mod study_models;
 mod svg;
@@ -176,11 +177,12 @@ pub(crate) fn json_files(dir: &Path) -> Vec<PathBuf> {
 /// The stages, in page order.
 type Stage = fn(&mut Report<'_>, &JobCtx<'_>) -> CoreResult<()>;
 
-const STAGES: [(&str, Stage); 10] = [
+const STAGES: [(&str, Stage); 11] = [
     ("models", study_models::add),
     ("memorization", memorization::add),
     ("membership", mia::add),
     ("extraction", extraction::add),
+    ("sharpness", sharpness::add),
     ("inpainting", inpainting::add),
     ("diffusion membership", diffusion_mia::add),
     ("inversion", inversion::add),

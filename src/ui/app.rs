@@ -352,6 +352,7 @@ impl App {
 
     fn load_scores(&mut self) {
         let models: Vec<StudyModel> = self.models.clone();
+        let study_root = self.study.as_ref().map(|s| s.root.clone());
         self.spawn(JobKind::Scores, "Reading scores", move |ctx| {
             let mut out: BTreeMap<String, ScoreColumns> = BTreeMap::new();
             for m in models {
@@ -365,6 +366,11 @@ impl App {
                 let cols = out.entry(m.card.dataset.hash.clone()).or_default();
                 cols.push((format!("loss · {}", m.id), Arc::new(s.loss)));
                 cols.push((format!("margin · {}", m.id), Arc::new(s.margin)));
+            }
+            if let Some(root) = study_root {
+                for (hash, name, col) in crate::diffusion::sharpness::study_columns(&root) {
+                    out.entry(hash).or_default().push((name, Arc::new(col)));
+                }
             }
             Ok(JobResult::Scores(out))
         });

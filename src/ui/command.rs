@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// Open the newest saved extraction of a diffusion model (by id).
     OpenExtraction(String),
+    /// Measure the sharpness of every generation of the shown extraction of a model.
+    MeasureSharpness(String),
     /// Sample a diffusion model and score the generations against its training images.
     RunExtraction {
         /// Model id.

@@ -99,6 +99,7 @@ pub fn results_dir(study_root: &Path, id: &str) -> PathBuf {
 }
 
 /// An extraction run with its generations, ready to draw.
+#[derive(Clone)]
 pub struct LoadedExtraction {
     /// The run.
     pub run: ExtractionRun,
@@ -200,4 +201,21 @@ pub fn run_and_save_extraction(
     let out = results_dir(study_root, &card.id).join(format!("extraction-s{seed}-n{n}.json"));
     crate::study::write_json_atomic(&out, &run)?;
     with_generations(study_root, card, ds, run, out, &compute.device, ctx)
+}
+
+/// Measures the sharpness (Jeon et al.) of every generation of a loaded extraction and saves the
+/// run again where it was read from.
+pub fn measure_and_save_sharpness(
+    study_root: &Path,
+    mut ex: LoadedExtraction,
+    device: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<LoadedExtraction> {
+    let dir = diffusion_dir(study_root).join(&ex.run.model);
+    let model = crate::diffusion::denoiser::open(&dir, &crate::model::device(device)?)?;
+    let cfg = crate::diffusion::sharpness::SharpnessConfig::default();
+    ex.run
+        .measure_sharpness(model.as_ref(), &dir, ex.data.max_value, &cfg, ctx)?;
+    crate::study::write_json_atomic(&ex.source, &ex.run)?;
+    Ok(ex)
 }

@@ -152,6 +152,29 @@ impl App {
         });
     }
 
+    /// Measures the sharpness of the shown extraction's generations and saves it with the run.
+    pub(super) fn measure_sharpness(&mut self, model: String) {
+        let Some(root) = self.study.as_ref().map(|s| s.root.clone()) else {
+            return;
+        };
+        let Some(shown) = self.extraction_view.loaded.get(&model).and_then(Option::as_ref) else {
+            self.toasts
+                .push(Level::Error, format!("open an extraction of {model} first"));
+            return;
+        };
+        let ex = shown.ex.clone();
+        let device = self.settings.device.clone();
+        let label = format!("Sharpness of {model}'s generations");
+        self.spawn(JobKind::Extract, &label, move |ctx| {
+            let ex = dj::measure_and_save_sharpness(&root, ex, &device, ctx)?;
+            Ok(JobResult::Extraction {
+                model,
+                ex: Some(Box::new(ex)),
+                computed: false,
+            })
+        });
+    }
+
     /// Opens the saved inpainting attack report of `a` and `b`.
     pub(super) fn open_inpaint_report(&mut self, a: String, b: String) {
         let Some((root, _, ds)) = self.diffusion_model(&a) else {

@@ -115,6 +115,7 @@ impl App {
                 });
             }
             Command::OpenExtraction(model) => self.open_extraction(model),
+            Command::MeasureSharpness(model) => self.measure_sharpness(model),
             Command::RunExtraction { model, samples, seed } => self.run_extraction(model, samples, seed),
             Command::OpenInpaintReport(a, b) => self.open_inpaint_report(a, b),
             Command::Inpaint(req) => self.inpaint(*req, false),

@@ -218,6 +218,7 @@ impl ExtractionView {
         };
         ui.separator();
         self.summary_ui(ui, &shown);
+        sharpness_ui(ui, &shown, &model, running.is_some(), ctx.commands);
         ui.separator();
         match self.tab {
             ExtractionTab::Generations => self.rows_ui(ui, ctx, &shown),
@@ -345,8 +346,14 @@ impl ExtractionView {
                                 ));
                                 self.tags_ui(ui, s, r.nearest, extracted);
                             });
+                            let sharp =
+                                s.ex.run
+                                    .sharpness
+                                    .as_ref()
+                                    .and_then(|g| g.values.get(r.generation))
+                                    .map_or(String::new(), |v| format!(" · sharpness {v:.3}"));
                             ui.label(format!(
-                                "l2 {:.4} · tiled l2 {:.4} · relative l2 {:.3}",
+                                "l2 {:.4} · tiled l2 {:.4} · relative l2 {:.3}{sharp}",
                                 r.l2, r.tiled_l2, r.rel_l2
                             ));
                         });
@@ -405,4 +412,44 @@ impl ExtractionView {
             }
         });
     }
+}
+
+/// The sharpness line (Jeon et al.): extracted generations against the others, or the button
+/// that measures it.
+fn sharpness_ui(
+    ui: &mut egui::Ui,
+    s: &ShownExtraction,
+    model: &str,
+    running: bool,
+    commands: &mut Vec<Command>,
+) {
+    ui.horizontal_wrapped(|ui| match &s.ex.run.sharpness {
+        Some(g) => {
+            let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+            ui.label(format!("Sharpness at t = {} (Jeon et al.):", g.config.t))
+                .on_hover_text(crate::diffusion::sharpness::SOLVER);
+            ui.colored_label(
+                theme::ERROR,
+                format!("extracted generations {}", f(g.mean_extracted)),
+            );
+            ui.label(format!(
+                "vs the others {} · AUC {}",
+                f(g.mean_other),
+                f(g.auc_extracted)
+            ));
+        }
+        None => {
+            ui.label("Sharpness (Jeon et al.) not measured for these generations.");
+            if ui
+                .add_enabled(!running, egui::Button::new("Measure sharpness"))
+                .on_hover_text(
+                    "The fraction of the probability landscape's curvature directions that are \
+                         sharp at each generation: memorized images sit on sharp peaks",
+                )
+                .clicked()
+            {
+                commands.push(Command::MeasureSharpness(model.to_string()));
+            }
+        }
+    });
 }
