@@ -39,6 +39,31 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     {
         return bench_lm(model.as_deref(), batch, seq, reps, &device, json);
     }
+    if let BenchWhich::Diffusers {
+        model,
+        samples,
+        steps,
+        images,
+        iterations,
+        device,
+    } = &which
+    {
+        let cancel = CancelToken::new();
+        let sink = CliSink::new(json);
+        let ctx = JobCtx::new(&cancel, &sink);
+        let r = crate::diffusion::bench::bench_diffusers(model, *samples, *steps, *images, *iterations, device, &ctx);
+        sink.finish();
+        let r = r?;
+        let value = json!({"bench": "diffusers", "result": r});
+        super::commands::print(json, &value, || {
+            format!(
+                "{} ({:?}): DDIM {} images x {} steps in {:.2} s ({:.1} UNet evaluations/s); sharpness \
+                 {:.2} s per image ({} Lanczos iterations)",
+                r.model, r.shape, r.samples, r.steps, r.ddim_seconds, r.evals_per_sec, r.sharpness_seconds_per_image, r.iterations
+            )
+        });
+        return Ok(());
+    }
     if let BenchWhich::Layermem {
         augmentations,
         unit_augmentations,
@@ -202,7 +227,8 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         | BenchWhich::Layermem { .. }
         | BenchWhich::Exposure { .. }
         | BenchWhich::All { .. }
-        | BenchWhich::Lm { .. } => {}
+        | BenchWhich::Lm { .. }
+        | BenchWhich::Diffusers { .. } => {}
         BenchWhich::Train {
             family,
             epochs,

@@ -401,6 +401,27 @@ pub enum BenchWhich {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// A diffusers UNet2DModel folder: DDIM sampling and the sharpness of the samples (peer:
+    /// benches/peers/diffusers_bench.py).
+    Diffusers {
+        /// The diffusers folder.
+        model: PathBuf,
+        /// Images sampled.
+        #[arg(long, default_value_t = 4)]
+        samples: usize,
+        /// DDIM steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Samples whose sharpness is timed.
+        #[arg(long, default_value_t = 4)]
+        images: usize,
+        /// Lanczos iterations per image.
+        #[arg(long, default_value_t = 12)]
+        iterations: usize,
+        /// cpu or cuda.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// GUI responsiveness: the window on a 60k-image data set (Fashion-MNIST from
     /// $ROTE_FASHION_MNIST, else generated) while a training job runs and the gallery scrolls:
     /// p50/p95/p99 frame times and peak RSS (needs the gui feature and a display).

@@ -263,3 +263,72 @@ pub fn bench_ddpm_train(
         images_per_sec: (steps * batch_size) as f64 / m.card.seconds,
     })
 }
+
+/// A diffusers model's DDIM sampling and sharpness figures (`rote bench diffusers`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DiffusersBench {
+    /// Model folder name.
+    pub model: String,
+    /// Image shape.
+    pub shape: [usize; 3],
+    /// Images sampled.
+    pub samples: usize,
+    /// DDIM steps.
+    pub steps: usize,
+    /// Sampling seconds (after one untimed UNet evaluation).
+    pub ddim_seconds: f64,
+    /// UNet evaluations (image x step) per second while sampling.
+    pub evals_per_sec: f64,
+    /// Images whose sharpness was measured.
+    pub sharpness_images: usize,
+    /// Lanczos iterations per image.
+    pub iterations: usize,
+    /// Seconds per image of the sharpness (t = 50, `iterations` Hessian-vector products).
+    pub sharpness_seconds_per_image: f64,
+}
+
+/// Times DDIM sampling and the sharpness of `sharpness_images` samples of the diffusers model in
+/// `dir` on `device`, as `benches/peers/diffusers_bench.py` does with diffusers.
+pub fn bench_diffusers(
+    dir: &std::path::Path,
+    samples: usize,
+    steps: usize,
+    sharpness_images: usize,
+    iterations: usize,
+    device: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<DiffusersBench> {
+    use super::denoiser::{Denoiser, DiffusersModel};
+    let dev = crate::model::device(device)?;
+    let m = DiffusersModel::load(dir, &dev)?;
+    let shape = m.shape();
+    let warm = Tensor::zeros((1, shape[0], shape[1], shape[2]), candle_core::DType::F32, &dev)?;
+    m.eps_inference(&warm, &[500])?.sum_all()?.to_vec0::<f32>()?;
+    let sampler = Sampler::Ddim { steps, eta: 0.0 };
+    let start = Instant::now();
+    let x = m.generate_tensor(samples, 0, sampler, samples, ctx)?;
+    x.sum_all()?.to_vec0::<f32>()?;
+    let ddim_seconds = start.elapsed().as_secs_f64();
+    let k = sharpness_images.min(samples).max(1);
+    let cfg = super::sharpness::SharpnessConfig {
+        iterations,
+        batch: k,
+        ..super::sharpness::SharpnessConfig::default()
+    };
+    let x0 = x.narrow(0, 0, k)?.clamp(-1f32, 1f32)?;
+    let start = Instant::now();
+    let rows = super::sharpness::sharpness(&m, &x0, &(0..k).collect::<Vec<_>>(), &cfg, ctx)?;
+    let sharp_secs = start.elapsed().as_secs_f64();
+    debug_assert_eq!(rows.len(), k);
+    Ok(DiffusersBench {
+        model: m.id().to_string(),
+        shape,
+        samples,
+        steps,
+        ddim_seconds,
+        evals_per_sec: (samples * steps) as f64 / ddim_seconds.max(1e-9),
+        sharpness_images: k,
+        iterations,
+        sharpness_seconds_per_image: sharp_secs / k as f64,
+    })
+}
