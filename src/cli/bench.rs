@@ -51,7 +51,15 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         let cancel = CancelToken::new();
         let sink = CliSink::new(json);
         let ctx = JobCtx::new(&cancel, &sink);
-        let r = crate::diffusion::bench::bench_diffusers(model, *samples, *steps, *images, *iterations, device, &ctx);
+        let r = crate::diffusion::bench::bench_diffusers(
+            model,
+            *samples,
+            *steps,
+            *images,
+            *iterations,
+            device,
+            &ctx,
+        );
         sink.finish();
         let r = r?;
         let value = json!({"bench": "diffusers", "result": r});
@@ -59,7 +67,14 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
             format!(
                 "{} ({:?}): DDIM {} images x {} steps in {:.2} s ({:.1} UNet evaluations/s); sharpness \
                  {:.2} s per image ({} Lanczos iterations)",
-                r.model, r.shape, r.samples, r.steps, r.ddim_seconds, r.evals_per_sec, r.sharpness_seconds_per_image, r.iterations
+                r.model,
+                r.shape,
+                r.samples,
+                r.steps,
+                r.ddim_seconds,
+                r.evals_per_sec,
+                r.sharpness_seconds_per_image,
+                r.iterations
             )
         });
         return Ok(());

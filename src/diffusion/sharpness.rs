@@ -194,6 +194,9 @@ fn start_vectors(ids: &[usize], d: usize, seed: u64) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The Lanczos tridiagonals of a batch: (alphas, betas), one vector each per image.
+type Tridiagonals = (Vec<Vec<f64>>, Vec<Vec<f64>>);
+
 /// Batched Lanczos with full reorthogonalisation: the tridiagonal (alpha, beta) of each image.
 /// `tick` runs after every operator application (progress, cancel).
 fn lanczos(
@@ -202,7 +205,7 @@ fn lanczos(
     m: usize,
     model: &dyn Denoiser,
     tick: &mut dyn FnMut(usize) -> CoreResult<()>,
-) -> CoreResult<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+) -> CoreResult<Tridiagonals> {
     let b = starts.len();
     let d = starts.first().map_or(0, Vec::len);
     let m = m.min(d.max(1));
@@ -309,13 +312,13 @@ pub fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
                 let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
                 }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
+                let (rp, rq) = (a[p].clone(), a[q].clone());
+                for (k, (apk, aqk)) in rp.iter().zip(&rq).enumerate() {
                     a[p][k] = c * apk - s * aqk;
                     a[q][k] = s * apk + c * aqk;
                 }
