@@ -64,6 +64,14 @@ fn open_one(
             let held: Vec<usize> = (0..members_ds.n)
                 .filter(|i| members.binary_search(i).is_err())
                 .collect();
+            if held.is_empty() {
+                return Err(CoreError::Invalid(format!(
+                    "{}: the model trained on every image of '{}'; give images it did not train on \
+                     with --heldout-data PATH",
+                    dir.display(),
+                    card.dataset.name
+                )));
+            }
             (members_ds, members, held)
         }
     };

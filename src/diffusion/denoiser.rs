@@ -223,25 +223,18 @@ pub fn is_diffusers_folder(dir: &Path) -> bool {
 /// Opens the diffusion model in `dir` on `device`, whichever kind it is; a folder that is neither
 /// is named with what it lacks.
 pub fn open(dir: &Path, device: &Device) -> CoreResult<Box<dyn Denoiser>> {
-    if dir.join("card.json").exists() {
-        // An imported diffusers model has both a card and config.json.
-        if dir.join("config.json").exists() {
-            return Ok(Box::new(DiffusersModel::load(dir, device)?));
-        }
-        return Ok(Box::new(Ddpm::load(dir, device)?));
-    }
-    if dir.join("config.json").exists() {
+    // diffusers' files (an imported model has card.json too): its loader names what is missing.
+    let diffusers = [
+        "config.json",
+        super::diffusers_unet::WEIGHTS,
+        "diffusion_pytorch_model.bin",
+    ]
+    .iter()
+    .any(|f| dir.join(f).exists());
+    if diffusers {
         return Ok(Box::new(DiffusersModel::load(dir, device)?));
     }
-    if !dir.is_dir() {
-        return Err(CoreError::format(
-            dir,
-            "is not a folder (a diffusion model is a folder)",
-        ));
-    }
-    Err(CoreError::format(
-        dir,
-        "holds neither card.json (a model rote trained) nor config.json (a diffusers UNet2DModel \
-         with scheduler_config.json and diffusion_pytorch_model.safetensors)",
-    ))
+    // Everything else is read as rote's own folder, whose checks name the problem (a file, a
+    // pickle, a missing or broken card or weights).
+    Ok(Box::new(Ddpm::load(dir, device)?))
 }

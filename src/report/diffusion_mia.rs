@@ -12,13 +12,20 @@ use crate::job::JobCtx;
 /// Adds one section per saved diffusion MIA report.
 pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     let root = r.study.results_dir().join("diffusion");
-    for dir in super::list(&root, Path::is_dir) {
-        let path = dir.join("mia-diffusion.json");
+    let files = [
+        ("mia-diffusion.json", ""),
+        ("mia-diffusion-members.json", " (members vs held out)"),
+    ];
+    for (dir, (file, what)) in super::list(&root, Path::is_dir)
+        .into_iter()
+        .flat_map(|d| files.map(|f| (d.clone(), f)))
+    {
+        let path = dir.join(file);
         if !path.is_file() {
             continue;
         }
         ctx.checkpoint()?;
-        let model = super::name_of(&dir);
+        let model = format!("{}{what}", super::name_of(&dir));
         let mut body = String::new();
         if let Some(rep) = r.load::<DiffusionMiaReport>(&path, &mut body) {
             section(r, &model, &rep, &mut body)?;

@@ -38,20 +38,26 @@ pub struct DiffusionMiaList {
     pub errors: Vec<String>,
 }
 
-/// Reads every `STUDY/results/diffusion/*/mia-diffusion.json` (a broken file becomes an error line,
+/// Reads every `STUDY/results/diffusion/*/mia-diffusion{,-members}.json` (a broken file becomes an error line,
 /// the others still load).
 pub fn load_diffusion_mia(study_root: &Path, ctx: &JobCtx<'_>) -> CoreResult<DiffusionMiaList> {
     let mut out = DiffusionMiaList::default();
     let Ok(entries) = std::fs::read_dir(study_root.join("results").join("diffusion")) else {
         return Ok(out);
     };
+    // A family's report, and one model's members against held-out images (`rote mia-diffusion
+    // MODEL --heldout-data ...`).
     let mut found: Vec<(String, PathBuf)> = entries
         .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().to_string(),
-                e.path().join("mia-diffusion.json"),
-            )
+        .flat_map(|e| {
+            let id = e.file_name().to_string_lossy().to_string();
+            [
+                (id.clone(), e.path().join("mia-diffusion.json")),
+                (
+                    format!("{id} (members vs held out)"),
+                    e.path().join("mia-diffusion-members.json"),
+                ),
+            ]
         })
         .filter(|(_, p)| p.is_file())
         .collect();
