@@ -20,11 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 /// A copy of a fixture model (the generation cache must not land in the repository).
 fn model_copy(tmp: &Path, name: &str) -> PathBuf {
     let dst = tmp.join(name);
-    std::fs::create_dir_all(&dst).unwrap();
-    for e in std::fs::read_dir(fixture(name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-    }
+    copy_dir(&fixture(name), &dst);
     dst
 }
 
@@ -40,10 +36,35 @@ fn save_png(path: &Path, chw: &[u8], c: usize, s: usize) {
 }
 
 fn rote(args: &[&str]) -> std::process::Output {
+    rote_in(Path::new("."), args, &[])
+}
+
+/// `rote args more` run in `cwd` (where loose models' results go).
+fn rote_in(cwd: &Path, args: &[&str], more: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rote"))
+        .current_dir(cwd)
         .args(args)
+        .args(more)
         .output()
         .unwrap()
+}
+
+/// `rote extract MODEL more` with the planted folder's settings (6 generations, DDIM 4 steps),
+/// checked to succeed and to find exactly the planted copies.
+fn extract_finds_planted(model: &Path, more: &[&str]) {
+    let args = [
+        "extract",
+        model.to_str().unwrap(),
+        "--samples",
+        "6",
+        "--steps",
+        "4",
+        "--cpu",
+        "--json",
+    ];
+    let out = rote_in(Path::new("."), &args, more);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_planted_found(&serde_json::from_slice(&out.stdout).unwrap());
 }
 
 /// An image folder holding three of the model's first six generations (DDIM, 4 steps, seed 0),
@@ -95,20 +116,7 @@ fn extract_finds_planted_copies_in_a_users_image_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = model_copy(tmp.path(), "cifar");
     let folder = planted_folder(&model_dir, tmp.path());
-    let out = rote(&[
-        "extract",
-        model_dir.to_str().unwrap(),
-        "--train-data",
-        folder.to_str().unwrap(),
-        "--samples",
-        "6",
-        "--steps",
-        "4",
-        "--cpu",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_planted_found(&serde_json::from_slice(&out.stdout).unwrap());
+    extract_finds_planted(&model_dir, &["--train-data", folder.to_str().unwrap()]);
 }
 
 /// `rote import-diffusers` puts the model and its training set into a study: extraction then
@@ -135,18 +143,7 @@ fn imported_diffusers_model_joins_the_study() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(cards.len(), 1);
     let imported = study.join("diffusion/cifar");
-    let out = rote(&[
-        "extract",
-        imported.to_str().unwrap(),
-        "--samples",
-        "6",
-        "--steps",
-        "4",
-        "--cpu",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_planted_found(&serde_json::from_slice(&out.stdout).unwrap());
+    extract_finds_planted(&imported, &[]);
     let report = tmp.path().join("report");
     let out = rote(&["report", st, "--out", report.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -265,20 +262,16 @@ fn one_model_membership_from_members_and_heldout_images() {
         b.to_str().unwrap(),
     ];
     let cwd = tmp.path();
-    let out = Command::new(env!("CARGO_BIN_EXE_rote"))
-        .current_dir(cwd)
-        .args([
-            "mia-diffusion",
-            m,
-            "--timesteps",
-            "10,100",
-            "--draws",
-            "1",
-            "--json",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let mia = [
+        "mia-diffusion",
+        m,
+        "--timesteps",
+        "10,100",
+        "--draws",
+        "1",
+        "--json",
+    ];
+    let out = rote_in(cwd, &mia, &args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n_images"], 9);
@@ -287,23 +280,19 @@ fn one_model_membership_from_members_and_heldout_images() {
         cwd.join("rote-results/dummy/mia-diffusion-members.json")
             .is_file()
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_rote"))
-        .current_dir(cwd)
-        .args([
-            "inpaint",
-            "--in-model",
-            m,
-            "--count",
-            "4",
-            "--steps",
-            "5",
-            "--samples",
-            "1",
-            "--json",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
+    let inpaint = [
+        "inpaint",
+        "--in-model",
+        m,
+        "--count",
+        "4",
+        "--steps",
+        "5",
+        "--samples",
+        "1",
+        "--json",
+    ];
+    let out = rote_in(cwd, &inpaint, &args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

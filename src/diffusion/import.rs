@@ -47,7 +47,12 @@ pub fn import_diffusers(
     let dir = diffusion_dir(study_root);
     std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
     let stem = id.map_or_else(|| model.id().to_string(), str::to_string);
-    let id = unique_id(&dir, &stem);
+    let stem = if stem.is_empty() {
+        "diffusers".to_string()
+    } else {
+        stem
+    };
+    let id = crate::study::fresh_id(&dir, &stem);
     let cfg = model.unet.config().clone();
     let base = cfg.block_out_channels.first().copied().unwrap_or(1).max(1);
     let name = if crate::data::bundled(train_data).is_some() {
@@ -126,30 +131,4 @@ pub fn import_diffusers(
     let dest = dir.join(&id);
     std::fs::rename(&staging, &dest).map_err(|e| CoreError::io(&dest, e))?;
     Ok(card)
-}
-
-/// `stem` cleaned to a folder name, with -2, -3, ... until it is free in `dir`.
-fn unique_id(dir: &Path, stem: &str) -> String {
-    let clean: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let clean = if clean.is_empty() {
-        "diffusers".to_string()
-    } else {
-        clean
-    };
-    let mut id = clean.clone();
-    let mut k = 2;
-    while dir.join(&id).exists() {
-        id = format!("{clean}-{k}");
-        k += 1;
-    }
-    id
 }

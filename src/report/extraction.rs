@@ -34,27 +34,19 @@ pub(super) fn model_data(model_dir: &Path) -> CoreResult<(DiffusionCard, Dataset
 /// Adds one section per saved extraction.
 pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     let root = r.study.results_dir().join("diffusion");
-    for dir in super::list(&root, Path::is_dir) {
-        for path in super::json_files(&dir) {
-            if !path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("extraction-"))
-            {
-                continue;
-            }
-            ctx.checkpoint()?;
-            let stem = super::stem_of(&path);
-            let model = super::name_of(&dir);
-            let mut body = String::new();
-            if let Some(run) = r.load::<ExtractionRun>(&path, &mut body) {
-                section(r, &format!("{model}-{stem}"), &run, &mut body)?;
-            }
-            r.sections.push(Section {
-                id: super::slug(&format!("{model}-{stem}")),
-                title: format!("Extraction: {model}"),
-                body,
-            });
+    for (dir, path) in super::prefixed_json(&root, "extraction-") {
+        ctx.checkpoint()?;
+        let stem = super::stem_of(&path);
+        let model = super::name_of(&dir);
+        let mut body = String::new();
+        if let Some(run) = r.load::<ExtractionRun>(&path, &mut body) {
+            section(r, &format!("{model}-{stem}"), &run, &mut body)?;
         }
+        r.sections.push(Section {
+            id: super::slug(&format!("{model}-{stem}")),
+            title: format!("Extraction: {model}"),
+            body,
+        });
     }
     Ok(())
 }

@@ -174,6 +174,24 @@ pub(crate) fn json_files(dir: &Path) -> Vec<PathBuf> {
     list(dir, |p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
 }
 
+/// The `.json` files named `prefix*` in the model folders of `root` (`results/diffusion/`), with
+/// their folder, sorted.
+pub(crate) fn prefixed_json(root: &Path, prefix: &str) -> Vec<(PathBuf, PathBuf)> {
+    list(root, Path::is_dir)
+        .into_iter()
+        .flat_map(|dir| {
+            json_files(&dir)
+                .into_iter()
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+                .map(move |p| (dir.clone(), p))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// The stages, in page order.
 type Stage = fn(&mut Report<'_>, &JobCtx<'_>) -> CoreResult<()>;
 

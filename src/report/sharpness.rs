@@ -3,8 +3,6 @@
 //! duplicated training images stand out as sharp peaks, and every image's figures. The
 //! sharpness of generations is part of their extraction's section.
 
-use std::path::Path;
-
 use super::{Report, Section, Table, html};
 use crate::diffusion::sharpness::SharpnessReport;
 use crate::error::CoreResult;
@@ -13,26 +11,18 @@ use crate::job::JobCtx;
 /// Adds one section per saved sharpness measurement.
 pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
     let root = r.study.results_dir().join("diffusion");
-    for dir in super::list(&root, Path::is_dir) {
-        for path in super::json_files(&dir) {
-            if !path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("sharpness-"))
-            {
-                continue;
-            }
-            ctx.checkpoint()?;
-            let name = format!("{}-{}", super::name_of(&dir), super::stem_of(&path));
-            let mut body = String::new();
-            if let Some(rep) = r.load::<SharpnessReport>(&path, &mut body) {
-                section(r, &name, &rep, &mut body)?;
-            }
-            r.sections.push(Section {
-                id: super::slug(&name),
-                title: format!("Sharpness: {}", super::name_of(&dir)),
-                body,
-            });
+    for (dir, path) in super::prefixed_json(&root, "sharpness-") {
+        ctx.checkpoint()?;
+        let name = format!("{}-{}", super::name_of(&dir), super::stem_of(&path));
+        let mut body = String::new();
+        if let Some(rep) = r.load::<SharpnessReport>(&path, &mut body) {
+            section(r, &name, &rep, &mut body)?;
         }
+        r.sections.push(Section {
+            id: super::slug(&name),
+            title: format!("Sharpness: {}", super::name_of(&dir)),
+            body,
+        });
     }
     Ok(())
 }

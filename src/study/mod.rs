@@ -181,23 +181,7 @@ impl Study {
 
     /// A fresh, unused model id built from `stem`.
     pub fn new_model_id(&self, stem: &str) -> String {
-        let clean: String = stem
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let mut id = clean.clone();
-        let mut k = 2;
-        while self.models_dir().join(&id).exists() {
-            id = format!("{clean}-{k}");
-            k += 1;
-        }
-        id
+        fresh_id(&self.models_dir(), stem)
     }
 
     /// A staging folder for a model being written; [`Study::commit_model`] renames it into place.
@@ -297,4 +281,26 @@ mod tests {
         let err = Study::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("study.json"), "{err}");
     }
+}
+
+/// `stem` cleaned to a folder name (ASCII letters, digits, - and _), with -2, -3, ... appended
+/// until no entry of `dir` has that name.
+pub fn fresh_id(dir: &Path, stem: &str) -> String {
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut id = clean.clone();
+    let mut k = 2;
+    while dir.join(&id).exists() {
+        id = format!("{clean}-{k}");
+        k += 1;
+    }
+    id
 }
