@@ -144,11 +144,45 @@ fn imported_diffusers_model_joins_the_study() {
     assert_eq!(cards.len(), 1);
     let imported = study.join("diffusion/cifar");
     extract_finds_planted(&imported, &[]);
+    // One-model inpainting of the study model: its members against other images.
+    let held = tmp.path().join("held");
+    std::fs::create_dir_all(held.join("all")).unwrap();
+    for k in 0..3u8 {
+        save_png(
+            &held.join(format!("all/h{k}.png")),
+            &vec![40 * k; 3 * 16 * 16],
+            3,
+            16,
+        );
+    }
+    let inpaint = [
+        "inpaint",
+        "--in-model",
+        imported.to_str().unwrap(),
+        "--count",
+        "4",
+        "--steps",
+        "4",
+    ];
+    let out = rote_in(
+        Path::new("."),
+        &inpaint,
+        &["--samples", "1", "--heldout-data", held.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = tmp.path().join("report");
     let out = rote(&["report", st, "--out", report.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
-    assert!(html.contains("cifar"), "the report names the imported model");
+    assert!(
+        html.contains("Extraction: cifar"),
+        "the report names the imported model"
+    );
+    assert!(
+        html.contains("cifar, members vs held out"),
+        "and its one-model inpainting"
+    );
+    assert!(!html.contains("cannot read this result"), "no result is unreadable");
     // Importing the same folder again gives a second id; a study model cannot be imported.
     let out = rote(&["import-diffusers", m, "--train-data", f, "--study", st, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -190,8 +190,14 @@ pub struct MemberRow {
 pub struct MemberInpaintReport {
     /// Model id.
     pub model: String,
+    /// Image shape C x H x W of the completions.
+    pub shape: [usize; 3],
+    /// Pixel value of full intensity in the completions.
+    pub max_value: u8,
     /// Hidden region.
     pub mask: MaskKind,
+    /// Keep mask (1 = known), H x W.
+    pub keep: Vec<f32>,
     /// Method and schedule.
     pub config: InpaintConfig,
     /// Samples per image (best of N).
@@ -255,7 +261,10 @@ pub fn inpaint_members(
     };
     Ok(MemberInpaintReport {
         model: m.id().to_string(),
+        shape: m.shape(),
+        max_value: ds.max_value,
         mask: spec.mask,
+        keep,
         config: spec.config.clone(),
         samples: spec.samples,
         seed: spec.seed,

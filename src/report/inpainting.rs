@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::figures::{GREEN, GREY, RED, Tile, gallery};
 use super::{Report, Section, Table, html};
-use crate::diffusion::attack::InpaintReport;
+use crate::diffusion::attack::{InpaintReport, MemberInpaintReport};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
 
@@ -26,6 +26,18 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
             };
             ctx.checkpoint()?;
             let model = super::name_of(&dir);
+            if other == "members" {
+                let mut body = String::new();
+                if let Some(rep) = r.load::<MemberInpaintReport>(&path, &mut body) {
+                    members_section(r, &model, &rep, &mut body)?;
+                }
+                r.sections.push(Section {
+                    id: super::slug(&format!("inpaint-members-{model}")),
+                    title: format!("Inpainting attack: {model}, members vs held out"),
+                    body,
+                });
+                continue;
+            }
             let mut body = String::new();
             if let Some(rep) = r.load::<InpaintReport>(&path, &mut body) {
                 section(r, &model, other, &rep, &mut body)?;
@@ -133,5 +145,69 @@ fn section(r: &mut Report<'_>, a: &str, b: &str, rep: &InpaintReport, body: &mut
         }
     }
     body.push_str(&html::table(&t, SHOWN, Some(&f)));
+    Ok(())
+}
+
+/// One model's completions of its members against held-out images (`rote inpaint --in-model M`
+/// without `--out-model`).
+fn members_section(
+    r: &mut Report<'_>,
+    model: &str,
+    rep: &MemberInpaintReport,
+    body: &mut String,
+) -> CoreResult<()> {
+    let n_in = rep.rows.iter().filter(|x| x.member).count();
+    body.push_str(&html::figures(&[
+        (
+            "images attacked",
+            format!("{n_in} members, {} held out", rep.rows.len() - n_in),
+        ),
+        ("AUC (members vs held out)", format!("{:.3}", rep.auc)),
+        ("TPR at 1% FPR", format!("{:.3}", rep.tpr_at_1pct_fpr)),
+        (
+            "mean hidden-region error, members / held out",
+            format!("{:.4} / {:.4}", rep.mean_err_member, rep.mean_err_heldout),
+        ),
+        ("hidden region", format!("{:?}", rep.mask).to_lowercase()),
+        (
+            "method",
+            format!(
+                "{:?} with {} steps, best of {} completions per image",
+                rep.config.method, rep.config.steps, rep.samples
+            )
+            .to_lowercase(),
+        ),
+    ]));
+    let mut t = Table::new(&["index", "member", "err"]);
+    for row in &rep.rows {
+        t.push(vec![row.index.into(), row.member.into(), row.err.into()]);
+    }
+    let name = format!("inpaint-members-{model}");
+    let f = r.csv(
+        &name,
+        &format!("{model}: best-of-N hidden-region error per image"),
+        &t,
+    )?;
+    let tiles: Vec<Tile> = [true, false]
+        .iter()
+        .flat_map(|&m| rep.rows.iter().filter(move |x| x.member == m).take(SHOWN))
+        .map(|x| {
+            let frame = if x.member { GREEN } else { GREY };
+            Tile::from_chw(&x.completion, rep.shape, rep.max_value, frame)
+        })
+        .collect();
+    if !tiles.is_empty() {
+        let png = r.png(
+            &name,
+            &format!("{model}: completions"),
+            &gallery(&tiles, SHOWN, SHOWN),
+        )?;
+        body.push_str(&html::img(
+            &png,
+            "Best completions, row-major: up to 8 members (green frames), then up to 8 held-out images \
+             (grey frames).",
+        ));
+    }
+    body.push_str(&html::table(&t, 2 * SHOWN, Some(&f)));
     Ok(())
 }
