@@ -182,7 +182,10 @@ fn imported_diffusers_model_joins_the_study() {
         html.contains("cifar, members vs held out"),
         "and its one-model inpainting"
     );
-    assert!(!html.contains("cannot read this result"), "no result is unreadable");
+    assert!(
+        !html.contains("cannot read this result"),
+        "no result is unreadable"
+    );
     // Importing the same folder again gives a second id; a study model cannot be imported.
     let out = rote(&["import-diffusers", m, "--train-data", f, "--study", st, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

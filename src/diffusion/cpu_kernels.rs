@@ -151,6 +151,9 @@ pub(crate) struct Conv {
     o: usize,
     k: usize,
     group: usize,
+    /// Whether the backward computes dL/dW (not when the weights are constants, as a loaded
+    /// diffusers model's are while sharpness differentiates through it).
+    dw: bool,
 }
 
 impl Conv {
@@ -238,31 +241,33 @@ impl Conv {
                     let row = &dycm[oi * nhw + (i / o) * hw..oi * nhw + (i / o + 1) * hw];
                     *dbt = row.iter().fold(T::zero(), |a, &v| a + v);
                 }
-                let mut dwg = vec![T::zero(); o * kc];
-                matmul(
-                    &mut dwg,
-                    Mat {
-                        rows: o,
-                        cols: kc,
-                        rs: kc,
-                        cs: 1,
-                    },
-                    false,
-                    &dycm,
-                    Mat {
-                        rows: o,
-                        cols: nhw,
-                        rs: nhw,
-                        cs: 1,
-                    },
-                    &cols,
-                    Mat {
-                        rows: nhw,
-                        cols: kc,
-                        rs: 1,
-                        cs: nhw,
-                    },
-                )?;
+                let mut dwg = vec![T::zero(); if self.dw { o * kc } else { 0 }];
+                if self.dw {
+                    matmul(
+                        &mut dwg,
+                        Mat {
+                            rows: o,
+                            cols: kc,
+                            rs: kc,
+                            cs: 1,
+                        },
+                        false,
+                        &dycm,
+                        Mat {
+                            rows: o,
+                            cols: nhw,
+                            rs: nhw,
+                            cs: 1,
+                        },
+                        &cols,
+                        Mat {
+                            rows: nhw,
+                            cols: kc,
+                            rs: 1,
+                            cs: nhw,
+                        },
+                    )?;
+                }
                 drop(cols);
                 let mut dcols = vec![T::zero(); kc * nhw];
                 matmul(
@@ -390,7 +395,10 @@ impl CustomOp3 for ConvOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let s = self.0;
+        let s = Conv {
+            dw: weight.track_op(),
+            ..self.0
+        };
         let (nx, nw) = (s.b * s.c * s.hw(), s.o * s.kc());
         let packed =
             x.contiguous()?
@@ -398,7 +406,7 @@ impl CustomOp3 for ConvOp {
         let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
         let dw = packed.narrow(0, nx, nw)?.reshape(weight.shape())?;
         let dbt = packed.narrow(0, nx + nw, s.b * s.o)?.reshape((s.b, s.o))?;
-        Ok((Some(dx), Some(dw), Some(dbt)))
+        Ok((Some(dx), s.dw.then_some(dw), Some(dbt)))
     }
 }
 
@@ -459,6 +467,7 @@ fn conv(
         o,
         k,
         group: group.unwrap_or_else(|| group_size(per_image, b)).max(1),
+        dw: true,
     };
     x.contiguous()?
         .apply_op3(&weight.contiguous()?, &bt.contiguous()?, ConvOp(s))
