@@ -116,3 +116,30 @@ fn channel_major_columns_are_the_batch_major_ones_side_by_side() {
         .unwrap();
     assert_eq!(max_rel(&cm, &want), 0.0);
 }
+
+/// With constant weights (a loaded model, differentiated in its input only) the backward skips
+/// the weight gradient and gives the same input gradient as with trained weights.
+#[test]
+fn constant_weights_give_the_same_input_gradient() {
+    let dev = Device::Cpu;
+    let (b, c, o, h, w) = (3, 4, 5, 6, 6);
+    let t = |n: usize, shape: &[usize], seed: usize| {
+        Tensor::from_vec(vals(n, seed), shape, &dev)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+    };
+    let x = Var::from_tensor(&t(b * c * h * w, &[b, c, h, w], 1)).unwrap();
+    let (wt, bias) = (t(o * c * 9, &[o, c, 3, 3], 2), t(o, &[o], 3));
+    let grad_x = |weight: &Tensor| {
+        let y = conv(&x, weight, &bias, None, Some(2)).unwrap();
+        let g = (y.sqr().unwrap().sum_all().unwrap()).backward().unwrap();
+        (g.get(&x).unwrap().clone(), g.get(weight).is_some())
+    };
+    let (constant, has_dw) = grad_x(&wt);
+    assert!(!has_dw, "no weight gradient for a constant");
+    let trained = Var::from_tensor(&wt).unwrap();
+    let (tracked, has_dw) = grad_x(trained.as_tensor());
+    assert!(has_dw);
+    assert!(max_rel(&constant, &tracked) < 1e-7);
+}
