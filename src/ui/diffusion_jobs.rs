@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::data::Dataset;
+use crate::diffusion::attack::MemberInpaintReport;
 use crate::diffusion::extract::{ExtractionRun, generations, run_extraction_on};
 use crate::diffusion::sample::Sampler;
 use crate::diffusion::{DiffusionCard, diffusion_dir, list_models};
@@ -23,6 +24,9 @@ pub struct DiffusionModels {
     pub datasets: BTreeMap<String, Arc<Dataset>>,
     /// Unreadable models and data sets that changed since training.
     pub errors: Vec<String>,
+    /// Saved one-model inpainting attacks (`rote inpaint --in-model M` without `--out-model`:
+    /// members against held-out images), by model id.
+    pub member_inpaints: BTreeMap<String, Arc<MemberInpaintReport>>,
 }
 
 impl DiffusionModels {
@@ -86,10 +90,24 @@ pub fn load_models(
             Err(e) => errors.push(format!("{}: {e}", c.id)),
         }
     }
+    let mut member_inpaints = BTreeMap::new();
+    for c in &cards {
+        let path = results_dir(study_root, &c.id).join("inpaint-members.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        match serde_json::from_str::<MemberInpaintReport>(&text) {
+            Ok(r) => {
+                member_inpaints.insert(c.id.clone(), Arc::new(r));
+            }
+            Err(e) => errors.push(format!("{}: not an inpainting report: {e}", path.display())),
+        }
+    }
     Ok(DiffusionModels {
         cards,
         datasets,
         errors,
+        member_inpaints,
     })
 }
 

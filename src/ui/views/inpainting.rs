@@ -176,8 +176,13 @@ impl InpaintingView {
         }
         let cards = &models.cards;
         self.controls_ui(ui, ctx, cards);
+        members_ui(ui, ctx.textures, models);
         let Some((a, b)) = self.cards(cards) else {
-            ui.label("Choose two models trained on the same data set.");
+            ui.label(
+                "Choose two models trained on the same data set (one trained on an image, one not), \
+                 or attack one model's members against images it did not train on: rote inpaint \
+                 --in-model STUDY/diffusion/ID --heldout-data PATH.",
+            );
             return;
         };
         let (Some(ds), Some(_)) = (models.data(&a.id).cloned(), models.data(&b.id)) else {
@@ -285,5 +290,56 @@ impl InpaintingView {
                 job_row_ui(ui, j.id, &p, j.handle.is_cancel_requested(), 320.0, ctx.commands);
             });
         }
+    }
+}
+
+/// Saved one-model attacks (members against held-out images, from `rote inpaint --in-model M
+/// --heldout-data ...`), one collapsible line each with the figures and the best completions.
+fn members_ui(
+    ui: &mut egui::Ui,
+    textures: &mut crate::ui::textures::TextureCache,
+    models: &crate::ui::diffusion_jobs::DiffusionModels,
+) {
+    for (id, r) in &models.member_inpaints {
+        let Some(ds) = models.data(id) else { continue };
+        if [ds.c, ds.h, ds.w] != r.shape {
+            continue;
+        }
+        egui::CollapsingHeader::new(format!(
+            "{id}, one model: members vs held out · AUC {:.3} · TPR@1%FPR {:.3}",
+            r.auc, r.tpr_at_1pct_fpr
+        ))
+        .id_salt(("members", id))
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.label(format!(
+                "Mean hidden-region error: members {:.4}, held out {:.4} ({:?}, {} steps, best of {}).",
+                r.mean_err_member, r.mean_err_heldout, r.config.method, r.config.steps, r.samples
+            ));
+            for member in [true, false] {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(if member { "members" } else { "held out" });
+                    for (k, row) in r
+                        .rows
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.member == member)
+                        .take(12)
+                    {
+                        super::diffusion_common::bytes_ui(
+                            ui,
+                            textures,
+                            &format!("members-{id}"),
+                            k,
+                            ds,
+                            &row.completion,
+                            None,
+                            48.0,
+                        )
+                        .on_hover_text(format!("image #{}: error {:.4}", row.index, row.err));
+                    }
+                });
+            }
+        });
     }
 }
