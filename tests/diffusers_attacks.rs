@@ -170,6 +170,14 @@ fn imported_diffusers_model_joins_the_study() {
         &["--samples", "1", "--heldout-data", held.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The GUI's listing of the study's diffusion models carries the saved one-model attack.
+    let cancel = CancelToken::new();
+    let listed =
+        rote::ui::diffusion_jobs::load_models(&study, &[], &JobCtx::new(&cancel, &NullSink)).unwrap();
+    assert!(listed.errors.is_empty(), "{:?}", listed.errors);
+    let members = &listed.member_inpaints["cifar"];
+    assert_eq!(members.rows.iter().filter(|r| r.member).count(), 2);
+    assert_eq!(members.rows.iter().filter(|r| !r.member).count(), 2);
     let report = tmp.path().join("report");
     let out = rote(&["report", st, "--out", report.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
