@@ -247,6 +247,28 @@ pub fn copy_tree(src: &Path, dest: &Path) -> CoreResult<()> {
     Ok(())
 }
 
+/// `stem` cleaned to a folder name (ASCII letters, digits, - and _), with -2, -3, ... appended
+/// until no entry of `dir` has that name.
+pub fn fresh_id(dir: &Path, stem: &str) -> String {
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut id = clean.clone();
+    let mut k = 2;
+    while dir.join(&id).exists() {
+        id = format!("{clean}-{k}");
+        k += 1;
+    }
+    id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,26 +303,4 @@ mod tests {
         let err = Study::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("study.json"), "{err}");
     }
-}
-
-/// `stem` cleaned to a folder name (ASCII letters, digits, - and _), with -2, -3, ... appended
-/// until no entry of `dir` has that name.
-pub fn fresh_id(dir: &Path, stem: &str) -> String {
-    let clean: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let mut id = clean.clone();
-    let mut k = 2;
-    while dir.join(&id).exists() {
-        id = format!("{clean}-{k}");
-        k += 1;
-    }
-    id
 }
