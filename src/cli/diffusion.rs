@@ -342,12 +342,21 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
         })),
         "report": out,
     });
+    // rote's own models had duplicates planted; in a user's training set they are found.
+    let planted = model
+        .card()
+        .is_some_and(|c| c.format == crate::diffusion::model::DiffusionFormat::Rote);
+    let dups = if planted {
+        "planted duplicates"
+    } else {
+        "images duplicated in the training data"
+    };
     print(json, &value, || {
         let frac = |f: Option<f64>| f.map_or("n/a".to_string(), |v| format!("{:.1}%", v * 100.0));
         format!(
             "{}: {} of {} generations are extractions of {} distinct training images\n\
-             planted duplicates extracted: {}; singletons extracted: {}\n\
-             {} cliques of near-identical generations; distances on {}{}\nreport: {}",
+             {dups} extracted: {}; singletons extracted: {}\n\
+             {} cliques of near-identical generations; distances on {}{}{}\nreport: {}",
             run.model,
             s.n_extracted,
             s.n_samples,
@@ -356,6 +365,16 @@ pub fn extract(args: ExtractArgs, json: bool) -> CoreResult<()> {
             frac(s.singleton_extracted_frac),
             run.report.cliques.len(),
             run.report.backend,
+            if s.n_extracted == 0 {
+                format!(
+                    "\nno generation is within relative l2 {:.3} of a training image: copies are rare \
+                     and Carlini et al. sampled far more images per CIFAR-10 model than this; sample \
+                     more (--samples), and check that --train-data is what the model trained on",
+                    args.delta
+                )
+            } else {
+                String::new()
+            },
             run.sharpness.as_ref().map_or(String::new(), |g| {
                 let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
                 format!(
