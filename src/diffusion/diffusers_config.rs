@@ -105,19 +105,29 @@ fn only(v: &Value, key: &str, want: &[&str], path: &Path) -> CoreResult<()> {
     }
 }
 
+/// `text` (the contents of `path`, which errors name) as JSON.
+pub(super) fn parse_json(path: &Path, text: &str) -> CoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| CoreError::format(path, format!("not a JSON config: {e}")))
+}
+
+/// `dir/name` read and parsed as JSON, with its path.
+pub(super) fn read_json(dir: &Path, name: &str) -> CoreResult<(std::path::PathBuf, Value)> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+    let v = parse_json(&path, &text)?;
+    Ok((path, v))
+}
+
 impl DiffusersUnetConfig {
     /// Reads and checks `dir/config.json`.
     pub fn read(dir: &Path) -> CoreResult<Self> {
-        let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
-        Self::from_json(&path, &text)
+        let (path, v) = read_json(dir, "config.json")?;
+        Self::from_value(&v, &path)
     }
 
     /// Parses `text` (the contents of `path`, which errors name).
     pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| CoreError::format(path, format!("not a JSON config: {e}")))?;
-        Self::from_value(&v, path)
+        Self::from_value(&parse_json(path, text)?, path)
     }
 
     /// The config in `v` (read from `path`, which errors name).

@@ -90,16 +90,13 @@ fn linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
 impl DiffusersScheduler {
     /// Reads and checks `dir/scheduler_config.json`.
     pub fn read(dir: &Path) -> CoreResult<Self> {
-        let path = dir.join("scheduler_config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
-        Self::from_json(&path, &text)
+        let (path, v) = super::diffusers_config::read_json(dir, "scheduler_config.json")?;
+        Self::from_value(&v, &path)
     }
 
     /// Parses `text` (the contents of `path`, which errors name).
     pub fn from_json(path: &Path, text: &str) -> CoreResult<Self> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| CoreError::format(path, format!("not a JSON config: {e}")))?;
-        Self::from_value(&v, path)
+        Self::from_value(&super::diffusers_config::parse_json(path, text)?, path)
     }
 
     /// The scheduler in `v` (read from `path`, which errors name).

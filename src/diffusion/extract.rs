@@ -243,26 +243,34 @@ pub fn training_rows(
 
 /// Images of `ds` whose pixels occur more than once (every copy listed), ascending.
 pub fn exact_duplicates(ds: &Dataset) -> Vec<usize> {
+    let mut out: Vec<usize> = duplicate_groups(ds).into_iter().flatten().collect();
+    out.sort_unstable();
+    out
+}
+
+/// The groups of byte-identical images of `ds` (two or more each).
+pub fn duplicate_groups(ds: &Dataset) -> Vec<Vec<usize>> {
     let mut groups: std::collections::HashMap<&[u8], Vec<usize>> = std::collections::HashMap::new();
     for i in 0..ds.n {
         if let Some(img) = ds.image(i) {
             groups.entry(img).or_default().push(i);
         }
     }
-    let mut out: Vec<usize> = groups.into_values().filter(|g| g.len() > 1).flatten().collect();
-    out.sort_unstable();
-    out
+    groups.into_values().filter(|g| g.len() > 1).collect()
 }
 
 /// One clear error when the data set's images are not the model's shape.
 pub fn check_shape(model: &dyn Denoiser, ds: &Dataset) -> CoreResult<()> {
-    let [c, h, w] = model.shape();
+    check_shape_of(model.id(), model.shape(), ds)
+}
+
+/// [`check_shape`] for model `id` taking `[c, h, w]` images.
+pub fn check_shape_of(id: &str, [c, h, w]: [usize; 3], ds: &Dataset) -> CoreResult<()> {
     if [ds.c, ds.h, ds.w] != [c, h, w] {
         let kind = |c: usize| if c == 1 { "grey" } else { "colour" };
         return Err(CoreError::Mismatch(format!(
-            "the model '{}' takes {c}x{h}x{w} ({}) images; the training data {} has {}x{}x{} ({}): \
+            "the model '{id}' takes {c}x{h}x{w} ({}) images; the training data {} has {}x{}x{} ({}): \
              give the images the model was trained on, at its size",
-            model.id(),
             kind(c),
             ds.source,
             ds.c,

@@ -6,8 +6,7 @@
 
 use std::path::Path;
 
-use super::Denoiser as _;
-use super::denoiser::DiffusersModel;
+use super::diffusers_sched::DiffusersScheduler;
 use super::diffusers_unet::WEIGHTS;
 use super::model::{DiffusionCard, DiffusionFormat, diffusion_dir};
 use super::schedule::ScheduleKind;
@@ -25,35 +24,36 @@ pub fn import_diffusers(
     study_root: &Path,
     id: Option<&str>,
 ) -> CoreResult<DiffusionCard> {
-    let model = DiffusersModel::load(src, &candle_core::Device::Cpu)?;
-    if model.card().is_some() {
+    // Config, scheduler and the weights' header are checked; the weights themselves are only
+    // copied (every job loads them later).
+    if src.join("card.json").exists() {
         return Err(CoreError::format(
             src,
             "already belongs to a study (it has card.json); open that study instead",
         ));
     }
+    let (cfg, weights) = super::diffusers_unet::check(src)?;
+    let scheduler = DiffusersScheduler::read(src)?;
+    let folder = src
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
     let ds = crate::data::load(train_data)?;
-    super::extract::check_shape(&model, &ds)?;
-    let duplicated = super::extract::exact_duplicates(&ds);
-    let dup_factor = {
-        let mut counts: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
-        for &i in &duplicated {
-            if let Some(img) = ds.image(i) {
-                *counts.entry(img).or_default() += 1;
-            }
-        }
-        counts.values().copied().max().unwrap_or(1)
-    };
+    super::extract::check_shape_of(&folder, [cfg.in_channels, cfg.sample_size, cfg.sample_size], &ds)?;
+    let groups = super::extract::duplicate_groups(&ds);
+    let dup_factor = groups.iter().map(Vec::len).max().unwrap_or(1);
+    let mut duplicated: Vec<usize> = groups.into_iter().flatten().collect();
+    duplicated.sort_unstable();
     let dir = diffusion_dir(study_root);
     std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
-    let stem = id.map_or_else(|| model.id().to_string(), str::to_string);
+    let stem = id.map_or(folder, str::to_string);
     let stem = if stem.is_empty() {
         "diffusers".to_string()
     } else {
         stem
     };
     let id = crate::study::fresh_id(&dir, &stem);
-    let cfg = model.unet.config().clone();
     let base = cfg.block_out_channels.first().copied().unwrap_or(1).max(1);
     let name = if crate::data::bundled(train_data).is_some() {
         train_data.to_string()
@@ -64,7 +64,6 @@ pub fn import_diffusers(
             .to_string_lossy()
             .into_owned()
     };
-    let weights = src.join(WEIGHTS);
     let n_params = crate::model::header::read_header(&weights)?
         .values()
         .map(|t| t.shape.iter().product::<usize>())
@@ -86,7 +85,7 @@ pub fn import_diffusers(
         // Descriptive only: the model samples with its scheduler_config.json (linear or
         // scaled_linear betas).
         schedule: ScheduleKind::Linear,
-        t_max: model.scheduler.num_train_timesteps,
+        t_max: scheduler.num_train_timesteps,
         dataset: DatasetRef {
             name,
             source: ds.source.clone(),

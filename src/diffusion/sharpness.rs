@@ -168,7 +168,7 @@ pub fn sharpness(
         let xt = noised(model, &chunk, &ids[start..start + b], cfg)?.detach();
         let op = HessianOp::new(model, xt, cfg.t, cfg.fd_step)?;
         let starts = start_vectors(&ids[start..start + b], chunk.elem_count() / b, cfg.seed);
-        let (alphas, betas) = lanczos(&op, &starts, cfg.iterations.max(1), model, &mut |_| {
+        let (alphas, betas) = lanczos(&op, &starts, cfg.iterations.max(1), &mut |_| {
             ctx.checkpoint()?;
             done += 1;
             ctx.progress("sharpness", done, total);
@@ -203,7 +203,6 @@ fn lanczos(
     op: &HessianOp<'_>,
     starts: &[Vec<f64>],
     m: usize,
-    model: &dyn Denoiser,
     tick: &mut dyn FnMut(usize) -> CoreResult<()>,
 ) -> CoreResult<Tridiagonals> {
     let b = starts.len();
@@ -220,7 +219,7 @@ fn lanczos(
             .flat_map(|q| q.get(k).unwrap_or(&zeros).iter().map(|&v| v as f32))
             .collect();
         let w = op
-            .apply(&Tensor::from_vec(cur, (b, d), model.device())?)?
+            .apply(&Tensor::from_vec(cur, (b, d), op.model.device())?)?
             .to_dtype(candle_core::DType::F32)?
             .to_vec2::<f32>()?;
         tick(k)?;
