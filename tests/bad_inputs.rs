@@ -478,6 +478,25 @@ fn generate() {
         &read("cifar", "diffusion_pytorch_model.safetensors"),
     );
 
+    // A diffusers model given training images of another size; a study's imported diffusers
+    // model (card format "diffusers") whose config.json is gone.
+    for f in [
+        "config.json",
+        "scheduler_config.json",
+        "diffusion_pytorch_model.safetensors",
+    ] {
+        put(&format!("diffusers/colour-8x8/{f}"), &read("dummy", f));
+    }
+    let card = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/diffusion/ddpm-digits-dup32/card.json"),
+    )
+    .unwrap();
+    put(
+        "ddpm-study/diffusion/imported-no-config/card.json",
+        card.replacen('{', "{\n  \"format\": \"diffusers\",", 1)
+            .as_bytes(),
+    );
+
     // Broken model folders of every kind and zoo records.
     cards::generate();
 }
