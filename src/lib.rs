@@ -27,6 +27,7 @@ pub mod cli;
 mod cpu_gemm;
 mod cpu_slices;
 pub mod data;
+pub mod defence;
 pub mod demo;
 pub mod diffusion;
 pub mod error;

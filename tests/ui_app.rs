@@ -232,6 +232,9 @@ fn zoo_views_show_memorization_pairs_and_roc() {
     h.get_by_label("Membership").click();
     h.run_steps(3);
     h.get_by_label("TPR @ 1% FPR");
+    // The audited ε lower bound beside each ROC (measure::audit).
+    h.get_by_label("Audited ε ≥");
+    h.get_by_label_contains("LiraOnline: audited ε ≥");
     h.check_accessibility();
 }
 

@@ -60,6 +60,22 @@ fn planted_mislabels_are_the_most_memorized_and_most_exposed() {
         let r = json_of(&rote(&["mia", s, "--attack", attack, "--json"], home.path()));
         auc.insert(attack, r["auc"].as_f64().unwrap());
         assert!(r["tpr_at_1pct_fpr"].as_f64().unwrap() >= 0.0);
+        // The audited ε lower bound beside the ROC (measure::audit), δ = 1e-5 at 95 %.
+        let b = &r["epsilon_lower_bound"];
+        let eps = b["epsilon"].as_f64().unwrap();
+        assert!(eps.is_finite() && eps >= 0.0, "{attack}: {b}");
+        assert_eq!(
+            (b["method"].as_str(), b["delta"].as_f64()),
+            (Some("clopper-pearson-bonferroni"), Some(1e-5))
+        );
+        // --subset-ratio 0.5: the first target trained on half the candidates, so the one-run
+        // bound (Steinke et al. 2023) is given too.
+        let one = r["epsilon_one_run"]["epsilon"].as_f64().unwrap();
+        assert!(
+            one.is_finite() && one >= 0.0,
+            "{attack}: {}",
+            r["epsilon_one_run"]
+        );
     }
     for (attack, a) in &auc {
         assert!(*a > 0.53, "{attack} AUC {a}");

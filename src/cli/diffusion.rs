@@ -165,6 +165,7 @@ pub fn train_ddpm(args: TrainArgs, json: bool) -> CoreResult<()> {
         models: args.models,
         subset_ratio,
         id: args.id.unwrap_or_default(),
+        dedup: args.dedup.then_some(args.dedup_threshold),
     };
     let study = crate::study::Study::open_or_create(&args.out)?;
     let cancel = CancelToken::new();

@@ -6,8 +6,10 @@ mod bench_args;
 mod bench_peers;
 mod canary;
 mod commands;
+mod defences;
 mod diffusion;
 mod diffusion_single;
+mod dp;
 mod gpt;
 mod import;
 mod invert;
@@ -226,6 +228,16 @@ pub enum Command {
     /// or --members vs --nonmembers.
     LmMia(lm_measure::LmMiaArgs),
 
+    /// The (ε, δ) of DP-SGD (Poisson-subsampled Gaussian) from the Rényi-DP accountant, or with
+    /// --epsilon the noise multiplier that reaches a target ε.
+    DpEpsilon(dp::DpEpsilonArgs),
+
+    /// What a defence changes: the study's zoos side by side, each DP-SGD (or other defended)
+    /// variant under its baseline: test accuracy, LiRA AUC and TPR at 0.1% FPR, the audited ε
+    /// lower bound beside the accountant's ε, mean mem, planted-mislabel recall. With --baseline
+    /// Z --dp-epsilon E it first trains Z's DP-SGD variant.
+    Defences(defences::DefencesArgs),
+
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {
         /// Study folder.
@@ -331,6 +343,15 @@ pub struct TrainArgs {
     /// DDPM: copies of each planted duplicate in the training list.
     #[arg(long, default_value_t = 16, help_heading = "Diffusion (--family ddpm)")]
     pub dup_factor: usize,
+    /// DDPM: deduplicate the training list before training (a defence, Carlini et al. 2023):
+    /// near-duplicate images (tiled l2, RMS difference in the worst tile at most
+    /// --dedup-threshold of the range) and repeated copies are kept once; the card records the
+    /// clusters.
+    #[arg(long, help_heading = "Diffusion (--family ddpm)")]
+    pub dedup: bool,
+    /// DDPM: the --dedup threshold.
+    #[arg(long, default_value_t = crate::defence::dedup::DEFAULT_THRESHOLD, help_heading = "Diffusion (--family ddpm)")]
+    pub dedup_threshold: f64,
     /// DDPM: optimiser steps.
     #[arg(long, default_value_t = 4000, help_heading = "Diffusion (--family ddpm)")]
     pub steps: usize,
@@ -423,6 +444,9 @@ pub struct ZooArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
+    /// DP-SGD.
+    #[command(flatten)]
+    pub dp: zoo::DpTrainArgs,
 }
 
 /// `rote zoo merge`.

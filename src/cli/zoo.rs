@@ -41,6 +41,15 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
     };
     let mut study = Study::open_or_create(&out)?;
     study.add_dataset(&data_name)?;
+    let dp_rows = match args.dp.settings() {
+        Some(_) => Some(crate::train::zoo::rows_per_model(
+            &ds,
+            subsets.as_ref(),
+            args.subset_ratio,
+            args.seed,
+        )?),
+        None => None,
+    };
     let cfg = ZooConfig {
         id: args
             .id
@@ -63,6 +72,23 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
         init: args.init,
         ..ZooConfig::default()
     };
+    let cfg = ZooConfig {
+        dp: args
+            .dp
+            .settings()
+            .map(|dp| {
+                let m = dp_rows.unwrap_or_default();
+                crate::train::dp_record(&dp, cfg.train.batch_size, cfg.train.epochs, m)
+            })
+            .transpose()?,
+        ..cfg
+    };
+    if let (Some(dp), false) = (&cfg.dp, json) {
+        eprintln!(
+            "DP-SGD: ε = {:.3} at δ = {:.0e} (σ = {:.3}, C = {}, q = {:.4}, {} steps, RDP order {})",
+            dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip, dp.sample_rate, dp.steps, dp.order
+        );
+    }
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);
@@ -89,6 +115,36 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
         );
     }
     Ok(())
+}
+
+/// `--dp-*` options of `rote zoo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DpTrainArgs {
+    /// Train with DP-SGD to this ε (the noise multiplier is calibrated for the run's steps and
+    /// sampling rate by the RDP accountant; `rote dp-epsilon` shows the arithmetic).
+    #[arg(long, conflicts_with = "dp_noise")]
+    pub dp_epsilon: Option<f64>,
+    /// Train with DP-SGD at this noise multiplier σ (the accountant then gives ε).
+    #[arg(long)]
+    pub dp_noise: Option<f64>,
+    /// DP-SGD per-sample clipping norm C.
+    #[arg(long, default_value_t = 1.0)]
+    pub dp_clip: f64,
+    /// δ of the DP guarantee.
+    #[arg(long, default_value_t = 1e-5)]
+    pub dp_delta: f64,
+}
+
+impl DpTrainArgs {
+    /// The DP-SGD settings, when asked for.
+    pub fn settings(&self) -> Option<crate::defence::dp_sgd::DpSettings> {
+        (self.dp_epsilon.is_some() || self.dp_noise.is_some()).then_some(crate::defence::dp_sgd::DpSettings {
+            clip: self.dp_clip,
+            epsilon: self.dp_epsilon,
+            noise_multiplier: self.dp_noise,
+            delta: self.dp_delta,
+        })
+    }
 }
 
 fn merge(out: &Path, id: Option<&str>, shards: &[std::path::PathBuf], json: bool) -> CoreResult<()> {
@@ -233,6 +289,10 @@ pub fn mia(
         "tpr_at_1pct_fpr": r.tpr_at_1pct_fpr,
         "n_scores": r.n_scores,
         "n_targets": r.n_targets,
+        // Audited ε lower bounds (δ = 1e-5, 95 %; see measure::audit). A DP zoo's accountant ε
+        // belongs beside them: the audited bound must not exceed it.
+        "epsilon_lower_bound": r.epsilon_lower_bound,
+        "epsilon_one_run": r.epsilon_one_run,
         "report": path,
     });
     if json {
@@ -248,6 +308,9 @@ pub fn mia(
             r.tpr_at_0_1pct_fpr,
             r.tpr_at_1pct_fpr
         );
+        for b in r.epsilon_lower_bound.iter().chain(&r.epsilon_one_run) {
+            println!("{}", b.summary());
+        }
     }
     Ok(())
 }

@@ -47,6 +47,7 @@ pub fn demo_diffusion_configs() -> Vec<DdpmTrainConfig> {
         models: 1,
         subset_ratio: 0.5,
         id: id.into(),
+        dedup: None,
     };
     vec![
         dup("mnist10k", DUP_MODEL),

@@ -9,6 +9,7 @@
 
 pub mod canary;
 mod common;
+pub mod defences;
 pub mod diffusion;
 pub mod gpt;
 pub mod inversion;
@@ -110,6 +111,7 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
     inversion::copy_demo_inversion(&study, &demo_assets_dir())?;
     ssl::copy_demo_ssl(&study, &demo_assets_dir())?;
     canary::copy_demo_lm(&study, &demo_assets_dir())?;
+    defences::copy_demo_defences(&study, &demo_assets_dir())?;
     Ok(study)
 }
 
@@ -163,6 +165,7 @@ pub fn rebuild_demo(out: &Path, what: Rebuild, ctx: &JobCtx<'_>) -> CoreResult<S
     inversion::rebuild_demo_inversion(&study, update_assets.then_some(assets.as_path()), ctx)?;
     if what.zoo {
         rebuild_demo_zoo(&study, update_assets, ctx)?;
+        defences::rebuild_demo_defences(&study, &demo_assets_dir(), update_assets, ctx)?;
     }
     if what.ssl {
         let (cfg, mcfg) = ssl::demo_ssl_config();

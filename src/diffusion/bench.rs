@@ -81,6 +81,7 @@ pub fn bench_ddim(
         device: device.into(),
         command: String::new(),
         rote_version: env!("CARGO_PKG_VERSION").into(),
+        dedup: None,
     };
     let m = Ddpm::fresh(card, &dev)?;
     let n_params = m.varmap.all_vars().iter().map(|v| v.elem_count()).sum();

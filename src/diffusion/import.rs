@@ -110,6 +110,7 @@ pub fn import_diffusers(
             study_root.display()
         ),
         rote_version: env!("CARGO_PKG_VERSION").into(),
+        dedup: None,
     };
     let staging = dir.join(format!(".import-{id}"));
     if staging.exists() {

@@ -250,5 +250,7 @@ fn single_model_loss(loss: &[f32], member: &[bool]) -> CoreResult<MiaResult> {
         n_scores: scores.len(),
         n_targets: 1,
         vulnerability: vec![f32::NAN; loss.len()],
+        epsilon_lower_bound: crate::measure::audit::pooled_bound(&scores, member),
+        epsilon_one_run: crate::measure::audit::one_run_if_half(&scores, member),
     })
 }

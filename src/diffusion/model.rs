@@ -71,6 +71,9 @@ pub struct DiffusionCard {
     pub command: String,
     /// rote version.
     pub rote_version: String,
+    /// Deduplication applied to the training list before training (`--dedup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<crate::defence::dedup::DedupRecord>,
 }
 
 impl DiffusionCard {

@@ -51,6 +51,10 @@ pub struct DdpmTrainConfig {
     pub subset_ratio: f64,
     /// Model id (a family appends `-kNN`).
     pub id: String,
+    /// Deduplicate the training list before training (`--dedup`): the RMS threshold of
+    /// `defence::dedup` (None: train on the list as planted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<f64>,
 }
 
 impl Default for DdpmTrainConfig {
@@ -71,6 +75,7 @@ impl Default for DdpmTrainConfig {
             models: 1,
             subset_ratio: 0.5,
             id: String::new(),
+            dedup: None,
         }
     }
 }
@@ -232,6 +237,7 @@ pub fn train_one(
         device: cfg.device.clone(),
         command: command.to_string(),
         rote_version: env!("CARGO_PKG_VERSION").to_string(),
+        dedup: None,
     };
     let mut model = Ddpm::fresh(card, &device)?;
     model.card.n_params = model.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
@@ -242,6 +248,24 @@ pub fn train_one(
         if let Ok(pos) = plan.train.binary_search(d) {
             list.extend(std::iter::repeat_n(pos as u32, cfg.dup_factor - 1));
         }
+    }
+    if let Some(threshold) = cfg.dedup {
+        // Deduplicated: one entry per cluster of near duplicates (repeats included).
+        let entries: Vec<usize> = list.iter().map(|&p| plan.train[p as usize]).collect();
+        let (kept, record) = crate::defence::dedup::dedup(ds, &entries, threshold, false)?;
+        list = kept
+            .iter()
+            .filter_map(|i| plan.train.binary_search(i).ok().map(|p| p as u32))
+            .collect();
+        ctx.log(&format!(
+            "dedup (RMS threshold {threshold} in the worst of {}x{} tiles): kept {} of {} entries, {} clusters of near-duplicate images",
+            record.grid,
+            record.grid,
+            record.kept,
+            record.entries_before,
+            record.clusters.len()
+        ));
+        model.card.dedup = Some(record);
     }
     let mut opt = AdamW::new(
         model.varmap.all_vars(),

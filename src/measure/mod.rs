@@ -1,6 +1,7 @@
 //! Measurements of memorization and privacy over a model zoo. Each module cites its paper and
 //! equations.
 
+pub mod audit;
 pub mod compare;
 pub mod extraction;
 pub mod memorization;

@@ -1,5 +1,5 @@
 //! Membership inference on each zoo (`results/<zoo>/mia-*.json`): AUC and TPR at low FPR per
-//! attack, and the log-log ROC curves.
+//! attack, the audited ε lower bounds, and the log-log ROC curves.
 
 use super::svg::{Axis, Series, line_chart};
 use super::{Report, Section, Table, html};
@@ -53,6 +53,8 @@ pub(super) fn attack_table(results: &[MiaResult]) -> Table {
         "tpr_at_0_1pct_fpr",
         "n_scores",
         "n_targets",
+        "eps_lower_bound",
+        "eps_one_run",
     ]);
     for m in results {
         t.push(vec![
@@ -62,9 +64,37 @@ pub(super) fn attack_table(results: &[MiaResult]) -> Table {
             m.tpr_at_0_1pct_fpr.into(),
             m.n_scores.into(),
             m.n_targets.into(),
+            m.epsilon_lower_bound.as_ref().map(|b| b.epsilon).into(),
+            m.epsilon_one_run.as_ref().map(|b| b.epsilon).into(),
         ]);
     }
     t
+}
+
+/// One line per attack and audited bound (see [`crate::measure::audit`]).
+fn audit_lines(results: &[MiaResult]) -> String {
+    let lines: Vec<String> = results
+        .iter()
+        .flat_map(|m| {
+            m.epsilon_lower_bound
+                .iter()
+                .chain(&m.epsilon_one_run)
+                .map(move |b| format!("{}: {}", m.attack.slug(), b.summary()))
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = html::p(
+        "Audited ε lower bounds: at 95% confidence, training is not (ε, δ)-DP for any ε below \
+         these. The pooled bound treats every (target, sample) score as an independent \
+         trial; the one-run bound (first target, its samples as canaries) needs no such assumption \
+         but is only given when that target trained on exactly half of them.",
+    );
+    for l in lines {
+        out.push_str(&html::p(&l));
+    }
+    out
 }
 
 /// The log-log ROC chart of `results` with the chance line.
@@ -93,6 +123,7 @@ fn section(r: &mut Report<'_>, zoo: &str, results: &[MiaResult], body: &mut Stri
          models; candidates are the training split.",
     ));
     body.push_str(&html::table(&t, 20, Some(&f)));
+    body.push_str(&audit_lines(results));
     let mut roc = Table::new(&["attack", "fpr", "tpr"]);
     for m in results {
         for (x, y) in m.roc.fpr.iter().zip(&m.roc.tpr) {

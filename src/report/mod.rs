@@ -7,6 +7,7 @@
 //! that cannot be read becomes a one-line note (in the page and in [`ReportSummary::notes`]).
 
 mod csv;
+mod defences;
 mod diffusion_mia;
 mod exposure;
 mod extraction;
@@ -195,7 +196,7 @@ pub(crate) fn prefixed_json(root: &Path, prefix: &str) -> Vec<(PathBuf, PathBuf)
 /// The stages, in page order.
 type Stage = fn(&mut Report<'_>, &JobCtx<'_>) -> CoreResult<()>;
 
-const STAGES: [(&str, Stage); 11] = [
+const STAGES: [(&str, Stage); 12] = [
     ("models", study_models::add),
     ("memorization", memorization::add),
     ("membership", mia::add),
@@ -207,6 +208,7 @@ const STAGES: [(&str, Stage); 11] = [
     ("layermem", layermem::add),
     ("exposure", exposure::add),
     ("language models", lm::add),
+    ("defences", defences::add),
 ];
 
 /// The last component of `p` (a model or zoo folder name), lossily as text.

@@ -30,6 +30,12 @@ use crate::error::{CoreError, CoreResult};
 
 /// One model's mean cross-entropy over its `b` rows of logits `z` (b x c), and dL/dz in place.
 fn cross_entropy_in_place(z: &mut [f32], labels: &[u32], b: usize, c: usize) -> CoreResult<f32> {
+    Ok(cross_entropy_grad(z, labels, c, 1.0 / b as f32)? / b as f32)
+}
+
+/// The summed cross-entropy of the rows of logits `z` (rows x c), and in place `scale` times
+/// each row's gradient of its own loss, softmax(z) - onehot(y).
+pub(super) fn cross_entropy_grad(z: &mut [f32], labels: &[u32], c: usize, scale: f32) -> CoreResult<f32> {
     let mut sum = 0f32;
     for (row, &label) in z.chunks_exact_mut(c).zip(labels) {
         let label = label as usize;
@@ -41,26 +47,25 @@ fn cross_entropy_in_place(z: &mut [f32], labels: &[u32], b: usize, c: usize) -> 
         let log_denom = denom.ln();
         sum += -(row[label] - max - log_denom);
         for g in row.iter_mut() {
-            *g = (*g - max - log_denom).exp() / b as f32;
+            *g = (*g - max - log_denom).exp() * scale;
         }
-        row[label] -= 1.0 / b as f32;
+        row[label] -= scale;
     }
-    Ok(sum / b as f32)
+    Ok(sum)
 }
 
 /// One layer's (dW, db) of one model.
-type LayerGrad = (Vec<f32>, Vec<f32>);
+pub(super) type LayerGrad = (Vec<f32>, Vec<f32>);
 
-/// One model's step: its inputs `x` (b x dims[0]), labels, and (weight in x out, bias out) per
-/// layer; returns its loss and (dW, db) per layer.
-fn model_step(
+/// One model's forward pass over `b` rows of inputs `x` (b x dims[0]): the standardised input,
+/// every hidden activation after ReLU, and last the logits (b x classes).
+pub(super) fn forward_rows(
     x: &[f32],
-    labels: &[u32],
+    b: usize,
     layers: &[(&[f32], &[f32])],
     dims: &[usize],
     (mean, inv_std): (f32, f32),
-) -> CoreResult<(f32, Vec<LayerGrad>)> {
-    let b = labels.len();
+) -> CoreResult<Vec<Vec<f32>>> {
     let last = layers.len().saturating_sub(1);
     // The same roundings as broadcast_sub then broadcast_mul.
     let mut h: Vec<Vec<f32>> = vec![x.iter().map(|&v| (v - mean) * inv_std).collect()];
@@ -87,6 +92,20 @@ fn model_step(
         }
         h.push(a);
     }
+    Ok(h)
+}
+
+/// One model's step: its inputs `x` (b x dims[0]), labels, and (weight in x out, bias out) per
+/// layer; returns its loss and (dW, db) per layer.
+fn model_step(
+    x: &[f32],
+    labels: &[u32],
+    layers: &[(&[f32], &[f32])],
+    dims: &[usize],
+    (mean, inv_std): (f32, f32),
+) -> CoreResult<(f32, Vec<LayerGrad>)> {
+    let b = labels.len();
+    let mut h = forward_rows(x, b, layers, dims, (mean, inv_std))?;
     let mut da = h
         .pop()
         .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
@@ -135,10 +154,31 @@ fn model_step(
 }
 
 /// The f32 values of a contiguous CPU tensor, read under its storage's lock.
-fn read_f32(t: &Tensor, what: &str) -> CoreResult<Vec<f32>> {
+pub(super) fn read_f32(t: &Tensor, what: &str) -> CoreResult<Vec<f32>> {
     t.flatten_all()?
         .to_vec1::<f32>()
         .map_err(|e| CoreError::Invalid(format!("{what}: {e}")))
+}
+
+/// Every model's (dW, db) per layer stacked into tensors in the order of [`BatchedMlp::vars`]:
+/// (K, in, out) weights and (K, 1, out) biases.
+pub(super) fn stack_grads<'a>(
+    dims: &[usize],
+    per_model: impl ExactSizeIterator<Item = &'a [LayerGrad]> + Clone,
+    dev: &candle_core::Device,
+) -> CoreResult<Vec<Tensor>> {
+    let k = per_model.len();
+    let mut grads = Vec::with_capacity(2 * dims.len());
+    for (l, d) in dims.windows(2).enumerate() {
+        let (mut dw, mut db) = (Vec::with_capacity(k * d[0] * d[1]), Vec::with_capacity(k * d[1]));
+        for g in per_model.clone() {
+            dw.extend_from_slice(&g[l].0);
+            db.extend_from_slice(&g[l].1);
+        }
+        grads.push(Tensor::from_vec(dw, (k, d[0], d[1]), dev)?);
+        grads.push(Tensor::from_vec(db, (k, 1, d[1]), dev)?);
+    }
+    Ok(grads)
 }
 
 impl BatchedMlp {
@@ -149,10 +189,15 @@ impl BatchedMlp {
             && self.layer_vars().all(|(w, _)| w.dtype() == DType::F32)
     }
 
-    /// The loss `stacked_cross_entropy(forward(xs), labels)` and the gradient of every parameter,
-    /// in the order of [`BatchedMlp::vars`], for inputs `xs` (K, B, in) in [0, 1].
-    pub fn loss_and_grads(&self, xs: &Tensor, labels: &Tensor) -> CoreResult<(f32, Vec<Tensor>)> {
-        let (k, b, d0) = xs.dims3()?;
+    /// Runs `step(m, layers, dims, scaling)` for every model m of the `k` stacked ones, side by
+    /// side on rayon, with model m's (weight in x out, bias out) per layer borrowed from the
+    /// parameters' storage; returns the widths (input `d0` first) and each model's result.
+    pub(super) fn per_model<R: Send>(
+        &self,
+        k: usize,
+        d0: usize,
+        step: impl Fn(usize, &[(&[f32], &[f32])], &[usize], (f32, f32)) -> CoreResult<R> + Sync,
+    ) -> CoreResult<(Vec<usize>, Vec<R>)> {
         let layers: Vec<(&Tensor, &Tensor)> = self.layer_vars().collect();
         let mut dims = vec![d0];
         for (w, _) in &layers {
@@ -165,15 +210,7 @@ impl BatchedMlp {
             }
             dims.push(dout);
         }
-        let x = read_f32(xs, "zoo inputs")?;
-        let y = labels.flatten_all()?.to_vec1::<u32>()?;
-        if y.len() != k * b {
-            return Err(CoreError::Invalid(format!(
-                "zoo step: {} labels for {k} x {b} inputs",
-                y.len()
-            )));
-        }
-        let (mean, inv_std) = self.scaling()?;
+        let scaling = self.scaling()?;
         // Borrow every parameter's storage (read locks) for the step.
         let guards: Vec<_> = layers
             .iter()
@@ -199,29 +236,37 @@ impl BatchedMlp {
                         )
                     })
                     .collect();
-                model_step(
-                    &x[m * b * d0..(m + 1) * b * d0],
-                    &y[m * b..(m + 1) * b],
-                    &per_model,
-                    &dims,
-                    (mean, inv_std),
-                )
+                step(m, &per_model, &dims, scaling)
             })
             .collect::<CoreResult<Vec<_>>>()?;
         drop(params);
         drop(guards);
-        let loss = results.iter().map(|(l, _)| *l).sum::<f32>();
-        let dev = xs.device();
-        let mut grads = Vec::with_capacity(2 * layers.len());
-        for (l, d) in dims.windows(2).enumerate() {
-            let (mut dw, mut db) = (Vec::with_capacity(k * d[0] * d[1]), Vec::with_capacity(k * d[1]));
-            for (_, g) in &results {
-                dw.extend_from_slice(&g[l].0);
-                db.extend_from_slice(&g[l].1);
-            }
-            grads.push(Tensor::from_vec(dw, (k, d[0], d[1]), dev)?);
-            grads.push(Tensor::from_vec(db, (k, 1, d[1]), dev)?);
+        Ok((dims, results))
+    }
+
+    /// The loss `stacked_cross_entropy(forward(xs), labels)` and the gradient of every parameter,
+    /// in the order of [`BatchedMlp::vars`], for inputs `xs` (K, B, in) in [0, 1].
+    pub fn loss_and_grads(&self, xs: &Tensor, labels: &Tensor) -> CoreResult<(f32, Vec<Tensor>)> {
+        let (k, b, d0) = xs.dims3()?;
+        let x = read_f32(xs, "zoo inputs")?;
+        let y = labels.flatten_all()?.to_vec1::<u32>()?;
+        if y.len() != k * b {
+            return Err(CoreError::Invalid(format!(
+                "zoo step: {} labels for {k} x {b} inputs",
+                y.len()
+            )));
         }
+        let (dims, results) = self.per_model(k, d0, |m, per_model, dims, scaling| {
+            model_step(
+                &x[m * b * d0..(m + 1) * b * d0],
+                &y[m * b..(m + 1) * b],
+                per_model,
+                dims,
+                scaling,
+            )
+        })?;
+        let loss = results.iter().map(|(l, _)| *l).sum::<f32>();
+        let grads = stack_grads(&dims, results.iter().map(|(_, g)| g.as_slice()), xs.device())?;
         Ok((loss, grads))
     }
 }

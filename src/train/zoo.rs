@@ -16,7 +16,7 @@ use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 
 pub use super::batched_mlp::MlpInit;
-use super::batched_mlp::{BatchedMlp, stacked_cross_entropy, stacked_scores};
+use super::batched_mlp::{BatchedMlp, stacked_cross_entropy};
 pub use super::zoo_merge::{Shard, merge_zoos};
 pub use super::zoo_record::ZooModel;
 pub use super::zoo_subsets::{Subsets, SubsetsRef};
@@ -51,6 +51,10 @@ pub struct ZooConfig {
     /// `zoo.json` without this field was trained with).
     #[serde(default, skip_serializing_if = "MlpInit::is_default")]
     pub init: MlpInit,
+    /// DP-SGD (`--dp-epsilon`/`--dp-noise`): the guarantee each model has for its training rows
+    /// and the settings it depends on. `None`: plain training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<crate::defence::dp_sgd::DpRecord>,
 }
 
 impl Default for ZooConfig {
@@ -71,6 +75,7 @@ impl Default for ZooConfig {
             hidden: vec![512, 256],
             subsets: None,
             init: MlpInit::GlorotNormal,
+            dp: None,
         }
     }
 }
@@ -112,30 +117,51 @@ impl ZooManifest {
     }
 }
 
-/// The zoo to use: `id` when given, else the study's only zoo (an error names the choices).
+/// The zoo to use: `id` when given, else the study's only zoo, or its only zoo trained without a
+/// defence when the others are its defended variants (an error names the choices).
 pub fn resolve_zoo_id(study: &Study, id: Option<&str>) -> CoreResult<String> {
     if let Some(id) = id {
         return Ok(id.to_string());
     }
     let zoos_dir = study.root.join("zoos");
-    let mut ids: Vec<String> = std::fs::read_dir(&zoos_dir)
-        .map_err(|e| CoreError::io(&zoos_dir, e))?
-        .filter_map(Result::ok)
-        .filter(|e| e.path().join("zoo.json").is_file())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
-    ids.sort();
+    let mut ids = zoo_ids(study);
     match ids.len() {
         0 => Err(CoreError::format(
             &zoos_dir,
             "the study has no zoo (train one with `rote zoo`)",
         )),
         1 => Ok(ids.remove(0)),
-        _ => Err(CoreError::Invalid(format!(
-            "the study has several zoos ({}); pick one with --zoo",
-            ids.join(", ")
-        ))),
+        _ => {
+            // A study with one baseline and its defended variants (`rote defences`): the baseline.
+            let mut baselines: Vec<&String> = ids
+                .iter()
+                .filter(|id| Zoo::open(&zoo_dir(study, id)).is_ok_and(|z| z.manifest.config.dp.is_none()))
+                .collect();
+            if baselines.len() == 1
+                && let Some(id) = baselines.pop()
+            {
+                return Ok(id.clone());
+            }
+            Err(CoreError::Invalid(format!(
+                "the study has several zoos ({}); pick one with --zoo",
+                ids.join(", ")
+            )))
+        }
     }
+}
+
+/// The ids of the study's zoos (folders under `zoos/` with a `zoo.json`), sorted.
+pub fn zoo_ids(study: &Study) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(study.root.join("zoos"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().join("zoo.json").is_file())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
 }
 
 /// The folder of zoo `id` in `study`.
@@ -383,6 +409,12 @@ pub fn train_zoo(
                 cfg.train.family.as_str()
             )));
         }
+        if cfg.dp.is_some() && cfg.train.family != Family::Mlp {
+            return Err(CoreError::Invalid(format!(
+                "DP-SGD zoos are MLP zoos for now (--family mlp); {} zoos train without it",
+                cfg.train.family.as_str()
+            )));
+        }
         let records = match cfg.train.family {
             Family::Mlp => train_group_mlp(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?,
             Family::Cnn | Family::Softmax => {
@@ -399,6 +431,12 @@ pub fn train_zoo(
         total: zoo.model_indices().len(),
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// How many training rows each model of a zoo trains on (model 0's count; every model's is the
+/// same for seeded draws): the row length of given `subsets`, else ratio x the training split.
+pub fn rows_per_model(ds: &Dataset, subsets: Option<&Subsets>, ratio: f64, seed: u64) -> CoreResult<usize> {
+    Ok(subset_for(ds, subsets, 0, ratio, model_seed(seed, 0))?.len())
 }
 
 /// Model `k`'s training rows, ascending: its row of the given subsets, else a seeded draw.
@@ -460,6 +498,15 @@ fn train_group_mlp(
         ds.n,
         &dev,
     )?;
+    if let Some(dp) = &cfg.dp {
+        if !dev.is_cpu() {
+            return Err(CoreError::Invalid(
+                "DP-SGD zoos train on the CPU (--device cpu)".into(),
+            ));
+        }
+        super::zoo_dp::train_dp(&net, &mut opt, dp, ds, &subsets, &seeds, stage, ctx)?;
+        return super::zoo_record::signals(&net, &x, &y, ds, models, &subsets, ctx);
+    }
     let bs = tc.batch_size.max(1);
     let steps_per_epoch = m.div_ceil(bs);
     let total = (tc.epochs * steps_per_epoch) as u64;
@@ -515,45 +562,7 @@ fn train_group_mlp(
             }
         }
     }
-    // Signals on every sample, in chunks (each chunk broadcast to all K models).
-    let chunk = 256;
-    let mut loss = vec![vec![0f32; ds.n]; k];
-    let mut margin = vec![vec![0f32; ds.n]; k];
-    let mut correct = vec![vec![false; ds.n]; k];
-    for lo in (0..ds.n).step_by(chunk) {
-        ctx.checkpoint()?;
-        let hi = (lo + chunk).min(ds.n);
-        let xb = x
-            .narrow(0, lo, hi - lo)?
-            .unsqueeze(0)?
-            .broadcast_as((k, hi - lo, d))?
-            .contiguous()?;
-        let logits = net.forward(&xb)?;
-        let (l, mg, c) = stacked_scores(&logits, &y.narrow(0, lo, hi - lo)?)?;
-        for j in 0..k {
-            let row = j * (hi - lo)..(j + 1) * (hi - lo);
-            loss[j][lo..hi].copy_from_slice(&l[row.clone()]);
-            margin[j][lo..hi].copy_from_slice(&mg[row.clone()]);
-            correct[j][lo..hi].copy_from_slice(&c[row]);
-        }
-    }
-    Ok(models
-        .iter()
-        .enumerate()
-        .map(|(j, &index)| {
-            let mut member = vec![false; ds.n];
-            for &i in &subsets[j] {
-                member[i] = true;
-            }
-            ZooModel {
-                index,
-                member,
-                correct: std::mem::take(&mut correct[j]),
-                loss: std::mem::take(&mut loss[j]),
-                margin: std::mem::take(&mut margin[j]),
-            }
-        })
-        .collect())
+    super::zoo_record::signals(&net, &x, &y, ds, models, &subsets, ctx)
 }
 
 fn train_group_sequential(

@@ -3,7 +3,12 @@
 
 use std::path::Path;
 
+use candle_core::Tensor;
+
+use super::batched_mlp::{BatchedMlp, stacked_scores};
+use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
+use crate::job::JobCtx;
 
 /// One model's record.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,4 +101,58 @@ impl ZooModel {
             margin: margin.to_vec(),
         })
     }
+}
+
+/// The records of trained stacked MLPs `net` (model j is zoo model `models[j]`, trained on rows
+/// `subsets[j]`): loss, margin and correctness on every sample of `ds` (inputs `x` (n, d) in
+/// [0, 1], labels `y` (n,)), in chunks broadcast to all K models.
+pub(super) fn signals(
+    net: &BatchedMlp,
+    x: &Tensor,
+    y: &Tensor,
+    ds: &Dataset,
+    models: &[u32],
+    subsets: &[Vec<usize>],
+    ctx: &JobCtx<'_>,
+) -> CoreResult<Vec<ZooModel>> {
+    let k = models.len();
+    let d = ds.image_len();
+    let chunk = 256;
+    let mut loss = vec![vec![0f32; ds.n]; k];
+    let mut margin = vec![vec![0f32; ds.n]; k];
+    let mut correct = vec![vec![false; ds.n]; k];
+    for lo in (0..ds.n).step_by(chunk) {
+        ctx.checkpoint()?;
+        let hi = (lo + chunk).min(ds.n);
+        let xb = x
+            .narrow(0, lo, hi - lo)?
+            .unsqueeze(0)?
+            .broadcast_as((k, hi - lo, d))?
+            .contiguous()?;
+        let logits = net.forward(&xb)?;
+        let (l, mg, c) = stacked_scores(&logits, &y.narrow(0, lo, hi - lo)?)?;
+        for j in 0..k {
+            let row = j * (hi - lo)..(j + 1) * (hi - lo);
+            loss[j][lo..hi].copy_from_slice(&l[row.clone()]);
+            margin[j][lo..hi].copy_from_slice(&mg[row.clone()]);
+            correct[j][lo..hi].copy_from_slice(&c[row]);
+        }
+    }
+    Ok(models
+        .iter()
+        .enumerate()
+        .map(|(j, &index)| {
+            let mut member = vec![false; ds.n];
+            for &i in &subsets[j] {
+                member[i] = true;
+            }
+            ZooModel {
+                index,
+                member,
+                correct: std::mem::take(&mut correct[j]),
+                loss: std::mem::take(&mut loss[j]),
+                margin: std::mem::take(&mut margin[j]),
+            }
+        })
+        .collect())
 }

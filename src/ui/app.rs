@@ -12,8 +12,8 @@ use super::present::Presentation;
 use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
-    DataView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView, LayersView,
-    MemorizationView, ModelsView, PrivacyView, SettingsView, TextView, ZooResults,
+    DataView, DefencesView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView,
+    LayersView, MemorizationView, ModelsView, PrivacyView, SettingsView, TextView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -21,6 +21,7 @@ use crate::gpu::GpuInfo;
 use crate::model::SampleScores;
 use crate::study::{Study, StudyModel};
 
+mod defences;
 mod diffusion;
 mod dispatch;
 mod exposure;
@@ -56,12 +57,14 @@ pub enum View {
     Exposure,
     /// Extraction and membership inference on the documents of a Hugging Face language model.
     Text,
+    /// What a defence changes: baselines and their defended variants side by side.
+    Defences,
     /// Compute device and GPU adapter.
     Settings,
 }
 
 /// Every view, in navigation order.
-pub const VIEWS: [View; 12] = [
+pub const VIEWS: [View; 13] = [
     View::Data,
     View::Models,
     View::Memorization,
@@ -73,6 +76,7 @@ pub const VIEWS: [View; 12] = [
     View::Layers,
     View::Exposure,
     View::Text,
+    View::Defences,
     View::Settings,
 ];
 
@@ -91,6 +95,7 @@ impl View {
             Self::Layers => "Layers",
             Self::Exposure => "Exposure",
             Self::Text => "Text",
+            Self::Defences => "Defences",
             Self::Settings => "Settings",
         }
     }
@@ -110,6 +115,7 @@ impl View {
             "layers" | "layermem" => Some(Self::Layers),
             "exposure" | "canary" | "secret-sharer" => Some(Self::Exposure),
             "text" | "lm" => Some(Self::Text),
+            "defences" | "defenses" | "defence" | "dp" => Some(Self::Defences),
             _ => None,
         }
     }
@@ -229,6 +235,8 @@ pub struct App {
     pub exposure_view: ExposureView,
     /// Text view state.
     pub text_view: TextView,
+    /// Defences view state.
+    pub defences_view: DefencesView,
     /// The study's zoo results.
     pub zoo: Option<Arc<ZooResults>>,
     /// The study's diffusion models.
@@ -273,6 +281,7 @@ impl App {
             layers_view: LayersView::default(),
             exposure_view: ExposureView::default(),
             text_view: TextView::default(),
+            defences_view: DefencesView::default(),
             zoo: None,
             diffusion: None,
             jobs: JobRegistry::new(waker),
@@ -549,6 +558,7 @@ impl App {
             layers_view,
             exposure_view,
             text_view,
+            defences_view,
             zoo,
             diffusion,
             jobs,
@@ -584,6 +594,7 @@ impl App {
             View::Layers => layers_view.ui(ui, &mut actx),
             View::Exposure => exposure_view.ui(ui, &mut actx),
             View::Text => text_view.ui(ui, &mut actx),
+            View::Defences => defences_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });
     }

@@ -94,4 +94,13 @@ pub enum Command {
     SearchSecret(Box<super::exposure_jobs::ExtractRequest>),
     /// Open an HF language model in the Text view, or measure it.
     Text(Box<super::text_jobs::TextRequest>),
+    /// Compare the study's zoos (the saved comparison, else measured now) for the Defences view.
+    MeasureDefences,
+    /// Train a zoo's DP-SGD variant, then compare again.
+    TrainDefence {
+        /// The baseline zoo.
+        baseline: String,
+        /// DP-SGD settings.
+        settings: crate::defence::dp_sgd::DpSettings,
+    },
 }

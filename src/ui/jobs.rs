@@ -36,6 +36,8 @@ pub enum JobKind {
     Report,
     /// Reading zoo results.
     Zoo,
+    /// Comparing the study's zoos or training a defended variant (single).
+    Defences,
     /// Training a zoo (single).
     TrainZoo,
     /// Reading the study's diffusion models.
@@ -81,6 +83,7 @@ impl JobKind {
             Self::Train
                 | Self::Study
                 | Self::TrainZoo
+                | Self::Defences
                 | Self::Extract
                 | Self::Inpaint
                 | Self::Invert
@@ -118,6 +121,8 @@ pub enum JobResult {
     Report(Box<crate::report::ReportSummary>),
     /// A zoo finished training (its id).
     ZooTrained(String),
+    /// The study's defences comparison (and the id of a variant trained first).
+    Defences(Box<crate::defence::compare::DefencesReport>, Option<String>),
     /// The study's zoo results, if any.
     Zoo(Option<Box<crate::ui::views::LoadedZooResults>>),
     /// The study's diffusion models.

@@ -99,7 +99,7 @@ pub use stats::ln_norm_cdf;
 pub use types::{Attack, MiaConfig, MiaResult, ZooView};
 
 use crate::error::{CoreError, CoreResult};
-use crate::measure::roc;
+use crate::measure::{audit, roc};
 use protocol::{attack_scores, sample_vulnerability};
 
 /// Runs `attack` on `zoo` with the leave-one-model-out protocol (see the module docs).
@@ -138,8 +138,12 @@ pub fn run_attack(
         vulnerability[i] = v;
     }
 
+    let target0: Vec<f64> = scores.iter().step_by(n_targets).copied().collect();
+    let target0_member: Vec<bool> = eval.iter().map(|&i| zoo.member[i]).collect();
     Ok(MiaResult {
         attack,
+        epsilon_lower_bound: audit::pooled_bound(&scores, &labels),
+        epsilon_one_run: audit::one_run_if_half(&target0, &target0_member),
         auc: curve.auc,
         tpr_at_0_1pct_fpr: roc::tpr_at_fpr(&curve, 0.001),
         tpr_at_1pct_fpr: roc::tpr_at_fpr(&curve, 0.01),

@@ -1,5 +1,6 @@
 //! The attacks' inputs (a zoo's per-model signals, the attack, its options) and their outcome.
 
+use crate::measure::audit::AuditBound;
 use crate::measure::roc::Roc;
 
 /// Per-model signals of a zoo, row-major K x n.
@@ -103,4 +104,13 @@ pub struct MiaResult {
     /// scored leave-pair-out (see the [`crate::measure::mia`] docs), which keeps null samples at 0.5.
     #[serde(with = "crate::measure::serde_nan")]
     pub vulnerability: Vec<f32>,
+    /// Audited ε lower bound from the pooled scores (Clopper–Pearson, Bonferroni over the
+    /// thresholds, δ = [`crate::measure::audit::DEFAULT_DELTA`], 95 %; see [`crate::measure::audit`]). None in
+    /// reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon_lower_bound: Option<AuditBound>,
+    /// The one-run bound (Steinke et al. 2023) on the first target alone, its evaluated samples
+    /// as canaries; None unless that target trained on exactly half of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon_one_run: Option<AuditBound>,
 }

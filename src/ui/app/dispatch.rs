@@ -131,6 +131,8 @@ impl App {
             Command::MeasureExposure(dir) => self.measure_exposure(dir),
             Command::SearchSecret(req) => self.search_secret(*req),
             Command::Text(req) => self.run_text(*req),
+            Command::MeasureDefences => self.measure_defences(None),
+            Command::TrainDefence { baseline, settings } => self.measure_defences(Some((baseline, settings))),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts
@@ -241,6 +243,8 @@ impl App {
                 self.list_layers();
                 self.list_exposure();
                 self.list_text();
+                self.defences_view.report = None;
+                self.defences_view.requested = false;
                 self.load_dataset(first);
             }
             JobResult::Dataset(key, ds) => {
@@ -325,6 +329,7 @@ impl App {
             JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
             JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
             JobResult::Text(done) => self.on_text(*done),
+            JobResult::Defences(report, trained) => self.on_defences(*report, trained),
             JobResult::Report(s) => self.on_report(*s),
             JobResult::Story(k, made) => self.on_story(k, made),
             JobResult::Zoo(res) => {

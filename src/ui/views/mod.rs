@@ -1,6 +1,7 @@
 //! One file per view.
 
 mod data;
+mod defences;
 mod diffusion_common;
 mod exposure;
 mod extraction;
@@ -18,6 +19,7 @@ mod text;
 mod zoo_results;
 
 pub use data::{DataView, SortKey, SplitFilter};
+pub use defences::DefencesView;
 pub use exposure::ExposureView;
 pub use extraction::{ExtractionTab, ExtractionView};
 pub use influence::InfluenceView;

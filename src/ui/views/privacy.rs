@@ -7,6 +7,7 @@ use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 use super::memorization::no_zoo_ui;
 use super::privacy_diffusion::DiffusionMiaView;
 use super::zoo_results::thumb;
+use crate::measure::mia::MiaResult;
 use crate::measure::roc::{Roc, log_roc_points};
 use crate::ui::app::AppCtx;
 use crate::ui::theme;
@@ -114,6 +115,21 @@ impl PrivacyView {
     }
 }
 
+/// The audited ε lower bound of one attack (Clopper–Pearson over the pooled scores), with both
+/// bounds' full statements on hover.
+fn audit_cell_ui(ui: &mut egui::Ui, r: &MiaResult) {
+    let Some(b) = &r.epsilon_lower_bound else {
+        ui.label("—").on_hover_text("Rerun the attack to audit ε");
+        return;
+    };
+    let mut hover = b.summary();
+    if let Some(one) = &r.epsilon_one_run {
+        hover.push('\n');
+        hover.push_str(&one.summary());
+    }
+    ui.label(format!("{:.2}", b.epsilon)).on_hover_text(hover);
+}
+
 fn zoo_ui(ui: &mut egui::Ui, ctx: &mut AppCtx<'_>) {
     let Some(z) = ctx.zoo else {
         no_zoo_ui(ui, ctx);
@@ -125,10 +141,10 @@ fn zoo_ui(ui: &mut egui::Ui, ctx: &mut AppCtx<'_>) {
     }
     egui::Panel::left("roc").default_size(520.0).show(ui, |ui| {
         egui::Grid::new("mia_table")
-            .num_columns(4)
+            .num_columns(5)
             .striped(true)
             .show(ui, |ui| {
-                for h in ["Attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR"] {
+                for h in ["Attack", "AUC", "TPR @ 0.1% FPR", "TPR @ 1% FPR", "Audited ε ≥"] {
                     ui.strong(h);
                 }
                 ui.end_row();
@@ -137,6 +153,7 @@ fn zoo_ui(ui: &mut egui::Ui, ctx: &mut AppCtx<'_>) {
                     ui.label(format!("{:.4}", r.auc));
                     ui.label(format!("{:.4}", r.tpr_at_0_1pct_fpr));
                     ui.label(format!("{:.4}", r.tpr_at_1pct_fpr));
+                    audit_cell_ui(ui, r);
                     ui.end_row();
                 }
             });
@@ -147,6 +164,29 @@ fn zoo_ui(ui: &mut egui::Ui, ctx: &mut AppCtx<'_>) {
             .map(|r| (format!("{:?} (AUC {:.3})", r.attack, r.auc), &r.roc))
             .collect();
         log_roc_plot(ui, "mia_roc", 380.0, 1e-5, &curves);
+        for r in &z.mia {
+            if let Some(b) = &r.epsilon_lower_bound {
+                ui.small(format!("{:?}: {}", r.attack, b.summary()));
+            }
+        }
+        if let Some(dp) = &z.dp {
+            let worst = z
+                .mia
+                .iter()
+                .filter_map(|r| r.epsilon_lower_bound.as_ref().map(|b| b.epsilon))
+                .fold(0.0f64, f64::max);
+            let text = format!(
+                "DP-SGD accountant: ε = {:.2} at δ = {:.0e} (σ = {:.2}, C = {}, q = {:.4}, {} steps); \
+                 the audited bounds above must not exceed it (largest: {worst:.2})",
+                dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip, dp.sample_rate, dp.steps
+            );
+            let colour = if worst > dp.epsilon {
+                theme::ERROR
+            } else {
+                theme::OK
+            };
+            ui.label(egui::RichText::new(text).color(colour));
+        }
     });
     egui::CentralPanel::default().show(ui, |ui| {
         let r = z

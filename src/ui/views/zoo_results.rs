@@ -22,6 +22,8 @@ pub struct ZooResults {
     pub mia: Vec<MiaResult>,
     /// Hash of the data set without planted labels (the one the Data view shows).
     pub source_hash: String,
+    /// The DP-SGD guarantee of a zoo trained with it (`zoo.json`'s `dp`).
+    pub dp: Option<crate::defence::dp_sgd::DpRecord>,
 }
 
 impl ZooResults {
@@ -124,6 +126,7 @@ pub fn load_zoo_results(
                 memorization,
                 mia,
                 source_hash: ds.hash.clone(),
+                dp: zoo.manifest.config.dp.clone(),
             },
             memorization_hash: ds.hash.clone(),
             columns,

@@ -1,0 +1,107 @@
+//! `rote defences`: a study's zoos side by side, baseline and defended variants (utility, LiRA,
+//! audited and accountant ε, mem, planted recall), optionally training a DP-SGD variant first.
+
+use std::path::PathBuf;
+
+use super::CliSink;
+use super::zoo::DpTrainArgs;
+use crate::defence::compare::{DefenceRow, defences_report, train_dp_variant};
+use crate::error::{CoreError, CoreResult};
+use crate::job::{CancelToken, JobCtx};
+use crate::study::Study;
+
+/// `rote defences`.
+#[derive(Debug, clap::Args)]
+pub struct DefencesArgs {
+    /// Study folder.
+    pub study: PathBuf,
+    /// Train the DP-SGD variant of this zoo first (its recipe and model count with the --dp-*
+    /// options), then compare.
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Models of the variant (default: as many as the baseline has).
+    #[arg(long)]
+    pub models: Option<u32>,
+    /// The defence to train (with --baseline).
+    #[command(flatten)]
+    pub dp: DpTrainArgs,
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or_else(|| "-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn line(r: &DefenceRow) -> String {
+    format!(
+        "{:<28} {:>6.1}% {:>6.3} {:>8.3}% {:>7} {:>7} {:>6.3} {:>6}  {}",
+        r.zoo,
+        100.0 * r.test_accuracy,
+        r.lira_auc,
+        100.0 * r.lira_tpr_at_0_1pct_fpr,
+        cell(r.audited_epsilon, 2),
+        cell(r.accountant_epsilon, 2),
+        r.mem_mean,
+        cell(r.planted_recall, 2),
+        r.defence
+    )
+}
+
+/// Runs `rote defences`.
+pub fn defences(args: DefencesArgs, json: bool) -> CoreResult<()> {
+    let study = Study::open(&args.study)?;
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let trained = match (&args.baseline, args.dp.settings()) {
+        (Some(base), Some(settings)) => Some(train_dp_variant(&study, base, &settings, args.models, &ctx)),
+        (Some(_), None) => {
+            sink.finish();
+            return Err(CoreError::Invalid(
+                "--baseline trains a DP-SGD variant: give --dp-epsilon E or --dp-noise S".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            sink.finish();
+            return Err(CoreError::Invalid(
+                "--dp-epsilon/--dp-noise train a variant of a zoo: name it with --baseline".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    let report = trained.transpose().and_then(|_| defences_report(&study, &ctx));
+    sink.finish();
+    let report = report?;
+    if report.rows.is_empty() {
+        return Err(CoreError::Invalid(format!(
+            "{} has no zoo with two or more models; train one with `rote zoo`",
+            args.study.display()
+        )));
+    }
+    let path = crate::defence::compare::save(&study, &report)?;
+    if json {
+        let value = serde_json::to_value(&report)
+            .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
+        println!("{value}");
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:>7} {:>6} {:>9} {:>7} {:>7} {:>6} {:>6}  defence",
+        "zoo", "test", "AUC", "TPR@.1%", "audit ε", "DP ε", "mem", "recall"
+    );
+    for r in &report.rows {
+        println!("{}", line(r));
+    }
+    let dp_over = report
+        .rows
+        .iter()
+        .filter(|r| matches!((r.audited_epsilon, r.accountant_epsilon), (Some(a), Some(e)) if a > e));
+    for r in dp_over {
+        println!(
+            "warning: {}: the audited lower bound exceeds the accountant's ε; the accountant or the training is wrong",
+            r.zoo
+        );
+    }
+    println!("saved {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! What a defence changes: a study's zoos side by side, the baseline (trained without a defence)
+//! and its defended variants (the same recipe with a defence), on utility (test accuracy) and on
+//! every memorization measurement rote has for a zoo: LiRA's AUC and TPR at 0.1 % FPR
+//! (Carlini et al. 2022), the audited ε lower bound of that ROC, mean Feldman–Zhang mem and the
+//! recall of planted mislabels; for DP-SGD the accountant's ε beside the audited one (the audit
+//! must not exceed it). Used by `rote defences`, the Defences view and the report's Defences
+//! section. Spec 13 §C.5.
+
+use crate::error::CoreResult;
+use crate::measure::memorization::PairThresholds;
+use crate::measure::mia::{Attack, MiaConfig, MiaResult};
+use crate::measure::zoo_report::{
+    LoadedZoo, MemorizationReport, load_report, load_zoo, memorization_report, mia_report, results_dir,
+    save_report,
+};
+use crate::study::Study;
+use crate::train::zoo::{ZooConfig, zoo_dir};
+
+/// One zoo's row of the comparison.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DefenceRow {
+    /// Zoo id.
+    pub zoo: String,
+    /// The defence, in words ("none", "DP-SGD ε = 2, C = 1").
+    pub defence: String,
+    /// The baseline this zoo is a defended variant of (same recipe without the defence).
+    pub variant_of: Option<String>,
+    /// Models in the zoo.
+    pub models: usize,
+    /// Mean test-split accuracy over the models.
+    pub test_accuracy: f64,
+    /// LiRA (online) AUC.
+    pub lira_auc: f64,
+    /// LiRA TPR at 0.1 % FPR.
+    pub lira_tpr_at_0_1pct_fpr: f64,
+    /// Audited ε lower bound of LiRA's ROC (see `measure::audit`), with its δ.
+    pub audited_epsilon: Option<f64>,
+    /// The DP accountant's ε (DP-SGD zoos).
+    pub accountant_epsilon: Option<f64>,
+    /// δ of the accountant's ε.
+    pub delta: Option<f64>,
+    /// Mean mem over the training split.
+    pub mem_mean: f64,
+    /// Recall of planted mislabels among the top mem scores (None without planting).
+    pub planted_recall: Option<f64>,
+}
+
+/// Every zoo of a study, baselines first, each followed by its variants.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct DefencesReport {
+    /// The rows.
+    pub rows: Vec<DefenceRow>,
+}
+
+/// The defence of a zoo configuration, in words.
+pub fn describe(cfg: &ZooConfig) -> String {
+    match &cfg.dp {
+        Some(dp) => format!(
+            "DP-SGD ε = {:.2} (δ = {:.0e}, σ = {:.2}, C = {})",
+            dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip
+        ),
+        None => "none".into(),
+    }
+}
+
+/// The recipe without its defence and id: two zoos with equal recipes differ only by defence.
+fn recipe(cfg: &ZooConfig) -> ZooConfig {
+    ZooConfig {
+        id: String::new(),
+        dp: None,
+        ..cfg.clone()
+    }
+}
+
+/// A cached report of the zoo that is `current`, or the report computed now (and cached).
+fn cached<T, F>(study: &Study, zoo: &str, name: &str, current: impl Fn(&T) -> bool, make: F) -> CoreResult<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> CoreResult<T>,
+{
+    let path = results_dir(study, zoo).join(format!("{name}.json"));
+    if let Ok(r) = load_report::<T>(&path)
+        && current(&r)
+    {
+        return Ok(r);
+    }
+    let r = make()?;
+    save_report(study, zoo, name, &r)?;
+    Ok(r)
+}
+
+/// Mean test-split accuracy over the zoo's models.
+fn test_accuracy(z: &LoadedZoo) -> f64 {
+    let test = z.data.test_indices();
+    let n = z.matrix.n;
+    let mut hits = 0usize;
+    for k in 0..z.matrix.k {
+        hits += test.iter().filter(|&&i| z.matrix.correct[k * n + i]).count();
+    }
+    hits as f64 / (z.matrix.k * test.len()).max(1) as f64
+}
+
+/// One zoo's row (reports read from the cache, computed when missing).
+pub fn defence_row(study: &Study, id: &str) -> CoreResult<DefenceRow> {
+    let z = load_zoo(study, Some(id))?;
+    let mem: MemorizationReport = cached(
+        study,
+        id,
+        "memorization",
+        |_| true,
+        || Ok(memorization_report(&z, &PairThresholds::default())),
+    )?;
+    // A report from before the audit existed is measured again.
+    let lira: MiaResult = cached(
+        study,
+        id,
+        &format!("mia-{}", Attack::LiraOnline.slug()),
+        |r: &MiaResult| r.epsilon_lower_bound.is_some(),
+        || mia_report(&z, Attack::LiraOnline, &MiaConfig::default()),
+    )?;
+    let cfg = &z.zoo.manifest.config;
+    Ok(DefenceRow {
+        zoo: id.to_string(),
+        defence: describe(cfg),
+        variant_of: None,
+        models: z.matrix.k,
+        test_accuracy: test_accuracy(&z),
+        lira_auc: lira.auc,
+        lira_tpr_at_0_1pct_fpr: lira.tpr_at_0_1pct_fpr,
+        audited_epsilon: audited_epsilon(&lira),
+        accountant_epsilon: cfg.dp.as_ref().map(|d| d.epsilon),
+        delta: cfg.dp.as_ref().map(|d| d.delta),
+        mem_mean: mem.mem_mean,
+        planted_recall: mem.planted_recall,
+    })
+}
+
+/// The audited ε lower bound of an attack's ROC.
+fn audited_epsilon(r: &MiaResult) -> Option<f64> {
+    r.epsilon_lower_bound.as_ref().map(|b| b.epsilon)
+}
+
+/// Every zoo of the study with at least two models, each defended variant after its baseline.
+pub fn defences_report(study: &Study, ctx: &crate::job::JobCtx<'_>) -> CoreResult<DefencesReport> {
+    let ids = crate::train::zoo::zoo_ids(study);
+    let mut entries: Vec<(ZooConfig, DefenceRow)> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        ctx.checkpoint()?;
+        ctx.progress("measuring zoos", i as u64, ids.len() as u64);
+        let zoo = crate::train::zoo::Zoo::open(&zoo_dir(study, id))?;
+        if zoo.model_indices().len() < 2 {
+            continue;
+        }
+        entries.push((zoo.manifest.config.clone(), defence_row(study, id)?));
+    }
+    let mut rows = Vec::new();
+    let baselines: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].0.dp.is_none())
+        .collect();
+    let mut placed = vec![false; entries.len()];
+    for &b in &baselines {
+        placed[b] = true;
+        rows.push(entries[b].1.clone());
+        for v in 0..entries.len() {
+            if !placed[v] && recipe(&entries[v].0) == recipe(&entries[b].0) {
+                placed[v] = true;
+                let mut row = entries[v].1.clone();
+                row.variant_of = Some(entries[b].1.zoo.clone());
+                rows.push(row);
+            }
+        }
+    }
+    rows.extend(
+        (0..entries.len())
+            .filter(|&i| !placed[i])
+            .map(|i| entries[i].1.clone()),
+    );
+    Ok(DefencesReport { rows })
+}
+
+/// Where the comparison is saved: `results/defences.json`.
+pub fn report_path(study: &Study) -> std::path::PathBuf {
+    study.results_dir().join("defences.json")
+}
+
+/// Saves the comparison (atomically) and returns its path.
+pub fn save(study: &Study, report: &DefencesReport) -> CoreResult<std::path::PathBuf> {
+    let path = report_path(study);
+    crate::study::write_json_atomic(&path, report)?;
+    Ok(path)
+}
+
+/// The saved comparison, if there is one.
+pub fn load(study: &Study) -> CoreResult<DefencesReport> {
+    load_report(&report_path(study))
+}
+
+/// The id of `baseline`'s DP-SGD variant at `settings`.
+pub fn dp_variant_id(baseline: &str, settings: &crate::defence::dp_sgd::DpSettings) -> String {
+    let num = |v: f64| format!("{v}").replace('.', "p");
+    match (settings.epsilon, settings.noise_multiplier) {
+        (Some(e), _) => format!("{baseline}-dp-eps{}", num(e)),
+        (_, Some(s)) => format!("{baseline}-dp-sigma{}", num(s)),
+        (None, None) => format!("{baseline}-dp"),
+    }
+}
+
+/// Trains the DP-SGD variant of zoo `baseline` (its recipe and data, with DP-SGD at `settings`;
+/// `models` models, default as many as the baseline has) into the same study with its reports,
+/// and returns the variant's id. A variant already on disk is resumed.
+pub fn train_dp_variant(
+    study: &Study,
+    baseline: &str,
+    settings: &crate::defence::dp_sgd::DpSettings,
+    models: Option<u32>,
+    ctx: &crate::job::JobCtx<'_>,
+) -> CoreResult<String> {
+    settings.check()?;
+    let base = crate::train::zoo::Zoo::open(&zoo_dir(study, baseline))?;
+    let cfg = base.manifest.config.clone();
+    if cfg.dp.is_some() {
+        return Err(crate::error::CoreError::Invalid(format!(
+            "zoo '{baseline}' is already trained with DP-SGD; pick its baseline"
+        )));
+    }
+    let k = models.unwrap_or(base.model_indices().len() as u32);
+    let ds = crate::data::load(&cfg.train.data)?;
+    let subsets = cfg
+        .subsets
+        .as_ref()
+        .map(|r| crate::train::zoo::Subsets::in_zoo(&base.dir, r, ds.n))
+        .transpose()?;
+    let m = crate::train::zoo::rows_per_model(&ds, subsets.as_ref(), cfg.train.subset_ratio, cfg.train.seed)?;
+    let dp = crate::train::dp_record(settings, cfg.train.batch_size, cfg.train.epochs, m)?;
+    let id = dp_variant_id(baseline, settings);
+    let variant = ZooConfig {
+        id: id.clone(),
+        dp: Some(dp),
+        ..cfg
+    };
+    crate::measure::zoo_report::train_zoo_with_reports(&variant, &ds, study, k, 32, ctx)?;
+    Ok(id)
+}
