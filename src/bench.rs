@@ -163,23 +163,8 @@ pub fn bench_zoo(
     sequential: bool,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<ZooBench> {
-    use crate::train::zoo::{ZooConfig, train_zoo};
-    let tmp = std::env::temp_dir().join(format!("rote-bench-zoo-{}", std::process::id()));
-    let study = crate::study::Study::open_or_create(&tmp)?;
-    let cfg = ZooConfig {
-        id: "bench".into(),
-        train: TrainConfig {
-            epochs,
-            device: device.into(),
-            ..ZooConfig::default().train
-        },
-        ..ZooConfig::default()
-    };
-    let t0 = Instant::now();
-    let run = train_zoo(&cfg, ds, &study, models, None, models as usize, ctx);
-    let batched_secs = t0.elapsed().as_secs_f64();
-    std::fs::remove_dir_all(&tmp).ok();
-    run?;
+    let cfg = zoo_bench_config(epochs, device);
+    let batched_secs = time_zoo(&cfg, ds, models, "zoo", ctx)?;
     let n_per_model = crate::train::draw_subset(&ds.train_indices(), cfg.train.subset_ratio, 0).len();
     let sequential_secs = if sequential {
         let t1 = Instant::now();
@@ -205,4 +190,41 @@ pub fn bench_zoo(
         sequential_secs,
         sequential_model_epochs_per_sec: sequential_secs.map(|s| me / s),
     })
+}
+
+/// The benchmarks' zoo recipe: `rote zoo`'s defaults (MLP 784-512-256-10, r = 0.7, batch 128, SGD
+/// lr 0.1 momentum 0.9) with `epochs` on `device`.
+pub(crate) fn zoo_bench_config(epochs: usize, device: &str) -> crate::train::zoo::ZooConfig {
+    use crate::train::zoo::ZooConfig;
+    ZooConfig {
+        id: "bench".into(),
+        train: TrainConfig {
+            epochs,
+            device: device.into(),
+            ..ZooConfig::default().train
+        },
+        ..ZooConfig::default()
+    }
+}
+
+/// Seconds to train the zoo `cfg` of `models` models on `ds` in one group, into a fresh temporary
+/// study folder (`rote-bench-<tag>-<pid>`, removed afterwards): training, the scoring pass and
+/// writing the model records, as `rote zoo` does them.
+pub(crate) fn time_zoo(
+    cfg: &crate::train::zoo::ZooConfig,
+    ds: &Dataset,
+    models: u32,
+    tag: &str,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<f64> {
+    let tmp = std::env::temp_dir().join(format!("rote-bench-{tag}-{}", std::process::id()));
+    // A folder left by an earlier process of the same id would resume its zoo instead of training.
+    std::fs::remove_dir_all(&tmp).ok();
+    let study = crate::study::Study::open_or_create(&tmp)?;
+    let t0 = Instant::now();
+    let run = crate::train::zoo::train_zoo(cfg, ds, &study, models, None, models as usize, ctx);
+    let secs = t0.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&tmp).ok();
+    run?;
+    Ok(secs)
 }

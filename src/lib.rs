@@ -22,6 +22,7 @@
 //! * [`ui`] (feature `gui`): the egui front end.
 
 pub mod bench;
+pub mod bench_dp;
 pub mod canary;
 pub mod cli;
 mod cpu_gemm;

@@ -901,3 +901,27 @@ fn presentation_mode_steps_through_the_demo_story_from_the_keyboard() {
     assert!((h.ctx.zoom_factor() - zoom).abs() < 1e-6);
     h.get_by_label("Present");
 }
+
+#[test]
+fn defences_view_shows_the_demo_dp_variant_under_its_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(&dir.path().join("demo"), View::Defences);
+    step_until(&mut h, "the defences comparison", Duration::from_secs(120), |a| {
+        a.defences_view.report.is_some()
+    });
+    h.run_steps(3);
+    let report = h.state().defences_view.report.clone().unwrap();
+    let ids: Vec<&str> = report.rows.iter().map(|r| r.zoo.as_str()).collect();
+    assert_eq!(ids, ["zoo-mnist-demo", "zoo-mnist-demo-dp-eps8"]);
+    let dp = &report.rows[1];
+    assert_eq!(dp.variant_of.as_deref(), Some("zoo-mnist-demo"));
+    // The finding: the variant no longer memorizes the planted mislabels, LiRA is near chance, and
+    // the audited bound stays under the accountant's ε.
+    assert!(report.rows[0].planted_recall.unwrap() > 0.5 && dp.planted_recall.unwrap() < 0.1);
+    assert!(dp.lira_auc < 0.52 && report.rows[0].lira_auc > 0.58);
+    assert!(dp.audited_epsilon.unwrap() <= dp.accountant_epsilon.unwrap());
+    h.get_by_label_contains("planted-mislabel recall 0.85 to 0.00");
+    h.get_by_label("DP ε");
+    h.get_by_label("Train defended variant");
+    h.check_accessibility();
+}

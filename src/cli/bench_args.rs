@@ -44,6 +44,25 @@ pub enum BenchWhich {
         #[arg(long)]
         batched_only: bool,
     },
+    /// DP-SGD zoo training vs the same zoo without DP, in one run (CPU; fixed σ and clipping
+    /// norm): model-epochs/s of both and the DP cost. Peer: benches/peers/opacus_zoo.py (Opacus).
+    DpZoo {
+        /// Models.
+        #[arg(long, default_value_t = 16)]
+        models: u32,
+        /// Epochs (DP-SGD: the same number of steps).
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// Data set.
+        #[arg(long, default_value = "mnist10k")]
+        data: String,
+        /// Noise multiplier σ of the DP run.
+        #[arg(long, default_value_t = 1.0)]
+        dp_noise: f64,
+        /// Per-sample clipping norm C of the DP run.
+        #[arg(long, default_value_t = 1.0)]
+        dp_clip: f64,
+    },
     /// DDIM sampling speed of a UNet (fresh weights; speed does not depend on them).
     Ddim {
         /// Images.

@@ -39,6 +39,9 @@ struct Peer {
     /// JSON pointer into the peer's object.
     peer_figure: &'static str,
     unit: &'static str,
+    /// Further figures printed beside each other without a ratio: (label, rote's pointer, the
+    /// peer's pointer).
+    also: &'static [(&'static str, &'static str, &'static str)],
 }
 
 fn peer_for(which: &BenchWhich) -> Option<Peer> {
@@ -62,6 +65,7 @@ fn peer_for(which: &BenchWhich) -> Option<Peer> {
             rote_figure: "/batched_model_epochs_per_sec",
             peer_figure: "/items_per_sec",
             unit: "model-epochs/s",
+            also: &[],
         },
         BenchWhich::Ddim {
             samples,
@@ -88,6 +92,7 @@ fn peer_for(which: &BenchWhich) -> Option<Peer> {
             rote_figure: "/images_per_sec",
             peer_figure: "/items_per_sec",
             unit: "images/s",
+            also: &[],
         },
         BenchWhich::Invert { iters, device } => Peer {
             script: "miface.py",
@@ -95,6 +100,7 @@ fn peer_for(which: &BenchWhich) -> Option<Peer> {
             rote_figure: "/steps_per_s",
             peer_figure: "/items_per_sec",
             unit: "steps/s",
+            also: &[],
         },
         BenchWhich::Lm {
             model,
@@ -122,8 +128,41 @@ fn peer_for(which: &BenchWhich) -> Option<Peer> {
                 rote_figure: "/tokens_per_sec",
                 peer_figure: "/items_per_sec",
                 unit: "tokens/s",
+                also: &[],
             }
         }
+        BenchWhich::DpZoo {
+            models,
+            epochs,
+            data,
+            dp_noise,
+            dp_clip,
+        } if data == "mnist10k" => Peer {
+            script: "opacus_zoo.py",
+            args: vec![
+                "--models".into(),
+                s(models),
+                "--epochs".into(),
+                s(epochs),
+                "--noise".into(),
+                s(dp_noise),
+                "--clip".into(),
+                s(dp_clip),
+                "--device".into(),
+                "cpu".into(),
+            ],
+            rote_figure: "/dp_model_epochs_per_sec",
+            peer_figure: "/items_per_sec",
+            unit: "DP-SGD model-epochs/s",
+            also: &[
+                (
+                    "plain model-epochs/s",
+                    "/plain_model_epochs_per_sec",
+                    "/plain_items_per_sec",
+                ),
+                ("DP cost (DP s / plain s)", "/dp_cost", "/dp_cost"),
+            ],
+        },
         _ => return None,
     })
 }
@@ -181,11 +220,25 @@ pub(super) fn side_by_side(which: &BenchWhich, json: bool) {
                 (Some(r), Some(q)) if q > 0.0 => Some(r / q),
                 _ => None,
             };
+            let figure = |v: Option<&Value>, at: &str| v.and_then(|v| v.pointer(at)).and_then(Value::as_f64);
+            let also: Vec<(&str, Option<f64>, Option<f64>)> = peer
+                .also
+                .iter()
+                .map(|&(label, r, q)| {
+                    let r = figure(rote.as_ref(), &format!("/result{r}"));
+                    (label, r, figure(Some(&p), q))
+                })
+                .collect();
             if json {
+                let also: Vec<Value> = also
+                    .iter()
+                    .map(|(label, r, q)| json!({ "figure": label, "rote": r, "pytorch": q }))
+                    .collect();
                 println!(
                     "{}",
                     json!({ "bench": "peer", "script": peer.script, "args": peer.args, "result": p,
-                            "rote": rote_fig, "pytorch": peer_fig, "unit": peer.unit, "ratio": ratio })
+                            "rote": rote_fig, "pytorch": peer_fig, "unit": peer.unit, "ratio": ratio,
+                            "also": also })
                 );
             } else {
                 println!(
@@ -195,7 +248,66 @@ pub(super) fn side_by_side(which: &BenchWhich, json: bool) {
                     peer_fig.map_or("?".into(), |v| format!("{v:.2}")),
                     ratio.map_or("?".into(), |v| format!("{v:.2}x")),
                 );
+                let show = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.2}"));
+                for (label, r, q) in also {
+                    println!("  also, {label}: rote {} vs PyTorch {}", show(r), show(q));
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
+    use super::*;
+
+    /// The DP-zoo peer gets rote's sizes, and every figure it compares names a field of rote's
+    /// result.
+    #[test]
+    fn dp_zoo_peer_reads_fields_rote_prints() {
+        let which = BenchWhich::DpZoo {
+            models: 4,
+            epochs: 1,
+            data: "mnist10k".into(),
+            dp_noise: 1.5,
+            dp_clip: 0.5,
+        };
+        let peer = peer_for(&which).unwrap();
+        assert_eq!(peer.script, "opacus_zoo.py");
+        assert!(peers_dir().join(peer.script).is_file());
+        let args = peer.args.join(" ");
+        assert_eq!(args, "--models 4 --epochs 1 --noise 1.5 --clip 0.5 --device cpu");
+        let r = crate::bench_dp::DpZooBench {
+            data: "mnist10k".into(),
+            dims: vec![784, 512, 256, 10],
+            models: 4,
+            epochs: 1,
+            n_per_model: 5600,
+            device: "cpu".into(),
+            noise_multiplier: 1.5,
+            clip: 0.5,
+            sample_rate: 128.0 / 5600.0,
+            steps: 44,
+            epsilon: 1.0,
+            delta: 1e-5,
+            plain_secs: 1.0,
+            plain_model_epochs_per_sec: 4.0,
+            dp_secs: 2.0,
+            dp_model_epochs_per_sec: 2.0,
+            dp_cost: 2.0,
+        };
+        let value = serde_json::to_value(&r).unwrap();
+        for at in std::iter::once(peer.rote_figure).chain(peer.also.iter().map(|a| a.1)) {
+            assert!(value.pointer(at).and_then(Value::as_f64).is_some(), "{at}");
+        }
+        let other = BenchWhich::DpZoo {
+            models: 4,
+            epochs: 1,
+            data: "digits8x8".into(),
+            dp_noise: 1.0,
+            dp_clip: 1.0,
+        };
+        assert!(peer_for(&other).is_none(), "the peer trains on mnist10k only");
     }
 }

@@ -72,9 +72,10 @@ pub fn defences(args: DefencesArgs, json: bool) -> CoreResult<()> {
     let report = trained.transpose().and_then(|_| defences_report(&study, &ctx));
     sink.finish();
     let report = report?;
-    if report.rows.is_empty() {
+    if report.rows.is_empty() && report.diffusion.is_empty() {
         return Err(CoreError::Invalid(format!(
-            "{} has no zoo with two or more models; train one with `rote zoo`",
+            "{} has no zoo with two or more models and no diffusion model with an extraction; \
+             train one with `rote zoo`, or extract from a DDPM with `rote extract`",
             args.study.display()
         )));
     }
@@ -91,6 +92,24 @@ pub fn defences(args: DefencesArgs, json: bool) -> CoreResult<()> {
     );
     for r in &report.rows {
         println!("{}", line(r));
+    }
+    if !report.diffusion.is_empty() {
+        println!(
+            "\n{:<28} {:>8} {:>9} {:>9} {:>9} {:>8}  defence",
+            "diffusion model", "samples", "extracted", "planted", "singles", "loss"
+        );
+        for r in &report.diffusion {
+            println!(
+                "{:<28} {:>8} {:>9} {:>9} {:>9} {:>8}  {}",
+                r.model,
+                r.samples,
+                r.n_extracted,
+                cell(r.planted_dup_extracted_frac, 2),
+                cell(r.singleton_extracted_frac, 2),
+                cell(r.final_loss, 4),
+                r.defence
+            );
+        }
     }
     let dp_over = report
         .rows

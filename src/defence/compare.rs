@@ -45,11 +45,134 @@ pub struct DefenceRow {
     pub planted_recall: Option<f64>,
 }
 
-/// Every zoo of a study, baselines first, each followed by its variants.
+/// One diffusion model's row: its newest saved extraction (Carlini et al. 2023).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ExtractionDefenceRow {
+    /// Model id.
+    pub model: String,
+    /// The defence, in words ("none", "dedup (RMS 0.05 in the worst tile): 710 -> 400 entries").
+    pub defence: String,
+    /// The model trained with the same recipe without the defence.
+    pub variant_of: Option<String>,
+    /// Generations scored.
+    pub samples: usize,
+    /// Generations counted as extracted.
+    pub n_extracted: usize,
+    /// Distinct training images extracted.
+    pub unique_train_extracted: usize,
+    /// Fraction of the planted duplicates extracted.
+    pub planted_dup_extracted_frac: Option<f64>,
+    /// Fraction of the single images extracted.
+    pub singleton_extracted_frac: Option<f64>,
+    /// Final training loss (a utility proxy; None when not recorded).
+    pub final_loss: Option<f64>,
+}
+
+/// Every zoo of a study, baselines first, each followed by its variants; and every diffusion
+/// model with a saved extraction, likewise.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DefencesReport {
-    /// The rows.
+    /// The zoos.
     pub rows: Vec<DefenceRow>,
+    /// The diffusion models.
+    #[serde(default)]
+    pub diffusion: Vec<ExtractionDefenceRow>,
+}
+
+/// A diffusion card's recipe without its id, defence and training outcome.
+fn ddpm_recipe(c: &crate::diffusion::model::DiffusionCard) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        for k in [
+            "id",
+            "dedup",
+            "final_loss",
+            "loss_curve",
+            "seconds",
+            "command",
+            "rote_version",
+            "device",
+            "n_params",
+        ] {
+            m.remove(k);
+        }
+    }
+    v
+}
+
+/// The study's diffusion models with a saved extraction, each deduplicated variant after the
+/// model with its recipe.
+pub fn extraction_rows(study: &Study) -> Vec<ExtractionDefenceRow> {
+    use crate::diffusion::extract::{ExtractionRun, newest_extraction};
+    use crate::diffusion::model::{DiffusionCard, diffusion_dir};
+    let Ok(entries) = std::fs::read_dir(diffusion_dir(&study.root)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(serde_json::Value, bool, ExtractionDefenceRow)> = Vec::new();
+    let mut dirs: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let cp = dir.join("card.json");
+        let Ok(text) = std::fs::read_to_string(&cp) else {
+            continue;
+        };
+        let Ok(card) = DiffusionCard::from_json(&cp, &text) else {
+            continue;
+        };
+        let results = study.results_dir().join("diffusion").join(&card.id);
+        let Some(run) = newest_extraction(&results).and_then(|p| load_report::<ExtractionRun>(&p).ok())
+        else {
+            continue;
+        };
+        let s = &run.report.summary;
+        let defence = card.dedup.as_ref().map_or_else(
+            || "none".to_string(),
+            |d| {
+                format!(
+                    "dedup (RMS {} in the worst tile): {} -> {} entries",
+                    d.threshold, d.entries_before, d.kept
+                )
+            },
+        );
+        found.push((
+            ddpm_recipe(&card),
+            card.dedup.is_some(),
+            ExtractionDefenceRow {
+                model: card.id.clone(),
+                defence,
+                variant_of: None,
+                samples: s.n_samples,
+                n_extracted: s.n_extracted,
+                unique_train_extracted: s.unique_train_extracted,
+                planted_dup_extracted_frac: s.planted_dup_extracted_frac,
+                singleton_extracted_frac: s.singleton_extracted_frac,
+                final_loss: Some(card.final_loss).filter(|v| v.is_finite()),
+            },
+        ));
+    }
+    let mut out = Vec::new();
+    let mut placed = vec![false; found.len()];
+    for b in 0..found.len() {
+        if found[b].1 || placed[b] {
+            continue;
+        }
+        placed[b] = true;
+        out.push(found[b].2.clone());
+        for v in 0..found.len() {
+            if !placed[v] && found[v].1 && found[v].0 == found[b].0 {
+                placed[v] = true;
+                let mut row = found[v].2.clone();
+                row.variant_of = Some(found[b].2.model.clone());
+                out.push(row);
+            }
+        }
+    }
+    out.extend(
+        (0..found.len())
+            .filter(|&i| !placed[i])
+            .map(|i| found[i].2.clone()),
+    );
+    out
 }
 
 /// The defence of a zoo configuration, in words.
@@ -175,7 +298,10 @@ pub fn defences_report(study: &Study, ctx: &crate::job::JobCtx<'_>) -> CoreResul
             .filter(|&i| !placed[i])
             .map(|i| entries[i].1.clone()),
     );
-    Ok(DefencesReport { rows })
+    Ok(DefencesReport {
+        rows,
+        diffusion: extraction_rows(study),
+    })
 }
 
 /// Where the comparison is saved: `results/defences.json`.

@@ -23,6 +23,9 @@ use crate::study::{Study, copy_tree, write_json_atomic};
 pub const DUP_MODEL: &str = "ddpm-mnist-dup32";
 /// Id of the 8x8 extraction model (same recipe; the tests' model).
 pub const DIGITS_DUP_MODEL: &str = "ddpm-digits-dup32";
+/// The same recipe trained on the deduplicated list (`--dedup`, a defence): its planted
+/// duplicates are no longer extracted.
+pub const DIGITS_DEDUP_MODEL: &str = "ddpm-digits-dup32-dedup";
 /// Id stem of the inpainting pair (`-k00`, `-k01`).
 pub const PAIR_STEM: &str = "ddpm-digits-pair";
 /// Generations scored by the demo extraction.
@@ -53,6 +56,10 @@ pub fn demo_diffusion_configs() -> Vec<DdpmTrainConfig> {
         dup("mnist10k", DUP_MODEL),
         dup("digits8x8", DIGITS_DUP_MODEL),
         DdpmTrainConfig {
+            dedup: Some(crate::defence::dedup::DEFAULT_THRESHOLD),
+            ..dup("digits8x8", DIGITS_DEDUP_MODEL)
+        },
+        DdpmTrainConfig {
             data: "digits8x8".into(),
             images: 64,
             base: 32,
@@ -71,7 +78,7 @@ pub fn demo_diffusion_configs() -> Vec<DdpmTrainConfig> {
 pub fn train_command(cfg: &DdpmTrainConfig) -> String {
     format!(
         "rote train --family ddpm --data {} --images {} --plant-duplicates {} --dup-factor {} --base {} \
-         --steps {} --batch-size {} --lr {} --seed {} --models {} --subset-ratio {} --id {} --out STUDY",
+         --steps {} --batch-size {} --lr {} --seed {} --models {} --subset-ratio {} --id {}{} --out STUDY",
         cfg.data,
         cfg.images,
         cfg.plant_duplicates,
@@ -83,7 +90,9 @@ pub fn train_command(cfg: &DdpmTrainConfig) -> String {
         cfg.seed,
         cfg.models,
         cfg.subset_ratio,
-        cfg.id
+        cfg.id,
+        cfg.dedup
+            .map_or_else(String::new, |t| format!(" --dedup --dedup-threshold {t}"))
     )
 }
 
@@ -127,6 +136,7 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
     let ids = [
         DUP_MODEL.to_string(),
         DIGITS_DUP_MODEL.to_string(),
+        DIGITS_DEDUP_MODEL.to_string(),
         format!("{PAIR_STEM}-k00"),
         format!("{PAIR_STEM}-k01"),
     ];
@@ -139,7 +149,11 @@ pub fn rebuild_demo_diffusion(study: &Study, assets: Option<&Path>, ctx: &JobCtx
         }
     }
     let results = study.root.join("results").join("diffusion");
-    for (id, data) in [(DUP_MODEL, "mnist10k"), (DIGITS_DUP_MODEL, "digits8x8")] {
+    for (id, data) in [
+        (DUP_MODEL, "mnist10k"),
+        (DIGITS_DUP_MODEL, "digits8x8"),
+        (DIGITS_DEDUP_MODEL, "digits8x8"),
+    ] {
         let ds = crate::data::load(data)?;
         let mut run = run_extraction(
             &dir.join(id),

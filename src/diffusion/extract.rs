@@ -248,6 +248,20 @@ pub fn exact_duplicates(ds: &Dataset) -> Vec<usize> {
     out
 }
 
+/// The newest saved extraction (`extraction-s*-n*.json`) in a model's results folder `dir`.
+pub fn newest_extraction(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.starts_with("extraction-") && name.ends_with(".json")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
+}
+
 /// The groups of byte-identical images of `ds` (two or more each).
 pub fn duplicate_groups(ds: &Dataset) -> Vec<Vec<usize>> {
     let mut groups: std::collections::HashMap<&[u8], Vec<usize>> = std::collections::HashMap::new();

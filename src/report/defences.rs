@@ -82,5 +82,40 @@ fn section(r: &mut Report<'_>, rep: &DefencesReport, body: &mut String) -> CoreR
     }
     let file = r.csv("defences", "Baselines and their defended variants", &t)?;
     body.push_str(&html::table(&t, 50, Some(&file)));
+    if !rep.diffusion.is_empty() {
+        body.push_str(&html::h3(
+            "Diffusion models: extraction with and without deduplication",
+        ));
+        let mut d = Table::new(&[
+            "model",
+            "variant_of",
+            "defence",
+            "samples",
+            "extracted",
+            "unique_train_extracted",
+            "planted_dup_extracted_frac",
+            "singleton_extracted_frac",
+            "final_loss",
+        ]);
+        for row in &rep.diffusion {
+            d.push(vec![
+                row.model.clone().into(),
+                row.variant_of.clone().unwrap_or_default().into(),
+                row.defence.clone().into(),
+                row.samples.into(),
+                row.n_extracted.into(),
+                row.unique_train_extracted.into(),
+                opt(row.planted_dup_extracted_frac).into(),
+                opt(row.singleton_extracted_frac).into(),
+                opt(row.final_loss).into(),
+            ]);
+        }
+        let file = r.csv(
+            "defences-diffusion",
+            "Diffusion models and their deduplicated variants",
+            &d,
+        )?;
+        body.push_str(&html::table(&d, 50, Some(&file)));
+    }
     Ok(())
 }

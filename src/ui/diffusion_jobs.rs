@@ -131,20 +131,6 @@ pub struct LoadedExtraction {
     pub source: PathBuf,
 }
 
-/// The newest `extraction-s*-n*.json` in `dir`.
-fn newest_extraction(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.starts_with("extraction-") && name.ends_with(".json")
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-}
-
 fn with_generations(
     study_root: &Path,
     card: &DiffusionCard,
@@ -176,7 +162,7 @@ pub fn open_extraction(
     ds: Arc<Dataset>,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<Option<LoadedExtraction>> {
-    let Some(path) = newest_extraction(&results_dir(study_root, &card.id)) else {
+    let Some(path) = crate::diffusion::extract::newest_extraction(&results_dir(study_root, &card.id)) else {
         return Ok(None);
     };
     let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;

@@ -17,9 +17,9 @@ use crate::ui::widgets::job_row_ui;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Leakage {
     /// LiRA TPR at 0.1 % FPR.
-    #[default]
     TprLowFpr,
     /// LiRA AUC.
+    #[default]
     Auc,
     /// Audited ε lower bound.
     AuditedEpsilon,
@@ -28,7 +28,7 @@ pub enum Leakage {
 }
 
 impl Leakage {
-    const ALL: [Self; 4] = [Self::TprLowFpr, Self::Auc, Self::AuditedEpsilon, Self::MeanMem];
+    const ALL: [Self; 4] = [Self::Auc, Self::TprLowFpr, Self::AuditedEpsilon, Self::MeanMem];
 
     fn name(self) -> &'static str {
         match self {
@@ -114,7 +114,7 @@ impl DefencesView {
             ui.label("Measuring the study's zoos…");
             return;
         };
-        if report.rows.is_empty() {
+        if report.rows.is_empty() && report.diffusion.is_empty() {
             ui.label(
                 "This study has no zoo yet. A defence is compared with the same recipe without it: \
                  train a zoo in the Memorization view (Train zoo…), then its DP-SGD variant here.",
@@ -129,8 +129,15 @@ impl DefencesView {
             .collect();
         let report = report.clone();
         self.form_ui(ui, ctx, &baselines, busy);
+        for line in findings(&report) {
+            ui.label(egui::RichText::new(line).strong());
+        }
         ui.separator();
         table_ui(ui, &report);
+        if !report.diffusion.is_empty() {
+            ui.separator();
+            diffusion_table_ui(ui, &report);
+        }
         ui.separator();
         ui.horizontal(|ui| {
             let label = ui.label("Privacy–utility: test accuracy against");
@@ -205,6 +212,49 @@ impl DefencesView {
         });
         self.baseline = Some(chosen_now);
     }
+}
+
+/// One sentence per defended variant: what changed against its baseline.
+fn findings(report: &DefencesReport) -> Vec<String> {
+    let diffusion = report.diffusion.iter().filter_map(|v| {
+        let b = report
+            .diffusion
+            .iter()
+            .find(|b| Some(&b.model) == v.variant_of.as_ref())?;
+        Some(format!(
+            "{} ({}): {} of {} generations extracted instead of {}, planted duplicates extracted {} instead of {}",
+            v.model,
+            v.defence,
+            v.n_extracted,
+            v.samples,
+            b.n_extracted,
+            opt(v.planted_dup_extracted_frac, 2),
+            opt(b.planted_dup_extracted_frac, 2)
+        ))
+    });
+    report
+        .rows
+        .iter()
+        .filter_map(|v| {
+            let b = report.rows.iter().find(|b| Some(&b.zoo) == v.variant_of.as_ref())?;
+            let recall = match (b.planted_recall, v.planted_recall) {
+                (Some(x), Some(y)) => format!(", planted-mislabel recall {x:.2} to {y:.2}"),
+                _ => String::new(),
+            };
+            Some(format!(
+                "{} ({}): LiRA AUC {:.3} to {:.3}{recall}, mean mem {:.3} to {:.3}, at test accuracy {:.1}% to {:.1}%",
+                v.zoo,
+                v.defence,
+                b.lira_auc,
+                v.lira_auc,
+                b.mem_mean,
+                v.mem_mean,
+                100.0 * b.test_accuracy,
+                100.0 * v.test_accuracy
+            ))
+        })
+        .chain(diffusion)
+        .collect()
 }
 
 fn table_ui(ui: &mut egui::Ui, report: &DefencesReport) {
@@ -289,6 +339,66 @@ fn table_ui(ui: &mut egui::Ui, report: &DefencesReport) {
         });
 }
 
+/// Diffusion models and their deduplicated variants: extraction (Carlini et al. 2023).
+fn diffusion_table_ui(ui: &mut egui::Ui, report: &DefencesReport) {
+    use egui_extras::{Column, TableBuilder};
+    let heads = [
+        (
+            "diffusion model",
+            "A deduplicated variant (>) sits under the model with its recipe",
+        ),
+        ("defence", "What was changed"),
+        (
+            "extracted",
+            "Generations within the extraction threshold of a training image",
+        ),
+        ("planted dups", "Fraction of the planted duplicates extracted"),
+        ("singles", "Fraction of the single training images extracted"),
+        ("final loss", "Training loss at the end (utility proxy)"),
+    ];
+    ui.push_id("diffusion_defences", |ui| {
+        TableBuilder::new(ui)
+            .striped(true)
+            .column(Column::auto().at_least(160.0))
+            .column(Column::auto().at_least(200.0))
+            .columns(Column::auto().at_least(70.0), heads.len() - 2)
+            .header(22.0, |mut h| {
+                for (name, tip) in heads {
+                    h.col(|ui| {
+                        ui.strong(name).on_hover_text(tip);
+                    });
+                }
+            })
+            .body(|mut body| {
+                for r in &report.diffusion {
+                    body.row(20.0, |mut row| {
+                        row.col(|ui| {
+                            ui.label(match r.variant_of {
+                                Some(_) => format!("  > {}", r.model),
+                                None => r.model.clone(),
+                            });
+                        });
+                        row.col(|ui| {
+                            ui.label(&r.defence);
+                        });
+                        row.col(|ui| {
+                            ui.label(format!("{} of {}", r.n_extracted, r.samples));
+                        });
+                        row.col(|ui| {
+                            ui.label(opt(r.planted_dup_extracted_frac, 2));
+                        });
+                        row.col(|ui| {
+                            ui.label(opt(r.singleton_extracted_frac, 2));
+                        });
+                        row.col(|ui| {
+                            ui.label(opt(r.final_loss, 4));
+                        });
+                    });
+                }
+            });
+    });
+}
+
 fn plot_ui(ui: &mut egui::Ui, report: &DefencesReport, leakage: Leakage) {
     // Rates in percent.
     let scale = if leakage == Leakage::TprLowFpr { 100.0 } else { 1.0 };
@@ -309,8 +419,13 @@ fn plot_ui(ui: &mut egui::Ui, report: &DefencesReport, leakage: Leakage) {
         .y_axis_label("test accuracy (%)")
         .include_y(0.0)
         .include_y(100.0)
-        .include_x(0.0)
-        .include_x(max_x * 1.25 + 1e-9)
+        // AUC from chance (0.5); the others from 0.
+        .include_x(if leakage == Leakage::Auc { 0.5 } else { 0.0 })
+        .include_x(if leakage == Leakage::Auc {
+            max_x + 0.05
+        } else {
+            max_x * 1.25 + 1e-9
+        })
         .allow_scroll(false)
         .show(ui, |p| {
             for (k, r) in report.rows.iter().enumerate() {
