@@ -102,6 +102,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::LmMia(args) => super::lm_measure::lm_mia(args, json),
         Command::DpEpsilon(args) => super::dp::dp_epsilon(args, json),
         Command::Defences(args) => super::defences::defences(args, json),
+        Command::Mat(args) => super::mat::mat(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Report { study, out } => super::report::report(&study, &out, json),
         Command::Screenshot {

@@ -16,6 +16,7 @@ mod invert;
 mod invert_onnx;
 mod lm;
 mod lm_measure;
+mod mat;
 mod progress;
 mod report;
 mod sample;
@@ -237,6 +238,11 @@ pub enum Command {
     /// lower bound beside the accountant's ε, mean mem, planted-mislabel recall. With --baseline
     /// Z --dp-epsilon E it first trains Z's DP-SGD variant.
     Defences(defences::DefencesArgs),
+
+    /// Memorization-aware training (Bayat et al., ICLR 2025) against plain ERM on coloured digits
+    /// (colour = label for 90% of training, 50% of test): XRM twins give held-out logits, MAT
+    /// trains on CE(f(x) + shift, y); average and worst-group accuracy, per group.
+    Mat(mat::MatArgs),
 
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {

@@ -30,11 +30,16 @@
 //! config gives the same report.
 //!
 //! The data set is the coloured digits of [`super::spurious`]; worst-group accuracy is the minimum
-//! over the four groups g = 2·y + m.
+//! over the four groups g = 2·y + m. The default recipe: MNIST-10k at 14×14 with 10 % of the
+//! training labels flipped (so the digit predicts the training label no better than the colour,
+//! 90 % each, and the colour is the simpler rule), an MLP 392-128-128-2, 1,000 AdamW steps of 64
+//! per phase, T = 0.1; about 5 s in release on two cores. ERM leans on the colour and fits part of
+//! the minority by memorization (training minority groups 85 % and 68 %, test 45 % and 38 %): test
+//! worst-group accuracy 37.7 %, MAT 69.8 % (`docs/fidelity.md`, "MAT"). Without label noise the
+//! gap is smaller (77 % → 85 %).
 
-use candle_core::{D, DType, Device, Module, Tensor, Var};
-use candle_nn::{AdamW, Linear, Optimizer as _, ParamsAdamW};
-use rand::seq::SliceRandom as _;
+use candle_core::{D, Device, Module, Tensor, Var};
+use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
 use rand::{Rng as _, SeedableRng as _};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,10 +47,13 @@ use super::spurious::{GROUPS, SpuriousConfig, SpuriousDescription, SpuriousPart,
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 
+#[path = "mat_net.rs"]
+mod net;
+pub use net::Net;
+use net::{Batches, TrainTensors};
+
 /// Classes of the coloured digits (y = digit < 5).
 const CLASSES: usize = 2;
-/// Rows per forward pass when evaluating.
-const EVAL_CHUNK: usize = 2048;
 /// Added inside the logarithm of the shift (the reference's 1e-6).
 const SHIFT_EPS: f64 = 1e-6;
 
@@ -79,7 +87,7 @@ impl Default for MatConfig {
     fn default() -> Self {
         Self {
             data: SpuriousConfig::default(),
-            hidden: vec![256, 256],
+            hidden: vec![128, 128],
             batch_size: 64,
             lr: 1e-3,
             weight_decay: 0.0,
@@ -103,15 +111,28 @@ impl MatConfig {
             return bad(format!("the learning rate must be > 0, got {}", self.lr));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("the weight decay must be >= 0, got {}", self.weight_decay));
+            return bad(format!(
+                "the weight decay must be >= 0, got {}",
+                self.weight_decay
+            ));
         }
         if self.batch_size == 0 || self.batch_size > 65_536 {
-            return bad(format!("the batch size must be 1..=65536, got {}", self.batch_size));
+            return bad(format!(
+                "the batch size must be 1..=65536, got {}",
+                self.batch_size
+            ));
         }
         if self.hidden.iter().any(|&w| w == 0 || w > 4096) || self.hidden.len() > 8 {
-            return bad(format!("hidden widths must be 1..=4096, at most 8 layers: {:?}", self.hidden));
+            return bad(format!(
+                "hidden widths must be 1..=4096, at most 8 layers: {:?}",
+                self.hidden
+            ));
         }
-        for (name, steps) in [("ERM", self.erm_steps), ("XRM", self.xrm_steps), ("MAT", self.mat_steps)] {
+        for (name, steps) in [
+            ("ERM", self.erm_steps),
+            ("XRM", self.xrm_steps),
+            ("MAT", self.mat_steps),
+        ] {
             if steps == 0 || steps > 1_000_000 {
                 return bad(format!("{name} steps must be 1..=1000000, got {steps}"));
             }
@@ -187,117 +208,6 @@ pub struct MatReport {
     pub worst_group_gain: f64,
 }
 
-/// An MLP on feature rows: `hidden` ReLU layers, then the logits.
-pub struct Net {
-    layers: Vec<Linear>,
-    vars: Vec<Var>,
-}
-
-impl Net {
-    /// Xavier-uniform weights from a ChaCha stream keyed by `seed` and the layer, zero biases.
-    pub fn new(input: usize, hidden: &[usize], classes: usize, seed: u64) -> CoreResult<Self> {
-        let mut dims = vec![input];
-        dims.extend_from_slice(hidden);
-        dims.push(classes);
-        let mut layers = Vec::with_capacity(dims.len() - 1);
-        let mut vars = Vec::with_capacity(2 * layers.capacity());
-        for (k, pair) in dims.windows(2).enumerate() {
-            let (fan_in, fan_out) = (pair[0], pair[1]);
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(k as u64);
-            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            let values: Vec<f32> = (0..fan_in * fan_out)
-                .map(|_| rng.random_range(-bound..bound))
-                .collect();
-            let weight = Var::from_vec(values, (fan_out, fan_in), &Device::Cpu)?;
-            let bias = Var::zeros(fan_out, DType::F32, &Device::Cpu)?;
-            layers.push(Linear::new(weight.as_tensor().clone(), Some(bias.as_tensor().clone())));
-            vars.push(weight);
-            vars.push(bias);
-        }
-        Ok(Self { layers, vars })
-    }
-
-    /// The trainable parameters.
-    pub fn vars(&self) -> Vec<Var> {
-        self.vars.clone()
-    }
-
-    /// Logits of every row of `x` (n × classes), in chunks, as host rows.
-    pub fn logits(&self, x: &Tensor) -> CoreResult<Vec<Vec<f32>>> {
-        let n = x.dim(0)?;
-        let mut out = Vec::with_capacity(n);
-        for start in (0..n).step_by(EVAL_CHUNK) {
-            let len = EVAL_CHUNK.min(n - start);
-            out.extend(self.forward(&x.narrow(0, start, len)?)?.to_vec2::<f32>()?);
-        }
-        Ok(out)
-    }
-}
-
-impl Module for Net {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let mut x = xs.clone();
-        let last = self.layers.len().saturating_sub(1);
-        for (k, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x)?;
-            if k < last {
-                x = x.relu()?;
-            }
-        }
-        Ok(x)
-    }
-}
-
-/// Seeded epochs of shuffled mini-batches (the last batch of an epoch may be shorter).
-struct Batches {
-    order: Vec<u32>,
-    pos: usize,
-    size: usize,
-    rng: ChaCha8Rng,
-}
-
-impl Batches {
-    fn new(n: usize, size: usize, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1000);
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rng);
-        Self { order, pos: 0, size, rng }
-    }
-
-    fn next_batch(&mut self) -> Vec<u32> {
-        if self.pos >= self.order.len() {
-            self.order.shuffle(&mut self.rng);
-            self.pos = 0;
-        }
-        let end = (self.pos + self.size).min(self.order.len());
-        let batch = self.order[self.pos..end].to_vec();
-        self.pos = end;
-        batch
-    }
-}
-
-/// The training side as tensors: features (n × dim) and labels (n, u32).
-struct TrainTensors {
-    x: Tensor,
-    y: Tensor,
-}
-
-impl TrainTensors {
-    fn new(part: &SpuriousPart) -> CoreResult<Self> {
-        Ok(Self {
-            x: Tensor::from_slice(&part.features, (part.n, part.dim), &Device::Cpu)?,
-            y: Tensor::from_slice(&part.labels, part.n, &Device::Cpu)?,
-        })
-    }
-
-    fn batch(&self, idx: &[u32]) -> CoreResult<(Tensor, Tensor)> {
-        let idx = Tensor::from_slice(idx, idx.len(), &Device::Cpu)?;
-        Ok((self.x.index_select(&idx, 0)?, self.y.index_select(&idx, 0)?))
-    }
-}
-
 fn adamw(vars: Vec<Var>, cfg: &MatConfig) -> CoreResult<AdamW> {
     Ok(AdamW::new(
         vars,
@@ -316,9 +226,13 @@ fn seed_for(seed: u64, purpose: u64) -> u64 {
 
 fn report_step(ctx: &JobCtx<'_>, stage: &str, step: usize, total: usize, loss: &Tensor) -> CoreResult<()> {
     ctx.checkpoint()?;
-    if step % 50 == 0 || step + 1 == total {
+    if step.is_multiple_of(50) || step + 1 == total {
         ctx.progress(stage, step as u64 + 1, total as u64);
-        ctx.metric(&format!("{stage} loss"), step as f64, f64::from(loss.to_scalar::<f32>()?));
+        ctx.metric(
+            &format!("{stage} loss"),
+            step as f64,
+            f64::from(loss.to_scalar::<f32>()?),
+        );
     }
     Ok(())
 }
@@ -363,7 +277,9 @@ pub struct XrmOutput {
 
 /// Softmax of a row of logits divided by `t`, in f64.
 fn softmax(row: &[f32], t: f64) -> Vec<f64> {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v) / t));
+    let max = row
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v) / t));
     let e: Vec<f64> = row.iter().map(|&v| (f64::from(v) / t - max).exp()).collect();
     let s: f64 = e.iter().sum();
     e.into_iter().map(|v| v / s).collect()
@@ -388,12 +304,17 @@ pub fn xrm_held_out(part: &SpuriousPart, cfg: &MatConfig, ctx: &JobCtx<'_>) -> C
         let idx = batches.next_batch();
         let (x, _) = data.batch(&idx)?;
         let y: Vec<u32> = idx.iter().map(|&i| dynamic[i as usize]).collect();
-        let a: Vec<f32> = idx.iter().map(|&i| f32::from(u8::from(held_in_a[i as usize]))).collect();
+        let a: Vec<f32> = idx
+            .iter()
+            .map(|&i| f32::from(u8::from(held_in_a[i as usize])))
+            .collect();
         let a = Tensor::from_vec(a, (idx.len(), 1), &Device::Cpu)?;
         let not_a = (1.0 - &a)?;
         let (la, lb) = (net_a.forward(&x)?, net_b.forward(&x)?);
         let hi = (la.broadcast_mul(&a)? + lb.broadcast_mul(&not_a)?)?;
-        let ho = (la.broadcast_mul(&not_a)? + lb.broadcast_mul(&a)?)?.detach().to_vec2::<f32>()?;
+        let ho = (la.broadcast_mul(&not_a)? + lb.broadcast_mul(&a)?)?
+            .detach()
+            .to_vec2::<f32>()?;
         // Σ_c mean over the batch examples of class c: weight 1 / count(class of i).
         let mut counts = [0usize; CLASSES];
         for &yi in &y {
@@ -402,16 +323,19 @@ pub fn xrm_held_out(part: &SpuriousPart, cfg: &MatConfig, ctx: &JobCtx<'_>) -> C
         let w: Vec<f32> = y.iter().map(|&yi| 1.0 / counts[yi as usize] as f32).collect();
         let w = Tensor::from_vec(w, idx.len(), &Device::Cpu)?;
         let yt = Tensor::from_slice(&y, (idx.len(), 1), &Device::Cpu)?;
-        let picked = candle_nn::ops::log_softmax(&hi, D::Minus1)?.gather(&yt, 1)?.squeeze(1)?;
+        let picked = candle_nn::ops::log_softmax(&hi, D::Minus1)?
+            .gather(&yt, 1)?
+            .squeeze(1)?;
         let loss = (picked * w)?.sum_all()?.neg()?;
         opt.backward_step(&loss)?;
         // Flip to the held-out prediction with probability (p̂ − 1/C)·C/(C − 1).
         for (&i, row) in idx.iter().zip(&ho) {
             let p = softmax(row, 1.0);
-            let (pred, p_max) = p
-                .iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best });
+            let (pred, p_max) =
+                p.iter().enumerate().fold(
+                    (0, f64::NEG_INFINITY),
+                    |best, (k, &v)| if v > best.1 { (k, v) } else { best },
+                );
             let prob = ((p_max - 1.0 / c) * c / (c - 1.0)).clamp(0.0, 1.0);
             if flips.random_bool(prob) {
                 dynamic[i as usize] = pred as u32;
@@ -541,7 +465,10 @@ fn argmax_rows(logits: &[Vec<f32>]) -> Vec<u32> {
         .map(|row| {
             row.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best })
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |best, (k, &v)| if v > best.1 { (k, v) } else { best },
+                )
                 .0 as u32
         })
         .collect()

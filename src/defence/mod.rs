@@ -7,3 +7,5 @@ pub mod accountant;
 pub mod compare;
 pub mod dedup;
 pub mod dp_sgd;
+pub mod mat;
+pub mod spurious;

@@ -2,11 +2,11 @@
 //! digit set: the label is y = 1 when the digit is below 5, else 0; each image is drawn into one of
 //! two channels (its "colour" m), and the colour agrees with y for a stated fraction of the
 //! examples (90 % in training, 50 % in test, exact counts). The groups are g = 2·y + m: groups 0
-//! and 3 are the majority (colour = label) in training, 1 and 2 the minority. Optional label noise
-//! flips a stated fraction of the *training* labels before the colours are drawn, as XRM's
-//! ColorMNIST does, so the colour agrees with the label the model trains on; test labels stay
-//! clean (the true digit class). MNIST images are subsampled by a stride (28×28 → 14×14 at 2, as
-//! XRM's ColorMNIST), so a row is 2 × 14 × 14 = 392 floats in [0, 1].
+//! and 3 are the majority (colour = label) in training, 1 and 2 the minority. Label noise (10 % by
+//! default, 0 turns it off) flips a stated fraction of the *training* labels before the colours
+//! are drawn, as XRM's ColorMNIST does, so the colour agrees with the label the model trains on;
+//! test labels stay clean (the true digit class). MNIST images are subsampled by a stride
+//! (28×28 → 14×14 at 2, as XRM's ColorMNIST), so a row is 2 × 14 × 14 = 392 floats in [0, 1].
 //!
 //! Everything random (the training subset, which labels flip, which colours disagree) comes from
 //! ChaCha streams keyed by the seed, so a seed gives the same set on every machine.
@@ -33,7 +33,8 @@ pub struct SpuriousConfig {
     pub test_agreement: f64,
     /// Fraction of training labels flipped (before the colours are drawn).
     pub label_noise: f64,
-    /// Subsampling stride of the images (1 keeps every pixel; 2 takes every other row and column).
+    /// Subsampling stride of the images (1 keeps every pixel; 2 takes every other row and
+    /// column); 0 picks 2 for images of 28 pixels or more (MNIST → 14×14) and 1 below (8×8 digits).
     pub stride: usize,
     /// Training examples drawn (seeded) from the data set's training split; 0 = all.
     pub max_train: usize,
@@ -47,8 +48,8 @@ impl Default for SpuriousConfig {
             data: "mnist10k".into(),
             train_agreement: 0.9,
             test_agreement: 0.5,
-            label_noise: 0.0,
-            stride: 2,
+            label_noise: 0.1,
+            stride: 0,
             max_train: 0,
             seed: 0,
         }
@@ -228,10 +229,18 @@ pub fn build(cfg: &SpuriousConfig) -> CoreResult<SpuriousSet> {
     check_fraction("the training agreement", cfg.train_agreement)?;
     check_fraction("the test agreement", cfg.test_agreement)?;
     check_fraction("the label noise", cfg.label_noise)?;
-    if cfg.stride == 0 || cfg.stride > 8 {
-        return Err(CoreError::Invalid(format!("the stride must be 1..=8, got {}", cfg.stride)));
+    if cfg.stride > 8 {
+        return Err(CoreError::Invalid(format!(
+            "the stride must be 0 (automatic) to 8, got {}",
+            cfg.stride
+        )));
     }
     let ds = load(&cfg.data)?;
+    let stride = match cfg.stride {
+        0 if ds.h.min(ds.w) >= 28 => 2,
+        0 => 1,
+        s => s,
+    };
     if ds.c != 1 {
         return Err(CoreError::Invalid(format!(
             "{}: coloured digits need grey images, this set has {} channels",
@@ -262,17 +271,17 @@ pub fn build(cfg: &SpuriousConfig) -> CoreResult<SpuriousSet> {
         &ds,
         train_rows,
         (cfg.train_agreement, cfg.label_noise),
-        cfg.stride,
+        stride,
         (&mut stream(cfg.seed, 1), &mut stream(cfg.seed, 2)),
     );
     let test = build_part(
         &ds,
         test_rows,
         (cfg.test_agreement, 0.0),
-        cfg.stride,
+        stride,
         (&mut stream(cfg.seed, 3), &mut stream(cfg.seed, 4)),
     );
-    let shape = [2, ds.h.div_ceil(cfg.stride), ds.w.div_ceil(cfg.stride)];
+    let shape = [2, ds.h.div_ceil(stride), ds.w.div_ceil(stride)];
     let description = SpuriousDescription {
         name: "coloured digits".into(),
         source: format!("{} ({})", ds.name, ds.hash),
