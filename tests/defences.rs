@@ -83,7 +83,7 @@ fn dp_sgd_variant_leaks_less_and_stays_under_its_epsilon() {
     let e = train_dp_variant(&study, &id, &settings, None, &ctx)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("already trained with DP-SGD"), "{e}");
+    assert!(e.contains("already trained with a defence (DP-SGD"), "{e}");
     let bad = DpSettings {
         epsilon: Some(0.0),
         ..settings

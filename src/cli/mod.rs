@@ -453,6 +453,9 @@ pub struct ZooArgs {
     /// DP-SGD.
     #[command(flatten)]
     pub dp: zoo::DpTrainArgs,
+    /// Adversarial training and DeMem.
+    #[command(flatten)]
+    pub adv: zoo::AdvTrainArgs,
 }
 
 /// `rote zoo merge`.

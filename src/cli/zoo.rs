@@ -83,6 +83,16 @@ pub fn zoo(args: ZooArgs, json: bool) -> CoreResult<()> {
             .transpose()?,
         ..cfg
     };
+    let adversarial = args.adv.settings();
+    if let Some(a) = &adversarial {
+        a.check()?;
+        if cfg.dp.is_some() {
+            return Err(CoreError::Invalid(
+                "one defence per zoo: DP-SGD (--dp-*) or adversarial training (--adversarial/--demem)".into(),
+            ));
+        }
+    }
+    let cfg = ZooConfig { adversarial, ..cfg };
     if let (Some(dp), false) = (&cfg.dp, json) {
         eprintln!(
             "DP-SGD: ε = {:.3} at δ = {:.0e} (σ = {:.3}, C = {}, q = {:.4}, {} steps, RDP order {})",
@@ -133,6 +143,66 @@ pub struct DpTrainArgs {
     /// δ of the DP guarantee.
     #[arg(long, default_value_t = 1e-5)]
     pub dp_delta: f64,
+}
+
+/// `--adversarial`/`--demem` options of `rote zoo` and `rote defences`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdvTrainArgs {
+    /// Train with PGD adversarial training (Madry et al. 2018); each model records its robust
+    /// accuracy on the test split under PGD-20.
+    #[arg(long)]
+    pub adversarial: bool,
+    /// With --adversarial: DeMem-style de-memorization of the high-risk rows (spec 13 §B; implies
+    /// --adversarial).
+    #[arg(long)]
+    pub demem: bool,
+    /// L∞ radius ε of the PGD perturbation (pixels in [0, 1]).
+    #[arg(long, default_value_t = 0.1)]
+    pub adv_epsilon: f64,
+    /// PGD steps per training batch (step size 2.5 ε / steps).
+    #[arg(long, default_value_t = 3)]
+    pub adv_steps: usize,
+    /// DeMem: fraction ρ of each model's rows marked high-risk.
+    #[arg(long, default_value_t = 0.1)]
+    pub demem_rho: f64,
+    /// DeMem: weight λ of the hinge penalty.
+    #[arg(long, default_value_t = 1.0)]
+    pub demem_lambda: f64,
+    /// DeMem: warm-up epochs whose adversarial losses score the risk.
+    #[arg(long, default_value_t = 5)]
+    pub demem_warmup: usize,
+    /// DeMem: the hinge's threshold τ: the mean test-split loss (held-out) or spec 13 §B's
+    /// median loss of the low-risk training rows (low-risk-train).
+    #[arg(long, value_enum, default_value = "held-out")]
+    pub demem_tau: DememTau,
+}
+
+/// `--demem-tau`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DememTau {
+    /// Mean natural loss of the test split.
+    HeldOut,
+    /// Median natural loss of the model's low-risk training rows.
+    LowRiskTrain,
+}
+
+impl AdvTrainArgs {
+    /// The adversarial-training settings, when asked for.
+    pub fn settings(&self) -> Option<crate::defence::demem::Adversarial> {
+        use crate::defence::demem::{Adversarial, Demem};
+        (self.adversarial || self.demem).then(|| {
+            let demem = self.demem.then_some(Demem {
+                rho: self.demem_rho,
+                lambda: self.demem_lambda,
+                warmup_epochs: self.demem_warmup,
+                tau: match self.demem_tau {
+                    DememTau::HeldOut => crate::defence::demem::TauRule::HeldOut,
+                    DememTau::LowRiskTrain => crate::defence::demem::TauRule::LowRiskTrain,
+                },
+            });
+            Adversarial::new(self.adv_epsilon, self.adv_steps, demem)
+        })
+    }
 }
 
 impl DpTrainArgs {

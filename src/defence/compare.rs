@@ -29,6 +29,9 @@ pub struct DefenceRow {
     pub models: usize,
     /// Mean test-split accuracy over the models.
     pub test_accuracy: f64,
+    /// Mean test-split accuracy under PGD over the models (adversarially trained zoos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robust_accuracy: Option<f64>,
     /// LiRA (online) AUC.
     pub lira_auc: f64,
     /// LiRA TPR at 0.1 % FPR.
@@ -177,13 +180,7 @@ pub fn extraction_rows(study: &Study) -> Vec<ExtractionDefenceRow> {
 
 /// The defence of a zoo configuration, in words.
 pub fn describe(cfg: &ZooConfig) -> String {
-    match &cfg.dp {
-        Some(dp) => format!(
-            "DP-SGD ε = {:.2} (δ = {:.0e}, σ = {:.2}, C = {})",
-            dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip
-        ),
-        None => "none".into(),
-    }
+    cfg.defence().unwrap_or_else(|| "none".into())
 }
 
 /// The recipe without its defence and id: two zoos with equal recipes differ only by defence.
@@ -191,6 +188,7 @@ fn recipe(cfg: &ZooConfig) -> ZooConfig {
     ZooConfig {
         id: String::new(),
         dp: None,
+        adversarial: None,
         ..cfg.clone()
     }
 }
@@ -242,12 +240,25 @@ pub fn defence_row(study: &Study, id: &str) -> CoreResult<DefenceRow> {
         || mia_report(&z, Attack::LiraOnline, &MiaConfig::default()),
     )?;
     let cfg = &z.zoo.manifest.config;
+    let robust_accuracy = match cfg.adversarial {
+        Some(_) => {
+            let acc: Vec<f64> = z
+                .zoo
+                .load_models()?
+                .iter()
+                .filter_map(|m| m.robust_accuracy.map(f64::from))
+                .collect();
+            (!acc.is_empty()).then(|| acc.iter().sum::<f64>() / acc.len() as f64)
+        }
+        None => None,
+    };
     Ok(DefenceRow {
         zoo: id.to_string(),
         defence: describe(cfg),
         variant_of: None,
         models: z.matrix.k,
         test_accuracy: test_accuracy(&z),
+        robust_accuracy,
         lira_auc: lira.auc,
         lira_tpr_at_0_1pct_fpr: lira.tpr_at_0_1pct_fpr,
         audited_epsilon: audited_epsilon(&lira),
@@ -278,7 +289,7 @@ pub fn defences_report(study: &Study, ctx: &crate::job::JobCtx<'_>) -> CoreResul
     }
     let mut rows = Vec::new();
     let baselines: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].0.dp.is_none())
+        .filter(|&i| entries[i].0.defence().is_none())
         .collect();
     let mut placed = vec![false; entries.len()];
     for &b in &baselines {
@@ -321,19 +332,48 @@ pub fn load(study: &Study) -> CoreResult<DefencesReport> {
     load_report(&report_path(study))
 }
 
-/// The id of `baseline`'s DP-SGD variant at `settings`.
-pub fn dp_variant_id(baseline: &str, settings: &crate::defence::dp_sgd::DpSettings) -> String {
-    let num = |v: f64| format!("{v}").replace('.', "p");
-    match (settings.epsilon, settings.noise_multiplier) {
-        (Some(e), _) => format!("{baseline}-dp-eps{}", num(e)),
-        (_, Some(s)) => format!("{baseline}-dp-sigma{}", num(s)),
-        (None, None) => format!("{baseline}-dp"),
+/// A defence a zoo can be trained with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Defence {
+    /// DP-SGD at these settings.
+    Dp(crate::defence::dp_sgd::DpSettings),
+    /// PGD adversarial training, with DeMem when set.
+    Adversarial(crate::defence::demem::Adversarial),
+}
+
+impl Defence {
+    /// One clear error for settings no run can use.
+    pub fn check(&self) -> CoreResult<()> {
+        match self {
+            Self::Dp(s) => s.check(),
+            Self::Adversarial(a) => a.check(),
+        }
+    }
+
+    /// The id of `baseline`'s variant with this defence.
+    pub fn variant_id(&self, baseline: &str) -> String {
+        let num = |v: f64| format!("{v}").replace('.', "p");
+        match self {
+            Self::Dp(s) => match (s.epsilon, s.noise_multiplier) {
+                (Some(e), _) => format!("{baseline}-dp-eps{}", num(e)),
+                (_, Some(s)) => format!("{baseline}-dp-sigma{}", num(s)),
+                (None, None) => format!("{baseline}-dp"),
+            },
+            Self::Adversarial(a) => format!(
+                "{baseline}-{}-eps{}",
+                if a.demem.is_some() { "demem" } else { "pgdat" },
+                num(a.epsilon)
+            ),
+        }
     }
 }
 
-/// Trains the DP-SGD variant of zoo `baseline` (its recipe and data, with DP-SGD at `settings`;
-/// `models` models, default as many as the baseline has) into the same study with its reports,
-/// and returns the variant's id. A variant already on disk is resumed.
+/// The id of `baseline`'s DP-SGD variant at `settings`.
+pub fn dp_variant_id(baseline: &str, settings: &crate::defence::dp_sgd::DpSettings) -> String {
+    Defence::Dp(*settings).variant_id(baseline)
+}
+
+/// Trains the DP-SGD variant of zoo `baseline`: [`train_variant`] with [`Defence::Dp`].
 pub fn train_dp_variant(
     study: &Study,
     baseline: &str,
@@ -341,28 +381,55 @@ pub fn train_dp_variant(
     models: Option<u32>,
     ctx: &crate::job::JobCtx<'_>,
 ) -> CoreResult<String> {
-    settings.check()?;
+    train_variant(study, baseline, &Defence::Dp(*settings), models, ctx)
+}
+
+/// Trains the variant of zoo `baseline` with `defence` (its recipe and data; `models` models,
+/// default as many as the baseline has) into the same study with its reports, and returns the
+/// variant's id. A variant already on disk is resumed.
+pub fn train_variant(
+    study: &Study,
+    baseline: &str,
+    defence: &Defence,
+    models: Option<u32>,
+    ctx: &crate::job::JobCtx<'_>,
+) -> CoreResult<String> {
+    defence.check()?;
     let base = crate::train::zoo::Zoo::open(&zoo_dir(study, baseline))?;
     let cfg = base.manifest.config.clone();
-    if cfg.dp.is_some() {
+    if let Some(d) = cfg.defence() {
         return Err(crate::error::CoreError::Invalid(format!(
-            "zoo '{baseline}' is already trained with DP-SGD; pick its baseline"
+            "zoo '{baseline}' is already trained with a defence ({d}); pick its baseline"
         )));
     }
     let k = models.unwrap_or(base.model_indices().len() as u32);
     let ds = crate::data::load(&cfg.train.data)?;
-    let subsets = cfg
-        .subsets
-        .as_ref()
-        .map(|r| crate::train::zoo::Subsets::in_zoo(&base.dir, r, ds.n))
-        .transpose()?;
-    let m = crate::train::zoo::rows_per_model(&ds, subsets.as_ref(), cfg.train.subset_ratio, cfg.train.seed)?;
-    let dp = crate::train::dp_record(settings, cfg.train.batch_size, cfg.train.epochs, m)?;
-    let id = dp_variant_id(baseline, settings);
-    let variant = ZooConfig {
-        id: id.clone(),
-        dp: Some(dp),
-        ..cfg
+    let id = defence.variant_id(baseline);
+    let variant = match defence {
+        Defence::Dp(settings) => {
+            let subsets = cfg
+                .subsets
+                .as_ref()
+                .map(|r| crate::train::zoo::Subsets::in_zoo(&base.dir, r, ds.n))
+                .transpose()?;
+            let m = crate::train::zoo::rows_per_model(
+                &ds,
+                subsets.as_ref(),
+                cfg.train.subset_ratio,
+                cfg.train.seed,
+            )?;
+            let dp = crate::train::dp_record(settings, cfg.train.batch_size, cfg.train.epochs, m)?;
+            ZooConfig {
+                id: id.clone(),
+                dp: Some(dp),
+                ..cfg
+            }
+        }
+        Defence::Adversarial(a) => ZooConfig {
+            id: id.clone(),
+            adversarial: Some(a.clone()),
+            ..cfg
+        },
     };
     crate::measure::zoo_report::train_zoo_with_reports(&variant, &ds, study, k, 32, ctx)?;
     Ok(id)

@@ -6,6 +6,7 @@
 pub mod accountant;
 pub mod compare;
 pub mod dedup;
+pub mod demem;
 pub mod dp_sgd;
 pub mod mat;
 pub mod spurious;

@@ -8,7 +8,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder, conv2d, linear};
 
-use super::ModelSpec;
+use super::{Layer, ModelSpec, Tap};
 
 /// The CNN: `conv1` (stride 1), `conv2`, `conv3` (stride 2), `fc1`, `out`.
 pub struct Cnn {
@@ -68,16 +68,28 @@ impl Cnn {
     }
 }
 
-impl Module for Cnn {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl Cnn {
+    /// The forward pass with every parameterised layer's input (after any padding) and output
+    /// (before the activation) shown to `tap`, which returns the output to continue with.
+    pub fn forward_tapped(&self, xs: &Tensor, tap: Tap<'_>) -> Result<Tensor> {
         let mut x = xs.clone();
         for (k, conv) in self.convs.iter().enumerate() {
             if k > 0 {
                 x = even_spatial(&x)?;
             }
-            x = conv.forward(&x)?.relu()?;
+            let y = conv.forward(&x)?;
+            x = tap(Layer::Conv(conv), &x, y)?.relu()?;
         }
-        let x = self.fc1.forward(&x.flatten_from(1)?)?.relu()?;
-        self.out.forward(&x)
+        let x = x.flatten_from(1)?;
+        let y = self.fc1.forward(&x)?;
+        let x = tap(Layer::Linear(&self.fc1), &x, y)?.relu()?;
+        let y = self.out.forward(&x)?;
+        tap(Layer::Linear(&self.out), &x, y)
+    }
+}
+
+impl Module for Cnn {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_tapped(xs, &mut |_, _, y| Ok(y))
     }
 }

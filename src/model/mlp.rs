@@ -3,7 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
-use super::ModelSpec;
+use super::{Layer, ModelSpec, Tap};
 
 /// An MLP: `fc1 .. fcN` with ReLU, then `out`.
 pub struct Mlp {
@@ -36,12 +36,22 @@ impl Mlp {
     }
 }
 
-impl Module for Mlp {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl Mlp {
+    /// The forward pass with every layer's input and output (before the activation) shown to
+    /// `tap`, which returns the output to continue with.
+    pub fn forward_tapped(&self, xs: &Tensor, tap: Tap<'_>) -> Result<Tensor> {
         let mut x = xs.flatten_from(1)?;
         for layer in &self.hidden {
-            x = layer.forward(&x)?.relu()?;
+            let y = layer.forward(&x)?;
+            x = tap(Layer::Linear(layer), &x, y)?.relu()?;
         }
-        self.out.forward(&x)
+        let y = self.out.forward(&x)?;
+        tap(Layer::Linear(&self.out), &x, y)
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_tapped(xs, &mut |_, _, y| Ok(y))
     }
 }

@@ -22,7 +22,7 @@ pub use cnn::Cnn;
 pub use init::{seeded_init, seeded_uniform};
 pub use mlp::Mlp;
 
-use candle_core::{DType, Device, Module as _, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::error::{CoreError, CoreResult};
@@ -170,6 +170,19 @@ pub struct AffineParts {
     pub inv_std: Vec<f32>,
 }
 
+/// A layer with parameters, as [`Classifier::forward_tapped`] shows it.
+#[derive(Clone, Copy)]
+pub enum Layer<'a> {
+    /// `y = x W^T + b` on rows `x` (B, in).
+    Linear(&'a candle_nn::Linear),
+    /// A convolution on `x` (B, C, H, W) (its configuration says stride and padding).
+    Conv(&'a candle_nn::Conv2d),
+}
+
+/// What a tapped forward pass calls with each parameterised layer, its input and its output
+/// (before the activation); it returns the output the pass continues with.
+pub type Tap<'t> = &'t mut dyn FnMut(Layer<'_>, &Tensor, Tensor) -> candle_core::Result<Tensor>;
+
 /// A classifier of any family, with its fixed input normalisation.
 pub struct Classifier {
     net: Net,
@@ -259,13 +272,20 @@ impl Classifier {
 
     /// Logits for a batch of images, `(B, C, H, W)` in [0, 1].
     pub fn forward(&self, xs: &Tensor) -> CoreResult<Tensor> {
+        self.forward_tapped(xs, &mut |_, _, y| Ok(y))
+    }
+
+    /// [`Classifier::forward`] with every parameterised layer, its input (normalised, padded)
+    /// and its output (before the activation) shown to `tap`, which returns the output to
+    /// continue with (per-sample gradients read the layers' inputs and output gradients).
+    pub fn forward_tapped(&self, xs: &Tensor, tap: Tap<'_>) -> CoreResult<Tensor> {
         let xs = match &self.norm {
             Some((mean, inv_std)) => xs.broadcast_sub(mean)?.broadcast_mul(inv_std)?,
             None => xs.clone(),
         };
         Ok(match &self.net {
-            Net::Mlp(m) => m.forward(&xs)?,
-            Net::Cnn(m) => m.forward(&xs)?,
+            Net::Mlp(m) => m.forward_tapped(&xs, tap)?,
+            Net::Cnn(m) => m.forward_tapped(&xs, tap)?,
         })
     }
 }

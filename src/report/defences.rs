@@ -37,7 +37,9 @@ fn section(r: &mut Report<'_>, rep: &DefencesReport, body: &mut String) -> CoreR
          only by the defence. Leakage is LiRA (online) over the zoo; the audited epsilon is a \
          lower bound from LiRA's ROC (one-sided Clopper-Pearson at 95%, Bonferroni over the \
          thresholds searched, delta 1e-5), so for a DP-SGD variant it must not exceed the \
-         accountant's epsilon. Hyperparameter tuning on private data is not accounted for.",
+         accountant's epsilon. Robust accuracy (adversarially trained variants) is the test-split \
+         accuracy under PGD-20 at the training radius. Hyperparameter tuning on private data is \
+         not accounted for.",
     ));
     let mut t = Table::new(&[
         "zoo",
@@ -45,6 +47,7 @@ fn section(r: &mut Report<'_>, rep: &DefencesReport, body: &mut String) -> CoreR
         "defence",
         "models",
         "test_accuracy",
+        "robust_accuracy",
         "lira_auc",
         "lira_tpr_at_0.1pct_fpr",
         "audited_epsilon",
@@ -60,6 +63,7 @@ fn section(r: &mut Report<'_>, rep: &DefencesReport, body: &mut String) -> CoreR
             row.defence.clone().into(),
             row.models.into(),
             row.test_accuracy.into(),
+            opt(row.robust_accuracy).into(),
             row.lira_auc.into(),
             row.lira_tpr_at_0_1pct_fpr.into(),
             opt(row.audited_epsilon).into(),

@@ -17,8 +17,7 @@
 //! gradient in memory.
 
 use super::batched_mlp::BatchedMlp;
-use super::batched_mlp_grad::{LayerGrad, cross_entropy_grad, forward_rows};
-use crate::cpu_gemm::{Mat, matmul};
+use super::batched_mlp_grad::{LayerGrad, backprop, cross_entropy_grad, forward_rows, weight_grads};
 use crate::error::{CoreError, CoreResult};
 
 /// One model's clipped per-sample gradients, summed over its Poisson batch.
@@ -62,30 +61,7 @@ fn clipped_sum(
         .pop()
         .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
     let loss_sum = cross_entropy_grad(&mut da, labels, dims[n_layers], 1.0)?;
-    // Every layer's output gradient, last layer first, then the squared norms per row.
-    let mut deltas: Vec<Vec<f32>> = Vec::with_capacity(n_layers);
-    for l in (0..n_layers).rev() {
-        let (din, dout) = (dims[l], dims[l + 1]);
-        if l > 0 {
-            let mut d = vec![0f32; b * din];
-            matmul(
-                &mut d,
-                Mat::row_major(b, din),
-                false,
-                &da,
-                Mat::row_major(b, dout),
-                layers[l].0,
-                Mat::row_major(din, dout).t(),
-            )?;
-            for (g, &hv) in d.iter_mut().zip(&h[l]) {
-                *g = if hv > 0.0 { *g } else { 0.0 };
-            }
-            deltas.push(std::mem::replace(&mut da, d));
-        } else {
-            deltas.push(std::mem::take(&mut da));
-        }
-    }
-    deltas.reverse();
+    let (mut deltas, _) = backprop(&h, da, b, layers, dims, false)?;
     let mut sq = vec![0f64; b];
     for (l, d) in deltas.iter().enumerate() {
         let (din, dout) = (dims[l], dims[l + 1]);
@@ -106,30 +82,13 @@ fn clipped_sum(
         .map(|&s| (f64::from(clip) / (s.sqrt() + 1e-6)).min(1.0) as f32)
         .collect();
     let clipped = factors.iter().filter(|&&c| c < 1.0).count();
-    let mut grads = Vec::with_capacity(n_layers);
-    for (l, mut d) in deltas.into_iter().enumerate() {
-        let (din, dout) = (dims[l], dims[l + 1]);
+    for d in &mut deltas {
+        let dout = d.len() / b;
         for (row, &c) in d.chunks_exact_mut(dout).zip(&factors) {
             row.iter_mut().for_each(|v| *v *= c);
         }
-        let mut dw = vec![0f32; din * dout];
-        matmul(
-            &mut dw,
-            Mat::row_major(din, dout),
-            false,
-            &h[l],
-            Mat::row_major(b, din).t(),
-            &d,
-            Mat::row_major(b, dout),
-        )?;
-        let mut db = vec![0f32; dout];
-        for row in d.chunks_exact(dout) {
-            for (s, &v) in db.iter_mut().zip(row) {
-                *s += v;
-            }
-        }
-        grads.push((dw, db));
     }
+    let grads = weight_grads(&h, &deltas, b, dims)?;
     Ok(ClippedSum {
         grads,
         loss_sum,

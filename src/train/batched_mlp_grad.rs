@@ -28,16 +28,26 @@ use crate::cpu_gemm::{Mat, matmul};
 use crate::cpu_slices::slice;
 use crate::error::{CoreError, CoreResult};
 
-/// One model's mean cross-entropy over its `b` rows of logits `z` (b x c), and dL/dz in place.
-fn cross_entropy_in_place(z: &mut [f32], labels: &[u32], b: usize, c: usize) -> CoreResult<f32> {
-    Ok(cross_entropy_grad(z, labels, c, 1.0 / b as f32)? / b as f32)
-}
-
 /// The summed cross-entropy of the rows of logits `z` (rows x c), and in place `scale` times
 /// each row's gradient of its own loss, softmax(z) - onehot(y).
 pub(super) fn cross_entropy_grad(z: &mut [f32], labels: &[u32], c: usize, scale: f32) -> CoreResult<f32> {
     let mut sum = 0f32;
-    for (row, &label) in z.chunks_exact_mut(c).zip(labels) {
+    cross_entropy_rows(z, labels, c, |_, loss| {
+        sum += loss;
+        scale
+    })?;
+    Ok(sum)
+}
+
+/// Row i's cross-entropy on logits `z` (rows x c) is passed to `weight(i, loss)`, and row i of
+/// `z` becomes the returned weight times softmax(z_i) - onehot(y_i).
+pub(super) fn cross_entropy_rows(
+    z: &mut [f32],
+    labels: &[u32],
+    c: usize,
+    mut weight: impl FnMut(usize, f32) -> f32,
+) -> CoreResult<()> {
+    for (i, (row, &label)) in z.chunks_exact_mut(c).zip(labels).enumerate() {
         let label = label as usize;
         if label >= c {
             return Err(CoreError::Invalid(format!("label {label} outside {c} classes")));
@@ -45,13 +55,13 @@ pub(super) fn cross_entropy_grad(z: &mut [f32], labels: &[u32], c: usize, scale:
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let denom: f32 = row.iter().map(|v| (v - max).exp()).sum();
         let log_denom = denom.ln();
-        sum += -(row[label] - max - log_denom);
+        let scale = weight(i, -(row[label] - max - log_denom));
         for g in row.iter_mut() {
             *g = (*g - max - log_denom).exp() * scale;
         }
         row[label] -= scale;
     }
-    Ok(sum)
+    Ok(())
 }
 
 /// One layer's (dW, db) of one model.
@@ -95,62 +105,120 @@ pub(super) fn forward_rows(
     Ok(h)
 }
 
-/// One model's step: its inputs `x` (b x dims[0]), labels, and (weight in x out, bias out) per
-/// layer; returns its loss and (dW, db) per layer.
-fn model_step(
-    x: &[f32],
-    labels: &[u32],
+/// Every layer's output gradient (first layer first) and, when asked for, the input's.
+pub(super) type Backprop = (Vec<Vec<f32>>, Option<Vec<f32>>);
+
+/// The gradient at every layer's output (before ReLU), first layer first, of the loss whose
+/// gradient at the logits is `dz` (b x classes), through one model's `layers` with activations
+/// `h` (from [`forward_rows`], logits removed); with `to_input`, also the gradient at the
+/// standardised input h_0 (b x dims[0]).
+pub(super) fn backprop(
+    h: &[Vec<f32>],
+    dz: Vec<f32>,
+    b: usize,
     layers: &[(&[f32], &[f32])],
     dims: &[usize],
-    (mean, inv_std): (f32, f32),
-) -> CoreResult<(f32, Vec<LayerGrad>)> {
-    let b = labels.len();
-    let mut h = forward_rows(x, b, layers, dims, (mean, inv_std))?;
-    let mut da = h
-        .pop()
-        .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
-    let loss = cross_entropy_in_place(&mut da, labels, b, dims[layers.len()])?;
-    let mut grads = Vec::with_capacity(layers.len());
-    for (l, &(w, _)) in layers.iter().enumerate().rev() {
+    to_input: bool,
+) -> CoreResult<Backprop> {
+    let mut deltas: Vec<Vec<f32>> = Vec::with_capacity(layers.len());
+    let mut da = dz;
+    for l in (0..layers.len()).rev() {
+        if l == 0 && !to_input {
+            deltas.push(std::mem::take(&mut da));
+            break;
+        }
         let (din, dout) = (dims[l], dims[l + 1]);
-        let input = &h[l];
+        let mut d = vec![0f32; b * din];
+        matmul(
+            &mut d,
+            Mat::row_major(b, din),
+            false,
+            &da,
+            Mat::row_major(b, dout),
+            layers[l].0,
+            Mat::row_major(din, dout).t(),
+        )?;
+        if l > 0 {
+            for (g, &hv) in d.iter_mut().zip(&h[l]) {
+                // A select, not a branch, so the loop vectorises.
+                *g = if hv > 0.0 { *g } else { 0.0 };
+            }
+        }
+        deltas.push(std::mem::replace(&mut da, d));
+    }
+    deltas.reverse();
+    Ok((deltas, to_input.then_some(da)))
+}
+
+/// (dW_l, db_l) = (h_l^T D_l, column sums of D_l) for every layer, from the layer inputs `h` and
+/// output gradients `deltas` of `b` rows.
+pub(super) fn weight_grads(
+    h: &[Vec<f32>],
+    deltas: &[Vec<f32>],
+    b: usize,
+    dims: &[usize],
+) -> CoreResult<Vec<LayerGrad>> {
+    let mut grads = Vec::with_capacity(deltas.len());
+    for (l, d) in deltas.iter().enumerate() {
+        let (din, dout) = (dims[l], dims[l + 1]);
         let mut dw = vec![0f32; din * dout];
         matmul(
             &mut dw,
             Mat::row_major(din, dout),
             false,
-            input,
+            &h[l],
             Mat::row_major(b, din).t(),
-            &da,
+            d,
             Mat::row_major(b, dout),
         )?;
         let mut db = vec![0f32; dout];
-        for row in da.chunks_exact(dout) {
+        for row in d.chunks_exact(dout) {
             for (s, &v) in db.iter_mut().zip(row) {
                 *s += v;
             }
         }
         grads.push((dw, db));
-        if l > 0 {
-            let mut d = vec![0f32; b * din];
-            matmul(
-                &mut d,
-                Mat::row_major(b, din),
-                false,
-                &da,
-                Mat::row_major(b, dout),
-                w,
-                Mat::row_major(din, dout).t(),
-            )?;
-            for (g, &hv) in d.iter_mut().zip(input) {
-                // A select, not a branch, so the loop vectorises.
-                *g = if hv > 0.0 { *g } else { 0.0 };
-            }
-            da = d;
-        }
     }
-    grads.reverse();
-    Ok((loss, grads))
+    Ok(grads)
+}
+
+/// One model's gradient of Σ_i w_i ℓ_i over its rows `x` (b x dims[0]) with labels, where
+/// w_i = `weight(i, ℓ_i)`; returns Σ_i ℓ_i and (dW, db) per layer.
+pub(super) fn weighted_step(
+    x: &[f32],
+    labels: &[u32],
+    weight: impl FnMut(usize, f32) -> f32,
+    layers: &[(&[f32], &[f32])],
+    dims: &[usize],
+    scaling: (f32, f32),
+) -> CoreResult<(Vec<f32>, Vec<LayerGrad>)> {
+    let b = labels.len();
+    let mut h = forward_rows(x, b, layers, dims, scaling)?;
+    let mut dz = h
+        .pop()
+        .ok_or_else(|| CoreError::Invalid("an MLP without layers".into()))?;
+    let mut losses = vec![0f32; b];
+    let mut weight = weight;
+    cross_entropy_rows(&mut dz, labels, dims[layers.len()], |i, loss| {
+        losses[i] = loss;
+        weight(i, loss)
+    })?;
+    let (deltas, _) = backprop(&h, dz, b, layers, dims, false)?;
+    Ok((losses, weight_grads(&h, &deltas, b, dims)?))
+}
+
+/// One model's step: its inputs `x` (b x dims[0]), labels, and (weight in x out, bias out) per
+/// layer; returns its mean loss and (dW, db) per layer.
+fn model_step(
+    x: &[f32],
+    labels: &[u32],
+    layers: &[(&[f32], &[f32])],
+    dims: &[usize],
+    scaling: (f32, f32),
+) -> CoreResult<(f32, Vec<LayerGrad>)> {
+    let b = labels.len();
+    let (losses, grads) = weighted_step(x, labels, |_, _| 1.0 / b as f32, layers, dims, scaling)?;
+    Ok((losses.iter().sum::<f32>() / b as f32, grads))
 }
 
 /// The f32 values of a contiguous CPU tensor, read under its storage's lock.

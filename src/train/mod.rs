@@ -4,14 +4,18 @@
 //! also writes the result into a study folder (weights, card and per-sample scores, atomically).
 
 mod batched_mlp;
+mod batched_mlp_adv;
 mod batched_mlp_dp;
 mod batched_mlp_grad;
+mod classifier_dp;
 mod optim;
 mod run;
 mod sgd_cpu;
 pub mod zoo;
 pub use zoo_dp::dp_record;
+mod zoo_adv;
 mod zoo_dp;
+mod zoo_groups;
 mod zoo_merge;
 mod zoo_record;
 pub mod zoo_subsets;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
@@ -83,7 +83,7 @@ fn all_images(ds: &Dataset, dev: &Device) -> CoreResult<(Tensor, Tensor)> {
     Ok((x, y))
 }
 
-fn index_tensor(idx: &[usize], dev: &Device) -> CoreResult<Tensor> {
+pub(super) fn index_tensor(idx: &[usize], dev: &Device) -> CoreResult<Tensor> {
     Ok(Tensor::from_vec(
         idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(),
         idx.len(),
@@ -193,14 +193,38 @@ pub fn train(cfg: &TrainConfig, ds: &Dataset, ctx: &JobCtx<'_>) -> CoreResult<Tr
     train_on_subset(cfg, ds, subset, ctx)
 }
 
-/// [`train`] on exactly the training rows `subset` (ascending) instead of a seeded draw of
-/// `cfg.subset_ratio` of the training split.
-pub fn train_on_subset(
+/// Everything a training run sets up before its first step, and what it records as it goes
+/// (shared by plain and DP-SGD training).
+pub(super) struct Setup {
+    t0: Instant,
+    /// The device.
+    pub dev: Device,
+    spec: ModelSpec,
+    varmap: VarMap,
+    /// The parameters, sorted by name (the optimiser's order).
+    pub vars: Vec<Var>,
+    /// The model.
+    pub model: Classifier,
+    /// The optimiser over `vars`.
+    pub opt: Optimizer,
+    /// Every image of the data set (N, C, H, W) in [0, 1].
+    pub x: Tensor,
+    /// Every label (N, u32).
+    pub y: Tensor,
+    test: Vec<usize>,
+    history: Vec<EpochRecord>,
+    /// (step, loss) points of the loss curve.
+    pub loss_curve: Vec<[f64; 2]>,
+}
+
+/// Checks `cfg`, builds the model (input normalisation from `subset`, seeded initialisation)
+/// and its optimiser, and puts the data set on the device.
+pub(super) fn setup(
     cfg: &TrainConfig,
     ds: &Dataset,
-    subset: Vec<usize>,
+    subset: &[usize],
     ctx: &JobCtx<'_>,
-) -> CoreResult<TrainOutcome> {
+) -> CoreResult<Setup> {
     validate(cfg, ds)?;
     let t0 = Instant::now();
     let dev = device(&cfg.device)?;
@@ -212,14 +236,15 @@ pub fn train_on_subset(
     }
     let test = ds.test_indices();
     let mut spec = ModelSpec::default_for(cfg.family, [ds.c, ds.h, ds.w], ds.n_classes());
-    (spec.input_mean, spec.input_std) = channel_stats(ds, &subset);
+    (spec.input_mean, spec.input_std) = channel_stats(ds, subset);
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
     let model = Classifier::new(&spec, vb)?;
     seeded_init(&varmap, cfg.seed)?;
-    let mut opt = Optimizer::new(
+    let vars = sorted_vars(&varmap)?;
+    let opt = Optimizer::new(
         cfg.optimizer,
-        varmap.all_vars(),
+        vars.clone(),
         cfg.lr,
         cfg.momentum,
         cfg.weight_decay,
@@ -232,26 +257,152 @@ pub fn train_on_subset(
         test.len()
     ));
     let (x, y) = all_images(ds, &dev)?;
+    Ok(Setup {
+        t0,
+        dev,
+        spec,
+        varmap,
+        vars,
+        model,
+        opt,
+        x,
+        y,
+        test,
+        history: Vec::new(),
+        loss_curve: Vec::new(),
+    })
+}
+
+/// The parameters of `varmap`, sorted by name (a fixed order, unlike the map's).
+fn sorted_vars(varmap: &VarMap) -> CoreResult<Vec<Var>> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+    let mut named: Vec<(&String, &Var)> = data.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(named.into_iter().map(|(_, v)| v.clone()).collect())
+}
+
+impl Setup {
+    /// Evaluates the model at the end of `epoch` (mean training loss `train_loss`), reports and
+    /// records it.
+    pub(super) fn end_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+        subset: &[usize],
+        ctx: &JobCtx<'_>,
+    ) -> CoreResult<()> {
+        ctx.checkpoint()?;
+        let train_acc = evaluate(&self.model, &self.x, &self.y, subset)?;
+        let test_acc = evaluate(&self.model, &self.x, &self.y, &self.test)?;
+        ctx.metric("train acc", epoch as f64, train_acc);
+        ctx.metric("test acc", epoch as f64, test_acc);
+        ctx.log(&format!(
+            "epoch {epoch}: loss {train_loss:.4}, train acc {train_acc:.4}, test acc {test_acc:.4}"
+        ));
+        self.history.push(EpochRecord {
+            epoch,
+            train_loss,
+            train_acc,
+            test_acc,
+        });
+        Ok(())
+    }
+
+    /// Scores every sample and writes the card of the run on `subset` after `total_steps`.
+    pub(super) fn finish(
+        self,
+        cfg: &TrainConfig,
+        ds: &Dataset,
+        subset: Vec<usize>,
+        total_steps: u64,
+        ctx: &JobCtx<'_>,
+    ) -> CoreResult<TrainOutcome> {
+        ctx.progress("scoring samples", total_steps, total_steps);
+        let scores = sample_scores(&self.model, &self.x, &self.y)?;
+        let last = self.history.last().cloned().unwrap_or(EpochRecord {
+            epoch: 0,
+            train_loss: 0.0,
+            train_acc: 0.0,
+            test_acc: 0.0,
+        });
+        let n_params = self.vars.iter().map(|v| v.elem_count()).sum();
+        let card = ModelCard {
+            id: cfg.id.clone(),
+            spec: self.spec,
+            n_params,
+            hyper: Hyper {
+                optimizer: cfg.optimizer.as_str().into(),
+                lr: cfg.lr,
+                momentum: cfg.momentum,
+                weight_decay: cfg.weight_decay,
+                batch_size: cfg.batch_size,
+                subset_ratio: cfg.subset_ratio,
+            },
+            dataset: DatasetRef {
+                name: cfg.data.clone(),
+                source: ds.source.clone(),
+                hash: ds.hash.clone(),
+                n: ds.n,
+            },
+            train_indices: subset.iter().map(|&i| i as u32).collect(),
+            seed: cfg.seed,
+            epochs: cfg.epochs,
+            metrics: TrainMetrics {
+                n_train: subset.len(),
+                n_test: self.test.len(),
+                train_acc: last.train_acc,
+                test_acc: last.test_acc,
+                train_loss: last.train_loss,
+                seconds: self.t0.elapsed().as_secs_f64(),
+            },
+            history: self.history,
+            loss_curve: downsample(&self.loss_curve, 300),
+            device: cfg.device.clone(),
+            command: String::new(),
+            rote_version: crate::VERSION.into(),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        Ok(TrainOutcome {
+            card,
+            varmap: self.varmap,
+            model: self.model,
+            scores,
+        })
+    }
+}
+
+/// [`train`] on exactly the training rows `subset` (ascending) instead of a seeded draw of
+/// `cfg.subset_ratio` of the training split.
+pub fn train_on_subset(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    subset: Vec<usize>,
+    ctx: &JobCtx<'_>,
+) -> CoreResult<TrainOutcome> {
+    let mut s = setup(cfg, ds, &subset, ctx)?;
     let batches_per_epoch = subset.len().div_ceil(cfg.batch_size);
     let total_steps = (cfg.epochs * batches_per_epoch) as u64;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xba7c_0002);
     let mut step = 0u64;
-    let mut loss_curve = Vec::new();
-    let mut history = Vec::new();
     let report_every = (batches_per_epoch / 50).max(1) as u64;
     for epoch in 1..=cfg.epochs {
         let stage = format!("epoch {epoch}/{}", cfg.epochs);
         let mut order = subset.clone();
         order.shuffle(&mut rng);
-        let mut loss_sum = Tensor::zeros((), DType::F32, &dev)?;
+        let mut loss_sum = Tensor::zeros((), DType::F32, &s.dev)?;
         for batch in order.chunks(cfg.batch_size) {
             ctx.checkpoint()?;
-            let idx = index_tensor(batch, &dev)?;
-            let xb = x.index_select(&idx, 0)?;
-            let yb = y.index_select(&idx, 0)?;
-            let logits = model.forward(&xb)?;
+            let idx = index_tensor(batch, &s.dev)?;
+            let xb = s.x.index_select(&idx, 0)?;
+            let yb = s.y.index_select(&idx, 0)?;
+            let logits = s.model.forward(&xb)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &yb)?;
-            opt.backward_step(&loss)?;
+            s.opt.backward_step(&loss)?;
             let detached = loss.detach();
             loss_sum = (loss_sum + (&detached * batch.len() as f64)?)?;
             step += 1;
@@ -262,80 +413,15 @@ pub fn train_on_subset(
                         "training diverged at step {step} (loss is {v}); lower the learning rate"
                     )));
                 }
-                loss_curve.push([step as f64, v]);
+                s.loss_curve.push([step as f64, v]);
                 ctx.metric("train loss", step as f64, v);
                 ctx.progress(&stage, step, total_steps);
             }
         }
-        ctx.checkpoint()?;
         let train_loss = f64::from(loss_sum.to_scalar::<f32>()?) / subset.len() as f64;
-        let train_acc = evaluate(&model, &x, &y, &subset)?;
-        let test_acc = evaluate(&model, &x, &y, &test)?;
-        ctx.metric("train acc", epoch as f64, train_acc);
-        ctx.metric("test acc", epoch as f64, test_acc);
-        ctx.log(&format!(
-            "epoch {epoch}: loss {train_loss:.4}, train acc {train_acc:.4}, test acc {test_acc:.4}"
-        ));
-        history.push(EpochRecord {
-            epoch,
-            train_loss,
-            train_acc,
-            test_acc,
-        });
+        s.end_epoch(epoch, train_loss, &subset, ctx)?;
     }
-    ctx.progress("scoring samples", total_steps, total_steps);
-    let scores = sample_scores(&model, &x, &y)?;
-    let last = history.last().cloned().unwrap_or(EpochRecord {
-        epoch: 0,
-        train_loss: 0.0,
-        train_acc: 0.0,
-        test_acc: 0.0,
-    });
-    let n_params = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
-    let card = ModelCard {
-        id: cfg.id.clone(),
-        spec,
-        n_params,
-        hyper: Hyper {
-            optimizer: cfg.optimizer.as_str().into(),
-            lr: cfg.lr,
-            momentum: cfg.momentum,
-            weight_decay: cfg.weight_decay,
-            batch_size: cfg.batch_size,
-            subset_ratio: cfg.subset_ratio,
-        },
-        dataset: DatasetRef {
-            name: cfg.data.clone(),
-            source: ds.source.clone(),
-            hash: ds.hash.clone(),
-            n: ds.n,
-        },
-        train_indices: subset.iter().map(|&i| i as u32).collect(),
-        seed: cfg.seed,
-        epochs: cfg.epochs,
-        metrics: TrainMetrics {
-            n_train: subset.len(),
-            n_test: test.len(),
-            train_acc: last.train_acc,
-            test_acc: last.test_acc,
-            train_loss: last.train_loss,
-            seconds: t0.elapsed().as_secs_f64(),
-        },
-        history,
-        loss_curve: downsample(&loss_curve, 300),
-        device: cfg.device.clone(),
-        command: String::new(),
-        rote_version: crate::VERSION.into(),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    };
-    Ok(TrainOutcome {
-        card,
-        varmap,
-        model,
-        scores,
-    })
+    s.finish(cfg, ds, subset, total_steps, ctx)
 }
 
 /// Trains and writes `models/<id>/` (weights, card, scores) into `study`. The folder appears only

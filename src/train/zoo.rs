@@ -11,21 +11,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Tensor;
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 
 pub use super::batched_mlp::MlpInit;
-use super::batched_mlp::{BatchedMlp, stacked_cross_entropy};
 pub use super::zoo_merge::{Shard, merge_zoos};
 pub use super::zoo_record::ZooModel;
 pub use super::zoo_subsets::{Subsets, SubsetsRef};
 use super::zoo_subsets::{subsets_path, with_subset_split};
-use super::{Optimizer, OptimizerKind, TrainConfig, train_on_subset};
+use super::{OptimizerKind, TrainConfig};
 use crate::data::Dataset;
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
-use crate::model::{Family, device};
+use crate::model::Family;
 use crate::study::{Study, write_atomic, write_json_atomic};
 
 /// What defines a zoo. Stored as `zoo.json`; a resumed or grown zoo must match it.
@@ -55,6 +53,10 @@ pub struct ZooConfig {
     /// and the settings it depends on. `None`: plain training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp: Option<crate::defence::dp_sgd::DpRecord>,
+    /// PGD adversarial training, optionally DeMem-style (`--adversarial`, `--demem`); each model
+    /// records its robust accuracy. `None`: plain training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<crate::defence::demem::Adversarial>,
 }
 
 impl Default for ZooConfig {
@@ -76,6 +78,7 @@ impl Default for ZooConfig {
             subsets: None,
             init: MlpInit::GlorotNormal,
             dp: None,
+            adversarial: None,
         }
     }
 }
@@ -91,6 +94,20 @@ pub struct ZooManifest {
     pub planted: Vec<(u32, u16, u16)>,
     /// rote version.
     pub rote_version: String,
+}
+
+impl ZooConfig {
+    /// The defence this zoo trains with, in words; `None` for plain training.
+    pub fn defence(&self) -> Option<String> {
+        match (&self.dp, &self.adversarial) {
+            (Some(dp), _) => Some(format!(
+                "DP-SGD ε = {:.2} (δ = {:.0e}, σ = {:.2}, C = {})",
+                dp.epsilon, dp.delta, dp.noise_multiplier, dp.clip
+            )),
+            (None, Some(adv)) => Some(adv.describe()),
+            (None, None) => None,
+        }
+    }
 }
 
 impl ZooManifest {
@@ -135,7 +152,9 @@ pub fn resolve_zoo_id(study: &Study, id: Option<&str>) -> CoreResult<String> {
             // A study with one baseline and its defended variants (`rote defences`): the baseline.
             let mut baselines: Vec<&String> = ids
                 .iter()
-                .filter(|id| Zoo::open(&zoo_dir(study, id)).is_ok_and(|z| z.manifest.config.dp.is_none()))
+                .filter(|id| {
+                    Zoo::open(&zoo_dir(study, id)).is_ok_and(|z| z.manifest.config.defence().is_none())
+                })
                 .collect();
             if baselines.len() == 1
                 && let Some(id) = baselines.pop()
@@ -409,16 +428,18 @@ pub fn train_zoo(
                 cfg.train.family.as_str()
             )));
         }
-        if cfg.dp.is_some() && cfg.train.family != Family::Mlp {
+        if cfg.adversarial.is_some() && cfg.train.family != Family::Mlp {
             return Err(CoreError::Invalid(format!(
-                "DP-SGD zoos are MLP zoos for now (--family mlp); {} zoos train without it",
+                "adversarial zoos are MLP zoos for now (--family mlp); {} zoos train without it",
                 cfg.train.family.as_str()
             )));
         }
         let records = match cfg.train.family {
-            Family::Mlp => train_group_mlp(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?,
+            Family::Mlp => {
+                super::zoo_groups::train_group_mlp(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?
+            }
             Family::Cnn | Family::Softmax => {
-                train_group_sequential(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?
+                super::zoo_groups::train_group_sequential(cfg, &work, subsets.as_ref(), chunk, &stage, ctx)?
             }
         };
         for r in records {
@@ -440,7 +461,7 @@ pub fn rows_per_model(ds: &Dataset, subsets: Option<&Subsets>, ratio: f64, seed:
 }
 
 /// Model `k`'s training rows, ascending: its row of the given subsets, else a seeded draw.
-fn subset_for(
+pub(super) fn subset_for(
     ds: &Dataset,
     subsets: Option<&Subsets>,
     k: u32,
@@ -455,144 +476,4 @@ fn subset_for(
         }
         None => super::run::draw_subset(&ds.train_indices(), ratio, seed),
     })
-}
-
-fn train_group_mlp(
-    cfg: &ZooConfig,
-    ds: &Dataset,
-    given: Option<&Subsets>,
-    models: &[u32],
-    stage: &str,
-    ctx: &JobCtx<'_>,
-) -> CoreResult<Vec<ZooModel>> {
-    let tc = &cfg.train;
-    let dev = device(&tc.device)?;
-    let k = models.len();
-    let seeds: Vec<u64> = models.iter().map(|&m| model_seed(tc.seed, m)).collect();
-    let subsets: Vec<Vec<usize>> = models
-        .iter()
-        .zip(&seeds)
-        .map(|(&k, &s)| subset_for(ds, given, k, tc.subset_ratio, s))
-        .collect::<CoreResult<_>>()?;
-    let m = subsets[0].len();
-    let d = ds.image_len();
-    let mut dims = vec![d];
-    dims.extend(&cfg.hidden);
-    dims.push(ds.n_classes());
-    let scaling = match cfg.init {
-        MlpInit::Uniform => {
-            let (m, s) = super::run::channel_stats(ds, &ds.train_indices());
-            (
-                m.iter().sum::<f32>() / m.len() as f32,
-                s.iter().sum::<f32>() / s.len() as f32,
-            )
-        }
-        MlpInit::GlorotNormal => (0.0, 1.0),
-    };
-    let net = BatchedMlp::new(&seeds, &dims, cfg.init, scaling, &dev)?;
-    let mut opt = Optimizer::new(tc.optimizer, net.vars(), tc.lr, tc.momentum, tc.weight_decay)?;
-    let all: Vec<usize> = (0..ds.n).collect();
-    let x = Tensor::from_vec(ds.batch_f32(&all), (ds.n, d), &dev)?;
-    let y = Tensor::from_vec(
-        ds.labels.iter().map(|&l| u32::from(l)).collect::<Vec<u32>>(),
-        ds.n,
-        &dev,
-    )?;
-    if let Some(dp) = &cfg.dp {
-        if !dev.is_cpu() {
-            return Err(CoreError::Invalid(
-                "DP-SGD zoos train on the CPU (--device cpu)".into(),
-            ));
-        }
-        super::zoo_dp::train_dp(&net, &mut opt, dp, ds, &subsets, &seeds, stage, ctx)?;
-        return super::zoo_record::signals(&net, &x, &y, ds, models, &subsets, ctx);
-    }
-    let bs = tc.batch_size.max(1);
-    let steps_per_epoch = m.div_ceil(bs);
-    let total = (tc.epochs * steps_per_epoch) as u64;
-    let mut rngs: Vec<rand_chacha::ChaCha8Rng> = seeds
-        .iter()
-        .map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002))
-        .collect();
-    let mut step = 0u64;
-    for _epoch in 0..tc.epochs {
-        let orders: Vec<Vec<usize>> = subsets
-            .iter()
-            .zip(&mut rngs)
-            .map(|(s, rng)| {
-                let mut o = s.clone();
-                o.shuffle(rng);
-                o
-            })
-            .collect();
-        for b in 0..steps_per_epoch {
-            ctx.checkpoint()?;
-            let lo = b * bs;
-            let hi = (lo + bs).min(m);
-            let idx: Vec<u32> = orders
-                .iter()
-                .flat_map(|o| o[lo..hi].iter().map(|&i| i as u32))
-                .collect();
-            let idx = Tensor::from_vec(idx, k * (hi - lo), &dev)?;
-            let xb = x.index_select(&idx, 0)?.reshape((k, hi - lo, d))?;
-            let yb = y.index_select(&idx, 0)?.reshape((k, hi - lo))?;
-            let loss = match opt.as_sgd() {
-                // On the CPU: the hand-written backward pass (`batched_mlp_grad`).
-                Some(sgd) if net.hand_backward_applies(&xb) => {
-                    let (loss, grads) = net.loss_and_grads(&xb, &yb)?;
-                    sgd.step_grads(&grads)?;
-                    Tensor::new(loss, xb.device())?
-                }
-                _ => {
-                    let loss = stacked_cross_entropy(&net.forward(&xb)?, &yb)?;
-                    opt.backward_step(&loss)?;
-                    loss
-                }
-            };
-            step += 1;
-            if step.is_multiple_of(5) || step == total {
-                ctx.progress(stage, step, total);
-                let v = f64::from(loss.to_scalar::<f32>()?) / k as f64;
-                if !v.is_finite() {
-                    return Err(CoreError::Invalid(format!(
-                        "zoo training diverged at step {step}; lower the learning rate"
-                    )));
-                }
-                ctx.metric("zoo loss", step as f64, v);
-            }
-        }
-    }
-    super::zoo_record::signals(&net, &x, &y, ds, models, &subsets, ctx)
-}
-
-fn train_group_sequential(
-    cfg: &ZooConfig,
-    ds: &Dataset,
-    given: Option<&Subsets>,
-    models: &[u32],
-    stage: &str,
-    ctx: &JobCtx<'_>,
-) -> CoreResult<Vec<ZooModel>> {
-    let mut out = Vec::new();
-    for (j, &index) in models.iter().enumerate() {
-        ctx.checkpoint()?;
-        ctx.progress(stage, j as u64, models.len() as u64);
-        let tc = TrainConfig {
-            seed: model_seed(cfg.train.seed, index),
-            ..cfg.train.clone()
-        };
-        let sub = crate::job::NullSink;
-        let inner = JobCtx::new(ctx.cancel, &sub);
-        let subset = subset_for(ds, given, index, tc.subset_ratio, tc.seed)?;
-        let o = train_on_subset(&tc, ds, subset, &inner)?;
-        let member = o.card.member_mask();
-        out.push(ZooModel {
-            index,
-            member,
-            correct: o.scores.correct,
-            loss: o.scores.loss,
-            margin: o.scores.margin,
-        });
-    }
-    Ok(out)
 }

@@ -23,9 +23,13 @@ pub struct ZooModel {
     pub loss: Vec<f32>,
     /// True-class logit minus the largest other logit.
     pub margin: Vec<f32>,
+    /// Accuracy on the test split under PGD (adversarially trained zoos only).
+    pub robust_accuracy: Option<f32>,
 }
 
 const MAGIC: &[u8; 8] = b"ROTEZOO1";
+/// Tag of the optional trailer: the robust accuracy as one f32.
+const ROBUST: &[u8; 4] = b"RBA1";
 
 fn pack_bits(v: &[bool]) -> Vec<u8> {
     let mut out = vec![0u8; v.len().div_ceil(8)];
@@ -42,7 +46,8 @@ fn unpack_bits(bytes: &[u8], n: usize) -> Vec<bool> {
 }
 
 impl ZooModel {
-    /// Binary form: magic, index u32, n u32, member bits, correct bits, loss f32s, margin f32s.
+    /// Binary form: magic, index u32, n u32, member bits, correct bits, loss f32s, margin f32s,
+    /// and for an adversarially trained model `RBA1` and its robust accuracy as an f32.
     pub fn to_bytes(&self) -> Vec<u8> {
         let n = self.member.len();
         let mut out = Vec::with_capacity(16 + 2 * n.div_ceil(8) + 8 * n);
@@ -53,6 +58,10 @@ impl ZooModel {
         out.extend(pack_bits(&self.correct));
         for v in self.loss.iter().chain(&self.margin) {
             out.extend_from_slice(&v.to_le_bytes());
+        }
+        if let Some(r) = self.robust_accuracy {
+            out.extend_from_slice(ROBUST);
+            out.extend_from_slice(&r.to_le_bytes());
         }
         out
     }
@@ -71,7 +80,14 @@ impl ZooModel {
             ));
         }
         let nb = n.div_ceil(8);
-        if bytes.len() != 16 + 2 * nb + 8 * n {
+        let base = 16 + 2 * nb + 8 * n;
+        let (bytes, robust_accuracy) = match bytes.get(base..) {
+            Some([a, b, c, d, e, f, g, h]) if [*a, *b, *c, *d] == *ROBUST => {
+                (&bytes[..base], Some(f32::from_le_bytes([*e, *f, *g, *h])))
+            }
+            _ => (bytes, None),
+        };
+        if bytes.len() != base {
             return Err(CoreError::format(
                 path,
                 format!(
@@ -99,6 +115,7 @@ impl ZooModel {
             correct,
             loss: loss.to_vec(),
             margin: margin.to_vec(),
+            robust_accuracy,
         })
     }
 }
@@ -152,6 +169,7 @@ pub(super) fn signals(
                 correct: std::mem::take(&mut correct[j]),
                 loss: std::mem::take(&mut loss[j]),
                 margin: std::mem::take(&mut margin[j]),
+                robust_accuracy: None,
             }
         })
         .collect())

@@ -96,11 +96,11 @@ pub enum Command {
     Text(Box<super::text_jobs::TextRequest>),
     /// Compare the study's zoos (the saved comparison, else measured now) for the Defences view.
     MeasureDefences,
-    /// Train a zoo's DP-SGD variant, then compare again.
+    /// Train a zoo's defended variant (DP-SGD, PGD-AT, DeMem), then compare again.
     TrainDefence {
         /// The baseline zoo.
         baseline: String,
-        /// DP-SGD settings.
-        settings: crate::defence::dp_sgd::DpSettings,
+        /// The defence.
+        defence: crate::defence::compare::Defence,
     },
 }

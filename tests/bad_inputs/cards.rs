@@ -111,6 +111,7 @@ fn zoo_record(index: u32, n: usize) -> Vec<u8> {
         correct: vec![true; n],
         loss: vec![0.5; n],
         margin: vec![1.0; n],
+        robust_accuracy: None,
     }
     .to_bytes()
 }

@@ -2,30 +2,32 @@
 
 use super::App;
 use crate::defence::compare;
-use crate::defence::dp_sgd::DpSettings;
 use crate::ui::jobs::{JobKind, JobResult};
 use crate::ui::toasts::Level;
 
 impl App {
-    /// Reads the saved comparison (or measures it), after training `baseline`'s DP-SGD variant
+    /// Reads the saved comparison (or measures it), after training `baseline`'s defended variant
     /// when one is given.
-    pub(super) fn measure_defences(&mut self, train: Option<(String, DpSettings)>) {
+    pub(super) fn measure_defences(&mut self, train: Option<(String, compare::Defence)>) {
         let Some(study) = self.study.clone() else {
             self.toasts.push(Level::Error, "open a study first");
             return;
         };
         let label = match &train {
-            Some((b, s)) => format!(
+            Some((b, compare::Defence::Dp(s))) => format!(
                 "Training the DP-SGD variant of {b} (ε = {})",
                 s.epsilon.unwrap_or(f64::NAN)
             ),
+            Some((b, compare::Defence::Adversarial(a))) => {
+                format!("Training the {} variant of {b}", a.describe())
+            }
             None => "Comparing the study's zoos".into(),
         };
         let fresh = train.is_some() || self.defences_view.report.is_some();
         self.spawn(JobKind::Defences, &label, move |ctx| {
             let trained = match &train {
-                Some((baseline, settings)) => {
-                    Some(compare::train_dp_variant(&study, baseline, settings, None, ctx)?)
+                Some((baseline, defence)) => {
+                    Some(compare::train_variant(&study, baseline, defence, None, ctx)?)
                 }
                 None => None,
             };

@@ -132,7 +132,7 @@ impl App {
             Command::SearchSecret(req) => self.search_secret(*req),
             Command::Text(req) => self.run_text(*req),
             Command::MeasureDefences => self.measure_defences(None),
-            Command::TrainDefence { baseline, settings } => self.measure_defences(Some((baseline, settings))),
+            Command::TrainDefence { baseline, defence } => self.measure_defences(Some((baseline, defence))),
             Command::ImportModel(dir) => {
                 let Some(study) = self.study.clone() else {
                     self.toasts

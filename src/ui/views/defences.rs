@@ -1,11 +1,13 @@
 //! Defences view: what a defence changes. The study's zoos side by side, each defended variant
 //! under its baseline (`defence::compare`): a table of utility and every memorization measurement,
 //! a privacy–utility plot (test accuracy against the chosen leakage measure), and a form that
-//! trains a baseline's DP-SGD variant as a job.
+//! trains a baseline's defended variant (DP-SGD, PGD adversarial training, DeMem) as a job.
 
 use egui_plot::{Line, Plot, PlotPoints, Points, Text};
 
+use crate::defence::compare::Defence;
 use crate::defence::compare::{DefenceRow, DefencesReport};
+use crate::defence::demem::{Adversarial, Demem};
 use crate::defence::dp_sgd::DpSettings;
 use crate::ui::app::AppCtx;
 use crate::ui::command::Command;
@@ -50,6 +52,30 @@ impl Leakage {
     }
 }
 
+/// The defence the form trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DefenceKind {
+    /// DP-SGD at a target ε.
+    #[default]
+    Dp,
+    /// PGD adversarial training.
+    PgdAt,
+    /// PGD adversarial training with DeMem-style de-memorization.
+    Demem,
+}
+
+impl DefenceKind {
+    const ALL: [Self; 3] = [Self::Dp, Self::PgdAt, Self::Demem];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Dp => "DP-SGD",
+            Self::PgdAt => "PGD adversarial training",
+            Self::Demem => "PGD-AT + DeMem-style",
+        }
+    }
+}
+
 /// Defences view state.
 pub struct DefencesView {
     /// The comparison shown (None: not read yet).
@@ -64,6 +90,10 @@ pub struct DefencesView {
     pub epsilon: f64,
     /// The form's clipping norm.
     pub clip: f64,
+    /// The defence the form trains.
+    pub kind: DefenceKind,
+    /// The form's PGD radius ε.
+    pub adv_epsilon: f64,
 }
 
 impl Default for DefencesView {
@@ -75,6 +105,8 @@ impl Default for DefencesView {
             baseline: None,
             epsilon: 2.0,
             clip: 1.0,
+            kind: DefenceKind::default(),
+            adv_epsilon: 0.1,
         }
     }
 }
@@ -124,7 +156,7 @@ impl DefencesView {
         let baselines: Vec<String> = report
             .rows
             .iter()
-            .filter(|r| r.accountant_epsilon.is_none() && r.variant_of.is_none())
+            .filter(|r| r.defence == "none" && r.variant_of.is_none())
             .map(|r| r.zoo.clone())
             .collect();
         let report = report.clone();
@@ -165,7 +197,17 @@ impl DefencesView {
             .unwrap_or_else(|| baselines[0].clone());
         let mut chosen_now = chosen.clone();
         ui.horizontal(|ui| {
-            let label = ui.label("Train the DP-SGD variant of");
+            let label = ui.label("Train the");
+            egui::ComboBox::from_id_salt("defence_kind")
+                .selected_text(self.kind.name())
+                .show_ui(ui, |ui| {
+                    for k in DefenceKind::ALL {
+                        ui.selectable_value(&mut self.kind, k, k.name());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            let label = ui.label("variant of");
             egui::ComboBox::from_id_salt("defence_baseline")
                 .selected_text(&chosen_now)
                 .show_ui(ui, |ui| {
@@ -175,38 +217,62 @@ impl DefencesView {
                 })
                 .response
                 .labelled_by(label.id);
-            let label = ui.label("at ε");
-            ui.add(
-                egui::DragValue::new(&mut self.epsilon)
-                    .range(0.1..=64.0)
-                    .speed(0.05),
-            )
-            .labelled_by(label.id);
-            let label = ui.label("(δ = 1e-5), clip C");
-            ui.add(
-                egui::DragValue::new(&mut self.clip)
-                    .range(0.01..=100.0)
-                    .speed(0.01),
-            )
-            .labelled_by(label.id);
-            let settings = DpSettings {
-                clip: self.clip,
-                epsilon: Some(self.epsilon),
-                noise_multiplier: None,
-                delta: 1e-5,
+            let (defence, tip) = match self.kind {
+                DefenceKind::Dp => {
+                    let label = ui.label("at ε");
+                    ui.add(
+                        egui::DragValue::new(&mut self.epsilon)
+                            .range(0.1..=64.0)
+                            .speed(0.05),
+                    )
+                    .labelled_by(label.id);
+                    let label = ui.label("(δ = 1e-5), clip C");
+                    ui.add(
+                        egui::DragValue::new(&mut self.clip)
+                            .range(0.01..=100.0)
+                            .speed(0.01),
+                    )
+                    .labelled_by(label.id);
+                    let settings = DpSettings {
+                        clip: self.clip,
+                        epsilon: Some(self.epsilon),
+                        noise_multiplier: None,
+                        delta: 1e-5,
+                    };
+                    (
+                        Defence::Dp(settings),
+                        "The baseline's recipe, data and model count with DP-SGD (per-sample clipping, \
+                         Gaussian noise calibrated by the RDP accountant, Poisson sampling); then its \
+                         reports, and this table again. Tuning on private data is not accounted for.",
+                    )
+                }
+                DefenceKind::PgdAt | DefenceKind::Demem => {
+                    let label = ui.label("at PGD radius ε");
+                    ui.add(
+                        egui::DragValue::new(&mut self.adv_epsilon)
+                            .range(0.01..=0.5)
+                            .speed(0.005),
+                    )
+                    .labelled_by(label.id);
+                    let demem = (self.kind == DefenceKind::Demem).then(Demem::default);
+                    (
+                        Defence::Adversarial(Adversarial::new(self.adv_epsilon, 3, demem)),
+                        "The baseline's recipe, data and model count with PGD adversarial training \
+                         (Madry et al. 2018, PGD-3 in training, PGD-20 for robust accuracy); DeMem-style \
+                         adds a hinge that keeps the 10% highest-risk rows of each model from being \
+                         fitted below a typical row's loss (spec 13 §B; the paper's exact penalty is not \
+                         public). Then its reports, and this table again.",
+                    )
+                }
             };
             if ui
                 .add_enabled(!busy, egui::Button::new("Train defended variant"))
-                .on_hover_text(
-                    "The baseline's recipe, data and model count with DP-SGD (per-sample clipping, \
-                     Gaussian noise calibrated by the RDP accountant, Poisson sampling); then its \
-                     reports, and this table again. Tuning on private data is not accounted for.",
-                )
+                .on_hover_text(tip)
                 .clicked()
             {
                 ctx.commands.push(Command::TrainDefence {
                     baseline: chosen_now.clone(),
-                    settings,
+                    defence,
                 });
             }
         });
@@ -241,8 +307,12 @@ fn findings(report: &DefencesReport) -> Vec<String> {
                 (Some(x), Some(y)) => format!(", planted-mislabel recall {x:.2} to {y:.2}"),
                 _ => String::new(),
             };
+            let robust = v
+                .robust_accuracy
+                .map(|r| format!(", robust accuracy {:.1}%", 100.0 * r))
+                .unwrap_or_default();
             Some(format!(
-                "{} ({}): LiRA AUC {:.3} to {:.3}{recall}, mean mem {:.3} to {:.3}, at test accuracy {:.1}% to {:.1}%",
+                "{} ({}): LiRA AUC {:.3} to {:.3}{recall}, mean mem {:.3} to {:.3}, at test accuracy {:.1}% to {:.1}%{robust}",
                 v.zoo,
                 v.defence,
                 b.lira_auc,
@@ -263,6 +333,10 @@ fn table_ui(ui: &mut egui::Ui, report: &DefencesReport) {
         ("zoo", "Zoo id; a defended variant (>) sits under its baseline"),
         ("defence", "What was changed"),
         ("test acc", "Mean test-split accuracy of the zoo's models"),
+        (
+            "robust acc",
+            "Mean test-split accuracy under PGD-20 (adversarially trained zoos; – when not measured)",
+        ),
         ("LiRA AUC", "Area under LiRA's ROC (Carlini et al. 2022)"),
         ("TPR@0.1%", "LiRA's true-positive rate at 0.1% false positives"),
         (
@@ -307,6 +381,9 @@ fn table_ui(ui: &mut egui::Ui, report: &DefencesReport) {
                     });
                     row.col(|ui| {
                         ui.label(format!("{:.1}%", 100.0 * r.test_accuracy));
+                    });
+                    row.col(|ui| {
+                        ui.label(opt(r.robust_accuracy.map(|v| 100.0 * v), 1));
                     });
                     row.col(|ui| {
                         ui.label(format!("{:.3}", r.lira_auc));
