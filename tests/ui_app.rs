@@ -903,7 +903,7 @@ fn presentation_mode_steps_through_the_demo_story_from_the_keyboard() {
 }
 
 #[test]
-fn defences_view_shows_the_demo_dp_variant_under_its_baseline() {
+fn defences_view_shows_the_demo_variants_under_their_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(&dir.path().join("demo"), View::Defences);
     step_until(&mut h, "the defences comparison", Duration::from_secs(120), |a| {
@@ -912,9 +912,23 @@ fn defences_view_shows_the_demo_dp_variant_under_its_baseline() {
     h.run_steps(3);
     let report = h.state().defences_view.report.clone().unwrap();
     let ids: Vec<&str> = report.rows.iter().map(|r| r.zoo.as_str()).collect();
-    assert_eq!(ids, ["zoo-mnist-demo", "zoo-mnist-demo-dp-eps8"]);
-    let dp = &report.rows[1];
-    assert_eq!(dp.variant_of.as_deref(), Some("zoo-mnist-demo"));
+    assert_eq!(
+        ids,
+        [
+            "zoo-mnist-demo",
+            "zoo-mnist-demo-demem-eps0p1",
+            "zoo-mnist-demo-dp-eps8",
+            "zoo-mnist-demo-pgdat-eps0p1"
+        ]
+    );
+    for r in &report.rows[1..] {
+        assert_eq!(r.variant_of.as_deref(), Some("zoo-mnist-demo"));
+    }
+    let dp = &report.rows[2];
+    // Adversarial training: robust accuracy recorded, natural accuracy kept.
+    for r in [&report.rows[1], &report.rows[3]] {
+        assert!(r.robust_accuracy.unwrap() > 0.6 && r.test_accuracy > 0.9, "{r:?}");
+    }
     // The finding: the variant no longer memorizes the planted mislabels, LiRA is near chance, and
     // the audited bound stays under the accountant's ε.
     assert!(report.rows[0].planted_recall.unwrap() > 0.5 && dp.planted_recall.unwrap() < 0.1);
@@ -922,6 +936,7 @@ fn defences_view_shows_the_demo_dp_variant_under_its_baseline() {
     assert!(dp.audited_epsilon.unwrap() <= dp.accountant_epsilon.unwrap());
     h.get_by_label_contains("planted-mislabel recall 0.85 to 0.00");
     h.get_by_label("DP ε");
+    h.get_by_label("robust acc");
     h.get_by_label("Train defended variant");
     h.check_accessibility();
 }
