@@ -4,36 +4,17 @@
 //! comparison lists the variant under its baseline; bad DP settings are one clear error.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
+mod common;
+
 use rote::defence::compare::{defences_report, train_dp_variant};
 use rote::defence::dp_sgd::DpSettings;
 use rote::job::{JobCtx, NullSink};
-use rote::measure::zoo_report::train_zoo_with_reports;
-use rote::study::Study;
-use rote::train::TrainConfig;
-use rote::train::zoo::ZooConfig;
 
 #[test]
 fn dp_sgd_variant_leaks_less_and_stays_under_its_epsilon() {
-    let dir = std::env::temp_dir().join(format!("rote-defences-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut study = Study::open_or_create(&dir).unwrap();
-    study.add_dataset("digits8x8").unwrap();
-    let digits = rote::data::load("digits8x8").unwrap();
+    let (dir, study) = common::digits_base_zoo("defences", 8);
     let cancel = Default::default();
     let ctx = JobCtx::new(&cancel, &NullSink);
-    let base = ZooConfig {
-        id: "base".into(),
-        train: TrainConfig {
-            data: "digits8x8".into(),
-            epochs: 40,
-            subset_ratio: 0.5,
-            seed: 1,
-            ..ZooConfig::default().train
-        },
-        plant_mislabel: 0.05,
-        ..ZooConfig::default()
-    };
-    train_zoo_with_reports(&base, &digits, &study, 8, 8, &ctx).unwrap();
     let settings = DpSettings {
         clip: 1.0,
         epsilon: Some(2.0),

@@ -6,36 +6,17 @@
 //! held to autograd in `train::batched_mlp_adv`.)
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
+mod common;
+
 use rote::defence::compare::{Defence, defences_report, train_variant};
 use rote::defence::demem::{Adversarial, Demem};
 use rote::job::{JobCtx, NullSink};
-use rote::measure::zoo_report::train_zoo_with_reports;
-use rote::study::Study;
-use rote::train::TrainConfig;
-use rote::train::zoo::ZooConfig;
 
 #[test]
 fn adversarial_variants_are_robust_and_stop_memorizing_mislabels() {
-    let dir = std::env::temp_dir().join(format!("rote-demem-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut study = Study::open_or_create(&dir).unwrap();
-    study.add_dataset("digits8x8").unwrap();
-    let digits = rote::data::load("digits8x8").unwrap();
+    let (dir, study) = common::digits_base_zoo("demem", 8);
     let cancel = Default::default();
     let ctx = JobCtx::new(&cancel, &NullSink);
-    let base = ZooConfig {
-        id: "base".into(),
-        train: TrainConfig {
-            data: "digits8x8".into(),
-            epochs: 40,
-            subset_ratio: 0.5,
-            seed: 1,
-            ..ZooConfig::default().train
-        },
-        plant_mislabel: 0.05,
-        ..ZooConfig::default()
-    };
-    train_zoo_with_reports(&base, &digits, &study, 8, 8, &ctx).unwrap();
     let at = Adversarial::new(0.1, 3, None);
     let pgdat = train_variant(&study, "base", &Defence::Adversarial(at.clone()), None, &ctx).unwrap();
     let demem = Adversarial::new(0.1, 3, Some(Demem::default()));

@@ -6,7 +6,6 @@
 
 use candle_core::Device;
 use rand::SeedableRng as _;
-use rand::seq::SliceRandom as _;
 
 use super::Optimizer;
 use super::batched_mlp::BatchedMlp;
@@ -81,25 +80,14 @@ pub(super) fn train_adversarial(
         };
         k
     ];
-    let mut rngs: Vec<rand_chacha::ChaCha8Rng> = seeds
-        .iter()
-        .map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002))
-        .collect();
+    let mut rngs = super::zoo_groups::order_rngs(seeds);
     let m_rows = subsets.iter().map(Vec::len).min().unwrap_or(0);
     let bs = bs.max(1);
     let steps_per_epoch = m_rows.div_ceil(bs);
     let total = (epochs * steps_per_epoch) as u64;
     let mut step = 0u64;
     for epoch in 0..epochs {
-        let orders: Vec<Vec<usize>> = subsets
-            .iter()
-            .zip(&mut rngs)
-            .map(|(s, rng)| {
-                let mut o = s.clone();
-                o.shuffle(rng);
-                o
-            })
-            .collect();
+        let orders = super::zoo_groups::epoch_orders(subsets, &mut rngs);
         for b in 0..steps_per_epoch {
             ctx.checkpoint()?;
             let (lo, hi) = (b * bs, ((b + 1) * bs).min(m_rows));

@@ -14,6 +14,27 @@ use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 use crate::model::device;
 
+/// Each model's batch-order stream, seeded by the model's seed alone.
+pub(super) fn order_rngs(seeds: &[u64]) -> Vec<rand_chacha::ChaCha8Rng> {
+    seeds
+        .iter()
+        .map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002))
+        .collect()
+}
+
+/// One epoch's order of every model's training rows, from its stream.
+pub(super) fn epoch_orders(subsets: &[Vec<usize>], rngs: &mut [rand_chacha::ChaCha8Rng]) -> Vec<Vec<usize>> {
+    subsets
+        .iter()
+        .zip(rngs)
+        .map(|(s, rng)| {
+            let mut o = s.clone();
+            o.shuffle(rng);
+            o
+        })
+        .collect()
+}
+
 /// Trains zoo models `models` side by side as stacked MLPs (plain, DP-SGD or adversarial) and
 /// returns their records.
 pub(super) fn train_group_mlp(
@@ -92,21 +113,10 @@ pub(super) fn train_group_mlp(
     let bs = tc.batch_size.max(1);
     let steps_per_epoch = m.div_ceil(bs);
     let total = (tc.epochs * steps_per_epoch) as u64;
-    let mut rngs: Vec<rand_chacha::ChaCha8Rng> = seeds
-        .iter()
-        .map(|&s| rand_chacha::ChaCha8Rng::seed_from_u64(s ^ 0xba7c_0002))
-        .collect();
+    let mut rngs = order_rngs(&seeds);
     let mut step = 0u64;
     for _epoch in 0..tc.epochs {
-        let orders: Vec<Vec<usize>> = subsets
-            .iter()
-            .zip(&mut rngs)
-            .map(|(s, rng)| {
-                let mut o = s.clone();
-                o.shuffle(rng);
-                o
-            })
-            .collect();
+        let orders = epoch_orders(&subsets, &mut rngs);
         for b in 0..steps_per_epoch {
             ctx.checkpoint()?;
             let lo = b * bs;

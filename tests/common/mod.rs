@@ -63,3 +63,30 @@ pub fn planted_duplicates(dir: &Path) -> PathBuf {
     );
     p
 }
+
+/// A fresh study in the temp folder (`name` + the process id) with zoo `base` trained on the 8x8
+/// digits: `models` MLPs, 40 epochs, r = 0.5, seed 1, 5 % planted mislabels, with its reports.
+pub fn digits_base_zoo(name: &str, models: u32) -> (PathBuf, rote::study::Study) {
+    let dir = std::env::temp_dir().join(format!("rote-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut study = rote::study::Study::open_or_create(&dir).unwrap();
+    study.add_dataset("digits8x8").unwrap();
+    let digits = rote::data::load("digits8x8").unwrap();
+    let cancel = Default::default();
+    let ctx = rote::job::JobCtx::new(&cancel, &rote::job::NullSink);
+    let base = rote::train::zoo::ZooConfig {
+        id: "base".into(),
+        train: rote::train::TrainConfig {
+            data: "digits8x8".into(),
+            epochs: 40,
+            subset_ratio: 0.5,
+            seed: 1,
+            ..rote::train::zoo::ZooConfig::default().train
+        },
+        plant_mislabel: 0.05,
+        ..rote::train::zoo::ZooConfig::default()
+    };
+    rote::measure::zoo_report::train_zoo_with_reports(&base, &digits, &study, models, models as usize, &ctx)
+        .unwrap();
+    (dir, study)
+}
