@@ -11,6 +11,7 @@ mod idx;
 mod image_folder;
 mod npy;
 mod table;
+pub mod tabular;
 mod text;
 
 pub use bundled::{BundledDataset, BundledKind, bundled, bundled_all, bundled_names, load_bundled};
@@ -23,6 +24,7 @@ pub use npy::{
     parse_npy_labels, parse_npy_vector,
 };
 pub use table::{Table, load_csv};
+pub use tabular::{Column, ColumnKind, ColumnValues, TabularData, TabularSpec, load_adult, load_csv_tabular};
 pub use text::{TextCorpus, load_text};
 
 use std::path::Path;
