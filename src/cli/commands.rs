@@ -103,6 +103,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::DpEpsilon(args) => super::dp::dp_epsilon(args, json),
         Command::Defences(args) => super::defences::defences(args, json),
         Command::Mat(args) => super::mat::mat(args, json),
+        Command::Fairness(args) => super::fairness::fairness(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Report { study, out } => super::report::report(&study, &out, json),
         Command::Screenshot {

@@ -10,6 +10,7 @@ mod defences;
 mod diffusion;
 mod diffusion_single;
 mod dp;
+mod fairness;
 mod gpt;
 mod import;
 mod invert;
@@ -243,6 +244,11 @@ pub enum Command {
     /// (colour = label for 90% of training, 50% of test): XRM twins give held-out logits, MAT
     /// trains on CE(f(x) + shift, y); average and worst-group accuracy, per group.
     Mat(mat::MatArgs),
+
+    /// Group fairness of a classifier's predictions (Pepin et al.): statistical parity, equal
+    /// opportunity and equalized odds differences, first group minus second, from a predictions
+    /// CSV (index, split, group, y_true, y_pred).
+    Fairness(fairness::FairnessArgs),
 
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {

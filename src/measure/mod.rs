@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod compare;
 pub mod extraction;
+pub mod fairness;
 pub mod memorization;
 pub mod mia;
 pub mod roc;
