@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use super::CliSink;
 use super::zoo::{AdvTrainArgs, DpTrainArgs};
-use crate::defence::compare::{Defence, DefenceRow, defences_report, train_variant};
+use crate::defence::compare::{
+    DEMEM_NO_EFFECT, Defence, DefenceRow, defences_report, demem_comparisons, train_variant,
+};
 use crate::error::{CoreError, CoreResult};
 use crate::job::{CancelToken, JobCtx};
 use crate::study::Study;
@@ -147,18 +149,16 @@ pub fn defences(args: DefencesArgs, json: bool) -> CoreResult<()> {
     Ok(())
 }
 
-/// For each DeMem-style variant with a PGD-AT sibling (same baseline and radius): what DeMem
-/// changed, and why when it did not lower LiRA.
+/// For each DeMem-style variant with a PGD-AT sibling: what DeMem changed, and why when it did
+/// not lower LiRA.
 fn demem_lines(rows: &[DefenceRow]) -> Vec<String> {
-    rows.iter()
-        .filter(|r| r.defence.contains("DeMem"))
-        .filter_map(|d| {
-            let at = d.defence.split(" + ").next()?;
-            let a = rows
-                .iter()
-                .find(|a| a.defence == at && a.variant_of == d.variant_of)?;
+    demem_comparisons(rows)
+        .iter()
+        .map(|c| {
+            let (d, a) = (c.demem, c.pgd_at);
             let mut line = format!(
-                "DeMem-style vs {at}: LiRA AUC {:.3} -> {:.3}, TPR@0.1% {:.3}% -> {:.3}%, test {:.1}% -> {:.1}%, robust {} -> {}",
+                "DeMem-style vs {}: LiRA AUC {:.3} -> {:.3}, TPR@0.1% {:.3}% -> {:.3}%, test {:.1}% -> {:.1}%, robust {} -> {}",
+                a.defence,
                 a.lira_auc,
                 d.lira_auc,
                 100.0 * a.lira_tpr_at_0_1pct_fpr,
@@ -168,15 +168,12 @@ fn demem_lines(rows: &[DefenceRow]) -> Vec<String> {
                 cell(a.robust_accuracy.map(|v| 100.0 * v), 1),
                 cell(d.robust_accuracy.map(|v| 100.0 * v), 1),
             );
-            if d.lira_auc >= a.lira_auc - 0.005 {
-                line.push_str(
-                    "\n  DeMem did not lower LiRA here: its hinge acts only on high-risk rows fitted below τ, and \
-                     adversarial training already left this zoo's hard rows unfitted (see mem and planted recall). \
-                     The paper's gain is on CIFAR-scale CNNs that overfit under PGD-AT; try a smaller --adv-epsilon \
-                     or a larger --demem-lambda.",
-                );
+            if !c.lowered_lira() {
+                line.push_str(&format!(
+                    "\n  DeMem did not lower LiRA here: {DEMEM_NO_EFFECT}; try a smaller --adv-epsilon or a larger --demem-lambda."
+                ));
             }
-            Some(line)
+            line
         })
         .collect()
 }

@@ -315,6 +315,39 @@ pub fn defences_report(study: &Study, ctx: &crate::job::JobCtx<'_>) -> CoreResul
     })
 }
 
+/// A DeMem-style variant beside its PGD-AT sibling (same baseline, same attack settings).
+pub struct DememComparison<'a> {
+    /// The DeMem-style variant.
+    pub demem: &'a DefenceRow,
+    /// The PGD-AT variant it adds the hinge to.
+    pub pgd_at: &'a DefenceRow,
+}
+
+impl DememComparison<'_> {
+    /// Whether DeMem lowered LiRA's AUC by more than an 8–16-model zoo's noise.
+    pub fn lowered_lira(&self) -> bool {
+        self.demem.lira_auc < self.pgd_at.lira_auc - 0.005
+    }
+}
+
+/// Why DeMem-style may not lower LiRA on rote's zoos (docs/fidelity.md §12).
+pub const DEMEM_NO_EFFECT: &str = "its hinge acts only on high-risk rows fitted below τ, and \
+     adversarial training already left this zoo's hard rows unfitted (see mem and planted recall). \
+     The paper's gain is on CIFAR-scale CNNs that overfit under PGD-AT";
+
+/// Every DeMem-style variant of `rows` with its PGD-AT sibling.
+pub fn demem_comparisons(rows: &[DefenceRow]) -> Vec<DememComparison<'_>> {
+    rows.iter()
+        .filter_map(|d| {
+            let (at, _) = d.defence.split_once(" + DeMem")?;
+            let pgd_at = rows
+                .iter()
+                .find(|a| a.defence == at && a.variant_of == d.variant_of)?;
+            Some(DememComparison { demem: d, pgd_at })
+        })
+        .collect()
+}
+
 /// Where the comparison is saved: `results/defences.json`.
 pub fn report_path(study: &Study) -> std::path::PathBuf {
     study.results_dir().join("defences.json")

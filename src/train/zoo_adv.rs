@@ -193,7 +193,7 @@ pub(super) fn train_adversarial(
                 }
             }
             if epoch + 1 >= w && dm.tau == TauRule::HeldOut {
-                for (state, tau) in risk.iter_mut().zip(held_out_median(net, ds, &x, &labels, k)?) {
+                for (state, tau) in risk.iter_mut().zip(held_out_mean(net, ds, &x, &labels, k)?) {
                     state.tau = tau;
                 }
             }
@@ -203,7 +203,7 @@ pub(super) fn train_adversarial(
 }
 
 /// Every model's mean natural loss on the test split (rows no model trains on).
-fn held_out_median(
+fn held_out_mean(
     net: &BatchedMlp,
     ds: &Dataset,
     x: &[f32],

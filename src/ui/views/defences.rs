@@ -5,8 +5,7 @@
 
 use egui_plot::{Line, Plot, PlotPoints, Points, Text};
 
-use crate::defence::compare::Defence;
-use crate::defence::compare::{DefenceRow, DefencesReport};
+use crate::defence::compare::{DEMEM_NO_EFFECT, Defence, DefenceRow, DefencesReport, demem_comparisons};
 use crate::defence::demem::{Adversarial, Demem};
 use crate::defence::dp_sgd::DpSettings;
 use crate::ui::app::AppCtx;
@@ -329,26 +328,17 @@ fn findings(report: &DefencesReport) -> Vec<String> {
 }
 
 /// For a DeMem-style variant that did not lower LiRA against its PGD-AT sibling: why.
-fn demem_notes(report: &DefencesReport) -> impl Iterator<Item = String> + '_ {
-    report.rows.iter().filter_map(|d| {
-        let at = d
-            .defence
-            .split(" + DeMem")
-            .next()
-            .filter(|_| d.defence.contains("DeMem"))?;
-        let a = report
-            .rows
-            .iter()
-            .find(|a| a.defence == at && a.variant_of == d.variant_of)?;
-        (d.lira_auc >= a.lira_auc - 0.005).then(|| {
+fn demem_notes(report: &DefencesReport) -> Vec<String> {
+    demem_comparisons(&report.rows)
+        .iter()
+        .filter(|c| !c.lowered_lira())
+        .map(|c| {
             format!(
-                "{}: DeMem-style did not lower LiRA against {} (AUC {:.3} vs {:.3}): its hinge acts only on \
-                 high-risk rows fitted below τ, and adversarial training already left this zoo's hard rows \
-                 unfitted. The paper's gain is on CIFAR-scale CNNs that overfit under PGD-AT.",
-                d.zoo, a.zoo, d.lira_auc, a.lira_auc
+                "{}: DeMem-style did not lower LiRA against {} (AUC {:.3} vs {:.3}): {DEMEM_NO_EFFECT}.",
+                c.demem.zoo, c.pgd_at.zoo, c.demem.lira_auc, c.pgd_at.lira_auc
             )
         })
-    })
+        .collect()
 }
 
 fn table_ui(ui: &mut egui::Ui, report: &DefencesReport) {
