@@ -44,6 +44,7 @@ pub mod report;
 pub mod ssl;
 pub mod story;
 pub mod study;
+pub mod tabular;
 pub mod train;
 
 #[cfg(feature = "gui")]

@@ -104,6 +104,8 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Defences(args) => super::defences::defences(args, json),
         Command::Mat(args) => super::mat::mat(args, json),
         Command::Fairness(args) => super::fairness::fairness(args, json),
+        Command::TrainTabular(args) => super::tabular::train_tabular_cmd(args, json),
+        Command::TabMemorization(args) => super::tabular::tab_memorization(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Report { study, out } => super::report::report(&study, &out, json),
         Command::Screenshot {

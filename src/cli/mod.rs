@@ -23,6 +23,7 @@ mod report;
 mod sample;
 mod sharpness;
 mod ssl;
+mod tabular;
 mod zoo;
 
 use std::path::PathBuf;
@@ -249,6 +250,15 @@ pub enum Command {
     /// opportunity and equalized odds differences, first group minus second, from a predictions
     /// CSV (index, split, group, y_true, y_pred).
     Fairness(fairness::FairnessArgs),
+
+    /// Train a TabDDPM-style diffusion model on a table (bundled Adult or a CSV), optionally with
+    /// TabCutMix or TabCutMixPlus, measuring the memorization ratio (Fang et al.) at epoch
+    /// checkpoints; writes STUDY/tabular/ID (card, weights, synthetic rows as CSV).
+    TrainTabular(tabular::TrainTabularArgs),
+
+    /// The memorization ratio of a tabular model's synthetic rows (d(NN1)/d(NN2) < 1/3) per
+    /// checkpoint, the memorized rows beside their training twins, TSTR accuracy and quality.
+    TabMemorization(tabular::TabMemorizationArgs),
 
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {

@@ -1,0 +1,268 @@
+//! `rote train-tabular` and `rote tab-memorization`: a TabDDPM-style model on a table (Adult or a
+//! CSV), its memorization ratio per epoch checkpoint (Fang et al.), the memorized synthetic rows
+//! beside their training twins, and the quality of the synthetic rows.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::CliSink;
+use super::commands::print;
+use crate::error::{CoreError, CoreResult};
+use crate::job::{CancelToken, JobCtx};
+use crate::tabular::augment::Augment;
+use crate::tabular::memorization::{DistanceRule, THRESHOLD, nearest_two, summarize};
+use crate::tabular::table::MixedTable;
+use crate::tabular::train::{TabTrainConfig, TabularCard, load_card, load_table, train_tabular};
+
+/// Options of `rote train-tabular`.
+#[derive(Debug, clap::Args)]
+pub struct TrainTabularArgs {
+    /// `adult` (bundled) or a CSV with a header.
+    #[arg(long, default_value = "adult")]
+    pub data: String,
+    /// The column to predict (a CSV needs it; Adult's is `income`).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Training rows drawn from the train split (0 = all).
+    #[arg(long, default_value_t = TabTrainConfig::default().rows)]
+    pub rows: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = TabTrainConfig::default().epochs)]
+    pub epochs: usize,
+    /// Checkpoints at which the memorization ratio is measured (evenly spaced).
+    #[arg(long, default_value_t = TabTrainConfig::default().checkpoints)]
+    pub checkpoints: usize,
+    /// Training-set augmentation (TabCutMix appends 30% mixed rows, as the reference).
+    #[arg(long, value_enum, default_value = "none")]
+    pub augment: Augment,
+    /// Diffusion steps T (TabDDPM uses 1000).
+    #[arg(long, default_value_t = TabTrainConfig::default().arch.timesteps)]
+    pub timesteps: usize,
+    /// Hidden widths of the denoiser MLP.
+    #[arg(long, value_delimiter = ',', default_values_t = TabTrainConfig::default().arch.layers)]
+    pub layers: Vec<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = TabTrainConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = TabTrainConfig::default().lr)]
+    pub lr: f64,
+    /// Synthetic rows per checkpoint (0 = as many as training rows).
+    #[arg(long, default_value_t = 0)]
+    pub samples: usize,
+    /// Training rows planted as duplicates.
+    #[arg(long, default_value_t = 0)]
+    pub plant_duplicates: usize,
+    /// Copies of each planted row.
+    #[arg(long, default_value_t = TabTrainConfig::default().dup_factor)]
+    pub dup_factor: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model id (default from the recipe).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Study folder; the model goes to STUDY/tabular/ID.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `rote train-tabular`.
+pub fn train_tabular_cmd(args: TrainTabularArgs, json: bool) -> CoreResult<()> {
+    let mut cfg = TabTrainConfig {
+        data: args.data,
+        target: args.target,
+        rows: args.rows,
+        epochs: args.epochs,
+        checkpoints: args.checkpoints,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        augment: args.augment,
+        samples: args.samples,
+        plant_duplicates: args.plant_duplicates,
+        dup_factor: args.dup_factor,
+        seed: args.seed,
+        id: args.id.unwrap_or_default(),
+        ..TabTrainConfig::default()
+    };
+    cfg.arch.timesteps = args.timesteps;
+    cfg.arch.layers = args.layers;
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let card = train_tabular(&cfg, &args.out, &ctx);
+    sink.finish();
+    let card = card?;
+    let dir = crate::tabular::train::tabular_dir(&args.out).join(cfg.id_or_default());
+    let value = summary_json(&card, &dir, DistanceRule::Code, None);
+    print(json, &value, || summary_text(&card, &dir, DistanceRule::Code));
+    Ok(())
+}
+
+/// Options of `rote tab-memorization`.
+#[derive(Debug, clap::Args)]
+pub struct TabMemorizationArgs {
+    /// Tabular model folder (STUDY/tabular/ID).
+    pub model: PathBuf,
+    /// Which distance the headline ratio uses (both are always reported).
+    #[arg(long, value_enum, default_value = "code")]
+    pub rule: DistanceRule,
+    /// Measure these synthetic rows (a CSV with the model's header) instead of the model's own.
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+    /// Memorized rows listed beside their training twins.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// `rote tab-memorization`.
+pub fn tab_memorization(args: TabMemorizationArgs, json: bool) -> CoreResult<()> {
+    let card = load_card(&args.model)?;
+    let data = load_table(&card.config.data, card.config.target.as_deref())?;
+    if data.hash != card.data_hash {
+        return Err(CoreError::format(
+            &args.model,
+            format!(
+                "the card's data set hash {} differs from {}'s ({}); the data changed since training",
+                card.data_hash, card.config.data, data.hash
+            ),
+        ));
+    }
+    let real = MixedTable::from_data(&data, &card.members);
+    let samples_path = args
+        .samples
+        .clone()
+        .unwrap_or_else(|| args.model.join("samples.csv"));
+    let syn = MixedTable::read_csv(&samples_path, &card.codec.schema)?;
+    let pairs = nearest_two(&real, &syn, args.rule);
+    let summary = summarize(args.rule, &pairs);
+    let mut ranked: Vec<_> = pairs.iter().filter(|p| p.memorized(THRESHOLD)).collect();
+    ranked.sort_by(|a, b| {
+        a.ratio()
+            .total_cmp(&b.ratio())
+            .then(a.synthetic.cmp(&b.synthetic))
+    });
+    let header = real.header();
+    let memorized: Vec<serde_json::Value> = ranked
+        .iter()
+        .take(args.top)
+        .map(|p| {
+            let source = card.members.get(p.first).copied();
+            json!({
+                "synthetic_row": p.synthetic,
+                "training_row": source,
+                "planted": source.is_some_and(|s| card.planted.contains(&s)),
+                "ratio": p.ratio(),
+                "synthetic": syn.row_strings(p.synthetic),
+                "training": real.row_strings(p.first),
+            })
+        })
+        .collect();
+    let mut value = summary_json(&card, &args.model, args.rule, Some(&samples_path));
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("memorization_ratio".into(), json!(summary.ratio));
+        obj.insert("memorization_auc".into(), json!(summary.auc));
+        obj.insert("columns".into(), json!(header));
+        obj.insert("memorized".into(), json!(memorized));
+    }
+    print(json, &value, || {
+        let mut text = summary_text(&card, &args.model, args.rule);
+        if args.samples.is_some() {
+            text.push_str(&format!(
+                "\n{}: memorization ratio {:.1}% ({})",
+                samples_path.display(),
+                100.0 * summary.ratio,
+                args.rule.label()
+            ));
+        }
+        for p in ranked.iter().take(args.top) {
+            text.push_str(&format!(
+                "\n  synthetic #{} (d1/d2 {:.2}): {}\n  training  #{}:            {}",
+                p.synthetic,
+                p.ratio(),
+                syn.row_strings(p.synthetic).join(", "),
+                card.members.get(p.first).copied().unwrap_or(p.first),
+                real.row_strings(p.first).join(", ")
+            ));
+        }
+        if ranked.is_empty() {
+            text.push_str(
+                "\nno synthetic row is closer to one training row than a third of its distance \
+                 to the next: nothing is memorized by this rule (train longer, on fewer rows, or \
+                 plant duplicates to see copying)",
+            );
+        }
+        text
+    });
+    Ok(())
+}
+
+fn pick(card: &TabularCard, rule: DistanceRule) -> Vec<(usize, f64)> {
+    card.by_epoch
+        .iter()
+        .map(|r| {
+            let m = match rule {
+                DistanceRule::Code => &r.code,
+                DistanceRule::Global => &r.global,
+            };
+            (r.epoch, m.ratio)
+        })
+        .collect()
+}
+
+fn summary_json(
+    card: &TabularCard,
+    dir: &Path,
+    rule: DistanceRule,
+    samples: Option<&Path>,
+) -> serde_json::Value {
+    let series = pick(card, rule);
+    let last = card.by_epoch.last();
+    json!({
+        "model": dir,
+        "rule": rule,
+        "rule_label": rule.label(),
+        "threshold": THRESHOLD,
+        "augment": card.config.augment,
+        "memorization_ratio": series.last().map(|s| s.1),
+        "memorization_ratio_code": last.map(|r| r.code.ratio),
+        "memorization_ratio_global": last.map(|r| r.global.ratio),
+        "by_epoch": card.by_epoch.iter().map(|r| json!({
+            "epoch": r.epoch,
+            "loss": r.loss,
+            "memorization_ratio": match rule { DistanceRule::Code => r.code.ratio, DistanceRule::Global => r.global.ratio },
+            "memorization_ratio_code": r.code.ratio,
+            "memorization_ratio_global": r.global.ratio,
+            "median_dcr": r.code.median_dcr,
+        })).collect::<Vec<_>>(),
+        "tstr_accuracy": card.tstr_accuracy,
+        "trtr_accuracy": card.trtr_accuracy,
+        "quality": card.quality,
+        "training_rows": card.members.len(),
+        "planted_rows": card.planted.len(),
+        "augmented_rows": card.augmented_rows,
+        "rows_per_second": card.rows_per_second,
+        "samples": samples,
+    })
+}
+
+fn summary_text(card: &TabularCard, dir: &Path, rule: DistanceRule) -> String {
+    let series: Vec<String> = pick(card, rule)
+        .iter()
+        .map(|(e, r)| format!("epoch {e}: {:.1}%", 100.0 * r))
+        .collect();
+    format!(
+        "{}: {} training rows, augmentation {}\nmemorization ratio ({}): {}\nTSTR accuracy {:.1}% \
+         (trained on real rows: {:.1}%), marginal fidelity {:.3}, correlation difference {:.3}",
+        dir.display(),
+        card.members.len(),
+        card.config.augment.label(),
+        rule.label(),
+        series.join(", "),
+        100.0 * card.tstr_accuracy,
+        100.0 * card.trtr_accuracy,
+        card.quality.marginal_fidelity,
+        card.quality.correlation_difference
+    )
+}
