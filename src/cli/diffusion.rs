@@ -144,6 +144,13 @@ fn command_line() -> String {
 
 /// `rote train --family ddpm`.
 pub fn train_ddpm(args: TrainArgs, json: bool) -> CoreResult<()> {
+    if crate::data::bundled(&args.data).is_some_and(|b| b.kind == crate::data::BundledKind::Table) {
+        return Err(crate::error::CoreError::Invalid(format!(
+            "{} is a table: rote's DDPM is an image UNet; train a tabular diffusion model with \
+             `rote train-tabular --data {}`",
+            args.data, args.data
+        )));
+    }
     let subset_ratio = if args.models > 1 && args.subset_ratio >= 1.0 {
         0.5
     } else {

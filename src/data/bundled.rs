@@ -113,7 +113,7 @@ static BUNDLED: &[BundledDataset] = &[
     BundledDataset {
         name: "adult",
         kind: BundledKind::Table,
-        description: "UCI Adult census income, 32,561 rows x 15 columns",
+        description: "UCI Adult census income, 32,561 rows x 15 columns (target income; 80/20 seeded stratified split)",
         file: "tabular/adult.data.gz",
         credit: "UCI Adult, CC BY 4.0; via mglearn 0.2.0 (BSD)",
     },
@@ -144,6 +144,10 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> CoreResult<([usize; 4], 
 /// Loads a bundled image set by name.
 pub fn load_bundled(name: &str) -> CoreResult<Dataset> {
     let entry = bundled(name).ok_or_else(|| CoreError::Invalid(format!("no bundled data set '{name}'")))?;
+    if name == "adult" {
+        // Rows encoded as features (target income; see Dataset::from_tabular).
+        return Dataset::from_tabular(&super::tabular::load_adult()?);
+    }
     if entry.kind != BundledKind::Images {
         return Err(CoreError::Invalid(format!(
             "'{name}' is {:?} data, not an image set",

@@ -45,6 +45,10 @@ pub struct Dataset {
     pub max_value: u8,
     /// Hex content hash over shape, pixels and labels (first 16 hex digits of SHA-256).
     pub hash: String,
+    /// A table's encoded rows (N x width, standardised numerics and one-hot categoricals; see
+    /// [`TabularData::encode`](super::tabular::TabularData::encode)): where present, the model
+    /// inputs are these instead of the pixels (which are zeros), and the set is 1 x 1 x width.
+    pub features: Option<Arc<[f32]>>,
 }
 
 impl Dataset {
@@ -128,7 +132,45 @@ impl Dataset {
             split: split.into(),
             max_value,
             hash,
+            features: None,
         })
+    }
+
+    /// A table as a data set: every row encoded (numerics standardised with the train split's
+    /// mean and deviation, categoricals one-hot, the target excluded), labels from the target,
+    /// the table's own split and hash.
+    pub fn from_tabular(table: &super::tabular::TabularData) -> CoreResult<Self> {
+        let n = table.n_rows();
+        let rows: Vec<usize> = (0..n).collect();
+        let (x, width) = table.encode(&rows);
+        let mut ds = Self::new(
+            table.name.clone(),
+            table.source.clone(),
+            [n, 1, 1, width],
+            vec![0u8; n * width],
+            table.labels.clone(),
+            table.class_names.clone(),
+            1,
+            Some(table.split.clone()),
+        )?;
+        ds.features = Some(x.into());
+        ds.hash = table.hash.clone();
+        Ok(ds)
+    }
+
+    /// Whether this set is an encoded table (see [`Dataset::features`]).
+    pub fn is_tabular(&self) -> bool {
+        self.features.is_some()
+    }
+
+    /// Carries `other`'s table features over to this rebuilt copy of it (same rows, e.g. with
+    /// planted labels or another split); the hash combines both so it still names the table.
+    pub fn with_features_of(mut self, other: &Self) -> Self {
+        if let Some(f) = &other.features {
+            self.features = Some(f.clone());
+            self.hash = format!("{}-{}", other.hash, &self.hash[..8.min(self.hash.len())]);
+        }
+        self
     }
 
     /// `self` followed by `other` (same image shape and value range), labels kept; the split
@@ -159,7 +201,7 @@ impl Dataset {
         } else {
             other.class_names.clone()
         };
-        Self::new(
+        let mut out = Self::new(
             format!("{}+{}", self.name, other.name),
             format!("{} + {}", self.source, other.source),
             [self.n + other.n, self.c, self.h, self.w],
@@ -168,7 +210,11 @@ impl Dataset {
             names,
             self.max_value,
             Some(split),
-        )
+        )?;
+        if let (Some(a), Some(b)) = (&self.features, &other.features) {
+            out.features = Some([&a[..], &b[..]].concat().into());
+        }
+        Ok(out)
     }
 
     /// Replaces the split.
@@ -220,17 +266,31 @@ impl Dataset {
             .collect()
     }
 
-    /// Image `i` as floats in [0, 1], C x H x W.
+    /// Image `i` as floats in [0, 1], C x H x W (a table's row: its encoded features).
     pub fn image_f32(&self, i: usize) -> Option<Vec<f32>> {
+        if let Some(f) = &self.features {
+            let len = self.image_len();
+            return f.get(i * len..(i + 1) * len).map(<[f32]>::to_vec);
+        }
         let scale = 1.0 / f32::from(self.max_value.max(1));
         self.image(i)
             .map(|px| px.iter().map(|&p| f32::from(p) * scale).collect())
     }
 
-    /// Images at `indices` as one flat f32 buffer in [0, 1] (len x C x H x W).
+    /// Images at `indices` as one flat f32 buffer in [0, 1] (len x C x H x W); a table's rows
+    /// as their encoded features.
     pub fn batch_f32(&self, indices: &[usize]) -> Vec<f32> {
-        let scale = 1.0 / f32::from(self.max_value.max(1));
         let len = self.image_len();
+        if let Some(f) = &self.features {
+            let mut out = Vec::with_capacity(indices.len() * len);
+            for &i in indices {
+                if let Some(row) = f.get(i * len..(i + 1) * len) {
+                    out.extend_from_slice(row);
+                }
+            }
+            return out;
+        }
+        let scale = 1.0 / f32::from(self.max_value.max(1));
         let mut out = Vec::with_capacity(indices.len() * len);
         for &i in indices {
             if let Some(px) = self.image(i) {

@@ -49,6 +49,19 @@ impl Family {
             Self::Softmax => "softmax",
         }
     }
+
+    /// Refuses a family that cannot take `ds`: convolutions need images, and a table's rows are
+    /// feature vectors (the MLP and softmax regression take them).
+    pub fn check_data(self, ds: &crate::data::Dataset) -> crate::error::CoreResult<()> {
+        if self == Self::Cnn && ds.is_tabular() {
+            return Err(crate::error::CoreError::Invalid(format!(
+                "{} is a table: a CNN needs images; use --family mlp or softmax (a tabular \
+                 diffusion model is `rote train-tabular`)",
+                ds.name
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The architecture of a classifier: everything needed to rebuild it before loading weights.

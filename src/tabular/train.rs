@@ -291,6 +291,14 @@ fn run(
     } else {
         cfg.samples
     };
+    // An exponential moving average of the weights samples (as TabDDPM's Trainer keeps one); its
+    // horizon is 5% of training, at most TabDDPM's 1000 steps (decay 0.999).
+    let vars = model.varmap.all_vars();
+    let mut ema: Vec<candle_core::Tensor> = vars
+        .iter()
+        .map(|v| v.as_tensor().copy())
+        .collect::<Result<_, _>>()?;
+    let decay = ema_decay(cfg.epochs * steps_per_epoch);
     let mut order: Vec<usize> = (0..n).collect();
     let mut by_epoch = Vec::new();
     let mut last = None;
@@ -319,6 +327,9 @@ fn run(
             }
             loss_sum += value;
             opt.backward_step(&loss)?;
+            for (e, v) in ema.iter_mut().zip(&vars) {
+                *e = ((&*e * decay)? + (v.as_tensor() * (1.0 - decay))?)?;
+            }
             ctx.progress("training", ((epoch - 1) * steps_per_epoch + b + 1) as u64, total);
             ctx.checkpoint()?;
         }
@@ -336,7 +347,21 @@ fn run(
             ));
         }
         if checkpoints.contains(&epoch) {
-            let syn = sample_rows(model, samples, cfg.seed ^ ((epoch as u64) << 8), ctx)?;
+            let live: Vec<candle_core::Tensor> = vars
+                .iter()
+                .map(|v| v.as_tensor().copy())
+                .collect::<Result<_, _>>()?;
+            for (v, e) in vars.iter().zip(&ema) {
+                v.set(e)?;
+            }
+            let syn = sample_rows(model, samples, cfg.seed ^ ((epoch as u64) << 8), ctx);
+            // The last checkpoint leaves the averaged weights in place: they are what is saved.
+            if epoch < cfg.epochs {
+                for (v, t) in vars.iter().zip(&live) {
+                    v.set(t)?;
+                }
+            }
+            let syn = syn?;
             let name = format!("samples-epoch-{epoch}.csv");
             syn.write_csv(&dir.join(&name))?;
             let code = memorization_ratio(real, &syn, DistanceRule::Code);
@@ -372,6 +397,13 @@ fn run(
         train_seconds,
         rows_per_second: (cfg.epochs * n) as f64 / train_seconds.max(1e-9),
     })
+}
+
+/// Decay of the weights' moving average for `steps` optimiser steps: a horizon of 5% of training,
+/// between 10 and 1000 steps.
+pub fn ema_decay(steps: usize) -> f64 {
+    let horizon = (steps as f64 / 20.0).clamp(10.0, 1000.0);
+    1.0 - 1.0 / horizon
 }
 
 /// Reads `card.json` of a tabular model folder.

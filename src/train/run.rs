@@ -432,6 +432,7 @@ pub fn train_into_study(
     study: &mut Study,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<TrainOutcome> {
+    cfg.family.check_data(ds)?;
     let id = if cfg.id.is_empty() {
         study.new_model_id(&format!("{}-{}-s{}", cfg.family.as_str(), ds.name, cfg.seed))
     } else if study.models_dir().join(&cfg.id).exists() {

@@ -257,6 +257,7 @@ pub fn with_planted(ds: &Dataset, planted: &[(u32, u16, u16)]) -> CoreResult<Dat
         // The split stays the original one: planting must not move samples between splits.
         Some(ds.split.to_vec()),
     )
+    .map(|d| d.with_features_of(ds))
 }
 
 /// An open zoo: manifest, folder and the indices of the models on disk.
@@ -340,6 +341,7 @@ pub fn train_zoo(
     group: usize,
     ctx: &JobCtx<'_>,
 ) -> CoreResult<ZooRun> {
+    cfg.train.family.check_data(ds)?;
     let t0 = Instant::now();
     let dir = zoo_dir(study, &cfg.id);
     let manifest = match Zoo::open(&dir) {

@@ -161,6 +161,7 @@ pub fn with_subset_split(ds: &Dataset, rows: &[Vec<usize>]) -> CoreResult<Datase
         ds.max_value,
         Some(split),
     )
+    .map(|d| d.with_features_of(ds))
 }
 
 fn hex(bytes: &[u8]) -> String {
