@@ -99,6 +99,14 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         }
         return Ok(());
     }
+    if let BenchWhich::Tabular {
+        rows,
+        epochs,
+        samples,
+    } = which
+    {
+        return super::tabular::bench_tabular_cmd(rows, epochs, samples, json);
+    }
     if let BenchWhich::Layermem {
         augmentations,
         unit_augmentations,
@@ -264,6 +272,7 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         | BenchWhich::All { .. }
         | BenchWhich::Lm { .. }
         | BenchWhich::DpZoo { .. }
+        | BenchWhich::Tabular { .. }
         | BenchWhich::Diffusers { .. } => {}
         BenchWhich::Train {
             family,
@@ -535,6 +544,11 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
             family: crate::model::Family::Mlp,
             epochs: 2,
             device: device.into(),
+        },
+        BenchWhich::Tabular {
+            rows: 0,
+            epochs: 2,
+            samples: 2000,
         },
         // DP-SGD zoos train on the CPU whatever the device; 4 x 1 keeps Opacus's side (per-sample
         // gradients materialised, the models one after another) near two minutes on two cores.

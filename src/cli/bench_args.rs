@@ -202,6 +202,19 @@ pub enum BenchWhich {
         #[arg(long)]
         no_scroll: bool,
     },
+    /// Tabular diffusion on Adult: training rows/s, sampling, and the memorization-ratio search
+    /// (every synthetic row against every training row).
+    Tabular {
+        /// Training rows (0 = the whole train split, 26,049).
+        #[arg(long, default_value_t = 0)]
+        rows: usize,
+        /// Epochs.
+        #[arg(long, default_value_t = 2)]
+        epochs: usize,
+        /// Synthetic rows drawn and searched.
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+    },
     /// MLP/CNN training time per epoch on MNIST-10k.
     Train {
         /// Family.

@@ -266,3 +266,31 @@ fn summary_text(card: &TabularCard, dir: &Path, rule: DistanceRule) -> String {
         card.quality.correlation_difference
     )
 }
+
+/// `rote bench tabular`.
+pub fn bench_tabular_cmd(rows: usize, epochs: usize, samples: usize, json: bool) -> CoreResult<()> {
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(true);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let r = crate::tabular::bench::bench_tabular(rows, epochs, samples, &ctx);
+    sink.finish();
+    let r = r?;
+    print(json, &json!({"bench": "tabular", "result": r}), || {
+        format!(
+            "tabular diffusion on Adult ({} rows, {} epochs, {} threads): {:.0} training rows/s; \
+             {} rows x {} steps sampled in {:.1} s; memorization search {:.2} s (code) / {:.2} s \
+             (global), {:.2e} pairs/s",
+            r.rows,
+            r.epochs,
+            r.threads,
+            r.train_rows_per_second,
+            r.samples,
+            r.timesteps,
+            r.sample_seconds,
+            r.search_seconds_code,
+            r.search_seconds_global,
+            r.pairs_per_second
+        )
+    });
+    Ok(())
+}

@@ -7,6 +7,7 @@
 //! Tabular view and the report's Tabular section.
 
 pub mod augment;
+pub mod bench;
 pub mod ddpm;
 pub mod memorization;
 pub mod quality;
