@@ -3,6 +3,8 @@
 //! on Adult rows with planted duplicates replicates the planted rows far more than the others.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
+mod common;
+
 use rote::data::tabular::load_adult;
 use rote::job::{CancelToken, JobCtx, NullSink};
 use rote::tabular::augment::Augment;
@@ -118,4 +120,65 @@ fn tabddpm_replicates_planted_duplicates() {
     assert!(card.quality.marginal_fidelity > 0.5, "{:?}", card.quality);
     assert!(card.tstr_accuracy > 0.6, "TSTR {}", card.tstr_accuracy);
     std::fs::remove_dir_all(&study).ok();
+}
+
+#[test]
+fn cli_trains_and_reports_the_memorized_rows_beside_their_twins() {
+    let dir = tempfile_dir("cli");
+    let study = dir.join("study");
+    let s = study.to_str().unwrap();
+    let args = [
+        "train-tabular",
+        "--rows",
+        "300",
+        "--epochs",
+        "120",
+        "--checkpoints",
+        "2",
+        "--timesteps",
+        "50",
+        "--layers",
+        "128,128",
+        "--batch-size",
+        "128",
+        "--samples",
+        "600",
+        "--plant-duplicates",
+        "8",
+        "--dup-factor",
+        "30",
+        "--id",
+        "cli",
+        "--out",
+        s,
+        "--json",
+    ];
+    let v = common::json_of(&common::rote(&args, &dir));
+    assert_eq!(v["by_epoch"].as_array().unwrap().len(), 2, "{v}");
+    for key in ["memorization_ratio", "tstr_accuracy", "trtr_accuracy"] {
+        assert!(v[key].as_f64().is_some(), "{key}: {v}");
+    }
+    assert!(v["quality"]["marginal_fidelity"].as_f64().unwrap() > 0.0);
+    let model = study.join("tabular").join("cli");
+    let m = model.to_str().unwrap();
+    let out = common::rote(&["tab-memorization", m, "--rule", "global", "--json"], &dir);
+    let v = common::json_of(&out);
+    let memorized = v["memorized"].as_array().unwrap();
+    assert!(!memorized.is_empty(), "{v}");
+    assert_eq!(memorized[0]["synthetic"].as_array().unwrap().len(), 15);
+    assert_eq!(memorized[0]["training"].as_array().unwrap().len(), 15);
+    assert!(
+        memorized.iter().any(|r| r["planted"] == true),
+        "no planted twin: {v}"
+    );
+    // Rows from another generator with a wrong header: one error naming the file.
+    let bad = dir.join("other.csv");
+    std::fs::write(&bad, "a,b\n1,2\n").unwrap();
+    let out = common::rote(&["tab-memorization", m, "--samples", bad.to_str().unwrap()], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("other.csv") && err.contains("header"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
