@@ -171,6 +171,14 @@ fn cli_trains_and_reports_the_memorized_rows_beside_their_twins() {
         memorized.iter().any(|r| r["planted"] == true),
         "no planted twin: {v}"
     );
+    // The report's Tabular section lists the memorized rows beside their planted twins.
+    let report = dir.join("report");
+    let out = common::rote(&["report", s, "--out", report.to_str().unwrap()], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("Tabular: cli"), "no Tabular section");
+    let rows = std::fs::read_to_string(report.join("tabular-cli-memorized.csv")).unwrap();
+    assert!(rows.contains("(planted)"), "{rows}");
     // Rows from another generator with a wrong header: one error naming the file.
     let bad = dir.join("other.csv");
     std::fs::write(&bad, "a,b\n1,2\n").unwrap();

@@ -88,6 +88,7 @@ pub fn train_tabular_cmd(args: TrainTabularArgs, json: bool) -> CoreResult<()> {
     };
     cfg.arch.timesteps = args.timesteps;
     cfg.arch.layers = args.layers;
+    crate::study::Study::open_or_create(&args.out)?;
     let cancel = CancelToken::new();
     let sink = CliSink::new(json);
     let ctx = JobCtx::new(&cancel, &sink);

@@ -20,6 +20,7 @@ mod lm;
 mod memorization;
 mod mia;
 mod sharpness;
+mod tabular;
 mod staging;
 mod study_models;
 mod svg;
@@ -196,7 +197,7 @@ pub(crate) fn prefixed_json(root: &Path, prefix: &str) -> Vec<(PathBuf, PathBuf)
 /// The stages, in page order.
 type Stage = fn(&mut Report<'_>, &JobCtx<'_>) -> CoreResult<()>;
 
-const STAGES: [(&str, Stage); 12] = [
+const STAGES: [(&str, Stage); 13] = [
     ("models", study_models::add),
     ("memorization", memorization::add),
     ("membership", mia::add),
@@ -209,6 +210,7 @@ const STAGES: [(&str, Stage); 12] = [
     ("exposure", exposure::add),
     ("language models", lm::add),
     ("defences", defences::add),
+    ("tabular", tabular::add),
 ];
 
 /// The last component of `p` (a model or zoo folder name), lossily as text.
