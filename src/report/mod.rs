@@ -20,10 +20,10 @@ mod lm;
 mod memorization;
 mod mia;
 mod sharpness;
-mod tabular;
 mod staging;
 mod study_models;
 mod svg;
+mod tabular;
 
 use std::path::{Path, PathBuf};
 
