@@ -91,6 +91,11 @@ fn tabddpm_replicates_planted_duplicates() {
     assert_eq!(card2.members, card.members);
     assert_eq!(card.by_epoch.len(), 2);
     assert!(dir.join("samples.csv").exists() && dir.join("weights.safetensors").exists());
+    // The saved weights load back into the recorded architecture.
+    let weights = dir.join("weights.safetensors");
+    let device = candle_core::Device::Cpu;
+    rote::tabular::ddpm::TabDdpm::load(card.config.arch.clone(), card.codec.clone(), &weights, &device)
+        .unwrap();
 
     // Per distinct training row: how many synthetic rows are memorized copies of it.
     let data = load_adult().unwrap();

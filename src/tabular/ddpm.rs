@@ -174,19 +174,7 @@ pub struct TabDdpm {
 impl TabDdpm {
     /// A model with seeded weights.
     pub fn fresh(arch: TabDdpmArch, codec: Codec, seed: u64, device: &Device) -> CoreResult<Self> {
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let net = Denoiser::new(&arch, codec.width(), vb)?;
-        crate::model::seeded_init(&varmap, seed)?;
-        let schedule = Schedule::new(ScheduleKind::Cosine, arch.timesteps);
-        Ok(Self {
-            arch,
-            codec,
-            net,
-            varmap,
-            schedule,
-            device: device.clone(),
-        })
+        Self::build(arch, codec, device, |vm| crate::model::seeded_init(vm, seed))
     }
 
     /// A model whose weights are read from `weights` (safetensors).
@@ -196,10 +184,21 @@ impl TabDdpm {
         weights: &std::path::Path,
         device: &Device,
     ) -> CoreResult<Self> {
+        Self::build(arch, codec, device, |vm| {
+            crate::model::fill_varmap(vm, weights, "tabular DDPM", device)
+        })
+    }
+
+    fn build(
+        arch: TabDdpmArch,
+        codec: Codec,
+        device: &Device,
+        fill: impl FnOnce(&VarMap) -> CoreResult<()>,
+    ) -> CoreResult<Self> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let net = Denoiser::new(&arch, codec.width(), vb)?;
-        crate::model::fill_varmap(&varmap, weights, "tabular DDPM", device)?;
+        fill(&varmap)?;
         let schedule = Schedule::new(ScheduleKind::Cosine, arch.timesteps);
         Ok(Self {
             arch,
