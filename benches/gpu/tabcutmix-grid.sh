@@ -13,6 +13,7 @@ SEEDS=${SEEDS:-"0 1 2 3"}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/tabcutmix.log") 2>&1
 R=/tmp/rote
+export ROTE_ASSETS=${ROTE_ASSETS:-$PWD/assets}
 [ -x $R ] || { python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('.gpu/rote-cpu.xz'), open('$R','wb'))" && chmod +x $R; }
 nproc; lscpu | grep -m1 'Model name'
 work=/tmp/tabgrid
