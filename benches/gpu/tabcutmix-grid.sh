@@ -6,7 +6,8 @@
 #   bash benches/gpu/tabcutmix-grid.sh            # on the device machine, in the repo root
 #   python3 benches/gpu/tabcutmix-summary.py $OUT/tabcutmix.jsonl
 # Regimes: "default" = the CLI's defaults (2,000 rows, 400 epochs); "small" = 1,000 rows, 800
-# epochs (the same number of optimiser steps on half the rows). QUICK=1: tiny runs, to test the script.
+# epochs (the same number of optimiser steps on half the rows); "long" = 2,000 rows, 800 epochs.
+# REGIMES="small long" picks some; SEEDS="0 1" the seeds. QUICK=1: tiny runs, to test the script.
 set -u
 OUT=${OUT:-/tmp/out}
 SEEDS=${SEEDS:-"0 1 2 3"}
@@ -20,10 +21,11 @@ work=/tmp/tabgrid
 rm -rf "$work"; mkdir -p "$work"
 start=$(date +%s)
 pids=()
-for regime in default small; do
+for regime in ${REGIMES:-default small long}; do
   case $regime in
     default) flags="--rows 2000 --epochs 400" ;;
     small) flags="--rows 1000 --epochs 800" ;;
+    long) flags="--rows 2000 --epochs 800" ;;
   esac
   [ -n "${QUICK:-}" ] && flags="--rows 300 --epochs 8 --checkpoints 2"
   for seed in $SEEDS; do
