@@ -19,6 +19,7 @@ shot inversion --view inversion
 shot layers --view layers-drill
 shot exposure --view exposure
 shot text --view text
+shot tabular --view tabular
 shot defences --view defences
 shot settings --view settings
 # Presentation mode at a projector's resolution: mid-denoising, and the finished inversion.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{Table, load_csv};
 use crate::error::{CoreError, CoreResult};
-use crate::measure::fairness::fairness as measure;
+use crate::measure::fairness_model::{MeasuredFairness, measure_table, model_predictions};
 
 /// `rote fairness`.
 #[derive(Debug, clap::Args)]
@@ -54,75 +54,6 @@ pub fn fairness(args: FairnessArgs, json: bool) -> CoreResult<()> {
     }
 }
 
-/// Predictions of a tabular classifier on every row of its table, as a predictions table.
-fn model_predictions(dir: &Path, protected: Option<&str>) -> CoreResult<Table> {
-    let card = crate::model::ModelCard::load(&dir.join("card.json"))?;
-    let name = &card.dataset.name;
-    let is_table = crate::data::bundled(name).is_some_and(|b| b.kind == crate::data::BundledKind::Table);
-    if !is_table {
-        return Err(CoreError::format(
-            dir,
-            format!(
-                "was trained on '{name}', not a table: group fairness needs protected attributes \
-                 (train one with `rote train --family mlp --data adult`, or pass --predictions)"
-            ),
-        ));
-    }
-    let table = crate::data::tabular::load_adult()?;
-    let ds = crate::data::Dataset::from_tabular(&table)?;
-    let device = candle_core::Device::Cpu;
-    let loaded = crate::model::load_model(dir, Some(&ds), &device)?;
-    let column_name = match protected {
-        Some(p) => p.to_string(),
-        None => table
-            .protected
-            .first()
-            .map(|&k| table.columns[k].name.clone())
-            .ok_or_else(|| CoreError::Invalid("the table names no protected attribute".into()))?,
-    };
-    let column = table.column(&column_name).ok_or_else(|| {
-        CoreError::Invalid(format!(
-            "no column '{column_name}' in {}; the columns are {:?}",
-            table.name,
-            table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
-        ))
-    })?;
-    let group_of = |i: usize| -> String {
-        match &column.values {
-            crate::data::ColumnValues::Categorical { codes, categories } => codes[i]
-                .and_then(|c| categories.get(c as usize).cloned())
-                .unwrap_or_else(|| "?".into()),
-            crate::data::ColumnValues::Numeric(v) => v[i].map_or("?".into(), |x| x.to_string()),
-        }
-    };
-    let mut rows = Vec::with_capacity(ds.n);
-    let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(4096) {
-        let x = candle_core::Tensor::from_vec(ds.batch_f32(chunk), (chunk.len(), ds.c, ds.h, ds.w), &device)?;
-        let pred: Vec<u32> = loaded.model.forward(&x)?.argmax(1)?.to_vec1()?;
-        for (&i, &p) in chunk.iter().zip(&pred) {
-            let split = match ds.split[i] {
-                crate::data::Split::Train => "train",
-                crate::data::Split::Test => "test",
-            };
-            rows.push(vec![
-                i.to_string(),
-                split.to_string(),
-                group_of(i),
-                table.class_names[ds.labels[i] as usize].clone(),
-                table.class_names.get(p as usize).cloned().unwrap_or_default(),
-            ]);
-        }
-    }
-    Ok(Table {
-        source: format!("predictions of {}", dir.display()),
-        columns: ["index", "split", "group", "y_true", "y_pred"]
-            .map(String::from)
-            .to_vec(),
-        rows,
-    })
-}
-
 /// Writes a predictions table as CSV, atomically.
 fn write_table(table: &Table, path: &Path) -> CoreResult<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -139,64 +70,14 @@ fn write_table(table: &Table, path: &Path) -> CoreResult<()> {
 
 /// The fairness report of a predictions table (`path` names it in errors).
 fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreResult<()> {
-    let col = |name: &str| -> CoreResult<usize> {
-        table.columns.iter().position(|c| c == name).ok_or_else(|| {
-            CoreError::format(
-                path,
-                format!("no column '{name}'; the columns are {:?}", table.columns),
-            )
-        })
-    };
-    let (cs, cg, ct, cp) = (col("split")?, col("group")?, col("y_true")?, col("y_pred")?);
-    let rows: Vec<&Vec<String>> = table
-        .rows
-        .iter()
-        .filter(|r| args.split == "all" || r[cs] == args.split)
-        .collect();
-    if rows.is_empty() {
-        return Err(CoreError::format(
-            path,
-            format!(
-                "no row of split '{}' (use --split train, test or all)",
-                args.split
-            ),
-        ));
-    }
-    // Classes: the distinct labels, sorted (numerically when all are numbers); the last is positive.
-    let mut classes: Vec<String> = rows.iter().flat_map(|r| [r[ct].clone(), r[cp].clone()]).collect();
-    classes.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    });
-    classes.dedup();
-    let index = |v: &str| classes.iter().position(|c| c == v).unwrap_or(0);
-    let y_true: Vec<usize> = rows.iter().map(|r| index(&r[ct])).collect();
-    let y_pred: Vec<usize> = rows.iter().map(|r| index(&r[cp])).collect();
-    let group: Vec<String> = rows.iter().map(|r| r[cg].clone()).collect();
-    let (first, second) = match &args.groups {
-        Some(g) if g.len() == 2 => (g[0].clone(), g[1].clone()),
-        _ => {
-            let mut counts: Vec<(String, usize)> = Vec::new();
-            for g in &group {
-                match counts.iter_mut().find(|(n, _)| n == g) {
-                    Some(c) => c.1 += 1,
-                    None => counts.push((g.clone(), 1)),
-                }
-            }
-            counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            match counts.as_slice() {
-                [a, b, ..] => (a.0.clone(), b.0.clone()),
-                _ => {
-                    return Err(CoreError::format(
-                        path,
-                        "the 'group' column has fewer than two groups",
-                    ));
-                }
-            }
-        }
-    };
-    let report = measure(&y_true, &y_pred, &group, (&first, &second), classes.len().max(2))
-        .map_err(|e| CoreError::format(path, e.to_string()))?;
+    let measured = measure_table(table, path, &args.split, args.groups.as_deref())?;
+    let MeasuredFairness {
+        report,
+        classes,
+        rows,
+        first,
+        second,
+    } = &measured;
     if json {
         let mut value = serde_json::to_value(&report)
             .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
@@ -208,7 +89,7 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
     let positive = classes.last().map_or("", String::as_str);
     println!(
         "{first} minus {second} ({} rows of split {}, positive class '{positive}'):",
-        rows.len(),
+        rows,
         args.split
     );
     println!(

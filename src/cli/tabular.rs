@@ -8,12 +8,12 @@ use serde_json::json;
 
 use super::CliSink;
 use super::commands::print;
-use crate::error::{CoreError, CoreResult};
+use crate::error::CoreResult;
 use crate::job::{CancelToken, JobCtx};
 use crate::tabular::augment::Augment;
-use crate::tabular::memorization::{DistanceRule, THRESHOLD, nearest_two, summarize};
-use crate::tabular::table::MixedTable;
-use crate::tabular::train::{TabTrainConfig, TabularCard, load_card, load_table, train_tabular};
+use crate::tabular::memorization::{DistanceRule, THRESHOLD};
+use crate::tabular::train::{TabTrainConfig, TabularCard, train_tabular};
+use crate::tabular::twins::memorized_twins;
 
 /// Options of `rote train-tabular`.
 #[derive(Debug, clap::Args)]
@@ -119,44 +119,24 @@ pub struct TabMemorizationArgs {
 
 /// `rote tab-memorization`.
 pub fn tab_memorization(args: TabMemorizationArgs, json: bool) -> CoreResult<()> {
-    let card = load_card(&args.model)?;
-    let data = load_table(&card.config.data, card.config.target.as_deref())?;
-    if data.hash != card.data_hash {
-        return Err(CoreError::format(
-            &args.model,
-            format!(
-                "the card's data set hash {} differs from {}'s ({}); the data changed since training",
-                card.data_hash, card.config.data, data.hash
-            ),
-        ));
-    }
-    let real = MixedTable::from_data(&data, &card.members);
+    let (card, twins) = memorized_twins(&args.model, args.samples.as_deref(), args.rule)?;
     let samples_path = args
         .samples
         .clone()
         .unwrap_or_else(|| args.model.join("samples.csv"));
-    let syn = MixedTable::read_csv(&samples_path, &card.codec.schema)?;
-    let pairs = nearest_two(&real, &syn, args.rule);
-    let summary = summarize(args.rule, &pairs);
-    let mut ranked: Vec<_> = pairs.iter().filter(|p| p.memorized(THRESHOLD)).collect();
-    ranked.sort_by(|a, b| {
-        a.ratio()
-            .total_cmp(&b.ratio())
-            .then(a.synthetic.cmp(&b.synthetic))
-    });
-    let header = real.header();
-    let memorized: Vec<serde_json::Value> = ranked
+    let summary = &twins.summary;
+    let memorized: Vec<serde_json::Value> = twins
+        .rows
         .iter()
         .take(args.top)
-        .map(|p| {
-            let source = card.members.get(p.first).copied();
+        .map(|t| {
             json!({
-                "synthetic_row": p.synthetic,
-                "training_row": source,
-                "planted": source.is_some_and(|s| card.planted.contains(&s)),
-                "ratio": p.ratio(),
-                "synthetic": syn.row_strings(p.synthetic),
-                "training": real.row_strings(p.first),
+                "synthetic_row": t.synthetic_row,
+                "training_row": t.training_row,
+                "planted": t.planted,
+                "ratio": t.ratio,
+                "synthetic": t.synthetic,
+                "training": t.training,
             })
         })
         .collect();
@@ -164,7 +144,7 @@ pub fn tab_memorization(args: TabMemorizationArgs, json: bool) -> CoreResult<()>
     if let Some(obj) = value.as_object_mut() {
         obj.insert("memorization_ratio".into(), json!(summary.ratio));
         obj.insert("memorization_auc".into(), json!(summary.auc));
-        obj.insert("columns".into(), json!(header));
+        obj.insert("columns".into(), json!(twins.header));
         obj.insert("memorized".into(), json!(memorized));
     }
     print(json, &value, || {
@@ -177,17 +157,18 @@ pub fn tab_memorization(args: TabMemorizationArgs, json: bool) -> CoreResult<()>
                 args.rule.label()
             ));
         }
-        for p in ranked.iter().take(args.top) {
+        for t in twins.rows.iter().take(args.top) {
             text.push_str(&format!(
-                "\n  synthetic #{} (d1/d2 {:.2}): {}\n  training  #{}:            {}",
-                p.synthetic,
-                p.ratio(),
-                syn.row_strings(p.synthetic).join(", "),
-                card.members.get(p.first).copied().unwrap_or(p.first),
-                real.row_strings(p.first).join(", ")
+                "\n  synthetic #{} (d1/d2 {:.2}): {}\n  training  #{}{}:            {}",
+                t.synthetic_row,
+                t.ratio,
+                t.synthetic.join(", "),
+                t.training_row,
+                if t.planted { " (planted)" } else { "" },
+                t.training.join(", ")
             ));
         }
-        if ranked.is_empty() {
+        if twins.rows.is_empty() {
             text.push_str(
                 "\nno synthetic row is closer to one training row than a third of its distance \
                  to the next: nothing is memorized by this rule (train longer, on fewer rows, or \

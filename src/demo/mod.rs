@@ -14,6 +14,7 @@ pub mod diffusion;
 pub mod gpt;
 pub mod inversion;
 pub mod ssl;
+mod tabular;
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +113,7 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
     ssl::copy_demo_ssl(&study, &demo_assets_dir())?;
     canary::copy_demo_lm(&study, &demo_assets_dir())?;
     defences::copy_demo_defences(&study, &demo_assets_dir())?;
+    tabular::copy_demo_tabular(&study, &demo_assets_dir())?;
     Ok(study)
 }
 

@@ -5,9 +5,9 @@
 use super::{Report, Section, Table, html};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
-use crate::tabular::memorization::{DistanceRule, THRESHOLD, nearest_two};
-use crate::tabular::table::MixedTable;
-use crate::tabular::train::{TabularCard, load_table, tabular_dir};
+use crate::tabular::memorization::DistanceRule;
+use crate::tabular::train::{TabularCard, tabular_dir};
+use crate::tabular::twins::memorized_twins;
 
 /// Adds one section per tabular model.
 pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
@@ -99,48 +99,27 @@ fn section(
     body.push_str(&html::table(&t, 50, Some(&file)));
 
     // The memorized rows of the final samples beside their twins (global rule).
-    let data = match load_table(&card.config.data, card.config.target.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            body.push_str(&r.note(format!("{name}: cannot reload its data ({e}); rows left out")));
-            return Ok(());
-        }
-    };
-    let real = MixedTable::from_data(&data, &card.members);
-    let syn = match MixedTable::read_csv(&dir.join("samples.csv"), &card.codec.schema) {
-        Ok(s) => s,
+    let twins = match memorized_twins(dir, None, DistanceRule::Global) {
+        Ok((_, t)) => t,
         Err(e) => {
             body.push_str(&r.note(format!("{name}: {e}; rows left out")));
             return Ok(());
         }
     };
-    let mut pairs: Vec<_> = nearest_two(&real, &syn, DistanceRule::Global)
-        .into_iter()
-        .filter(|p| p.memorized(THRESHOLD))
-        .collect();
-    pairs.sort_by(|a, b| {
-        a.ratio()
-            .total_cmp(&b.ratio())
-            .then(a.synthetic.cmp(&b.synthetic))
-    });
     let mut header = vec!["row".to_string(), "d1/d2".to_string()];
-    header.extend(real.header());
+    header.extend(twins.header.iter().cloned());
     let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut rows = Table::new(&header_refs);
-    for p in &pairs {
+    for t in &twins.rows {
         let mut s: Vec<super::csv::Cell> =
-            vec![format!("synthetic #{}", p.synthetic).into(), p.ratio().into()];
-        s.extend(syn.row_strings(p.synthetic).into_iter().map(Into::into));
+            vec![format!("synthetic #{}", t.synthetic_row).into(), t.ratio.into()];
+        s.extend(t.synthetic.iter().cloned().map(Into::into));
         rows.push(s);
-        let source = card.members.get(p.first).copied().unwrap_or(p.first);
-        let planted = if card.planted.contains(&source) {
-            " (planted)"
-        } else {
-            ""
-        };
-        let mut t: Vec<super::csv::Cell> = vec![format!("training #{source}{planted}").into(), "".into()];
-        t.extend(real.row_strings(p.first).into_iter().map(Into::into));
-        rows.push(t);
+        let planted = if t.planted { " (planted)" } else { "" };
+        let mut tr: Vec<super::csv::Cell> =
+            vec![format!("training #{}{planted}", t.training_row).into(), "".into()];
+        tr.extend(t.training.iter().cloned().map(Into::into));
+        rows.push(tr);
     }
     let file = r.csv(
         &format!("tabular-{name}-memorized"),
@@ -149,8 +128,8 @@ fn section(
     )?;
     body.push_str(&html::h3(&format!(
         "Memorized synthetic rows beside their training twins ({} of {}, global distance)",
-        pairs.len(),
-        syn.n_rows()
+        twins.rows.len(),
+        twins.n_synthetic
     )));
     body.push_str(&html::table(&rows, 20, Some(&file)));
     Ok(())

@@ -15,5 +15,6 @@ pub mod quantile;
 pub mod sample;
 pub mod table;
 pub mod train;
+pub mod twins;
 
 pub use table::{ColumnRef, MixedTable, Schema};

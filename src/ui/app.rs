@@ -13,7 +13,7 @@ use super::textures::TextureCache;
 use super::toasts::{Level, Toasts};
 use super::views::{
     DataView, DefencesView, ExposureView, ExtractionView, InfluenceView, InpaintingView, InversionView,
-    LayersView, MemorizationView, ModelsView, PrivacyView, SettingsView, TextView, ZooResults,
+    LayersView, MemorizationView, ModelsView, PrivacyView, SettingsView, TabularView, TextView, ZooResults,
 };
 use super::widgets::jobs_bar_ui;
 use crate::data::Dataset;
@@ -27,99 +27,13 @@ mod dispatch;
 mod exposure;
 mod inversion;
 mod layers;
+mod nav;
 mod present;
 mod report;
+mod tabular;
 mod text;
 
-/// The views.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum View {
-    /// Images, classes, scores and neighbours.
-    #[default]
-    Data,
-    /// Model cards, training and curves.
-    Models,
-    /// Feldman-Zhang memorization from the study's zoo.
-    Memorization,
-    /// High-influence train/test pairs.
-    Influence,
-    /// Membership inference.
-    Privacy,
-    /// Training images extracted from a diffusion model.
-    Extraction,
-    /// The inpainting attack on diffusion models.
-    Inpainting,
-    /// Model inversion of face classifiers.
-    Inversion,
-    /// Per-layer and per-unit memorization of SSL encoders.
-    Layers,
-    /// Canary exposure and extraction in a character language model.
-    Exposure,
-    /// Extraction and membership inference on the documents of a Hugging Face language model.
-    Text,
-    /// What a defence changes: baselines and their defended variants side by side.
-    Defences,
-    /// Compute device and GPU adapter.
-    Settings,
-}
-
-/// Every view, in navigation order.
-pub const VIEWS: [View; 13] = [
-    View::Data,
-    View::Models,
-    View::Memorization,
-    View::Influence,
-    View::Privacy,
-    View::Extraction,
-    View::Inpainting,
-    View::Inversion,
-    View::Layers,
-    View::Exposure,
-    View::Text,
-    View::Defences,
-    View::Settings,
-];
-
-impl View {
-    /// Display name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Data => "Data",
-            Self::Models => "Models",
-            Self::Memorization => "Memorization",
-            Self::Influence => "Influence",
-            Self::Privacy => "Membership",
-            Self::Extraction => "Extraction",
-            Self::Inpainting => "Inpainting",
-            Self::Inversion => "Inversion",
-            Self::Layers => "Layers",
-            Self::Exposure => "Exposure",
-            Self::Text => "Text",
-            Self::Defences => "Defences",
-            Self::Settings => "Settings",
-        }
-    }
-
-    /// Parses a view name (for `rote screenshot --view`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "data" => Some(Self::Data),
-            "models" => Some(Self::Models),
-            "settings" => Some(Self::Settings),
-            "memorization" => Some(Self::Memorization),
-            "influence" => Some(Self::Influence),
-            "privacy" | "mia" | "membership" => Some(Self::Privacy),
-            "extraction" | "extract" => Some(Self::Extraction),
-            "inpainting" | "inpaint" => Some(Self::Inpainting),
-            "inversion" | "invert" => Some(Self::Inversion),
-            "layers" | "layermem" => Some(Self::Layers),
-            "exposure" | "canary" | "secret-sharer" => Some(Self::Exposure),
-            "text" | "lm" => Some(Self::Text),
-            "defences" | "defenses" | "defence" | "dp" => Some(Self::Defences),
-            _ => None,
-        }
-    }
-}
+pub use nav::{VIEWS, View};
 
 /// How the app starts.
 #[derive(Clone, Debug, Default)]
@@ -235,6 +149,8 @@ pub struct App {
     pub exposure_view: ExposureView,
     /// Text view state.
     pub text_view: TextView,
+    /// Tabular view state.
+    pub tabular_view: TabularView,
     /// Defences view state.
     pub defences_view: DefencesView,
     /// The study's zoo results.
@@ -281,6 +197,7 @@ impl App {
             layers_view: LayersView::default(),
             exposure_view: ExposureView::default(),
             text_view: TextView::default(),
+            tabular_view: TabularView::default(),
             defences_view: DefencesView::default(),
             zoo: None,
             diffusion: None,
@@ -558,6 +475,7 @@ impl App {
             layers_view,
             exposure_view,
             text_view,
+            tabular_view,
             defences_view,
             zoo,
             diffusion,
@@ -594,6 +512,7 @@ impl App {
             View::Layers => layers_view.ui(ui, &mut actx),
             View::Exposure => exposure_view.ui(ui, &mut actx),
             View::Text => text_view.ui(ui, &mut actx),
+            View::Tabular => tabular_view.ui(ui, &mut actx),
             View::Defences => defences_view.ui(ui, &mut actx),
             View::Settings => settings_view.ui(ui, &mut actx),
         });

@@ -94,6 +94,8 @@ pub enum Command {
     SearchSecret(Box<super::exposure_jobs::ExtractRequest>),
     /// Open an HF language model in the Text view, or measure it.
     Text(Box<super::text_jobs::TextRequest>),
+    /// A Tabular view job: the memorized rows of a model, training one, or fairness.
+    Tabular(Box<super::tabular_jobs::TabularRequest>),
     /// Compare the study's zoos (the saved comparison, else measured now) for the Defences view.
     MeasureDefences,
     /// Train a zoo's defended variant (DP-SGD, PGD-AT, DeMem), then compare again.

@@ -72,6 +72,12 @@ pub enum JobKind {
     TextMia,
     /// The token strip of one document.
     TextTokens,
+    /// The memorized rows of a tabular model.
+    TabularTwins,
+    /// Training a tabular diffusion model (single).
+    TabularTrain,
+    /// The group fairness of a classifier on a table.
+    TabularFairness,
     /// A presentation slide's animation.
     Story,
 }
@@ -92,6 +98,7 @@ impl JobKind {
                 | Self::SecretSearch
                 | Self::TextExtract
                 | Self::TextMia
+                | Self::TabularTrain
         )
     }
 }
@@ -158,6 +165,8 @@ pub enum JobResult {
     SecretSearched(PathBuf, Box<crate::canary::extract::SearchResult>),
     /// A finished Text view job.
     Text(Box<crate::ui::text_jobs::TextDone>),
+    /// A finished Tabular view job.
+    Tabular(Box<crate::ui::tabular_jobs::TabularDone>),
     /// A presentation step's animation (step index; why it could not be made).
     Story(usize, Result<Option<Box<crate::story::Anim>>, String>),
 }

@@ -13,6 +13,7 @@ mod jobs;
 pub mod layer_jobs;
 pub mod present;
 pub mod screenshot;
+pub mod tabular_jobs;
 pub mod text_jobs;
 mod textures;
 mod theme;

@@ -92,7 +92,7 @@ pub fn render_view(
         "layers-drill" => "layers",
         v => v,
     })
-        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers, exposure, text or settings)")))?;
+        .ok_or_else(|| CoreError::Invalid(format!("unknown view '{view}' (data, models, memorization, influence, membership, extraction, inpainting, inversion, layers, exposure, text, tabular, defences or settings)")))?;
     let (study_path, temp) = study_or_demo(study)?;
     let descending = sort.is_some();
     let options = AppOptions {

@@ -131,6 +131,7 @@ impl App {
             Command::MeasureExposure(dir) => self.measure_exposure(dir),
             Command::SearchSecret(req) => self.search_secret(*req),
             Command::Text(req) => self.run_text(*req),
+            Command::Tabular(req) => self.run_tabular(*req),
             Command::MeasureDefences => self.measure_defences(None),
             Command::TrainDefence { baseline, defence } => self.measure_defences(Some((baseline, defence))),
             Command::ImportModel(dir) => {
@@ -199,6 +200,7 @@ impl App {
             JobOutcome::Failed(e) => {
                 self.toasts.push(Level::Error, format!("{label} failed: {e}"));
                 self.text_view.on_failed(kind, format!("{label} failed: {e}"));
+                self.tabular_view.on_failed(kind, format!("{label} failed: {e}"));
                 if kind == JobKind::Train {
                     self.last_training = Some(FinishedTraining {
                         series,
@@ -209,6 +211,8 @@ impl App {
             JobOutcome::Panicked(msg) => {
                 self.toasts.push(Level::Error, format!("{label} crashed: {msg}"));
                 self.text_view.on_failed(kind, format!("{label} crashed: {msg}"));
+                self.tabular_view
+                    .on_failed(kind, format!("{label} crashed: {msg}"));
                 if kind == JobKind::Train {
                     self.last_training = Some(FinishedTraining {
                         series,
@@ -243,6 +247,7 @@ impl App {
                 self.list_layers();
                 self.list_exposure();
                 self.list_text();
+                self.list_tabular();
                 self.defences_view.report = None;
                 self.defences_view.requested = false;
                 self.load_dataset(first);
@@ -329,6 +334,7 @@ impl App {
             JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
             JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
             JobResult::Text(done) => self.on_text(*done),
+            JobResult::Tabular(done) => self.on_tabular(*done),
             JobResult::Defences(report, trained) => self.on_defences(*report, trained),
             JobResult::Report(s) => self.on_report(*s),
             JobResult::Story(k, made) => self.on_story(k, made),

@@ -15,6 +15,7 @@ mod models;
 mod privacy;
 mod privacy_diffusion;
 mod settings;
+mod tabular;
 mod text;
 mod zoo_results;
 
@@ -31,5 +32,6 @@ pub use models::{ModelsView, import_model};
 pub use privacy::{MembershipTab, PrivacyView};
 pub use privacy_diffusion::{DiffusionMiaList, load_diffusion_mia};
 pub use settings::SettingsView;
+pub use tabular::TabularView;
 pub use text::TextView;
 pub use zoo_results::{LoadedZooResults, ZooResults, load_zoo_results};
