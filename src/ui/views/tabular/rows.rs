@@ -4,6 +4,7 @@
 use egui_extras::{Column, TableBuilder};
 
 use super::TabularView;
+use crate::tabular::memorization::DistanceRule;
 use crate::ui::theme;
 
 /// Pairs shown at most (the CSV from `rote report` has all of them).
@@ -35,6 +36,14 @@ pub fn rows_ui(ui: &mut egui::Ui, view: &TabularView) {
         100.0 * twins.summary.ratio,
         twins.summary.auc
     ));
+    if twins.rule == DistanceRule::Code {
+        ui.small(
+            "The reference code's distance takes raw numeric differences (large-valued columns \
+             such as fnlwgt dominate) min-max scaled per synthetic row, so the nearest row's \
+             numeric part is 0 and d₁/d₂ can be 0 where some numbers differ. 'global min-max' \
+             scales every column once: its twins agree in (nearly) every cell.",
+        );
+    }
     if twins.rows.is_empty() {
         ui.label(
             "No synthetic row is closer to one training row than a third of its distance to the \

@@ -2,7 +2,7 @@
 //! model (with and without augmentation), the chosen model's figures, and fairness bars of a
 //! classifier trained on the table.
 
-use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints};
+use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoints};
 
 use super::TabularView;
 use crate::model::Family;
@@ -107,7 +107,7 @@ fn ratio_plot_ui(ui: &mut egui::Ui, view: &TabularView) {
     let chosen = view.chosen.clone();
     Plot::new("tabular_ratio")
         .height(230.0)
-        .legend(Legend::default())
+        .legend(Legend::default().position(Corner::RightBottom))
         .x_axis_label("epoch")
         .y_axis_label("memorized synthetic rows (%)")
         .include_y(0.0)
