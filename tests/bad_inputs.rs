@@ -555,6 +555,28 @@ fn runtime_input(name: &str, tmp: &Path) -> PathBuf {
             common::write_idx(&data, &[20, 5, 5], &[0; 500], false);
             study.join("models/mm")
         }
+        "tab-broken-card" => {
+            let dir = tmp.join("tab-broken");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("card.json"), "{\"format\": \"rote-tabular-ddpm\", ").unwrap();
+            dir
+        }
+        "tab-samples-header" | "tab-samples-level" => {
+            // The demo's tabular model with its synthetic rows broken.
+            let demo =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/tabular/tabddpm-adult-none-e400-s0");
+            let dir = tmp.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(demo.join("card.json"), dir.join("card.json")).unwrap();
+            let text = std::fs::read_to_string(demo.join("samples.csv")).unwrap();
+            let broken = if name == "tab-samples-header" {
+                text.replacen("fnlwgt", "weight", 1)
+            } else {
+                text.replacen("Private", "Privat", 1)
+            };
+            std::fs::write(dir.join("samples.csv"), broken).unwrap();
+            dir
+        }
         other => panic!("no runtime input '{other}'"),
     }
 }

@@ -239,11 +239,26 @@ impl MixedTable {
         let table = crate::data::load_csv(path, true)?;
         let header: Vec<String> = schema.order.iter().map(|&c| schema.name(c).to_string()).collect();
         if table.columns != header {
+            // Name the first column that differs (the whole headers make a line too long to read).
+            let k = table
+                .columns
+                .iter()
+                .zip(&header)
+                .position(|(a, b)| a != b)
+                .unwrap_or(table.columns.len().min(header.len()));
+            let found = table
+                .columns
+                .get(k)
+                .map_or("nothing".into(), |c| format!("'{c}'"));
+            let want = header.get(k).map_or("nothing".into(), |c| format!("'{c}'"));
             return Err(CoreError::format(
                 path,
                 format!(
-                    "the header is {:?}; this model's rows have {header:?}",
-                    table.columns
+                    "header column {} is {found} where this model's rows have {want} ({} columns, \
+                     expected {})",
+                    k + 1,
+                    table.columns.len(),
+                    header.len()
                 ),
             ));
         }

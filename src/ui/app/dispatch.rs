@@ -51,6 +51,10 @@ impl App {
                 let Some(ds) = self.datasets.get(&dataset).cloned() else {
                     return;
                 };
+                // A table's rows have no pixels to search.
+                if ds.is_tabular() {
+                    return;
+                }
                 // One search at a time: each one packs and uploads the whole set (a 60k set is
                 // 47 MB), so quick clicks used to pile up searches and gigabytes. The newest
                 // selection's search starts when the running one ends (see on_result).

@@ -92,6 +92,8 @@ pub struct DataView {
     scroll_to_selected: bool,
     /// A sort requested before its column exists (start-up options).
     pending_sort: Option<String>,
+    /// The table shown instead of the gallery for tabular data sets.
+    pub table: super::data_table::TableView,
 }
 
 impl DataView {
@@ -109,6 +111,7 @@ impl DataView {
             intensity: None,
             neighbours: None,
             scroll_to_selected: false,
+            table: Default::default(),
         }
     }
 
@@ -117,6 +120,7 @@ impl DataView {
         self.order = None;
         self.neighbours = None;
         self.class_filter = None;
+        self.table.sort = None;
         if !matches!(self.sort, SortKey::Index | SortKey::Label | SortKey::Intensity) {
             self.sort = SortKey::Index;
         }
@@ -252,6 +256,13 @@ impl DataView {
         self.apply_pending_sort(&columns);
         self.toolbar_ui(ui, ctx, &key, &ds, &columns);
         ui.separator();
+        if ds.is_tabular() {
+            let (filters, sel) = ((self.class_filter, self.split_filter), self.selected);
+            if let Some(i) = self.table.ui(ui, &key, &ds, filters, sel, &columns) {
+                self.selected = Some(i); // no pixel neighbours for table rows
+            }
+            return;
+        }
         egui::Panel::right("data_detail")
             .default_size(330.0)
             .min_size(260.0)
@@ -270,11 +281,11 @@ impl DataView {
         columns: &[(String, Arc<Vec<f32>>)],
     ) {
         ui.horizontal_wrapped(|ui| {
-            ui.label("Data set");
+            let l = ui.label("Data set");
             egui::ComboBox::from_id_salt("dataset")
                 .selected_text(key)
                 .show_ui(ui, |ui| {
-                    for b in bundled_all().iter().filter(|b| b.kind == BundledKind::Images) {
+                    for b in bundled_all().iter().filter(|b| b.kind != BundledKind::Text) {
                         if ui
                             .selectable_label(key == b.name, b.name)
                             .on_hover_text(b.description)
@@ -288,7 +299,9 @@ impl DataView {
                             ctx.commands.push(Command::SelectDataset(k.clone()));
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(l.id);
             if ui
                 .button("Open images…")
                 .on_hover_text("An IDX, NPY or CIFAR .bin file")
@@ -308,7 +321,7 @@ impl DataView {
                 ctx.commands.push(Command::LoadDataset(p.display().to_string()));
             }
             ui.separator();
-            ui.label("Class");
+            let l = ui.label("Class");
             let class_text = self
                 .class_filter
                 .map_or("all".to_string(), |c| ds.class_names[c as usize].clone());
@@ -319,16 +332,23 @@ impl DataView {
                     for (c, name) in ds.class_names.iter().enumerate() {
                         ui.selectable_value(&mut self.class_filter, Some(c as u16), name.as_str());
                     }
-                });
-            ui.label("Split");
+                })
+                .response
+                .labelled_by(l.id);
+            let l = ui.label("Split");
             egui::ComboBox::from_id_salt("split")
                 .selected_text(format!("{:?}", self.split_filter).to_lowercase())
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.split_filter, SplitFilter::All, "all");
                     ui.selectable_value(&mut self.split_filter, SplitFilter::Train, "train");
                     ui.selectable_value(&mut self.split_filter, SplitFilter::Test, "test");
-                });
-            ui.label("Sort by");
+                })
+                .response
+                .labelled_by(l.id);
+            if ds.is_tabular() {
+                return; // the table sorts by its headers; no thumbnails
+            }
+            let l = ui.label("Sort by");
             egui::ComboBox::from_id_salt("sort")
                 .selected_text(self.sort.name())
                 .width(200.0)
@@ -339,7 +359,9 @@ impl DataView {
                     for (name, _) in columns {
                         ui.selectable_value(&mut self.sort, SortKey::Score(name.clone()), name.as_str());
                     }
-                });
+                })
+                .response
+                .labelled_by(l.id);
             ui.checkbox(&mut self.descending, "descending");
             ui.add(egui::Slider::new(&mut self.thumb, 24.0..=112.0).text("size"));
         });

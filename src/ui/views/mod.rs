@@ -1,6 +1,7 @@
 //! One file per view.
 
 mod data;
+mod data_table;
 mod defences;
 mod diffusion_common;
 mod exposure;
