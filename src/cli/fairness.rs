@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{Table, load_csv};
 use crate::error::{CoreError, CoreResult};
+use crate::measure::fairness_memorization::{
+    self as memo, MemorizationReport, Population, Strategy, SweepRow,
+};
 use crate::measure::fairness_model::{MeasuredFairness, measure_table, model_predictions};
 
 /// `rote fairness`.
@@ -30,6 +33,21 @@ pub struct FairnessArgs {
     /// Rows of this split only (`train`, `test`, or `all`).
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// Simulates memorization (f = Y on a memorized set D of the --split rows, Pepin, Igel and
+    /// Selvan; spec 14 §4-§7): D uniform over the rows, uniform in the disadvantaged group, the
+    /// equal-opportunity minimum (`eo-optimal`, ignores --mass) or misclassified rows
+    /// (`targeted`); prints the gaps before and after, measured and in closed form.
+    #[arg(long, value_enum)]
+    pub memorize: Option<Strategy>,
+    /// With --memorize: the memorized mass p_D, a fraction of the rows.
+    #[arg(long, default_value_t = 0.05)]
+    pub mass: f64,
+    /// With --memorize: the seed of the memorized set.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// With --memorize: the gaps for p_D in 0, 0.02, 0.05, 0.1, 0.2 and 0.3.
+    #[arg(long, requires = "memorize")]
+    pub sweep: bool,
 }
 
 /// Runs `rote fairness`.
@@ -78,19 +96,32 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
         first,
         second,
     } = &measured;
+    let memorization = match args.memorize {
+        Some(strategy) => Some(memorize(table, &measured, args, strategy)?),
+        None => None,
+    };
     if json {
         let mut value = serde_json::to_value(&report)
             .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
         value["classes"] = serde_json::json!(classes);
         value["split"] = serde_json::json!(args.split);
+        if let Some((r, finding, sweep)) = &memorization {
+            let mut m = serde_json::to_value(r)
+                .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
+            m["finding"] = serde_json::json!(finding);
+            if let Some(sweep) = sweep {
+                m["sweep"] = serde_json::to_value(sweep)
+                    .map_err(|e| CoreError::Invalid(format!("cannot serialise the sweep: {e}")))?;
+            }
+            value["memorization"] = m;
+        }
         println!("{value}");
         return Ok(());
     }
     let positive = classes.last().map_or("", String::as_str);
     println!(
         "{first} minus {second} ({} rows of split {}, positive class '{positive}'):",
-        rows,
-        args.split
+        rows, args.split
     );
     println!(
         "  statistical parity difference {:+.4} (max |Δ| {:.4}, total variation {:.4})",
@@ -121,5 +152,102 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
             crate::measure::fairness::SMALL_CELL
         );
     }
+    if let Some((r, finding, sweep)) = &memorization {
+        print_memorization(r, finding, sweep.as_deref());
+    }
     Ok(())
+}
+
+/// A simulated memorization of the measured rows: its report, finding and optional sweep.
+type Memorized = (MemorizationReport, String, Option<Vec<SweepRow>>);
+
+fn memorize(
+    table: &Table,
+    measured: &MeasuredFairness,
+    args: &FairnessArgs,
+    strategy: Strategy,
+) -> CoreResult<Memorized> {
+    if !(0.0..=1.0).contains(&args.mass) {
+        return Err(CoreError::Invalid(format!(
+            "--mass {} is not a fraction of the rows in [0, 1]",
+            args.mass
+        )));
+    }
+    let names = (measured.first.as_str(), measured.second.as_str());
+    let pop: Population = memo::population_of_table(table, &args.split, &measured.classes, names)?;
+    let mask = pop.mask(strategy, args.mass, args.seed)?;
+    let r = pop.report(strategy, args.mass, &mask)?;
+    let finding = memo::finding(&r, &pop.names);
+    let sweep = if args.sweep {
+        Some(memo::sweep(&pop, strategy, args.seed)?)
+    } else {
+        None
+    };
+    Ok((r, finding, sweep))
+}
+
+fn print_memorization(r: &MemorizationReport, finding: &str, sweep: Option<&[SweepRow]>) {
+    println!(
+        "memorization ({}): f = Y on {} of {} rows, p_D = {:.4}",
+        r.strategy.name(),
+        r.memorized,
+        r.rows,
+        r.p_d
+    );
+    println!(
+        "  {:<34} {:>9} {:>9} {:>11}",
+        "", "before", "after", "closed form"
+    );
+    let rows = [
+        (
+            "statistical parity (positive)",
+            r.before.statistical_parity_difference,
+            r.simulated.statistical_parity_difference,
+            r.closed_form.statistical_parity_difference,
+        ),
+        (
+            "equal opportunity (positive class)",
+            r.before.equal_opportunity_difference,
+            r.simulated.equal_opportunity_difference,
+            r.closed_form.equal_opportunity_difference,
+        ),
+        (
+            "equalized odds (max |Δ|)",
+            r.before.equalized_odds_difference,
+            r.simulated.equalized_odds_difference,
+            r.closed_form.equalized_odds_difference,
+        ),
+    ];
+    for (name, b, a, c) in rows {
+        println!("  {name:<34} {b:>+9.4} {a:>+9.4} {c:>+11.4}");
+    }
+    println!("  closed form − simulated: {:.1e} at most", r.closed_form_error);
+    println!(
+        "  M*_EO = {:.4} (between {:.4} and {:.4}); statistical parity needs p_D ≥ {:.4} [{}]",
+        r.derived.m_star_eo,
+        r.derived.m_star_eo_bounds.0,
+        r.derived.m_star_eo_bounds.1,
+        r.derived.sp_lower_bound,
+        r.derived.source
+    );
+    println!("  {finding}");
+    if let Some(sweep) = sweep {
+        println!(
+            "  {:>6} {:>7} {:>9} {:>9} {:>9}   (simulated; closed form in brackets)",
+            "mass", "p_D", "SP", "EO", "EOdds"
+        );
+        for s in sweep {
+            println!(
+                "  {:>6.2} {:>7.4} {:>+9.4} {:>+9.4} {:>9.4}   [{:+.4} {:+.4} {:.4}]",
+                s.target_mass,
+                s.p_d,
+                s.simulated.statistical_parity_difference,
+                s.simulated.equal_opportunity_difference,
+                s.simulated.equalized_odds_difference,
+                s.closed_form.statistical_parity_difference,
+                s.closed_form.equal_opportunity_difference,
+                s.closed_form.equalized_odds_difference
+            );
+        }
+    }
 }

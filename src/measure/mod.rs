@@ -5,6 +5,7 @@ pub mod audit;
 pub mod compare;
 pub mod extraction;
 pub mod fairness;
+pub mod fairness_memorization;
 pub mod fairness_model;
 pub mod memorization;
 pub mod mia;
