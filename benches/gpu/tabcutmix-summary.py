@@ -10,16 +10,19 @@ from collections import defaultdict
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 by = defaultdict(dict)
 for r in runs:
-    regime, aug, seed = r["run"].rsplit("-", 2)[0], r["run"].split("-")[1], r["run"].rsplit("-", 1)[1]
+    name = r["run"]
+    regime, seed = name.split("-")[0], name.rsplit("-", 1)[1]
+    aug = name[len(regime) + 1 : -(len(seed) + 1)]
     by[(regime, seed)][aug] = r
-for regime in sorted({k[0] for k in by}):
-    print(f"== regime {regime}")
-    print("seed | epochs | none code/global % | tabcutmix code/global % | ratio code / global | TSTR none / tcm | TRTR")
+augments = sorted({a for pair in by.values() for a in pair if a != "none"})
+for regime, aug in [(g, a) for g in sorted({k[0] for k in by}) for a in augments]:
+    print(f"== regime {regime}, {aug} against none")
+    print(f"seed | epochs | none code/global % | {aug} code/global % | ratio code / global | TSTR none / {aug} | TRTR")
     rc, rg, drop = [], [], []
     for (reg, seed), pair in sorted(by.items()):
-        if reg != regime or "none" not in pair or "tabcutmix" not in pair:
+        if reg != regime or "none" not in pair or aug not in pair:
             continue
-        n, t = pair["none"], pair["tabcutmix"]
+        n, t = pair["none"], pair[aug]
         series = lambda r, k: "/".join(f"{100 * e[k]:.1f}" for e in r["by_epoch"])
         epochs = "/".join(str(e["epoch"]) for e in n["by_epoch"])
         div = lambda a, b: a / b if b else float("nan")
