@@ -101,7 +101,7 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
         None => None,
     };
     if json {
-        let mut value = serde_json::to_value(&report)
+        let mut value = serde_json::to_value(report)
             .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
         value["classes"] = serde_json::json!(classes);
         value["split"] = serde_json::json!(args.split);

@@ -119,7 +119,7 @@ pub fn measure_table(
     if rows.is_empty() {
         return Err(CoreError::format(
             path,
-            format!("no row of split '{}' (use --split train, test or all)", split),
+            format!("no row of split '{split}' (use --split train, test or all)"),
         ));
     }
     // Classes: the distinct labels, sorted (numerically when all are numbers); the last is positive.
