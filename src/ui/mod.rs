@@ -14,6 +14,8 @@ pub mod layer_jobs;
 pub mod present;
 pub mod screenshot;
 pub mod tabular_jobs;
+#[cfg(test)]
+mod test_support;
 pub mod text_jobs;
 mod textures;
 mod theme;

@@ -3,14 +3,14 @@
 //! twins, the switch to TabCutMix, fairness of an MLP trained from the view, and a broken card.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
 use super::side::finding;
 use crate::tabular::augment::Augment;
-use crate::ui::{App, AppOptions, View};
+use crate::ui::{App, View};
 
 /// A study holding copies of the shipped demo tabular models.
 fn study_with_demo_models(root: &Path) -> PathBuf {
@@ -25,28 +25,11 @@ fn study_with_demo_models(root: &Path) -> PathBuf {
 }
 
 fn harness(study: &Path) -> Harness<'static, App> {
-    let options = AppOptions {
-        study: Some(study.to_path_buf()),
-        view: View::Tabular,
-        ..AppOptions::default()
-    };
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 860.0))
-        .wgpu()
-        .build_eframe(|cc| App::new(cc, options))
+    crate::ui::test_support::harness(study, View::Tabular, egui::vec2(1400.0, 860.0))
 }
 
 fn step_until(h: &mut Harness<'_, App>, what: &str, pred: impl Fn(&App) -> bool) {
-    let t0 = Instant::now();
-    while !pred(h.state()) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(180),
-            "timed out waiting for: {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(3);
+    crate::ui::test_support::step_until(h, what, Duration::from_secs(180), pred);
 }
 
 fn twins_of(a: &App, augment: Augment) -> bool {

@@ -24,7 +24,7 @@ fn token_colour_grows_with_log_probability() {
 
 mod app {
     use std::path::{Path, PathBuf};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use egui_kittest::Harness;
     use egui_kittest::kittest::{NodeT as _, Queryable as _};
@@ -32,7 +32,7 @@ mod app {
     use crate::lm::extract_report::headline;
     use crate::lm::study::LmSource;
     use crate::ui::text_jobs::{TextRequest, TextTask};
-    use crate::ui::{App, AppOptions, Command, View};
+    use crate::ui::{App, Command, View};
 
     pub const PASSAGES: [&str; 3] = [
         "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. However little known the feelings or views of such a man may be on his first entering a neighbourhood, this truth is so well fixed in the minds of the surrounding families.",
@@ -79,28 +79,11 @@ mod app {
     }
 
     fn harness(study: &Path) -> Harness<'static, App> {
-        let options = AppOptions {
-            study: Some(study.to_path_buf()),
-            view: View::Text,
-            ..AppOptions::default()
-        };
-        Harness::builder()
-            .with_size(egui::vec2(1280.0, 800.0))
-            .wgpu()
-            .build_eframe(|cc| App::new(cc, options))
+        crate::ui::test_support::harness(study, View::Text, egui::vec2(1280.0, 800.0))
     }
 
     fn step_until(h: &mut Harness<'_, App>, what: &str, pred: impl Fn(&App) -> bool) {
-        let t0 = Instant::now();
-        while !pred(h.state()) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "timed out waiting for: {what}"
-            );
-            h.step();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        h.run_steps(3);
+        crate::ui::test_support::step_until(h, what, Duration::from_secs(120), pred);
     }
 
     #[test]
