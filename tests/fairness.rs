@@ -115,3 +115,57 @@ fn fairness_of_an_adult_classifier_matches_its_exported_predictions() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("no column 'nope'"), "{err}");
 }
+
+/// FZ mem per protected group of a zoo trained on Adult (spec 14 §7): every training row with an
+/// estimate is counted in exactly one group, and each group's mean is the mean of the report's
+/// mem over the rows of that group in the table.
+#[test]
+fn memorization_of_an_adult_zoo_is_reported_per_protected_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("study");
+    let s = study.to_str().unwrap();
+    let out = common::rote(
+        &[
+            "zoo", "--family", "mlp", "--data", "adult", "--models", "8", "--epochs", "2", "--out", s,
+            "--json",
+        ],
+        dir.path(),
+    );
+    common::json_of(&out);
+    let out = common::rote(&["memorization", s, "--json"], dir.path());
+    let v = common::json_of(&out);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v["report"].as_str().unwrap()).unwrap()).unwrap();
+    let mem: Vec<Option<f64>> = report["mem"]["mem"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(serde_json::Value::as_f64)
+        .collect();
+    let table = rote::data::tabular::load_adult().unwrap();
+    assert_eq!(mem.len(), table.n_rows());
+    let with_mem = mem.iter().flatten().count();
+    assert!(with_mem > 20_000, "{with_mem}");
+    for column in ["sex", "race"] {
+        let groups = v["mem_by_group"][column].as_array().unwrap();
+        let col = table.column(column).unwrap();
+        let rote::data::ColumnValues::Categorical { codes, categories } = &col.values else {
+            panic!("{column} is categorical");
+        };
+        let n: u64 = groups.iter().map(|g| g["n"].as_u64().unwrap()).sum();
+        assert_eq!(n as usize, with_mem, "{column}");
+        for g in groups {
+            let name = g["group"].as_str().unwrap();
+            let k = categories.iter().position(|c| c == name).unwrap() as u32;
+            let vals: Vec<f64> = (0..mem.len())
+                .filter(|&i| codes[i] == Some(k))
+                .filter_map(|i| mem[i])
+                .collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            let got = g["mean_mem"].as_f64().unwrap();
+            assert!((got - mean).abs() < 1e-6, "{column} {name}: {got} vs {mean}");
+        }
+        // Largest group first: Male, White.
+        assert_eq!(groups[0]["group"], if column == "sex" { "Male" } else { "White" });
+    }
+}

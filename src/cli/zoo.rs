@@ -276,6 +276,7 @@ pub fn memorization(
         .map(|f| compare_with_file(f, &r.mem.mem, &z.data.train_indices()))
         .transpose()?;
     let path = save_report(&study, &r.zoo, "memorization", &r)?;
+    let by_group = crate::measure::fairness_model::mem_by_group(&z.data.name, &r.mem.mem, mem_thr)?;
     let value = json!({
         "zoo": r.zoo,
         "n_train": r.n_train,
@@ -289,6 +290,10 @@ pub fn memorization(
         "planted_recall": r.planted_recall,
         "n_planted": r.planted.len(),
         "compare": agreement,
+        "mem_by_group": by_group.as_ref().map(|cols| cols
+            .iter()
+            .map(|(c, g)| (c.clone(), json!(g)))
+            .collect::<serde_json::Map<_, _>>()),
         "report": path,
     });
     if json {
@@ -311,6 +316,22 @@ pub fn memorization(
                 "against {}: Pearson {:.4}, Spearman {:.4} over {} rows (mean mem {:.4} here, {:.4} there)",
                 a.file, a.pearson, a.spearman, a.n, a.mean_ours, a.mean_theirs
             );
+        }
+        for (column, groups) in by_group.iter().flatten() {
+            let parts: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} {:.4} ({} rows, {:.1}% with mem >= {})",
+                        g.group,
+                        g.mean_mem,
+                        g.n,
+                        100.0 * g.high_share,
+                        thr.mem
+                    )
+                })
+                .collect();
+            println!("mean mem by {column}: {}", parts.join("; "));
         }
         println!("report: {}", path.display());
     }

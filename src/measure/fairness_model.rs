@@ -57,14 +57,7 @@ pub fn model_predictions(dir: &Path, protected: Option<&str>) -> CoreResult<Tabl
             table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
         ))
     })?;
-    let group_of = |i: usize| -> String {
-        match &column.values {
-            crate::data::ColumnValues::Categorical { codes, categories } => codes[i]
-                .and_then(|c| categories.get(c as usize).cloned())
-                .unwrap_or_else(|| "?".into()),
-            crate::data::ColumnValues::Numeric(v) => v[i].map_or("?".into(), |x| x.to_string()),
-        }
-    };
+    let group_of = |i: usize| group_name(column, i);
     let mut rows = Vec::with_capacity(ds.n);
     let all: Vec<usize> = (0..ds.n).collect();
     for chunk in all.chunks(4096) {
@@ -164,4 +157,88 @@ pub fn measure_table(
         first,
         second,
     })
+}
+
+/// The group of row `i` in a protected column (`?` where the value is missing).
+fn group_name(column: &crate::data::Column, i: usize) -> String {
+    match &column.values {
+        crate::data::ColumnValues::Categorical { codes, categories } => codes[i]
+            .and_then(|c| categories.get(c as usize).cloned())
+            .unwrap_or_else(|| "?".into()),
+        crate::data::ColumnValues::Numeric(v) => v[i].map_or("?".into(), |x| x.to_string()),
+    }
+}
+
+/// Feldman–Zhang mem of the training rows of one group of a protected column (spec 14 §7: where
+/// memorization falls across groups).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GroupMem {
+    /// The group.
+    pub group: String,
+    /// Training rows of the group with a mem estimate.
+    pub n: usize,
+    /// Their mean mem.
+    pub mean_mem: f64,
+    /// How many have mem at or above the threshold.
+    pub high_mem: usize,
+    /// That count over `n`.
+    pub high_share: f64,
+}
+
+/// mem per group of each protected column, for a zoo trained on a bundled table (`data_name`);
+/// `None` for any other data. `mem` holds one value per data-set row (NaN where no model could
+/// train on it, the test split); groups are listed largest first.
+pub fn mem_by_group(
+    data_name: &str,
+    mem: &[f32],
+    threshold: f32,
+) -> CoreResult<Option<Vec<(String, Vec<GroupMem>)>>> {
+    let is_table = crate::data::bundled(data_name).is_some_and(|b| b.kind == crate::data::BundledKind::Table);
+    if !is_table {
+        return Ok(None);
+    }
+    let table = crate::tabular::train::load_table(data_name, None)?;
+    if table.n_rows() != mem.len() {
+        return Err(CoreError::Invalid(format!(
+            "{data_name} has {} rows but the memorization report {} values",
+            table.n_rows(),
+            mem.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for &k in &table.protected {
+        let column = &table.columns[k];
+        let mut groups: Vec<GroupMem> = Vec::new();
+        for (i, &m) in mem.iter().enumerate() {
+            if !m.is_finite() {
+                continue;
+            }
+            let name = group_name(column, i);
+            let g = match groups.iter().position(|g| g.group == name) {
+                Some(p) => &mut groups[p],
+                None => {
+                    groups.push(GroupMem {
+                        group: name,
+                        n: 0,
+                        mean_mem: 0.0,
+                        high_mem: 0,
+                        high_share: 0.0,
+                    });
+                    let last = groups.len() - 1;
+                    &mut groups[last]
+                }
+            };
+            g.n += 1;
+            g.mean_mem += f64::from(m);
+            g.high_mem += usize::from(m >= threshold);
+        }
+        for g in &mut groups {
+            let n = g.n.max(1) as f64;
+            g.mean_mem /= n;
+            g.high_share = g.high_mem as f64 / n;
+        }
+        groups.sort_by(|a, b| b.n.cmp(&a.n).then(a.group.cmp(&b.group)));
+        out.push((column.name.clone(), groups));
+    }
+    Ok(Some(out))
 }
