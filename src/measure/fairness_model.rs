@@ -185,6 +185,9 @@ pub struct GroupMem {
     pub high_share: f64,
 }
 
+/// A protected column's name and the mem of its groups.
+pub type ColumnMem = (String, Vec<GroupMem>);
+
 /// mem per group of each protected column, for a zoo trained on a bundled table (`data_name`);
 /// `None` for any other data. `mem` holds one value per data-set row (NaN where no model could
 /// train on it, the test split); groups are listed largest first.
@@ -192,7 +195,7 @@ pub fn mem_by_group(
     data_name: &str,
     mem: &[f32],
     threshold: f32,
-) -> CoreResult<Option<Vec<(String, Vec<GroupMem>)>>> {
+) -> CoreResult<Option<Vec<ColumnMem>>> {
     let is_table = crate::data::bundled(data_name).is_some_and(|b| b.kind == crate::data::BundledKind::Table);
     if !is_table {
         return Ok(None);
