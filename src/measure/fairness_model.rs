@@ -191,11 +191,7 @@ pub type ColumnMem = (String, Vec<GroupMem>);
 /// mem per group of each protected column, for a zoo trained on a bundled table (`data_name`);
 /// `None` for any other data. `mem` holds one value per data-set row (NaN where no model could
 /// train on it, the test split); groups are listed largest first.
-pub fn mem_by_group(
-    data_name: &str,
-    mem: &[f32],
-    threshold: f32,
-) -> CoreResult<Option<Vec<ColumnMem>>> {
+pub fn mem_by_group(data_name: &str, mem: &[f32], threshold: f32) -> CoreResult<Option<Vec<ColumnMem>>> {
     let is_table = crate::data::bundled(data_name).is_some_and(|b| b.kind == crate::data::BundledKind::Table);
     if !is_table {
         return Ok(None);
