@@ -307,8 +307,9 @@ fn fairness_ui(ui: &mut egui::Ui, view: &mut TabularView, ctx: &mut AppCtx<'_>) 
         .allow_drag(false)
         .allow_zoom(false)
         .x_axis_formatter(move |mark, _| {
+            // Each group's name under its first bar (x = 3k, a whole number the axis marks).
             let k = (mark.value / 3.0).round();
-            if (mark.value - 3.0 * k - 0.5).abs() < 0.01 && k >= 0.0 {
+            if (mark.value - 3.0 * k).abs() < 0.01 && k >= 0.0 {
                 names.get(k as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
