@@ -208,6 +208,48 @@ fn adult_mlp_eo_optimal_memorization_closes_the_gap() {
             assert!(before.abs() > after.abs(), "{m}");
         }
     }
+    // Real memorization (spec 14 §7 step 4): the recipe again on its rows plus 20 x D, where D
+    // is 5 % of the test rows, all misclassified by the base model.
+    let out = common::rote(
+        &[
+            "fairness",
+            &model,
+            "--memorize",
+            "targeted",
+            "--mass",
+            "0.05",
+            "--retrain",
+            "--json",
+        ],
+        dir.path(),
+    );
+    let v = common::json_of(&out);
+    let m = &v["memorization"];
+    let r = &m["retrained"];
+    eprintln!("retrained: {r}");
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert_eq!(r["memorized"], m["memorized"], "{r}");
+    assert_eq!(
+        f(&r["base_fit_on_d"]),
+        0.0,
+        "targeted rows are all misclassified: {r}"
+    );
+    assert!(f(&r["fit_on_d"]) > 0.6, "the retrained model fits most of D: {r}");
+    assert!(
+        f(&r["accuracy"][1]) > f(&r["accuracy"][0]),
+        "memorizing D inflates the accuracy on the rows that contain it: {r}"
+    );
+    let spill = f(&r["spillover"]);
+    assert!(
+        spill > 0.005 && spill < 0.5,
+        "a real network changes rows outside D too: {r}"
+    );
+    let eo = |g: &serde_json::Value| f(&g["equal_opportunity_difference"]);
+    let (before, simulated, real) = (eo(&m["before"]), eo(&m["simulated"]), eo(&r["seen"]));
+    assert!(
+        (real - before) * (simulated - before) > 0.0,
+        "the real gap moves the way the simulation does: {before} -> {simulated} / {real}"
+    );
     let out = common::rote(
         &["fairness", &model, "--memorize", "uniform", "--sweep"],
         dir.path(),

@@ -8,7 +8,9 @@
 # Regimes: "default" = the CLI's defaults (2,000 rows, 400 epochs); "small" = 1,000 rows, 800
 # epochs (the same number of optimiser steps on half the rows); "long" = 2,000 rows, 800 epochs.
 # REGIMES="small long" picks some; SEEDS="0 1" the seeds; AUGMENTS="none tabcutmix-plus" the
-# augmentations (each compared with none); THREADS=2 threads per run. QUICK=1: tiny runs, to test the script.
+# augmentations (each compared with none); SHARES="0.3 1" the --augment-share values of each
+# augmentation (a share other than the reference's 0.3 is named AUG-xSHARE); THREADS=2 threads per
+# run. QUICK=1: tiny runs, to test the script.
 set -u
 OUT=${OUT:-/tmp/out}
 SEEDS=${SEEDS:-"0 1 2 3"}
@@ -31,10 +33,16 @@ for regime in ${REGIMES:-default small long}; do
   [ -n "${QUICK:-}" ] && flags="--rows 300 --epochs 8 --checkpoints 2"
   for seed in $SEEDS; do
     for aug in ${AUGMENTS:-none tabcutmix}; do
-      name=$regime-$aug-s$seed
-      RAYON_NUM_THREADS=${THREADS:-1} $R train-tabular --data adult $flags --augment $aug --seed $seed \
-        --id "$name" --out "$work/study-$name" --json >"$work/$name.json" 2>"$work/$name.err" &
-      pids+=($!)
+      for share in ${SHARES:-0.3}; do
+        [ "$aug" = none ] && [ "$share" != "${SHARES%% *}" ] && continue
+        label=$aug
+        [ "$aug" != none ] && [ "$share" != 0.3 ] && label=$aug-x$share
+        name=$regime-$label-s$seed
+        RAYON_NUM_THREADS=${THREADS:-1} $R train-tabular --data adult $flags --augment $aug \
+          --augment-share "$share" --seed $seed \
+          --id "$name" --out "$work/study-$name" --json >"$work/$name.json" 2>"$work/$name.err" &
+        pids+=($!)
+      done
     done
   done
 done

@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::CliSink;
 use crate::data::{Table, load_csv};
 use crate::error::{CoreError, CoreResult};
+use crate::job::{CancelToken, JobCtx};
 use crate::measure::fairness_memorization::{
-    self as memo, MemorizationReport, Population, Strategy, SweepRow,
+    self as memo, MemorizationReport, Population, RetrainReport, Strategy, SweepRow,
 };
 use crate::measure::fairness_model::{MeasuredFairness, measure_table, model_predictions};
 
@@ -48,6 +50,15 @@ pub struct FairnessArgs {
     /// With --memorize: the gaps for p_D in 0, 0.02, 0.05, 0.1, 0.2 and 0.3.
     #[arg(long, requires = "memorize")]
     pub sweep: bool,
+    /// With --memorize and MODEL: also train MODEL's recipe again on its training rows plus D
+    /// (each row --weight times) and set the real memorization against the simulation (spec 14
+    /// §7 step 4): how much of D it fits, the gaps on the rows measured and on those outside D,
+    /// and the spillover.
+    #[arg(long, requires = "memorize", requires = "model")]
+    pub retrain: bool,
+    /// With --retrain: copies of each memorized row added to the training rows (the spec's ×w).
+    #[arg(long, default_value_t = 20)]
+    pub weight: usize,
 }
 
 /// Runs `rote fairness`.
@@ -97,7 +108,7 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
         second,
     } = &measured;
     let memorization = match args.memorize {
-        Some(strategy) => Some(memorize(table, &measured, args, strategy)?),
+        Some(strategy) => Some(memorize(table, &measured, args, strategy, json)?),
         None => None,
     };
     if json {
@@ -105,10 +116,14 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
             .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
         value["classes"] = serde_json::json!(classes);
         value["split"] = serde_json::json!(args.split);
-        if let Some((r, finding, sweep)) = &memorization {
+        if let Some((r, finding, sweep, retrained)) = &memorization {
             let mut m = serde_json::to_value(r)
                 .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
             m["finding"] = serde_json::json!(finding);
+            if let Some(retrained) = retrained {
+                m["retrained"] = serde_json::to_value(retrained)
+                    .map_err(|e| CoreError::Invalid(format!("cannot serialise the report: {e}")))?;
+            }
             if let Some(sweep) = sweep {
                 m["sweep"] = serde_json::to_value(sweep)
                     .map_err(|e| CoreError::Invalid(format!("cannot serialise the sweep: {e}")))?;
@@ -152,20 +167,30 @@ fn report(table: &Table, path: &Path, args: &FairnessArgs, json: bool) -> CoreRe
             crate::measure::fairness::SMALL_CELL
         );
     }
-    if let Some((r, finding, sweep)) = &memorization {
+    if let Some((r, finding, sweep, retrained)) = &memorization {
         print_memorization(r, finding, sweep.as_deref());
+        if let Some(retrained) = retrained {
+            print_retrained(r, retrained);
+        }
     }
     Ok(())
 }
 
-/// A simulated memorization of the measured rows: its report, finding and optional sweep.
-type Memorized = (MemorizationReport, String, Option<Vec<SweepRow>>);
+/// A simulated memorization of the measured rows: its report, finding, optional sweep and
+/// optional real memorization.
+type Memorized = (
+    MemorizationReport,
+    String,
+    Option<Vec<SweepRow>>,
+    Option<RetrainReport>,
+);
 
 fn memorize(
     table: &Table,
     measured: &MeasuredFairness,
     args: &FairnessArgs,
     strategy: Strategy,
+    json: bool,
 ) -> CoreResult<Memorized> {
     if !(0.0..=1.0).contains(&args.mass) {
         return Err(CoreError::Invalid(format!(
@@ -183,7 +208,85 @@ fn memorize(
     } else {
         None
     };
-    Ok((r, finding, sweep))
+    let retrained = match (&args.model, args.retrain) {
+        (Some(model), true) => Some(retrain(table, model, args, &pop, &mask, json)?),
+        _ => None,
+    };
+    Ok((r, finding, sweep, retrained))
+}
+
+/// Spec 14 §7 step 4: MODEL's recipe on its training rows plus `weight` × D.
+fn retrain(
+    table: &Table,
+    model: &Path,
+    args: &FairnessArgs,
+    pop: &Population,
+    mask: &[bool],
+    json: bool,
+) -> CoreResult<RetrainReport> {
+    if args.weight == 0 {
+        return Err(CoreError::Invalid("--weight must be at least 1".into()));
+    }
+    let names = (pop.names[0].as_str(), pop.names[1].as_str());
+    let idx = memo::population_indices(table, &args.split, names)?;
+    let d: Vec<usize> = idx
+        .iter()
+        .zip(mask)
+        .filter(|(_, m)| **m)
+        .map(|(&i, _)| i)
+        .collect();
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let ctx = JobCtx::new(&cancel, &sink);
+    let (after_table, rows, seconds) =
+        memo::retrained_predictions(model, args.protected.as_deref(), &d, args.weight, &ctx)?;
+    let classes: Vec<String> = measure_table(table, model, &args.split, args.groups.as_deref())?.classes;
+    let after = memo::population_of_table(&after_table, &args.split, &classes, names)?;
+    memo::compare(pop, &after, mask, args.weight, rows, seconds)
+}
+
+/// One gap of a set of gaps.
+type GapOf = fn(&memo::Gaps) -> f64;
+
+fn print_retrained(r: &MemorizationReport, t: &RetrainReport) {
+    println!(
+        "real memorization: the model's recipe trained again on {} rows (its own + {} x D), {:.0} s",
+        t.train_rows, t.weight, t.seconds
+    );
+    println!(
+        "  fits {:.1} % of D (the base model {:.1} %); accuracy on the rows measured {:.1} % -> {:.1} %",
+        100.0 * t.fit_on_d,
+        100.0 * t.base_fit_on_d,
+        100.0 * t.accuracy[0],
+        100.0 * t.accuracy[1]
+    );
+    println!(
+        "  {:<34} {:>9} {:>9} {:>9}   outside D: {:>8} {:>8}",
+        "", "before", "f = Y", "retrained", "before", "after"
+    );
+    let pick: [(&str, GapOf); 3] = [
+        ("statistical parity (positive)", |g| {
+            g.statistical_parity_difference
+        }),
+        ("equal opportunity (positive class)", |g| {
+            g.equal_opportunity_difference
+        }),
+        ("equalized odds (max |Δ|)", |g| g.equalized_odds_difference),
+    ];
+    for (name, f) in pick {
+        println!(
+            "  {name:<34} {:>+9.4} {:>+9.4} {:>+9.4}              {:>+8.4} {:>+8.4}",
+            f(&r.before),
+            f(&r.simulated),
+            f(&t.seen),
+            f(&t.unseen_before),
+            f(&t.unseen_after)
+        );
+    }
+    println!(
+        "  spillover: {:.1} % of the rows outside D changed prediction",
+        100.0 * t.spillover
+    );
 }
 
 fn print_memorization(r: &MemorizationReport, finding: &str, sweep: Option<&[SweepRow]>) {

@@ -36,6 +36,10 @@ pub struct TrainTabularArgs {
     /// Training-set augmentation (TabCutMix appends 30% mixed rows, as the reference).
     #[arg(long, value_enum, default_value = "none")]
     pub augment: Augment,
+    /// Mixed rows appended per training row with --augment tabcutmix[-plus] (the reference's 0.3;
+    /// larger shares mix more, a labelled departure from the paper).
+    #[arg(long, default_value_t = crate::tabular::augment::NEW_ROW_FRACTION)]
+    pub augment_share: f64,
     /// Diffusion steps T (TabDDPM uses 1000).
     #[arg(long, default_value_t = TabTrainConfig::default().arch.timesteps)]
     pub timesteps: usize,
@@ -79,6 +83,7 @@ pub fn train_tabular_cmd(args: TrainTabularArgs, json: bool) -> CoreResult<()> {
         batch_size: args.batch_size,
         lr: args.lr,
         augment: args.augment,
+        augment_share: args.augment_share,
         samples: args.samples,
         plant_duplicates: args.plant_duplicates,
         dup_factor: args.dup_factor,
@@ -207,6 +212,7 @@ fn summary_json(
         "rule_label": rule.label(),
         "threshold": THRESHOLD,
         "augment": card.config.augment,
+        "augment_share": card.config.augment_share,
         "memorization_ratio": series.last().map(|s| s.1),
         "memorization_ratio_code": last.map(|r| r.code.ratio),
         "memorization_ratio_global": last.map(|r| r.global.ratio),

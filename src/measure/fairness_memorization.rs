@@ -13,8 +13,10 @@
 //! the masses of §5: M*_EO = Σ_y π_{ℓ(y),y}·|Δ⁰_eo(y)|/FNR_{ℓ(y)}(y) and the statistical parity
 //! lower bound p_D ≥ min(π₊,π₋)·TV(s₊,s₋)/max_{a,y} FNR_a(y).
 
+mod retrain;
 mod sweep;
 
+pub use retrain::{RetrainReport, compare, population_indices, retrained_predictions};
 pub use sweep::{SweepRow, finding, population_of_table, sweep};
 
 use rand::SeedableRng;

@@ -26,6 +26,28 @@ pub struct MeasuredFairness {
 
 /// Predictions of a tabular classifier on every row of its table, as a predictions table.
 pub fn model_predictions(dir: &Path, protected: Option<&str>) -> CoreResult<Table> {
+    let (table, ds, _) = tabular_model_data(dir)?;
+    let device = candle_core::Device::Cpu;
+    let loaded = crate::model::load_model(dir, Some(&ds), &device)?;
+    let pred = predict_all(&loaded.model, &ds, &device)?;
+    predictions_table(
+        &table,
+        &ds,
+        protected,
+        &pred,
+        format!("predictions of {}", dir.display()),
+    )
+}
+
+/// The table a tabular classifier's card names (Adult), as a table and as a data set, with the
+/// card; an error naming `dir` when the model was not trained on a table.
+pub(crate) fn tabular_model_data(
+    dir: &Path,
+) -> CoreResult<(
+    crate::data::tabular::TabularData,
+    crate::data::Dataset,
+    crate::model::ModelCard,
+)> {
     let card = crate::model::ModelCard::load(&dir.join("card.json"))?;
     let name = &card.dataset.name;
     let is_table = crate::data::bundled(name).is_some_and(|b| b.kind == crate::data::BundledKind::Table);
@@ -40,8 +62,33 @@ pub fn model_predictions(dir: &Path, protected: Option<&str>) -> CoreResult<Tabl
     }
     let table = crate::data::tabular::load_adult()?;
     let ds = crate::data::Dataset::from_tabular(&table)?;
-    let device = candle_core::Device::Cpu;
-    let loaded = crate::model::load_model(dir, Some(&ds), &device)?;
+    Ok((table, ds, card))
+}
+
+/// The predicted class of every row of `ds`.
+pub(crate) fn predict_all(
+    model: &crate::model::Classifier,
+    ds: &crate::data::Dataset,
+    device: &candle_core::Device,
+) -> CoreResult<Vec<u32>> {
+    let mut out = Vec::with_capacity(ds.n);
+    let all: Vec<usize> = (0..ds.n).collect();
+    for chunk in all.chunks(4096) {
+        let x = candle_core::Tensor::from_vec(ds.batch_f32(chunk), (chunk.len(), ds.c, ds.h, ds.w), device)?;
+        out.extend(model.forward(&x)?.argmax(1)?.to_vec1::<u32>()?);
+    }
+    Ok(out)
+}
+
+/// A predictions table (`index`, `split`, `group`, `y_true`, `y_pred`) of `pred` over every row,
+/// grouped by the `protected` column (default: the table's first protected attribute).
+pub(crate) fn predictions_table(
+    table: &crate::data::tabular::TabularData,
+    ds: &crate::data::Dataset,
+    protected: Option<&str>,
+    pred: &[u32],
+    source: String,
+) -> CoreResult<Table> {
     let column_name = match protected {
         Some(p) => p.to_string(),
         None => table
@@ -57,28 +104,26 @@ pub fn model_predictions(dir: &Path, protected: Option<&str>) -> CoreResult<Tabl
             table.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
         ))
     })?;
-    let group_of = |i: usize| group_name(column, i);
-    let mut rows = Vec::with_capacity(ds.n);
-    let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(4096) {
-        let x = candle_core::Tensor::from_vec(ds.batch_f32(chunk), (chunk.len(), ds.c, ds.h, ds.w), &device)?;
-        let pred: Vec<u32> = loaded.model.forward(&x)?.argmax(1)?.to_vec1()?;
-        for (&i, &p) in chunk.iter().zip(&pred) {
+    let rows = (0..ds.n)
+        .map(|i| {
             let split = match ds.split[i] {
                 crate::data::Split::Train => "train",
                 crate::data::Split::Test => "test",
             };
-            rows.push(vec![
+            vec![
                 i.to_string(),
                 split.to_string(),
-                group_of(i),
+                group_name(column, i),
                 table.class_names[ds.labels[i] as usize].clone(),
-                table.class_names.get(p as usize).cloned().unwrap_or_default(),
-            ]);
-        }
-    }
+                pred.get(i)
+                    .and_then(|&p| table.class_names.get(p as usize))
+                    .cloned()
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
     Ok(Table {
-        source: format!("predictions of {}", dir.display()),
+        source,
         columns: ["index", "split", "group", "y_true", "y_pred"]
             .map(String::from)
             .to_vec(),

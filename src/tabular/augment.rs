@@ -141,10 +141,11 @@ pub fn tabcutmix_plus(
     mix_rows(table, n_new, clusters, seed).0
 }
 
-/// `table` augmented by `how` with `round(NEW_ROW_FRACTION · n)` new rows; TabCutMixPlus clusters
-/// the features at [`CLUSTER_THRESHOLD`] first. [`Augment::None`] returns a copy.
-pub fn augment(table: &MixedTable, how: Augment, seed: u64) -> MixedTable {
-    let n_new = (NEW_ROW_FRACTION * table.n_rows() as f64).round() as usize;
+/// `table` augmented by `how` with `round(share · n)` new rows (the reference's share is
+/// [`NEW_ROW_FRACTION`]); TabCutMixPlus clusters the features at [`CLUSTER_THRESHOLD`] first.
+/// [`Augment::None`] returns a copy.
+pub fn augment(table: &MixedTable, how: Augment, share: f64, seed: u64) -> MixedTable {
+    let n_new = (share.max(0.0) * table.n_rows() as f64).round() as usize;
     match how {
         Augment::None => table.clone(),
         Augment::TabCutMix => tabcutmix(table, n_new, seed),
@@ -466,11 +467,12 @@ pub(crate) mod tests {
         let t = mixed(50, 3);
         assert_eq!(tabcutmix(&t, 20, 5), tabcutmix(&t, 20, 5));
         assert_ne!(tabcutmix(&t, 20, 5), tabcutmix(&t, 20, 6));
-        let a = augment(&t, Augment::TabCutMixPlus, 9);
-        assert_eq!(a, augment(&t, Augment::TabCutMixPlus, 9));
+        let a = augment(&t, Augment::TabCutMixPlus, NEW_ROW_FRACTION, 9);
+        assert_eq!(a, augment(&t, Augment::TabCutMixPlus, NEW_ROW_FRACTION, 9));
         assert_eq!(a.n_rows(), 65);
-        assert_eq!(augment(&t, Augment::None, 9), t);
-        assert_eq!(augment(&t, Augment::TabCutMix, 9).n_rows(), 65);
+        assert_eq!(augment(&t, Augment::None, NEW_ROW_FRACTION, 9), t);
+        assert_eq!(augment(&t, Augment::TabCutMix, NEW_ROW_FRACTION, 9).n_rows(), 65);
+        assert_eq!(augment(&t, Augment::TabCutMix, 1.0, 9).n_rows(), 100);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 
-use super::augment::{Augment, augment};
+use super::augment::{Augment, NEW_ROW_FRACTION, augment};
 use super::ddpm::{BatchDraw, Codec, TabDdpm, TabDdpmArch};
 use super::memorization::{DistanceRule, MemorizationRatio, memorization_ratio};
 use super::quality::{Quality, quality, tstr_accuracy};
@@ -43,6 +43,10 @@ pub struct TabTrainConfig {
     pub arch: TabDdpmArch,
     /// Training-set augmentation.
     pub augment: Augment,
+    /// Mixed rows appended per training row (the reference's 0.3; cards written before the
+    /// option existed read as 0.3).
+    #[serde(default = "reference_share")]
+    pub augment_share: f64,
     /// Synthetic rows drawn per checkpoint (0 = as many as training rows).
     pub samples: usize,
     /// Training rows planted as duplicates (ground truth for tests and demos).
@@ -72,6 +76,7 @@ impl Default for TabTrainConfig {
                 timesteps: 100,
             },
             augment: Augment::None,
+            augment_share: NEW_ROW_FRACTION,
             samples: 0,
             plant_duplicates: 0,
             dup_factor: 20,
@@ -87,14 +92,23 @@ impl TabTrainConfig {
         if !self.id.is_empty() {
             return self.id.clone();
         }
+        let share = if self.augment == Augment::None || (self.augment_share - NEW_ROW_FRACTION).abs() < 1e-9 {
+            String::new()
+        } else {
+            format!("-x{}", self.augment_share)
+        };
         format!(
-            "tabddpm-{}-{}-e{}-s{}",
+            "tabddpm-{}-{}{share}-e{}-s{}",
             data_label(&self.data),
             self.augment.label(),
             self.epochs,
             self.seed
         )
     }
+}
+
+fn reference_share() -> f64 {
+    NEW_ROW_FRACTION
 }
 
 fn data_label(data: &str) -> String {
@@ -195,11 +209,17 @@ pub fn train_tabular(cfg: &TabTrainConfig, study: &Path, ctx: &JobCtx<'_>) -> Co
             "epochs and batch size must be positive and timesteps at least 2".into(),
         ));
     }
+    if !(0.0..=10.0).contains(&cfg.augment_share) {
+        return Err(CoreError::Invalid(format!(
+            "--augment-share {} is outside 0-10 (mixed rows per training row; the reference uses 0.3)",
+            cfg.augment_share
+        )));
+    }
     let data = load_table(&cfg.data, cfg.target.as_deref())?;
     let (members, planted, list) = plan_rows(cfg, &data);
     let real = MixedTable::from_data(&data, &members);
     let listed = MixedTable::from_data(&data, &list);
-    let training = augment(&listed, cfg.augment, cfg.seed);
+    let training = augment(&listed, cfg.augment, cfg.augment_share, cfg.seed);
     let augmented_rows = training.n_rows() - listed.n_rows();
     let test_idx = data.test_indices();
     let test = MixedTable::from_data(&data, &test_idx);
