@@ -14,6 +14,8 @@
 //! * [`canary`]: Secret Sharer exposure (rank, perplexities, TF Privacy's estimates).
 //! * [`lm`]: Hugging Face causal language models (GPT-2, GPT-NeoX, Llama, Qwen2) and tokenizers.
 //! * [`gpu`]: wgpu compute kernels from `shaders/`, each with a CPU twin.
+//! * [`icl`]: in-context learning kinetics (Nguyen & Reddy): memorization vs ICL across task
+//!   diversity.
 //! * [`job`]: cancellable, progress-reporting background jobs.
 //! * [`study`]: the on-disk study folder (atomic writes).
 //! * [`demo`]: the bundled demo study.
@@ -34,6 +36,7 @@ pub mod diffusion;
 pub mod error;
 pub mod fast_math;
 pub mod gpu;
+pub mod icl;
 pub mod invert;
 pub mod job;
 pub mod lm;

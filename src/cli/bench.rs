@@ -14,6 +14,9 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
     if let BenchWhich::All { device } = which {
         return run_all(&device, json);
     }
+    if let BenchWhich::Icl { seed, sequential } = which {
+        return super::icl::bench(seed, sequential, json);
+    }
     if matches!(which, BenchWhich::Frames { .. }) {
         return bench_frames(which, json);
     }
@@ -273,7 +276,8 @@ pub fn run(which: BenchWhich, json: bool) -> CoreResult<()> {
         | BenchWhich::Lm { .. }
         | BenchWhich::DpZoo { .. }
         | BenchWhich::Tabular { .. }
-        | BenchWhich::Diffusers { .. } => {}
+        | BenchWhich::Diffusers { .. }
+        | BenchWhich::Icl { .. } => {}
         BenchWhich::Train {
             family,
             epochs,

@@ -215,6 +215,16 @@ pub enum BenchWhich {
         #[arg(long, default_value_t = 2000)]
         samples: usize,
     },
+    /// In-context learning kinetics: the default `rote icl` sweep (one seed); its wall time and
+    /// training sequences per second.
+    Icl {
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Train the runs one after another instead of side by side.
+        #[arg(long)]
+        sequential: bool,
+    },
     /// MLP/CNN training time per epoch on MNIST-10k.
     Train {
         /// Family.

@@ -12,10 +12,12 @@ mod diffusion_single;
 mod dp;
 mod fairness;
 mod gpt;
+mod icl;
 mod import;
 mod invert;
 mod invert_onnx;
 mod lm;
+mod lm_dataset_test;
 mod lm_measure;
 mod mat;
 mod progress;
@@ -231,6 +233,12 @@ pub enum Command {
     /// or --members vs --nonmembers.
     LmMia(lm_measure::LmMiaArgs),
 
+    /// Dataset-level membership (MemHunter-style): did the model train on a whole set of texts?
+    /// A one-sided Mann–Whitney test of per-sample scores, suspect vs reference, with a control of
+    /// two reference halves and the samples needed; without files, the card's planted passages vs
+    /// its held-out ones.
+    LmDatasetTest(lm_dataset_test::LmDatasetTestArgs),
+
     /// The (ε, δ) of DP-SGD (Poisson-subsampled Gaussian) from the Rényi-DP accountant, or with
     /// --epsilon the noise multiplier that reaches a target ε.
     DpEpsilon(dp::DpEpsilonArgs),
@@ -259,6 +267,11 @@ pub enum Command {
     /// The memorization ratio of a tabular model's synthetic rows (d(NN1)/d(NN2) < 1/3) per
     /// checkpoint, the memorized rows beside their training twins, TSTR accuracy and quality.
     TabMemorization(tabular::TabMemorizationArgs),
+
+    /// In-context learning kinetics (Nguyen & Reddy): train a one-layer attention model on K
+    /// items for several K and report generalization (new items, query in context) and
+    /// memorization (training items, query absent) per K, with the threshold K*.
+    Icl(icl::IclArgs),
 
     /// Write a study's results as an HTML page with PNG galleries and every table as CSV.
     Report {

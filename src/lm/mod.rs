@@ -35,6 +35,8 @@ pub mod bench;
 pub mod bpe;
 pub mod card;
 mod cpu_kernels;
+pub mod dataset_report;
+pub mod dataset_test;
 pub mod extract;
 pub mod extract_report;
 mod gpt2;

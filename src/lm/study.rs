@@ -180,6 +180,16 @@ fn load<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> CoreResult<T
     serde_json::from_str(&text).map_err(|e| CoreError::format(path, format!("not {what}: {e}")))
 }
 
+/// Where `rote lm-dataset-test` keeps its report: `dataset-<source>-<score>.json`.
+pub fn dataset_path(study_root: &Path, model: &str, source: &LmSource, score: &str) -> PathBuf {
+    results_dir(study_root, model).join(format!("dataset-{}-{score}.json", source.tag()))
+}
+
+/// Reads a cached dataset-level test report.
+pub fn load_dataset_report(path: &Path) -> CoreResult<super::dataset_report::DatasetTestReport> {
+    load(path, "an LM dataset-test report")
+}
+
 /// Reads a cached extraction report.
 pub fn load_extract_report(path: &Path) -> CoreResult<super::extract_report::LmExtractReport> {
     load(path, "an LM extraction report")
@@ -197,6 +207,8 @@ pub struct LmResults {
     pub extract: Vec<(String, PathBuf)>,
     /// `(model, file)` of every `mia-*.json`, sorted.
     pub mia: Vec<(String, PathBuf)>,
+    /// `(model, file)` of every `dataset-*.json` (`rote lm-dataset-test`), sorted.
+    pub dataset: Vec<(String, PathBuf)>,
 }
 
 /// Every cached report under `STUDY/results/lm/` (hidden files skipped).
@@ -239,6 +251,8 @@ pub fn list_results(study_root: &Path) -> LmResults {
                 out.extract.push((model.clone(), f));
             } else if name.starts_with("mia-") {
                 out.mia.push((model.clone(), f));
+            } else if name.starts_with("dataset-") {
+                out.dataset.push((model.clone(), f));
             }
         }
     }

@@ -67,7 +67,7 @@
 use crate::error::{CoreError, CoreResult};
 
 #[path = "audit_beta.rs"]
-mod beta;
+pub(crate) mod beta;
 
 /// Default significance α (95 % confidence).
 pub const DEFAULT_SIGNIFICANCE: f64 = 0.05;

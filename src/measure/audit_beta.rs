@@ -52,7 +52,7 @@ fn beta_cf(a: f64, b: f64, x: f64) -> f64 {
 }
 
 /// (I_x(a, b), 1 − I_x(a, b)), each to full relative precision; a, b > 0.
-pub(super) fn ibeta_pair(a: f64, b: f64, x: f64) -> (f64, f64) {
+pub(crate) fn ibeta_pair(a: f64, b: f64, x: f64) -> (f64, f64) {
     if x <= 0.0 {
         return (0.0, 1.0);
     }

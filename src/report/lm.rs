@@ -8,6 +8,7 @@ use super::svg::{Axis, Series, line_chart};
 use super::{Report, Section, Table, html};
 use crate::error::CoreResult;
 use crate::job::JobCtx;
+use crate::lm::dataset_report::DatasetTestReport;
 use crate::lm::extract_report::{ExtractDoc, ExtractFigures, LmExtractReport, finding_lines, headline};
 use crate::lm::mia_report::{self, LmMiaReport};
 use crate::lm::study::list_results;
@@ -23,6 +24,7 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
         .extract
         .iter()
         .chain(&found.mia)
+        .chain(&found.dataset)
         .map(|(m, _)| m.clone())
         .collect();
     models.sort();
@@ -38,6 +40,11 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
         for (_, path) in found.mia.iter().filter(|(m, _)| *m == model) {
             if let Some(rep) = r.load::<LmMiaReport>(path, &mut body) {
                 membership(r, &format!("{model}-{}", super::stem_of(path)), &rep, &mut body)?;
+            }
+        }
+        for (_, path) in found.dataset.iter().filter(|(m, _)| *m == model) {
+            if let Some(rep) = r.load::<DatasetTestReport>(path, &mut body) {
+                dataset_test(r, &format!("{model}-{}", super::stem_of(path)), &rep, &mut body)?;
             }
         }
         r.sections.push(Section {
@@ -381,5 +388,71 @@ fn membership(r: &mut Report<'_>, name: &str, rep: &LmMiaReport, body: &mut Stri
         &roc,
     )?;
     body.push_str(&format!("<p class=\"file\">data: {}</p>\n", html::link(&rf)));
+    Ok(())
+}
+
+/// `rote lm-dataset-test`: the verdict, the two tests and the power curve.
+fn dataset_test(
+    r: &mut Report<'_>,
+    name: &str,
+    rep: &DatasetTestReport,
+    body: &mut String,
+) -> CoreResult<()> {
+    body.push_str(&html::h3(&format!(
+        "Dataset-level membership (MemHunter-style) on {}, score {}",
+        rep.source.describe(),
+        rep.options.score.name()
+    )));
+    body.push_str(&html::p(&rep.finding()));
+    let mut t = Table::new(&[
+        "test",
+        "n_suspect",
+        "n_reference",
+        "u",
+        "auc",
+        "p_value",
+        "welch_t",
+        "welch_p",
+    ]);
+    for (label, x) in [
+        ("suspect vs reference", &rep.members),
+        ("control: one reference split", &rep.control),
+    ] {
+        t.push(vec![
+            label.into(),
+            x.n_suspect.into(),
+            x.n_reference.into(),
+            x.u.into(),
+            x.auc.into(),
+            x.p_value.into(),
+            x.welch_t.into(),
+            x.welch_p.into(),
+        ]);
+    }
+    let f = r.csv(
+        &format!("lm-{name}"),
+        &format!(
+            "{}: one-sided Mann-Whitney U, suspect vs reference and a control split",
+            rep.model
+        ),
+        &t,
+    )?;
+    body.push_str(&html::table(&t, 5, Some(&f)));
+    let mut pt = Table::new(&["n_per_side", "power", "median_p"]);
+    for p in &rep.power {
+        pt.push(vec![p.n.into(), p.power.into(), p.median_p.into()]);
+    }
+    let pf = r.csv(
+        &format!("lm-{name}-power"),
+        &format!(
+            "{}: empirical power at alpha {} against samples per side",
+            rep.model, rep.options.alpha
+        ),
+        &pt,
+    )?;
+    body.push_str(&html::p(
+        "Power of the test against the number of samples per side:",
+    ));
+    body.push_str(&html::table(&pt, 20, Some(&pf)));
     Ok(())
 }
