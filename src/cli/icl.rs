@@ -128,17 +128,20 @@ impl IclArgs {
     }
 }
 
+/// Runs a sweep with a progress bar on stderr; returns it with its wall time in seconds.
+fn timed_sweep(cfg: &IclSweepConfig, json: bool) -> CoreResult<(IclSweep, f64)> {
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let started = Instant::now();
+    let sweep = run_sweep(cfg, &JobCtx::new(&cancel, &sink));
+    sink.finish();
+    Ok((sweep?, started.elapsed().as_secs_f64()))
+}
+
 /// `rote bench icl`: the default sweep's wall time and training sequences per second.
 pub(super) fn bench(seed: u64, sequential: bool, json: bool) -> CoreResult<()> {
     let cfg = IclArgs::defaults(seed, sequential).sweep_config();
-    let cancel = CancelToken::new();
-    let sink = CliSink::new(json);
-    let ctx = JobCtx::new(&cancel, &sink);
-    let started = Instant::now();
-    let sweep = run_sweep(&cfg, &ctx);
-    sink.finish();
-    let sweep = sweep?;
-    let secs = started.elapsed().as_secs_f64();
+    let (sweep, secs) = timed_sweep(&cfg, json)?;
     let steps: usize = sweep.runs.iter().map(|r| r.steps).sum();
     let sequences = (steps * cfg.run.batch) as f64;
     let per_sec = sequences / secs.max(1e-9);
@@ -173,14 +176,7 @@ pub(super) fn bench(seed: u64, sequential: bool, json: bool) -> CoreResult<()> {
 /// `rote icl`.
 pub fn icl(args: IclArgs, json: bool) -> CoreResult<()> {
     let cfg = args.sweep_config();
-    let cancel = CancelToken::new();
-    let sink = CliSink::new(json);
-    let ctx = JobCtx::new(&cancel, &sink);
-    let started = Instant::now();
-    let sweep = run_sweep(&cfg, &ctx);
-    sink.finish();
-    let sweep = sweep?;
-    let secs = started.elapsed().as_secs_f64();
+    let (sweep, secs) = timed_sweep(&cfg, json)?;
     let value = sweep_json(&sweep, &cfg, secs);
     print(json, &value, || sweep_text(&sweep, &cfg, secs));
     Ok(())

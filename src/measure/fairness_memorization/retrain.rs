@@ -48,13 +48,7 @@ pub struct RetrainReport {
 /// Dataset indices of the rows of P, in P's order: the rows of `split` (`train`, `test`, `all`)
 /// whose group is one of `names`, exactly the rows [`super::population_of_table`] keeps.
 pub fn population_indices(table: &Table, split: &str, names: (&str, &str)) -> CoreResult<Vec<usize>> {
-    let col = |name: &str| {
-        table
-            .columns
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| CoreError::Invalid(format!("predictions table has no column '{name}'")))
-    };
+    let col = |name: &str| super::sweep::column(table, name);
     let (ci, cs, cg) = (col("index")?, col("split")?, col("group")?);
     table
         .rows

@@ -73,6 +73,15 @@ pub fn finding(r: &MemorizationReport, names: &[String; 2]) -> String {
     )
 }
 
+/// The position of a predictions table's column `name`.
+pub(super) fn column(table: &crate::data::Table, name: &str) -> CoreResult<usize> {
+    table
+        .columns
+        .iter()
+        .position(|c| c == name)
+        .ok_or_else(|| CoreError::Invalid(format!("predictions table has no column '{name}'")))
+}
+
 /// The population of a predictions table's rows of `split` (`index`, `split`, `group`,
 /// `y_true`, `y_pred`), with the classes and groups `measure_table` chose.
 pub fn population_of_table(
@@ -81,13 +90,7 @@ pub fn population_of_table(
     classes: &[String],
     names: (&str, &str),
 ) -> CoreResult<Population> {
-    let col = |name: &str| {
-        table
-            .columns
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| CoreError::Invalid(format!("predictions table has no column '{name}'")))
-    };
+    let col = |name: &str| column(table, name);
     let (cs, cg, ct, cp) = (col("split")?, col("group")?, col("y_true")?, col("y_pred")?);
     let index = |v: &str| classes.iter().position(|c| c == v).unwrap_or(0);
     let rows: Vec<&Vec<String>> = table
