@@ -209,7 +209,7 @@ fn memorize(
         None
     };
     let retrained = match (&args.model, args.retrain) {
-        (Some(model), true) => Some(retrain(table, model, args, &pop, &mask, json)?),
+        (Some(model), true) => Some(retrain(table, model, args, &measured.classes, &pop, &mask, json)?),
         _ => None,
     };
     Ok((r, finding, sweep, retrained))
@@ -220,6 +220,7 @@ fn retrain(
     table: &Table,
     model: &Path,
     args: &FairnessArgs,
+    classes: &[String],
     pop: &Population,
     mask: &[bool],
     json: bool,
@@ -240,8 +241,7 @@ fn retrain(
     let ctx = JobCtx::new(&cancel, &sink);
     let (after_table, rows, seconds) =
         memo::retrained_predictions(model, args.protected.as_deref(), &d, args.weight, &ctx)?;
-    let classes: Vec<String> = measure_table(table, model, &args.split, args.groups.as_deref())?.classes;
-    let after = memo::population_of_table(&after_table, &args.split, &classes, names)?;
+    let after = memo::population_of_table(&after_table, &args.split, classes, names)?;
     memo::compare(pop, &after, mask, args.weight, rows, seconds)
 }
 
