@@ -101,6 +101,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::LmExtract(args) => super::lm_measure::lm_extract(args, json),
         Command::LmMia(args) => super::lm_measure::lm_mia(args, json),
         Command::LmDatasetTest(args) => super::lm_dataset_test::lm_dataset_test(args, json),
+        Command::LmProbe(args) => super::lm_probe::lm_probe(args, json),
         Command::DpEpsilon(args) => super::dp::dp_epsilon(args, json),
         Command::Defences(args) => super::defences::defences(args, json),
         Command::Mat(args) => super::mat::mat(args, json),

@@ -2,6 +2,7 @@
 //! diversity K (Nguyen & Reddy, arXiv:2412.00104; spec 12). Defaults are the tiny CPU
 //! reproduction of spec §5, with 4 labels instead of the paper's 2 (a labelled departure).
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::json;
@@ -9,27 +10,13 @@ use serde_json::json;
 use super::CliSink;
 use super::commands::print;
 use crate::error::CoreResult;
-use crate::icl::{IclOptimizer, IclRunConfig, IclSweep, IclSweepConfig, run_sweep};
+use crate::icl::cache::{IclRecord, sweep_into_study, sweep_path};
+use crate::icl::{
+    DEFAULT_BATCH, DEFAULT_CONTEXT, DEFAULT_DIVERSITIES, DEFAULT_EVAL_EVERY, DEFAULT_EVAL_SEQUENCES,
+    DEFAULT_LABELS, DEFAULT_MIN_TEST_ITEMS, DEFAULT_STEPS, DEFAULT_WIDTH, IclOptimizer, IclRunConfig,
+    IclSweep, IclSweepConfig, run_sweep,
+};
 use crate::job::{CancelToken, JobCtx};
-
-/// Default labels: 4 (chance 0.25), a departure from the paper's 2.
-pub const DEFAULT_LABELS: usize = 4;
-/// Default context items before the query.
-pub const DEFAULT_CONTEXT: usize = 20;
-/// Default readout MLP width.
-pub const DEFAULT_WIDTH: usize = 128;
-/// Default step budget per run.
-pub const DEFAULT_STEPS: usize = 2000;
-/// Default diversities.
-pub const DEFAULT_DIVERSITIES: [usize; 5] = [32, 128, 512, 2048, 8192];
-
-/// Default steps between ICL evaluations.
-pub const DEFAULT_EVAL_EVERY: usize = 100;
-/// Default sequences per evaluation set.
-pub const DEFAULT_EVAL_SEQUENCES: usize = 1000;
-
-/// Default floor on the number of new items in the ICL test.
-pub const DEFAULT_MIN_TEST_ITEMS: usize = 1000;
 
 /// Options of `rote icl`.
 #[derive(Debug, clap::Args)]
@@ -56,7 +43,7 @@ pub struct IclArgs {
     #[arg(long, default_value_t = DEFAULT_WIDTH)]
     pub width: usize,
     /// Sequences per step (the paper's 128).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
     /// Optimiser: sgd (the paper's, lr 0.01) or adam (lr 1e-3, faster on a CPU).
     #[arg(long, value_enum, default_value = "adam")]
@@ -77,6 +64,13 @@ pub struct IclArgs {
     /// Train the runs one after another instead of side by side.
     #[arg(long)]
     pub sequential: bool,
+    /// Study (or any folder) to cache the sweep in, as results/icl/icl-seed<S>-L<labels>.json;
+    /// a cached sweep with the same settings is shown instead of training again.
+    #[arg(long)]
+    pub study: Option<PathBuf>,
+    /// With --study: train again even when the sweep is cached.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 impl IclArgs {
@@ -117,13 +111,15 @@ impl IclArgs {
             context: DEFAULT_CONTEXT,
             steps: DEFAULT_STEPS,
             width: DEFAULT_WIDTH,
-            batch: 128,
+            batch: DEFAULT_BATCH,
             optimizer: IclOptimizer::Adam,
             lr: None,
             eval_every: DEFAULT_EVAL_EVERY,
             eval_sequences: DEFAULT_EVAL_SEQUENCES,
             min_test_items: DEFAULT_MIN_TEST_ITEMS,
             sequential,
+            study: None,
+            fresh: false,
         }
     }
 }
@@ -176,10 +172,47 @@ pub(super) fn bench(seed: u64, sequential: bool, json: bool) -> CoreResult<()> {
 /// `rote icl`.
 pub fn icl(args: IclArgs, json: bool) -> CoreResult<()> {
     let cfg = args.sweep_config();
-    let (sweep, secs) = timed_sweep(&cfg, json)?;
-    let value = sweep_json(&sweep, &cfg, secs);
-    print(json, &value, || sweep_text(&sweep, &cfg, secs));
+    let Some(study) = args.study.as_deref() else {
+        let (sweep, secs) = timed_sweep(&cfg, json)?;
+        let value = sweep_json(&sweep, &cfg, secs);
+        print(json, &value, || sweep_text(&sweep, &cfg, secs));
+        return Ok(());
+    };
+    check_study(study)?;
+    let cancel = CancelToken::new();
+    let sink = CliSink::new(json);
+    let made = sweep_into_study(Some(study), &cfg, args.fresh, &JobCtx::new(&cancel, &sink));
+    sink.finish();
+    let (record, was_cached): (IclRecord, bool) = made?;
+    let path = sweep_path(study, &cfg);
+    let mut value = sweep_json(&record.sweep, &cfg, record.seconds);
+    value["cache"] = json!({ "path": path, "cached": was_cached });
+    print(json, &value, || {
+        let from = if was_cached {
+            "read from the cache (--fresh trains again)"
+        } else {
+            "cached"
+        };
+        format!(
+            "{}\nsweep {from}: {}",
+            sweep_text(&record.sweep, &cfg, record.seconds),
+            path.display()
+        )
+    });
     Ok(())
+}
+
+/// `--study` must be an existing folder (a study, or a folder of shipped results such as
+/// `assets/demo`).
+fn check_study(study: &Path) -> CoreResult<()> {
+    if study.is_dir() {
+        Ok(())
+    } else {
+        Err(crate::error::CoreError::format(
+            study,
+            "--study: not a folder (rote demo --out or rote train --out creates a study)",
+        ))
+    }
 }
 
 /// The JSON report of a sweep.
@@ -289,17 +322,23 @@ fn sweep_text(sweep: &IclSweep, cfg: &IclSweepConfig, secs: f64) -> String {
             sweep.generalization[i], sweep.memorization[i], sweep.steps[i]
         ));
     }
-    let first = sweep.generalization.first().copied().unwrap_or(f64::NAN);
-    let last = sweep.generalization.last().copied().unwrap_or(f64::NAN);
-    let k_star = sweep.k_star.map_or_else(
-        || "not bracketed by this sweep".to_string(),
-        |k| format!("≈ {k:.0}"),
-    );
-    s.push_str(&format!(
-        "Generalization to new items goes from {first:.2} at K = {} to {last:.2} at K = {} \
-         (threshold K* {k_star}): with few items the model memorizes, with many it learns in context.",
-        sweep.diversities.first().copied().unwrap_or(0),
-        sweep.diversities.last().copied().unwrap_or(0),
-    ));
+    s.push_str(&crate::icl::finding(sweep));
+    s.push('.');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GUI runs `icl::default_sweep`; it must be what `rote icl` runs, so both use one cache.
+    #[test]
+    fn cli_defaults_are_the_core_default_sweep() {
+        for seed in [0, 7] {
+            let mut cfg = IclArgs::defaults(seed, false).sweep_config();
+            assert_eq!(cfg, crate::icl::default_sweep(seed));
+            cfg.parallel = false;
+            assert_eq!(IclArgs::defaults(seed, true).sweep_config(), cfg);
+        }
+    }
 }

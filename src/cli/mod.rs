@@ -18,6 +18,7 @@ mod invert;
 mod invert_onnx;
 mod lm;
 mod lm_dataset_test;
+mod lm_probe;
 mod lm_measure;
 mod mat;
 mod progress;
@@ -238,6 +239,11 @@ pub enum Command {
     /// two reference halves and the samples needed; without files, the card's planted passages vs
     /// its held-out ones.
     LmDatasetTest(lm_dataset_test::LmDatasetTestArgs),
+
+    /// Where memorized tokens live: per-layer linear probes on residual-stream and MLP
+    /// activations (memorized vs confidence-matched never-seen tokens, grouped by sequence), the
+    /// logit-only baseline, and the intervention that projects the best probe's direction out.
+    LmProbe(lm_probe::LmProbeArgs),
 
     /// The (ε, δ) of DP-SGD (Poisson-subsampled Gaussian) from the Rényi-DP accountant, or with
     /// --epsilon the noise multiplier that reaches a target ε.

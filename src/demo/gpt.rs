@@ -17,7 +17,8 @@ use crate::lm::card::GptRecipe;
 use crate::lm::extract_report::{LmExtractOptions, extract_into_study};
 use crate::lm::mia_report::{LmMiaOptions, mia_into_study};
 use crate::lm::plant::PlantSpec;
-use crate::lm::study::{extraction_docs, mia_docs};
+use crate::lm::probe_report::{HELDOUT_CHARS, ProbeOptions, ProbeTexts, probe_into_study};
+use crate::lm::study::{extraction_docs, heldout_corpus_text, mia_docs};
 use crate::lm::train::{GptConfig, train_gpt_into_study};
 use crate::study::{Study, copy_tree, write_atomic, write_json_atomic};
 
@@ -80,8 +81,8 @@ pub fn rebuild_demo_gpt(study: &Study, assets: Option<&Path>, ctx: &JobCtx<'_>) 
     Ok(())
 }
 
-/// The demo GPT's reports with the commands' defaults: `rote lm-extract`, `rote lm-mia` and
-/// `rote exposure` on the model in `dir`, cached in `study_root`; returns the files written.
+/// The demo GPT's reports with the commands' defaults: `rote lm-extract`, `rote lm-mia`,
+/// `rote lm-probe` and `rote exposure` on the model in `dir`, cached in `study_root`; returns the files written.
 pub fn measure_demo_gpt(
     dir: &Path,
     study_root: &Path,
@@ -107,6 +108,24 @@ pub fn measure_demo_gpt(
         ctx,
     )?;
     written.extend(path);
+    let (members, nonmembers, source) = mia_docs(dir, None)?;
+    let card = crate::lm::card::GptCard::read(dir)?;
+    let heldout = card.as_ref().and_then(|c| heldout_corpus_text(c, HELDOUT_CHARS));
+    let texts = ProbeTexts {
+        members: &members,
+        nonmembers: &nonmembers,
+        heldout_text: heldout.as_deref(),
+    };
+    probe_into_study(
+        &lm,
+        source.clone(),
+        &texts,
+        &ProbeOptions::default(),
+        Some(study_root),
+        true,
+        ctx,
+    )?;
+    written.push(crate::lm::study::probe_path(study_root, &lm.id(), &source));
     let model = CanaryModel::load(dir, &device)?;
     let set = model
         .card_set()

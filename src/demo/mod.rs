@@ -114,6 +114,17 @@ pub fn write_demo(out: &Path) -> CoreResult<Study> {
     canary::copy_demo_lm(&study, &demo_assets_dir())?;
     defences::copy_demo_defences(&study, &demo_assets_dir())?;
     tabular::copy_demo_tabular(&study, &demo_assets_dir())?;
+    // The demo GPT's extraction, membership and probe reports, so the Text view opens on them.
+    common::copy_missing(
+        &crate::lm::study::results_dir(&demo_assets_dir(), "gpt-demo"),
+        &crate::lm::study::results_dir(&study.root, "gpt-demo"),
+    )?;
+    // The ICL sweep (`rote icl --study assets/demo`), so the Text view's ICL tab and the last
+    // slide open on it.
+    common::copy_missing(
+        &crate::icl::cache::results_dir(&demo_assets_dir()),
+        &crate::icl::cache::results_dir(&study.root),
+    )?;
     Ok(study)
 }
 

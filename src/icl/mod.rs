@@ -14,6 +14,7 @@
 //! number of labels L (the paper's 2; the CLI defaults to 4 so chance is 0.25), a shorter
 //! context, a narrower MLP and fewer steps (spec §5); `docs/fidelity.md` lists them.
 
+pub mod cache;
 pub mod model;
 pub mod task;
 pub mod train;
@@ -21,14 +22,33 @@ pub mod train;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, CoreResult};
 use crate::job::JobCtx;
 pub use train::{IclOptimizer, IclRunConfig, IclRunResult, train_run};
 
+/// Default labels of `rote icl`: 4 (chance 0.25), a departure from the paper's 2.
+pub const DEFAULT_LABELS: usize = 4;
+/// Default context items before the query.
+pub const DEFAULT_CONTEXT: usize = 20;
+/// Default readout MLP width.
+pub const DEFAULT_WIDTH: usize = 128;
+/// Default step budget per run.
+pub const DEFAULT_STEPS: usize = 2000;
+/// Default sequences per step (the paper's 128).
+pub const DEFAULT_BATCH: usize = 128;
+/// Default diversities.
+pub const DEFAULT_DIVERSITIES: [usize; 5] = [32, 128, 512, 2048, 8192];
+/// Default steps between ICL evaluations.
+pub const DEFAULT_EVAL_EVERY: usize = 100;
+/// Default sequences per evaluation set.
+pub const DEFAULT_EVAL_SEQUENCES: usize = 1000;
+/// Default floor on the number of new items in the ICL test.
+pub const DEFAULT_MIN_TEST_ITEMS: usize = 1000;
+
 /// A sweep over task diversities K, several seeds each.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IclSweepConfig {
     /// Task diversities K, ascending.
     pub diversities: Vec<usize>,
@@ -42,7 +62,7 @@ pub struct IclSweepConfig {
 }
 
 /// The outcome of a sweep.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IclSweep {
     /// Task diversities K.
     pub diversities: Vec<usize>,
@@ -61,6 +81,30 @@ pub struct IclSweep {
     pub k_star: Option<f64>,
     /// Every run, K-major then seed.
     pub runs: Vec<IclRunResult>,
+}
+
+/// The sweep `rote icl` runs without options (one seed, Adam, runs side by side): the tiny CPU
+/// reproduction of spec 12 §5, also what the GUI's Run ICL sweep runs, so both share a cache file.
+pub fn default_sweep(seed: u64) -> IclSweepConfig {
+    let optimizer = IclOptimizer::Adam;
+    IclSweepConfig {
+        diversities: DEFAULT_DIVERSITIES.to_vec(),
+        seeds: vec![seed],
+        run: IclRunConfig {
+            labels: DEFAULT_LABELS,
+            context: DEFAULT_CONTEXT,
+            width: DEFAULT_WIDTH,
+            steps: DEFAULT_STEPS,
+            batch: DEFAULT_BATCH,
+            optimizer,
+            lr: optimizer.default_lr(),
+            eval_every: DEFAULT_EVAL_EVERY,
+            eval_sequences: DEFAULT_EVAL_SEQUENCES,
+            min_test_items: DEFAULT_MIN_TEST_ITEMS,
+            ..IclRunConfig::paper(0, seed)
+        },
+        parallel: true,
+    }
 }
 
 /// Runs the sweep, reporting progress in optimiser steps and honouring cancellation.
@@ -207,9 +251,98 @@ pub fn threshold(diversities: &[usize], values: &[f64], level: f64) -> Option<f6
     })
 }
 
+/// The sweep's finding in one sentence: memorization without in-context learning at the smallest
+/// K, and from which K the model learns in context (K*), with the accuracies that show it.
+pub fn finding(sweep: &IclSweep) -> String {
+    let (Some(&k0), Some(&kn)) = (sweep.diversities.first(), sweep.diversities.last()) else {
+        return "The sweep has no diversities".to_string();
+    };
+    let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+    let last = sweep.diversities.len() - 1;
+    let (icl0, iwl0, icln) = (
+        at(&sweep.generalization, 0),
+        at(&sweep.memorization, 0),
+        at(&sweep.generalization, last),
+    );
+    let chance = sweep.chance;
+    let half = f64::midpoint(chance, 1.0);
+    let memorizes = if iwl0 >= half {
+        format!("memorizes (IWL {iwl0:.2})")
+    } else {
+        format!("does not even memorize (IWL {iwl0:.2})")
+    };
+    match sweep.k_star {
+        Some(k) => format!(
+            "At K = {k0} training items the transformer {memorizes} and cannot learn in context \
+             (ICL {icl0:.2}, chance {chance:.2}); from K ≈ {:.0} it learns in context ({icln:.2} at \
+             K = {kn})",
+            round_significant(k, 2)
+        ),
+        None if icl0 >= half => format!(
+            "Already at K = {k0} training items the transformer learns in context (ICL {icl0:.2}, \
+             chance {chance:.2}; {icln:.2} at K = {kn}): the sweep starts above the transition"
+        ),
+        None => {
+            let best = sweep.generalization.iter().copied().fold(f64::NAN, f64::max);
+            format!(
+                "At K = {k0} training items the transformer {memorizes}; up to K = {kn} it does \
+                 not learn in context (ICL at most {best:.2}, chance {chance:.2}): the sweep ends \
+                 below the transition"
+            )
+        }
+    }
+}
+
+/// `x` rounded to `digits` significant digits (870.3 -> 870, 12,345 -> 12,000 for 2).
+pub fn round_significant(x: f64, digits: i32) -> f64 {
+    if x <= 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(x.log10().floor() as i32 + 1 - digits);
+    (x / scale).round() * scale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sweep of two diversities with the given means, for the finding's wording.
+    pub(crate) fn sweep_of(generalization: [f64; 2], memorization: [f64; 2]) -> IclSweep {
+        let ks = [32, 8192];
+        IclSweep {
+            diversities: ks.to_vec(),
+            generalization: generalization.to_vec(),
+            memorization: memorization.to_vec(),
+            steps: vec![2000.0, 300.0],
+            chance: 0.25,
+            labels: 4,
+            k_star: threshold(&ks, &generalization, 0.625),
+            runs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn finding_names_memorization_and_the_threshold() {
+        let s = finding(&sweep_of([0.27, 0.99], [1.0, 0.3]));
+        assert!(
+            s.starts_with("At K = 32 training items the transformer memorizes (IWL 1.00)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("cannot learn in context (ICL 0.27, chance 0.25)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("from K ≈ 490 it learns in context (0.99 at K = 8192)"),
+            "{s}"
+        );
+        let below = finding(&sweep_of([0.26, 0.3], [0.9, 0.5]));
+        assert!(below.contains("the sweep ends below the transition"), "{below}");
+        let above = finding(&sweep_of([0.9, 0.99], [0.9, 0.5]));
+        assert!(above.starts_with("Already at K = 32"), "{above}");
+        assert!((round_significant(870.3, 2) - 870.0).abs() < 1e-9);
+        assert!((round_significant(12_345.0, 2) - 12_000.0).abs() < 1e-9);
+    }
 
     #[test]
     fn threshold_needs_both_sides_and_interpolates_in_log_k() {

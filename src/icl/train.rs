@@ -5,14 +5,14 @@
 use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::model::{IclModel, IclModelShape, accuracy};
 use super::task::{Draw, ITEM_DIM, ItemBank, MAX_TEST_ITEMS, make_batch};
 use crate::error::{CoreError, CoreResult};
 
 /// The optimiser of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum IclOptimizer {
     /// Plain SGD without momentum, as the paper (lr 0.01).
@@ -35,7 +35,7 @@ impl IclOptimizer {
 pub const EARLY_STOP_ACCURACY: f64 = 0.99;
 
 /// Settings of one run (one K, one seed).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IclRunConfig {
     /// Task diversity K (number of training items).
     pub k: usize,
@@ -126,7 +126,7 @@ fn splitmix64(mut z: u64) -> u64 {
 }
 
 /// What one run gives.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IclRunResult {
     /// Task diversity K.
     pub k: usize,

@@ -13,9 +13,9 @@ use candle_core::{Device, Module as _, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde_json::Value;
 
-use super::CausalLm;
 use super::hf::{act, dim, flag, float};
 use super::layers::{Act, KvCache, causal_attention, causal_mask, check_ids};
+use super::{CausalLm, Trace};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a GPT-2 `config.json` rote uses.
@@ -275,7 +275,11 @@ impl CausalLm for Gpt2 {
     }
 
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> CoreResult<Tensor> {
-        self.forward_impl(ids, cache, false)
+        self.forward_impl(ids, cache, false, &mut Trace::none())
+    }
+
+    fn forward_traced(&self, ids: &Tensor, cache: &mut KvCache, trace: &mut Trace) -> CoreResult<Tensor> {
+        self.forward_impl(ids, cache, false, trace)
     }
 }
 
@@ -285,10 +289,16 @@ impl Gpt2 {
     /// The same function as [`CausalLm::forward`] up to f32 rounding.
     pub(crate) fn forward_train(&self, ids: &Tensor) -> CoreResult<Tensor> {
         let mut cache = self.new_cache();
-        self.forward_impl(ids, &mut cache, true)
+        self.forward_impl(ids, &mut cache, true, &mut Trace::none())
     }
 
-    fn forward_impl(&self, ids: &Tensor, cache: &mut KvCache, diff: bool) -> CoreResult<Tensor> {
+    fn forward_impl(
+        &self,
+        ids: &Tensor,
+        cache: &mut KvCache,
+        diff: bool,
+        trace: &mut Trace,
+    ) -> CoreResult<Tensor> {
         let ln = |norm: &LayerNorm, x: &Tensor| -> CoreResult<Tensor> {
             if !diff {
                 return Ok(norm.forward(x)?);
@@ -316,6 +326,10 @@ impl Gpt2 {
         let hd = c / nh;
         let pos = self.wpe.narrow(0, offset, t)?;
         let mut x = self.wte.forward(ids)?.broadcast_add(&pos)?;
+        let traced = trace.is_active();
+        if traced {
+            x = trace.residual(0, x)?;
+        }
         let mask = causal_mask(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
             let qkv = blk.c_attn.forward(&ln(&blk.ln_1, &x)?)?;
@@ -335,7 +349,14 @@ impl Gpt2 {
             };
             x = (x + blk.c_proj.forward(&a)?)?;
             let h = blk.c_fc.forward(&ln(&blk.ln_2, &x)?)?;
-            x = (&x + blk.mlp_proj.forward(&self.cfg.act.apply(&h)?)?)?;
+            let mut h = self.cfg.act.apply(&h)?;
+            if traced {
+                h = trace.mlp(l, h)?;
+            }
+            x = (&x + blk.mlp_proj.forward(&h)?)?;
+            if traced {
+                x = trace.residual(l + 1, x)?;
+            }
         }
         cache.advance(t);
         Ok(self.head.forward(&ln(&self.ln_f, &x)?)?)

@@ -13,9 +13,9 @@ use candle_core::{Device, Module as _, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 use serde_json::Value;
 
-use super::CausalLm;
 use super::hf::{act, dim, flag, float, rope};
 use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids, linear};
+use super::{CausalLm, Trace};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a Llama or Qwen2 `config.json` rote uses.
@@ -229,6 +229,10 @@ impl CausalLm for Llama {
     }
 
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> CoreResult<Tensor> {
+        self.forward_traced(ids, cache, &mut Trace::none())
+    }
+
+    fn forward_traced(&self, ids: &Tensor, cache: &mut KvCache, trace: &mut Trace) -> CoreResult<Tensor> {
         let (b, t) = check_ids(ids, &self.device)?;
         let offset = cache.len();
         let (nh, nkv, hd) = (
@@ -238,6 +242,10 @@ impl CausalLm for Llama {
         );
         let scale = 1.0 / (hd as f64).sqrt();
         let mut x = self.embed.forward(ids)?;
+        let traced = trace.is_active();
+        if traced {
+            x = trace.residual(0, x)?;
+        }
         let mask = causal_mask(t, offset, &self.device)?;
         let angles = self.rotary.cos_sin(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
@@ -259,7 +267,14 @@ impl CausalLm for Llama {
                     .forward(&causal_attention(&q, &k, &v, mask.as_ref(), scale)?)?)?;
             let h = blk.ln_2.forward(&x)?;
             let g = self.cfg.act.apply(&blk.gate.forward(&h)?)?;
-            x = (&x + blk.down.forward(&(g * blk.up.forward(&h)?)?)?)?;
+            let mut h = (g * blk.up.forward(&h)?)?;
+            if traced {
+                h = trace.mlp(l, h)?;
+            }
+            x = (&x + blk.down.forward(&h)?)?;
+            if traced {
+                x = trace.residual(l + 1, x)?;
+            }
         }
         cache.advance(t);
         Ok(self.head.forward(&self.norm.forward(&x)?)?)

@@ -49,6 +49,10 @@ pub mod mia;
 pub mod mia_report;
 mod neox;
 pub mod plant;
+pub mod probe;
+pub mod probe_fit;
+mod probe_intervene;
+pub mod probe_report;
 #[cfg(test)]
 mod sampling_tests;
 pub mod study;
@@ -56,6 +60,7 @@ pub mod study;
 mod study_tests;
 pub mod texts;
 mod tokenizer;
+pub mod trace;
 pub mod train;
 
 #[cfg(test)]
@@ -72,6 +77,7 @@ pub use gpt2::{Gpt2, Gpt2Config};
 pub use hf::{HfConfig, check_folder, load_model};
 pub use layers::KvCache;
 pub use tokenizer::LmTokenizer;
+pub use trace::{Edit, Edited, Site, Trace};
 
 /// A causal (left-to-right) language model.
 ///
@@ -90,6 +96,19 @@ pub trait CausalLm: Send + Sync {
     /// Logits `(B, T, V)` of `ids` `(B, T)` (u32) placed after what `cache` holds; appends the
     /// keys and values of `ids` to `cache`.
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> CoreResult<Tensor>;
+
+    /// [`Self::forward`] with `trace` recording or editing the activations (`trace.rs`: the
+    /// residual stream after the embeddings and after each block, the MLP activations). A family
+    /// that does not expose its activations answers a plain trace and refuses an active one.
+    fn forward_traced(&self, ids: &Tensor, cache: &mut KvCache, trace: &mut Trace) -> CoreResult<Tensor> {
+        if trace.is_active() {
+            return Err(CoreError::Invalid(format!(
+                "{} models do not expose their activations (rote reads them from gpt2, gpt_neox and llama-style models)",
+                self.model_type()
+            )));
+        }
+        self.forward(ids, cache)
+    }
 
     /// Logits `(B, T, V)` at every position of `ids` `(B, T)` (u32), from an empty cache.
     fn logits(&self, ids: &Tensor) -> CoreResult<Tensor> {

@@ -13,9 +13,9 @@ use candle_core::{Device, Module as _, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde_json::Value;
 
-use super::CausalLm;
 use super::hf::{act, dim, flag, float, rope};
 use super::layers::{Act, KvCache, Rotary, causal_attention, causal_mask, check_ids, linear};
+use super::{CausalLm, Trace};
 use crate::error::{CoreError, CoreResult};
 
 /// The fields of a GPT-NeoX `config.json` rote uses.
@@ -196,12 +196,20 @@ impl CausalLm for NeoX {
     }
 
     fn forward(&self, ids: &Tensor, cache: &mut KvCache) -> CoreResult<Tensor> {
+        self.forward_traced(ids, cache, &mut Trace::none())
+    }
+
+    fn forward_traced(&self, ids: &Tensor, cache: &mut KvCache, trace: &mut Trace) -> CoreResult<Tensor> {
         let (b, t) = check_ids(ids, &self.device)?;
         let offset = cache.len();
         let nh = self.cfg.num_attention_heads;
         let hd = self.cfg.hidden_size / nh;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut x = self.embed.forward(ids)?;
+        let traced = trace.is_active();
+        if traced {
+            x = trace.residual(0, x)?;
+        }
         let mask = causal_mask(t, offset, &self.device)?;
         let angles = self.rotary.cos_sin(t, offset, &self.device)?;
         for (l, blk) in self.blocks.iter().enumerate() {
@@ -224,14 +232,19 @@ impl CausalLm for NeoX {
                 x = (x + &a)?;
                 blk.ln_2.forward(&x)?
             };
-            let m = blk
-                .fc_out
-                .forward(&self.cfg.act.apply(&blk.fc_in.forward(&mlp_in)?)?)?;
+            let mut h = self.cfg.act.apply(&blk.fc_in.forward(&mlp_in)?)?;
+            if traced {
+                h = trace.mlp(l, h)?;
+            }
+            let m = blk.fc_out.forward(&h)?;
             x = if self.cfg.parallel_residual {
                 ((x + a)? + m)?
             } else {
                 (x + m)?
             };
+            if traced {
+                x = trace.residual(l + 1, x)?;
+            }
         }
         cache.advance(t);
         Ok(self.head.forward(&self.ln_f.forward(&x)?)?)

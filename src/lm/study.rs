@@ -190,6 +190,64 @@ pub fn load_dataset_report(path: &Path) -> CoreResult<super::dataset_report::Dat
     load(path, "an LM dataset-test report")
 }
 
+/// Where `rote lm-probe` keeps its report: `probe-<source>.json`.
+pub fn probe_path(study_root: &Path, model: &str, source: &LmSource) -> PathBuf {
+    results_dir(study_root, model).join(format!("probe-{}.json", source.tag()))
+}
+
+/// Reads a cached activation-probe report.
+pub fn load_probe_report(path: &Path) -> CoreResult<super::probe_report::ProbeReport> {
+    load(path, "an LM activation-probe report")
+}
+
+/// Never-seen text of the corpus a GPT rote trained on: the validation characters after its
+/// training slice, then the corpus beyond them (and before the slice), skipping 2,000 characters
+/// around every passage planted from there; at most `max_chars`. Read again from the corpus the
+/// card names; `None` when that corpus is not on this machine or has changed since training.
+pub fn heldout_corpus_text(card: &GptCard, max_chars: usize) -> Option<String> {
+    let c = &card.corpus;
+    let path = match c.source.strip_prefix("bundled: ") {
+        Some(rel) => {
+            let rel = rel.strip_prefix("assets/").unwrap_or(rel);
+            crate::paths::assets_dir().join(rel)
+        }
+        None => PathBuf::from(&c.source),
+    };
+    let corpus = crate::data::load_text(&path).ok()?;
+    if corpus.hash != c.hash {
+        return None;
+    }
+    let chars: Vec<char> = corpus.text.chars().collect();
+    let planted: Vec<(usize, usize)> = card
+        .passages
+        .iter()
+        .filter(|p| p.insertions > 0)
+        .map(|p| {
+            (
+                p.offset.saturating_sub(2_000),
+                p.offset + p.text.chars().count() + 2_000,
+            )
+        })
+        .collect();
+    let trained = (c.offset, c.offset + c.chars);
+    let ranges = [(trained.1, chars.len()), (0, trained.0)];
+    let mut out = String::new();
+    let mut taken = 0;
+    for (lo, hi) in ranges {
+        for (i, &ch) in chars.iter().enumerate().take(hi).skip(lo) {
+            if taken >= max_chars {
+                return Some(out);
+            }
+            if planted.iter().any(|&(a, b)| i >= a && i < b) {
+                continue;
+            }
+            out.push(ch);
+            taken += 1;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// Reads a cached extraction report.
 pub fn load_extract_report(path: &Path) -> CoreResult<super::extract_report::LmExtractReport> {
     load(path, "an LM extraction report")
@@ -209,6 +267,8 @@ pub struct LmResults {
     pub mia: Vec<(String, PathBuf)>,
     /// `(model, file)` of every `dataset-*.json` (`rote lm-dataset-test`), sorted.
     pub dataset: Vec<(String, PathBuf)>,
+    /// `(model, file)` of every `probe-*.json` (`rote lm-probe`), sorted.
+    pub probe: Vec<(String, PathBuf)>,
 }
 
 /// Every cached report under `STUDY/results/lm/` (hidden files skipped).
@@ -253,6 +313,8 @@ pub fn list_results(study_root: &Path) -> LmResults {
                 out.mia.push((model.clone(), f));
             } else if name.starts_with("dataset-") {
                 out.dataset.push((model.clone(), f));
+            } else if name.starts_with("probe-") {
+                out.probe.push((model.clone(), f));
             }
         }
     }

@@ -11,6 +11,7 @@ use crate::job::JobCtx;
 use crate::lm::dataset_report::DatasetTestReport;
 use crate::lm::extract_report::{ExtractDoc, ExtractFigures, LmExtractReport, finding_lines, headline};
 use crate::lm::mia_report::{self, LmMiaReport};
+use crate::lm::probe_report::ProbeReport;
 use crate::lm::study::list_results;
 use crate::measure::roc::log_roc_points;
 
@@ -25,6 +26,7 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
         .iter()
         .chain(&found.mia)
         .chain(&found.dataset)
+        .chain(&found.probe)
         .map(|(m, _)| m.clone())
         .collect();
     models.sort();
@@ -45,6 +47,11 @@ pub(super) fn add(r: &mut Report<'_>, ctx: &JobCtx<'_>) -> CoreResult<()> {
         for (_, path) in found.dataset.iter().filter(|(m, _)| *m == model) {
             if let Some(rep) = r.load::<DatasetTestReport>(path, &mut body) {
                 dataset_test(r, &format!("{model}-{}", super::stem_of(path)), &rep, &mut body)?;
+            }
+        }
+        for (_, path) in found.probe.iter().filter(|(m, _)| *m == model) {
+            if let Some(rep) = r.load::<ProbeReport>(path, &mut body) {
+                super::lm_probe::probes(r, &format!("{model}-{}", super::stem_of(path)), &rep, &mut body)?;
             }
         }
         r.sections.push(Section {

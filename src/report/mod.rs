@@ -17,6 +17,7 @@ mod inpainting;
 mod inversion;
 mod layermem;
 mod lm;
+mod lm_probe;
 mod memorization;
 mod mia;
 mod sharpness;

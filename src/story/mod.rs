@@ -1,7 +1,7 @@
 //! The demo story that presentation mode steps through: data -> memorized samples ->
-//! high-influence pairs -> extraction -> inpainting -> inversion -> layers -> exposure, with the
-//! animations a speaker steps through frame by frame (denoising steps of an extracted
-//! generation, RePaint steps of the IN and OUT models, inversion iterates).
+//! high-influence pairs -> extraction -> inpainting -> inversion -> layers -> exposure ->
+//! in-context learning, with the animations a speaker steps through frame by frame (denoising
+//! steps of an extracted generation, RePaint steps of the IN and OUT models, inversion iterates).
 //!
 //! Animations are computed from the demo study's models once and cached in
 //! `STUDY/results/story/<step>.json` (written atomically), so a talk opens instantly the second
@@ -42,10 +42,12 @@ pub enum Step {
     Layers,
     /// Canary exposure in a language model.
     Exposure,
+    /// In-context learning against memorization as the number of training items grows.
+    Icl,
 }
 
 /// The story in order.
-pub const STEPS: [Step; 8] = [
+pub const STEPS: [Step; 9] = [
     Step::Data,
     Step::Memorized,
     Step::Influence,
@@ -54,6 +56,7 @@ pub const STEPS: [Step; 8] = [
     Step::Inversion,
     Step::Layers,
     Step::Exposure,
+    Step::Icl,
 ];
 
 impl Step {
@@ -68,6 +71,7 @@ impl Step {
             Self::Inversion => "6. Recovering a face from a face classifier",
             Self::Layers => "7. Where memorization lives inside an encoder",
             Self::Exposure => "8. A secret in a language model",
+            Self::Icl => "9. A few items are memorized, thousands teach learning in context",
         }
     }
 
@@ -98,6 +102,9 @@ impl Step {
             Self::Exposure => {
                 "Secret Sharer: a PIN inserted 32 times is ranked first among a million candidates; the model can be made to spell it out."
             }
+            Self::Icl => {
+                "Nguyen & Reddy: a small transformer trained on a few dozen items memorizes them and ignores the context; trained on thousands, it reads the answer from the context instead, even for items it never saw."
+            }
         }
     }
 
@@ -112,6 +119,7 @@ impl Step {
             Self::Inversion => "inversion",
             Self::Layers => "layers",
             Self::Exposure => "exposure",
+            Self::Icl => "icl",
         }
     }
 

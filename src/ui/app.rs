@@ -25,6 +25,7 @@ mod defences;
 mod diffusion;
 mod dispatch;
 mod exposure;
+mod icl;
 mod inversion;
 mod layers;
 mod nav;

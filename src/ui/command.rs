@@ -94,6 +94,8 @@ pub enum Command {
     SearchSecret(Box<super::exposure_jobs::ExtractRequest>),
     /// Open an HF language model in the Text view, or measure it.
     Text(Box<super::text_jobs::TextRequest>),
+    /// Read the study's cached ICL sweeps, or run the default sweep (Text view, ICL tab).
+    Icl(super::icl_jobs::IclTask),
     /// A Tabular view job: the memorized rows of a model, training one, or fairness.
     Tabular(Box<super::tabular_jobs::TabularRequest>),
     /// Compare the study's zoos (the saved comparison, else measured now) for the Defences view.

@@ -70,6 +70,8 @@ pub enum JobKind {
     TextExtract,
     /// Membership inference over a document set (single).
     TextMia,
+    /// Activation probes of memorized tokens (single).
+    TextProbe,
     /// The token strip of one document.
     TextTokens,
     /// The memorized rows of a tabular model.
@@ -80,6 +82,10 @@ pub enum JobKind {
     TabularFairness,
     /// A presentation slide's animation.
     Story,
+    /// Reading the study's cached ICL sweeps.
+    IclOpen,
+    /// Running the ICL sweep (single).
+    IclSweep,
 }
 
 impl JobKind {
@@ -98,7 +104,9 @@ impl JobKind {
                 | Self::SecretSearch
                 | Self::TextExtract
                 | Self::TextMia
+                | Self::TextProbe
                 | Self::TabularTrain
+                | Self::IclSweep
         )
     }
 }
@@ -169,6 +177,8 @@ pub enum JobResult {
     Tabular(Box<crate::ui::tabular_jobs::TabularDone>),
     /// A presentation step's animation (step index; why it could not be made).
     Story(usize, Result<Option<Box<crate::story::Anim>>, String>),
+    /// The study's ICL sweeps, read or just run.
+    Icl(Box<crate::ui::icl_jobs::IclDone>),
 }
 
 /// A running job and what it has reported.

@@ -7,6 +7,7 @@ mod command;
 pub mod diffusion_jobs;
 pub mod exposure_jobs;
 pub mod frame_bench;
+pub mod icl_jobs;
 pub mod inpaint_jobs;
 pub mod invert_jobs;
 mod jobs;

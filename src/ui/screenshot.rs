@@ -86,9 +86,16 @@ pub fn render_view(
     let batch = view == "inpainting-batch";
     let layers_drill = view == "layers-drill";
     let diffusion_mia = view == "privacy-diffusion";
+    // "text-inside" / "text-icl": the Text view's activation-probe and in-context-learning tabs.
+    let text_tab = match view {
+        "text-inside" => Some(super::views::TextTab::Inside),
+        "text-icl" => Some(super::views::TextTab::Icl),
+        _ => None,
+    };
     let view = View::parse(match view {
         "inpainting-batch" => "inpainting",
         "privacy-diffusion" => "privacy",
+        "text-inside" | "text-icl" => "text",
         "layers-drill" => "layers",
         v => v,
     })
@@ -127,7 +134,10 @@ pub fn render_view(
         }
         settle(&mut harness, Duration::from_secs(60));
     }
-    if view == View::Text {
+    if let Some(tab) = text_tab {
+        harness.state_mut().text_view.tab = tab;
+        settle(&mut harness, Duration::from_secs(60));
+    } else if view == View::Text {
         run_text_jobs(&mut harness);
     }
     if layers_drill {

@@ -14,9 +14,10 @@ use crate::lm::HfLm;
 use crate::lm::card::{GptCard, is_hf_folder};
 use crate::lm::extract_report::{LmExtractOptions, LmExtractReport, extract_into_study};
 use crate::lm::mia_report::{LmMiaOptions, LmMiaReport, mia_into_study};
+use crate::lm::probe_report::{HELDOUT_CHARS, ProbeOptions, ProbeReport, ProbeTexts, probe_into_study};
 use crate::lm::study::{
-    LmDoc, LmSource, card_docs, extract_path, load_extract_report, load_mia_report, mia_path, results_dir,
-    text_docs,
+    LmDoc, LmSource, card_docs, extract_path, heldout_corpus_text, load_extract_report, load_mia_report,
+    load_probe_report, mia_path, probe_path, results_dir, text_docs,
 };
 use crate::lm::texts::read_texts;
 
@@ -64,6 +65,8 @@ pub struct LoadedText {
     pub extract: Option<LmExtractReport>,
     /// The cached membership report of these documents.
     pub mia: Option<LmMiaReport>,
+    /// The cached activation-probe report (`rote lm-probe`).
+    pub probe: Option<ProbeReport>,
 }
 
 /// The cached extraction report of `source`: k = m = 32 if cached, else any other k/m.
@@ -111,6 +114,12 @@ pub fn open(study: &Path, dir: &Path, source: Option<LmSource>) -> CoreResult<Lo
         }
         None => (None, None),
     };
+    let p = probe_path(study, &id, source.as_ref().unwrap_or(&LmSource::Card));
+    let probe = if p.is_file() {
+        Some(load_probe_report(&p)?)
+    } else {
+        None
+    };
     Ok(LoadedText {
         dir: dir.to_path_buf(),
         id,
@@ -119,7 +128,47 @@ pub fn open(study: &Path, dir: &Path, source: Option<LmSource>) -> CoreResult<Lo
         docs,
         extract,
         mia,
+        probe,
     })
+}
+
+/// The activation probes (`rote lm-probe` with its defaults) on the card's passages and the
+/// corpus text the model never saw, cached where [`open`] finds it. User texts: refused.
+pub fn run_probe(
+    study: &Path,
+    lm: &HfLm,
+    source: &LmSource,
+    docs: &[LmDoc],
+    ctx: &JobCtx<'_>,
+) -> CoreResult<ProbeReport> {
+    if *source != LmSource::Card {
+        return Err(CoreError::Invalid(
+            "the probes need known memorized passages: use the card's passages, or `rote lm-probe \
+             MODEL --members FILE --nonmembers FILE`"
+                .into(),
+        ));
+    }
+    let card = GptCard::read(&lm.dir)?;
+    let heldout = card.as_ref().and_then(|c| heldout_corpus_text(c, HELDOUT_CHARS));
+    let (members, nonmembers): (Vec<LmDoc>, Vec<LmDoc>) = docs
+        .iter()
+        .cloned()
+        .partition(|d| d.insertions.is_some_and(|c| c > 0));
+    let texts = ProbeTexts {
+        members: &members,
+        nonmembers: &nonmembers,
+        heldout_text: heldout.as_deref(),
+    };
+    Ok(probe_into_study(
+        lm,
+        source.clone(),
+        &texts,
+        &ProbeOptions::default(),
+        Some(study),
+        false,
+        ctx,
+    )?
+    .0)
 }
 
 /// The model of `dir`: `cached` when it is that folder's, else read now.
@@ -251,6 +300,8 @@ pub enum TextTask {
     Extract,
     /// Run the membership attacks.
     Mia,
+    /// Run the activation probes.
+    Probe,
     /// Score the tokens of document (index into the documents).
     Tokens(usize),
 }
@@ -274,6 +325,8 @@ pub enum TextOutcome {
     Extracted(Box<LmExtractReport>),
     /// A fresh membership report.
     Mia(Box<LmMiaReport>),
+    /// A fresh activation-probe report.
+    Probe(Box<ProbeReport>),
     /// The token strip of document (index).
     Tokens(usize, TokenStrip),
 }

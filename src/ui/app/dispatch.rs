@@ -135,6 +135,7 @@ impl App {
             Command::MeasureExposure(dir) => self.measure_exposure(dir),
             Command::SearchSecret(req) => self.search_secret(*req),
             Command::Text(req) => self.run_text(*req),
+            Command::Icl(task) => self.run_icl(task),
             Command::Tabular(req) => self.run_tabular(*req),
             Command::MeasureDefences => self.measure_defences(None),
             Command::TrainDefence { baseline, defence } => self.measure_defences(Some((baseline, defence))),
@@ -251,6 +252,7 @@ impl App {
                 self.list_layers();
                 self.list_exposure();
                 self.list_text();
+                self.run_icl(crate::ui::icl_jobs::IclTask::Open(None));
                 self.list_tabular();
                 self.defences_view.report = None;
                 self.defences_view.requested = false;
@@ -338,6 +340,7 @@ impl App {
             JobResult::ExposureMeasured(dir, r) => self.on_exposure_measured(dir, *r),
             JobResult::SecretSearched(dir, r) => self.on_secret_searched(dir, *r),
             JobResult::Text(done) => self.on_text(*done),
+            JobResult::Icl(done) => self.text_view.icl.on_done(*done),
             JobResult::Tabular(done) => self.on_tabular(*done),
             JobResult::Defences(report, trained) => self.on_defences(*report, trained),
             JobResult::Report(s) => self.on_report(*s),

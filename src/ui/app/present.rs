@@ -20,6 +20,7 @@ fn view_of(step: Step) -> View {
         Step::Inversion => View::Inversion,
         Step::Layers => View::Layers,
         Step::Exposure => View::Exposure,
+        Step::Icl => View::Text,
     }
 }
 
@@ -102,6 +103,8 @@ impl App {
                     self.inversion_view.person = c;
                 }
             }
+            // The slide shows the cached sweep: the Text view's In-context learning tab.
+            Step::Icl => self.text_view.tab = crate::ui::views::TextTab::Icl,
             _ => {}
         }
     }

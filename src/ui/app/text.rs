@@ -74,6 +74,11 @@ impl App {
                 format!("Membership inference on {name}"),
                 Work::Mia,
             ),
+            TextTask::Probe => (
+                JobKind::TextProbe,
+                format!("Activation probes on {name}"),
+                Work::Probe,
+            ),
             TextTask::Tokens(i) => (
                 JobKind::TextTokens,
                 format!("Token log-probs of document {i}"),
@@ -90,6 +95,9 @@ impl App {
                     TextOutcome::Extracted(Box::new(tj::run_extraction(&root, &lm, &src, &loaded.docs, ctx)?))
                 }
                 Work::Mia => TextOutcome::Mia(Box::new(tj::run_mia(&root, &lm, &src, &loaded.docs, ctx)?)),
+                Work::Probe => {
+                    TextOutcome::Probe(Box::new(tj::run_probe(&root, &lm, &src, &loaded.docs, ctx)?))
+                }
                 Work::Tokens(i) => {
                     let text = loaded.docs.get(i).map(|d| d.text.as_str()).unwrap_or_default();
                     TextOutcome::Tokens(i, tj::token_strip(&lm, text, ctx)?)
@@ -114,5 +122,6 @@ impl App {
 enum Work {
     Extract,
     Mia,
+    Probe,
     Tokens(usize),
 }

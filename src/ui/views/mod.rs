@@ -34,5 +34,5 @@ pub use privacy::{MembershipTab, PrivacyView};
 pub use privacy_diffusion::{DiffusionMiaList, load_diffusion_mia};
 pub use settings::SettingsView;
 pub use tabular::TabularView;
-pub use text::TextView;
+pub use text::{TextTab, TextView};
 pub use zoo_results::{LoadedZooResults, ZooResults, load_zoo_results};

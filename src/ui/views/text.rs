@@ -25,13 +25,28 @@ use crate::ui::text_jobs::{LoadedText, TextDone, TextOutcome, TextRequest, TextT
 use crate::ui::theme;
 use crate::ui::widgets::job_row_ui;
 
+mod icl;
 mod plots;
+mod probe;
 mod strip;
 mod table;
 #[cfg(test)]
 mod tests;
 
+pub use icl::IclPanel;
 pub use table::{DocRow, TextColumn};
+
+/// The Text view's tabs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TextTab {
+    /// Documents, extraction and membership.
+    #[default]
+    Memorized,
+    /// Activation probes: where memorized tokens live.
+    Inside,
+    /// In-context learning kinetics.
+    Icl,
+}
 
 /// Text view state.
 #[derive(Default)]
@@ -56,6 +71,10 @@ pub struct TextView {
     strip_asked: Option<usize>,
     /// The last failed Text job, said in the view.
     pub error: Option<String>,
+    /// The tab shown: the memorized text, the probes inside the model, or in-context learning.
+    pub tab: TextTab,
+    /// The In-context learning tab.
+    pub icl: IclPanel,
 }
 
 fn short(p: &Path) -> String {
@@ -67,7 +86,11 @@ fn short(p: &Path) -> String {
 fn is_text_job(kind: JobKind) -> bool {
     matches!(
         kind,
-        JobKind::TextOpen | JobKind::TextExtract | JobKind::TextMia | JobKind::TextTokens
+        JobKind::TextOpen
+            | JobKind::TextExtract
+            | JobKind::TextMia
+            | JobKind::TextProbe
+            | JobKind::TextTokens
     )
 }
 
@@ -85,6 +108,7 @@ impl TextView {
 
     /// Says why a Text job failed.
     pub fn on_failed(&mut self, kind: JobKind, msg: String) {
+        self.icl.on_failed(kind, msg.clone());
         if is_text_job(kind) {
             self.error = Some(msg);
         }
@@ -116,6 +140,7 @@ impl TextView {
         match done.outcome {
             TextOutcome::Extracted(r) => Arc::make_mut(loaded).extract = Some(*r),
             TextOutcome::Mia(r) => Arc::make_mut(loaded).mia = Some(*r),
+            TextOutcome::Probe(r) => Arc::make_mut(loaded).probe = Some(*r),
             TextOutcome::Tokens(i, s) => {
                 self.strips.insert(i, s);
                 return;
@@ -160,6 +185,16 @@ impl TextView {
 
     /// Draws the view.
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, TextTab::Memorized, "Memorized text");
+            ui.selectable_value(&mut self.tab, TextTab::Inside, "Inside the model");
+            ui.selectable_value(&mut self.tab, TextTab::Icl, "In-context learning");
+        });
+        if self.tab == TextTab::Icl {
+            ui.separator();
+            self.icl.ui(ui, ctx);
+            return;
+        }
         let Some(models) = self.models.clone() else {
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -193,6 +228,10 @@ impl TextView {
             );
             return;
         }
+        if self.tab == TextTab::Inside {
+            self.inside_ui(ui, ctx, &loaded);
+            return;
+        }
         egui::Panel::right("text_mia")
             .default_size(430.0)
             .resizable(true)
@@ -217,6 +256,38 @@ impl TextView {
                         ui.label("Select a document to see its tokens and its extraction");
                     }
                 });
+        });
+    }
+
+    /// The activation probes of the opened model, or how to run them.
+    fn inside_ui(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>, loaded: &LoadedText) {
+        let running = ctx.jobs.is_running(JobKind::TextProbe);
+        let card = loaded.source == Some(LmSource::Card);
+        egui::ScrollArea::vertical().id_salt("text_probe_scroll").show(ui, |ui| {
+            match &loaded.probe {
+                Some(r) => probe::probe_panel(ui, r, &format!("probe-{}", loaded.id)),
+                None => {
+                    ui.heading("Where do memorized tokens live?");
+                    ui.label(
+                        "Linear probes on every layer's activations separate the tokens the model \
+                         recalls verbatim from confident tokens of text it never saw (matched for \
+                         confidence, folds grouped by passage); the intervention then projects the \
+                         best probe's direction out and measures extraction again. About a minute \
+                         on the demo GPT.",
+                    );
+                }
+            }
+            ui.add_space(6.0);
+            let label = if loaded.probe.is_some() { "Run the probes again" } else { "Run the probes" };
+            if ui
+                .add_enabled(card && !running, egui::Button::new(label))
+                .on_disabled_hover_text(
+                    "Needs the card's planted passages (or `rote lm-probe MODEL --members FILE --nonmembers FILE`)",
+                )
+                .clicked()
+            {
+                self.request(ctx, loaded.source.clone(), TextTask::Probe);
+            }
         });
     }
 
