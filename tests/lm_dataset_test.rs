@@ -6,19 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-/// The demo GPT copied into a fresh study at `dir/study/lm/gpt-demo`.
-fn demo_copy(dir: &Path) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/lm/gpt-demo");
-    rote::study::Study::open_or_create(&dir.join("study")).unwrap();
-    let dst = dir.join("study/lm/gpt-demo");
-    std::fs::create_dir_all(&dst).unwrap();
-    for f in ["card.json", "config.json", "model.safetensors", "tokenizer.json"] {
-        std::fs::copy(src.join(f), dst.join(f)).unwrap();
-    }
-    dst
-}
+use std::path::Path;
 
 /// The card's passages with `keep(insertions)`, written as blank-line-separated paragraphs.
 fn passages(model: &Path, out: &Path, keep: impl Fn(u64) -> bool) -> String {
@@ -38,7 +26,7 @@ fn passages(model: &Path, out: &Path, keep: impl Fn(u64) -> bool) -> String {
 #[test]
 fn planted_passages_are_detected_and_held_out_halves_are_not() {
     let dir = tempfile::tempdir().unwrap();
-    let model = demo_copy(dir.path());
+    let model = common::demo_gpt_copy(dir.path());
     let m = model.to_str().unwrap();
     let v = common::json_of(&common::rote(&["lm-dataset-test", m, "--json"], dir.path()));
     eprintln!("{}", v["finding"]);

@@ -7,24 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-/// The demo GPT copied into a fresh study at `dir/study/lm/gpt-demo`.
-fn demo_copy(dir: &Path) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/lm/gpt-demo");
-    rote::study::Study::open_or_create(&dir.join("study")).unwrap();
-    let dst = dir.join("study/lm/gpt-demo");
-    std::fs::create_dir_all(&dst).unwrap();
-    for f in ["card.json", "config.json", "model.safetensors", "tokenizer.json"] {
-        std::fs::copy(src.join(f), dst.join(f)).unwrap();
-    }
-    dst
-}
-
 #[test]
 fn probes_find_memorized_tokens_that_the_logits_cannot() {
     let dir = tempfile::tempdir().unwrap();
-    let model = demo_copy(dir.path());
+    let model = common::demo_gpt_copy(dir.path());
     let m = model.to_str().unwrap();
     let out = common::rote(&["lm-probe", m, "--alphas", "0,1", "--json"], dir.path());
     let v = common::json_of(&out);

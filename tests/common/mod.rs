@@ -90,3 +90,16 @@ pub fn digits_base_zoo(name: &str, models: u32) -> (PathBuf, rote::study::Study)
         .unwrap();
     (dir, study)
 }
+
+/// The shipped demo GPT (`assets/demo/lm/gpt-demo/`) copied into a fresh study at
+/// `dir/study/lm/gpt-demo`; returns the model folder.
+pub fn demo_gpt_copy(dir: &Path) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/lm/gpt-demo");
+    rote::study::Study::open_or_create(&dir.join("study")).unwrap();
+    let dst = dir.join("study/lm/gpt-demo");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in ["card.json", "config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    dst
+}
