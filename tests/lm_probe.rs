@@ -74,6 +74,33 @@ fn probes_find_memorized_tokens_that_the_logits_cannot() {
     ));
     assert_eq!(again["cached"], true);
     assert_eq!(again["probe_accuracy"], v["probe_accuracy"]);
+    // Clamping the units that separate the classes best suppresses extraction; as many random
+    // units do not.
+    let units = common::json_of(&common::rote(
+        &[
+            "lm-probe",
+            m,
+            "--alphas",
+            "0,1",
+            "--neurons",
+            "16",
+            "--fresh",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    let p = &units["intervention"]["points"];
+    let (before, after) = (
+        p[0]["extraction"].as_f64().unwrap(),
+        p[1]["extraction"].as_f64().unwrap(),
+    );
+    let control = units["intervention"]["random_direction"]["extraction"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        before >= 0.9 && after < 0.7 && control >= 0.9,
+        "{before} {after} {control}"
+    );
     // A section of the study's report.
     let out = dir.path().join("report");
     let study = dir.path().join("study");

@@ -44,6 +44,11 @@ pub struct LmProbeArgs {
     /// departure from the spec's projection).
     #[arg(long)]
     pub clamp: bool,
+    /// Clamp the K units of the best site that separate the classes best to their not-memorized
+    /// mean instead of projecting the probe direction out (the spec's second intervention; the
+    /// control then clamps K random units).
+    #[arg(long, default_value_t = 0)]
+    pub neurons: usize,
     /// Seed of the context replacement, the confidence matching and the folds.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -78,6 +83,7 @@ pub fn lm_probe(args: LmProbeArgs, json: bool) -> CoreResult<()> {
         confidence_matched: !args.unmatched,
         alphas: args.alphas.clone(),
         clamp_to_class0: args.clamp,
+        neurons: args.neurons,
         seed: args.seed,
         ..ProbeOptions::default()
     };
@@ -145,7 +151,7 @@ pub fn lm_probe(args: LmProbeArgs, json: bool) -> CoreResult<()> {
                 "    α = {:.2}{}: exact extraction {:.0} %, token match {:.0} %, held-out PPL {:.1}{rare}\n",
                 p.alpha,
                 if std::ptr::eq(p, &i.random_direction) {
-                    " (random direction)"
+                    " (random control)"
                 } else {
                     ""
                 },

@@ -116,13 +116,50 @@ pub(crate) fn intervene(
         center,
         alpha,
     };
+    // `--neurons K`: the K units the screen ranks first (or K random units, the control), each
+    // moved towards its not-memorized mean (spec 11 §B.4's second form).
+    let class0_mean = |j: usize| {
+        let (sum, n) = x
+            .chunks_exact(width)
+            .zip(&y)
+            .filter(|(_, y)| !**y)
+            .fold((0f32, 0usize), |(s, n), (r, _)| (s + r[j], n + 1));
+        sum / n.max(1) as f32
+    };
+    let unit_clamps = |units: &[usize], alpha: f32| -> Vec<Edit> {
+        units
+            .iter()
+            .map(|&j| {
+                let mut d = vec![0f32; width];
+                d[j] = 1.0;
+                Edit {
+                    site: probe.site,
+                    layer: probe.layer,
+                    direction: d,
+                    center: class0_mean(j),
+                    alpha,
+                }
+            })
+            .collect()
+    };
+    let screened: Vec<usize> = super::probe_fit::screen_neurons(&rows, opts.neurons.min(width))
+        .iter()
+        .map(|u| u.index)
+        .collect();
+    let edits_at = |alpha: f32| {
+        if opts.neurons > 0 {
+            unit_clamps(&screened, alpha)
+        } else {
+            vec![edit(&unit, alpha)]
+        }
+    };
     let mut points = Vec::new();
     let mut generated = Vec::new();
     let total = opts.alphas.len() as u64 + 1;
     for (i, &alpha) in opts.alphas.iter().enumerate() {
         ctx.checkpoint()?;
         ctx.progress("intervention", i as u64, total);
-        let edited = Edited::new(lm.model, vec![edit(&unit, alpha)])?;
+        let edited = Edited::new(lm.model, edits_at(alpha))?;
         let (point, gen_) = measure(&edited, &members, rare, &heldout, (k, m), alpha)?;
         points.push(point);
         generated.push(gen_);
@@ -131,10 +168,18 @@ pub(crate) fn intervene(
     let alpha_max = opts.alphas.iter().copied().fold(0.0, f32::max);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     rng.set_stream(9300);
-    let random: Vec<f32> = (0..width)
-        .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
-        .collect();
-    let edited = Edited::new(lm.model, vec![edit(&random, alpha_max)])?;
+    let random_edits = if opts.neurons > 0 {
+        let mut all: Vec<usize> = (0..width).collect();
+        rand::seq::SliceRandom::shuffle(all.as_mut_slice(), &mut rng);
+        all.truncate(screened.len());
+        unit_clamps(&all, alpha_max)
+    } else {
+        let random: Vec<f32> = (0..width)
+            .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
+            .collect();
+        vec![edit(&random, alpha_max)]
+    };
+    let edited = Edited::new(lm.model, random_edits)?;
     let (random_direction, _) = measure(&edited, &members, rare, &heldout, (k, m), alpha_max)?;
     let text = |ids: &[u32]| -> String { ids.iter().filter_map(|&id| lm.codec.token_text(id)).collect() };
     let mut exhibits = Vec::new();
@@ -154,12 +199,16 @@ pub(crate) fn intervene(
     }
     Ok(Intervention {
         site: probe.name.clone(),
-        form: if opts.clamp_to_class0 {
-            "clamp"
+        form: if opts.neurons > 0 {
+            format!(
+                "clamp of the top {} screened units to their not-memorized mean",
+                screened.len()
+            )
+        } else if opts.clamp_to_class0 {
+            "clamp".into()
         } else {
-            "projection"
-        }
-        .into(),
+            "projection".into()
+        },
         points,
         random_direction,
         exhibits,

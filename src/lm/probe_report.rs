@@ -41,6 +41,10 @@ pub struct ProbeOptions {
     /// Centre the ablation on the not-memorized tokens' mean component instead of 0 (a labelled
     /// departure from the spec's plain projection).
     pub clamp_to_class0: bool,
+    /// Clamp this many top screened units of the best site to their not-memorized mean instead
+    /// of projecting the probe direction out (0: the projection; spec 11 §B.4's second form).
+    #[serde(default)]
+    pub neurons: usize,
     /// Windows of validation text at most (negatives and held-out perplexity).
     pub max_windows: usize,
     /// Seed of the context replacement, the matching and the folds.
@@ -59,6 +63,7 @@ impl Default for ProbeOptions {
             folds: 5,
             alphas: vec![0.0, 0.5, 1.0],
             clamp_to_class0: false,
+            neurons: 0,
             max_windows: 600,
             seed: 0,
         }
@@ -123,7 +128,8 @@ pub struct Intervention {
     pub form: String,
     /// Per α.
     pub points: Vec<AlphaPoint>,
-    /// A random unit direction of the same site at the largest α: what any edit of that size does.
+    /// A random unit direction (with `neurons`, as many random units) of the same site at the
+    /// largest α: what any edit of that size does.
     pub random_direction: AlphaPoint,
     /// Up to two memorized members, before and after.
     pub exhibits: Vec<AblatedExhibit>,
@@ -189,16 +195,31 @@ impl ProbeReport {
         let effect = match (i.points.first(), i.points.last()) {
             (Some(f), Some(l)) if i.points.len() > 1 => {
                 let moved = f.extraction - l.extraction;
-                let why = if moved < 0.1 {
+                let units = self.options.neurons > 0;
+                let why = if moved >= 0.1 {
+                    ""
+                } else if units {
+                    " — these units are not what the model recalls through"
+                } else {
                     " — the model does not rely on the direction the probe reads: memorized text is \
                      recalled through other directions, so a probe's direction locates \
-                     memorization without being its cause"
+                     memorization without being its cause (`--neurons 16` clamps the units that \
+                     separate the classes best instead)"
+                };
+                let (what, control) = if units {
+                    (
+                        format!(
+                            "clamping the {} units that separate the classes best",
+                            self.options.neurons
+                        ),
+                        "as many random units",
+                    )
                 } else {
-                    ""
+                    ("projecting its direction out".to_string(), "a random direction")
                 };
                 format!(
-                    "; projecting its direction out (α = {}) moves exact extraction from {:.0} % to {:.0} % \
-                     (a random direction: {:.0} %) and held-out perplexity from {:.1} to {:.1}{why}",
+                    "; {what} (α = {}) moves exact extraction from {:.0} % to {:.0} % ({control}: \
+                     {:.0} %) and held-out perplexity from {:.1} to {:.1}{why}",
                     l.alpha,
                     100.0 * f.extraction,
                     100.0 * l.extraction,
