@@ -28,3 +28,7 @@ shot present-inpainting --view present-inpainting --width 1920 --height 1080
 shot present-inversion --view present-inversion --width 1920 --height 1080
 shot present-layers --view present-layers --width 1920 --height 1080
 shot present-exposure --view present-exposure --width 1920 --height 1080
+# The whole talk on a 1280x720 projector (every slide fits; see tests/present_fit.rs).
+for step in data memorized influence extraction inpainting inversion layers exposure icl; do
+  shot "present-720-$step" --view "present-$step" --width 1280 --height 720
+done

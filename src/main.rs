@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(feature = "gui")]
 fn open_window(study: Option<std::path::PathBuf>) -> Result<(), String> {
-    rote::ui::run_native(study).map_err(|e| format!("{e:#}"))
+    rote::ui::run_native(study, false).map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(not(feature = "gui"))]

@@ -111,6 +111,7 @@ pub fn run_command(cmd: Command, json: bool) -> CoreResult<()> {
         Command::Icl(args) => super::icl::icl(args, json),
         Command::Bench { which } => super::bench::run(which, json),
         Command::Report { study, out } => super::report::report(&study, &out, json),
+        Command::Present(args) => super::present::present(args, json),
         Command::Screenshot {
             view,
             out,

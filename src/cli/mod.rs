@@ -21,6 +21,7 @@ mod lm_dataset_test;
 mod lm_measure;
 mod lm_probe;
 mod mat;
+mod present;
 mod progress;
 mod report;
 mod sample;
@@ -287,6 +288,10 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+
+    /// Present the demo story full screen, or export it (--export DIR) as a PNG, an animated
+    /// GIF and an APNG per step with an index.html that plays them in order.
+    Present(present::PresentArgs),
 
     /// Render a view of the GUI headlessly into a PNG.
     Screenshot {

@@ -50,6 +50,8 @@ pub struct AppOptions {
     pub sort: Option<String>,
     /// Sort descending.
     pub descending: bool,
+    /// Start presenting (`rote present`) as soon as the study is open.
+    pub present: bool,
 }
 
 /// User settings.
@@ -173,6 +175,7 @@ pub struct App {
 impl App {
     /// Creates the app and starts opening the study.
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        let present = options.present;
         let ctx = cc.egui_ctx.clone();
         let waker: Arc<dyn Fn() + Send + Sync> =
             Arc::new(move || ctx.request_repaint_after(Duration::from_millis(30)));
@@ -205,7 +208,10 @@ impl App {
             jobs: JobRegistry::new(waker),
             toasts: Toasts::default(),
             last_training: None,
-            presentation: Presentation::default(),
+            presentation: Presentation {
+                on_open: present,
+                ..Presentation::default()
+            },
             textures: TextureCache::default(),
             commands: Vec::new(),
         };
@@ -428,9 +434,11 @@ impl eframe::App for App {
                 )
             })
             .collect();
-        egui::Panel::bottom("jobs_bar").show(ui, |ui| {
-            jobs_bar_ui(ui, &running, &mut self.commands);
-        });
+        if !(self.presentation.active && self.presentation.exporting) {
+            egui::Panel::bottom("jobs_bar").show(ui, |ui| {
+                jobs_bar_ui(ui, &running, &mut self.commands);
+            });
+        }
         if self.presentation.active {
             self.presentation_ui(ui);
         } else {

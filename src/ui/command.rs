@@ -68,6 +68,8 @@ pub enum Command {
     },
     /// Open the saved inpainting attack report of two diffusion models (A, B).
     OpenInpaintReport(String, String),
+    /// Export the talk into a folder at a size in pixels (`rote present --export`).
+    ExportTalk(PathBuf, [u32; 2]),
     /// Inpaint one image with the IN and the OUT model, streaming previews.
     Inpaint(Box<InpaintRequest>),
     /// Run the inpainting attack on a batch of images.

@@ -86,6 +86,8 @@ pub enum JobKind {
     IclOpen,
     /// Running the ICL sweep (single).
     IclSweep,
+    /// Exporting the talk as PNG, GIF and APNG files (single).
+    ExportTalk,
 }
 
 impl JobKind {
@@ -107,6 +109,7 @@ impl JobKind {
                 | Self::TextProbe
                 | Self::TabularTrain
                 | Self::IclSweep
+                | Self::ExportTalk
         )
     }
 }
@@ -179,6 +182,8 @@ pub enum JobResult {
     Story(usize, Result<Option<Box<crate::story::Anim>>, String>),
     /// The study's ICL sweeps, read or just run.
     Icl(Box<crate::ui::icl_jobs::IclDone>),
+    /// The talk, exported.
+    TalkExported(Box<crate::ui::present::export::Exported>),
 }
 
 /// A running job and what it has reported.

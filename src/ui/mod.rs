@@ -33,7 +33,7 @@ pub use views::{
 use std::path::PathBuf;
 
 /// Opens the main window on `study` (default: the demo study, written on first launch).
-pub fn run_native(study: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run_native(study: Option<PathBuf>, present: bool) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("rote: what did the model memorize?")
@@ -50,6 +50,7 @@ pub fn run_native(study: Option<PathBuf>) -> anyhow::Result<()> {
                 cc,
                 AppOptions {
                     study,
+                    present,
                     ..AppOptions::default()
                 },
             )))

@@ -7,15 +7,21 @@
 //! - Left, Page Up: the previous step.
 //! - Down or `.`: one frame forward; Up or `,`: one frame back (both pause).
 //! - Home / End: first / last frame; `+` / `-`: faster / slower playback.
+//! - P: the presenter view (the sentence to say, the next slide, the timer) in a second window.
 //! - Escape or F11: leave.
 
+mod animfile;
+pub mod export;
+pub mod fit;
+mod presenter;
 mod slide;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::story::{Anim, STEPS, Step};
 
-pub use slide::{anim_panel_ui, header_ui, hints_ui};
+pub use presenter::{Notes, presenter_ui};
+pub use slide::{EXPORT_SIZES, anim_panel_ui, header_ui, hints_ui};
 
 /// Frames per second of playback: the default and the bounds `+` / `-` move within.
 const FPS: (f32, f32, f32) = (8.0, 1.0, 60.0);
@@ -39,9 +45,26 @@ pub struct Keys {
     pub end: bool,
     /// Speed change (+1 faster, -1 slower).
     pub speed: i32,
+    /// Toggle the presenter view.
+    pub presenter: bool,
 }
 
 impl Keys {
+    /// Both frames' keys (the slide's and the presenter window's).
+    pub fn or(self, o: Self) -> Self {
+        Self {
+            toggle: self.toggle | o.toggle,
+            leave: self.leave | o.leave,
+            next: self.next | o.next,
+            back: self.back | o.back,
+            frame: self.frame + o.frame,
+            home: self.home | o.home,
+            end: self.end | o.end,
+            speed: self.speed + o.speed,
+            presenter: self.presenter | o.presenter,
+        }
+    }
+
     /// Takes the presentation keys out of this frame's input (so no widget also reacts to them).
     /// Only F11 is read while not presenting.
     pub fn read(ctx: &egui::Context, presenting: bool) -> Self {
@@ -63,6 +86,7 @@ impl Keys {
             keys.home = take(Key::Home);
             keys.end = take(Key::End);
             keys.speed = i32::from(take(Key::Plus) | take(Key::Equals)) - i32::from(take(Key::Minus));
+            keys.presenter = take(Key::P);
             keys
         })
     }
@@ -103,6 +127,20 @@ pub struct Presentation {
     /// Steps whose view already ran its live demonstration (the exposure search, the layers
     /// drill-down).
     pub demonstrated: BTreeSet<usize>,
+    /// Shows only the heading and the narrative (the first frame of an exported build-up).
+    pub hide_view: bool,
+    /// Rendering for an export: no key hints, no jobs bar.
+    pub exporting: bool,
+    /// Enter presentation mode once the study is open (`rote present`).
+    pub on_open: bool,
+    /// Index into [`slide::EXPORT_SIZES`] of the Export button's size.
+    pub export_size: usize,
+    /// Whether the presenter view is shown (P).
+    pub presenter: bool,
+    /// Input time (seconds) when the talk began, for the presenter view's timer.
+    pub started_at: f64,
+    /// Keys pressed in the presenter window, applied with the slide's at the next frame.
+    pub pending_keys: Keys,
 }
 
 impl Default for Presentation {
@@ -119,6 +157,13 @@ impl Default for Presentation {
             shown: None,
             requested: BTreeSet::new(),
             demonstrated: BTreeSet::new(),
+            hide_view: false,
+            exporting: false,
+            on_open: false,
+            export_size: 0,
+            presenter: false,
+            started_at: 0.0,
+            pending_keys: Keys::default(),
         }
     }
 }
@@ -183,6 +228,9 @@ impl Presentation {
         if keys.end {
             self.frame = last;
             self.playing = false;
+        }
+        if keys.presenter {
+            self.presenter = !self.presenter;
         }
         if keys.speed != 0 {
             let f = if keys.speed > 0 { 1.5 } else { 1.0 / 1.5 };

@@ -108,6 +108,7 @@ pub fn render_view(
         select: Some(0),
         sort,
         descending,
+        present: false,
     };
     let mut harness = open_app(options, size);
     if descending {
@@ -250,5 +251,11 @@ fn render_presentation(spec: &str, out: &Path, study: Option<PathBuf>, size: [f3
         p.shown = None;
     }
     settle(&mut harness, Duration::from_secs(60));
+    // Say so when this window size cuts text (the slides are checked at projector sizes).
+    let screen = harness.ctx.content_rect();
+    let shapes = &harness.output().shapes;
+    for cut in super::present::fit::cut_text(shapes, screen) {
+        log::warn!("at {}x{} the slide does not show {cut}", size[0], size[1]);
+    }
     save_png(&mut harness, out, &temp)
 }

@@ -122,6 +122,7 @@ impl App {
             Command::MeasureSharpness(model) => self.measure_sharpness(model),
             Command::RunExtraction { model, samples, seed } => self.run_extraction(model, samples, seed),
             Command::OpenInpaintReport(a, b) => self.open_inpaint_report(a, b),
+            Command::ExportTalk(dir, size) => self.export_talk(dir, size),
             Command::Inpaint(req) => self.inpaint(*req, false),
             Command::InpaintBatch(req) => self.inpaint(*req, true),
             Command::ReloadDiffusionMia => self.load_diffusion_mia(),
@@ -345,6 +346,7 @@ impl App {
             JobResult::Defences(report, trained) => self.on_defences(*report, trained),
             JobResult::Report(s) => self.on_report(*s),
             JobResult::Story(k, made) => self.on_story(k, made),
+            JobResult::TalkExported(done) => self.on_talk_exported(&done),
             JobResult::Zoo(res) => {
                 if let Some(res) = res {
                     let cols = self.scores.entry(res.memorization_hash.clone()).or_default();

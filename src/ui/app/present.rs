@@ -4,10 +4,9 @@
 use super::{App, View};
 use crate::story::{STEPS, Step};
 use crate::ui::jobs::{JobKind, JobResult};
-use crate::ui::present::{AnimSlot, Keys, anim_panel_ui, header_ui, hints_ui};
-
-/// Zoom factor applied on top of the user's while presenting.
-const PRESENT_ZOOM: f32 = 1.35;
+use crate::ui::present::fit::{anim_share, fit_zoom};
+use crate::ui::present::{AnimSlot, Keys, anim_panel_ui, header_ui, hints_ui, presenter_ui};
+use crate::ui::toasts::Level;
 
 /// The view that shows a step.
 fn view_of(step: Step) -> View {
@@ -24,10 +23,26 @@ fn view_of(step: Step) -> View {
     }
 }
 
+/// Zooms the slide to the window: called every frame while presenting, so a window that goes
+/// full screen (or is refused it, or is resized) gets the slide that fits it.
+fn fit_to_screen(ctx: &egui::Context) {
+    let zoom = ctx.zoom_factor();
+    let native = ctx.content_rect().size() * zoom;
+    let fit = fit_zoom(native);
+    if (fit - zoom).abs() > 0.01 * zoom {
+        ctx.set_zoom_factor(fit);
+    }
+}
+
 impl App {
     /// Reads the presentation keys and advances playback; call once per frame before drawing.
     pub(super) fn presentation_input(&mut self, ctx: &egui::Context) {
-        let keys = Keys::read(ctx, self.presentation.active);
+        if self.presentation.on_open && self.study.is_some() {
+            self.presentation.on_open = false;
+            self.enter_presentation(ctx, None);
+        }
+        let keys =
+            Keys::read(ctx, self.presentation.active).or(std::mem::take(&mut self.presentation.pending_keys));
         let now = ctx.input(|i| i.time);
         if !self.presentation.active {
             if keys.toggle {
@@ -43,6 +58,7 @@ impl App {
         if self.presentation.step != before {
             self.show_step();
         }
+        fit_to_screen(ctx);
         self.demonstrate();
         if let Some(wait) = self.presentation.tick(now) {
             ctx.request_repaint_after(std::time::Duration::from_secs_f64(wait.max(0.001)));
@@ -57,15 +73,22 @@ impl App {
             p.go_to(k);
         }
         if p.saved_zoom.is_none() {
-            let zoom = ctx.zoom_factor();
-            p.saved_zoom = Some(zoom);
-            ctx.set_zoom_factor(zoom * PRESENT_ZOOM);
+            p.saved_zoom = Some(ctx.zoom_factor());
+            p.started_at = ctx.input(|i| i.time);
         }
+        fit_to_screen(ctx);
         ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(true));
         // Every animation is prepared up front, so stepping through the talk never waits.
         for k in 0..STEPS.len() {
             self.request_anim(k);
         }
+        self.show_step();
+    }
+
+    /// Goes to step `k` of the talk (the step's first frame) and shows its view.
+    pub fn present_step(&mut self, k: usize) {
+        self.presentation.go_to(k);
+        self.presentation.shown = None;
         self.show_step();
     }
 
@@ -172,12 +195,60 @@ impl App {
         }
     }
 
+    /// Exports the talk (the Export button of presentation mode; `rote present --export`).
+    pub(super) fn export_talk(&mut self, dir: std::path::PathBuf, size: [u32; 2]) {
+        let Some(study) = self.study.as_ref() else {
+            self.toasts
+                .push(Level::Error, "open a study before exporting the talk");
+            return;
+        };
+        let root = study.root.clone();
+        self.spawn(
+            JobKind::ExportTalk,
+            &format!("Exporting the talk at {}x{}", size[0], size[1]),
+            move |ctx| {
+                let done = crate::ui::present::export::export_talk(&root, &dir, size, ctx)?;
+                Ok(JobResult::TalkExported(Box::new(done)))
+            },
+        );
+    }
+
+    /// Says where the exported talk is.
+    pub(super) fn on_talk_exported(&mut self, done: &crate::ui::present::export::Exported) {
+        self.toasts.push(
+            Level::Ok,
+            format!(
+                "Exported {} slides ({} rendered, the rest from the cache): open {}",
+                done.steps.len(),
+                done.rendered(),
+                done.dir.join("index.html").display()
+            ),
+        );
+    }
+
     /// The slide: heading, hints, the animation beside the step's view.
     pub(super) fn presentation_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("present_header").show(ui, |ui| header_ui(ui, &self.presentation));
-        egui::Panel::bottom("present_hints").show(ui, |ui| hints_ui(ui, &self.presentation));
+        if !self.presentation.exporting {
+            let asked = egui::Panel::bottom("present_hints")
+                .show(ui, |ui| hints_ui(ui, &mut self.presentation))
+                .inner;
+            if let Some(size) = asked
+                && let Some(dir) = rfd::FileDialog::new()
+                    .set_title("Export the talk into a folder")
+                    .pick_folder()
+            {
+                self.commands.push(crate::ui::Command::ExportTalk(dir, size));
+            }
+        }
+        presenter_ui(ui.ctx(), &mut self.presentation);
+        if self.presentation.hide_view {
+            egui::CentralPanel::default().show(ui, |_| {});
+            return;
+        }
         if self.presentation.current().anim_stem().is_some() {
-            let width = ui.available_width() * 0.42;
+            let screen = ui.ctx().content_rect();
+            let width = ui.available_width() * anim_share(screen.width(), screen.height());
             egui::Panel::left("present_anim")
                 .resizable(false)
                 .exact_size(width)

@@ -2,26 +2,55 @@
 
 use egui::RichText;
 
+use super::fit::SlideType;
 use super::{AnimSlot, Presentation};
 use crate::story::{Panel, STEPS};
 
 /// The slide's heading: step title, narrative, and where the talk is.
 pub fn header_ui(ui: &mut egui::Ui, p: &Presentation) {
     let step = p.current();
+    let size = SlideType::for_height(ui.ctx().content_rect().height());
     ui.add_space(6.0);
-    ui.horizontal(|ui| {
-        ui.label(RichText::new(step.title()).size(30.0).strong());
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            ui.label(RichText::new(format!("{} / {}", p.step + 1, STEPS.len())).size(20.0));
+    // The count sits at the right; the title wraps in the room left of it.
+    let count = RichText::new(format!("{} / {}", p.step + 1, STEPS.len())).size(size.caption);
+    ui.horizontal_top(|ui| {
+        let room = ui.available_width() - 5.0 * size.caption;
+        ui.allocate_ui(egui::vec2(room.max(50.0), 0.0), |ui| {
+            ui.add(egui::Label::new(RichText::new(step.title()).size(size.title).strong()).wrap());
+        });
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
+            ui.label(count);
         });
     });
-    ui.label(RichText::new(step.narrative()).size(19.0));
+    ui.add(egui::Label::new(RichText::new(step.narrative()).size(size.narrative)).wrap());
     ui.add_space(6.0);
 }
 
-/// The key hints and the animation's position.
-pub fn hints_ui(ui: &mut egui::Ui, p: &Presentation) {
-    ui.horizontal(|ui| {
+/// Sizes the talk can be exported at (pixels).
+pub const EXPORT_SIZES: [[u32; 2]; 4] = [[1280, 720], [1920, 1080], [1024, 768], [3840, 2160]];
+
+/// The key hints, the animation's position and the Export button; returns the size the speaker
+/// asked to export at.
+pub fn hints_ui(ui: &mut egui::Ui, p: &mut Presentation) -> Option<[u32; 2]> {
+    let mut asked = None;
+    ui.horizontal_wrapped(|ui| {
+        let i = p.export_size.min(EXPORT_SIZES.len() - 1);
+        let name = |s: [u32; 2]| format!("{}x{}", s[0], s[1]);
+        if ui
+            .button("Export talk…")
+            .on_hover_text("Every slide as a PNG, an animated GIF and an APNG, with index.html that plays them (rote present --export)")
+            .clicked()
+        {
+            asked = Some(EXPORT_SIZES[i]);
+        }
+        egui::ComboBox::from_id_salt("export_size")
+            .selected_text(name(EXPORT_SIZES[i]))
+            .show_ui(ui, |ui| {
+                for (k, s) in EXPORT_SIZES.iter().enumerate() {
+                    ui.selectable_value(&mut p.export_size, k, name(*s));
+                }
+            });
+        ui.separator();
         let n = p.anim().map_or(0, |a| a.frames.len());
         if n > 1 {
             let state = if p.playing { "playing" } else { "paused" };
@@ -33,8 +62,9 @@ pub fn hints_ui(ui: &mut egui::Ui, p: &Presentation) {
             );
             ui.separator();
         }
-        ui.weak("Right/Space: play, next   Left: back   Down/Up: frame   +/-: speed   Esc/F11: leave");
+        ui.weak("Right/Space: play, next   Left: back   Down/Up: frame   +/-: speed   P: presenter view   Esc/F11: leave");
     });
+    asked
 }
 
 /// The animation of the current step (left of the step's view), sized to `width`.
@@ -58,7 +88,8 @@ pub fn anim_panel_ui(ui: &mut egui::Ui, p: &mut Presentation) {
     let Some(frame) = anim.frames.get(p.frame.min(anim.frames.len().saturating_sub(1))) else {
         return;
     };
-    ui.label(RichText::new(&anim.subject).size(16.0));
+    let size = SlideType::for_height(ui.ctx().content_rect().height());
+    ui.add(egui::Label::new(RichText::new(&anim.subject).size(size.caption * 0.85)).wrap());
     ui.add_space(4.0);
     let fresh = p
         .shown
@@ -98,19 +129,19 @@ pub fn anim_panel_ui(ui: &mut egui::Ui, p: &mut Presentation) {
             ui.vertical(|ui| {
                 ui.set_width(side);
                 ui.image((tex.id(), egui::vec2(w as f32 * scale, h as f32 * scale)));
-                ui.add(egui::Label::new(RichText::new(&panel.label).size(15.0)).wrap());
+                ui.add(egui::Label::new(RichText::new(&panel.label).size(size.caption * 0.75)).wrap());
             });
         }
     });
     ui.add_space(8.0);
     ui.set_max_width(width);
-    ui.add(egui::Label::new(RichText::new(&frame.caption).size(20.0).monospace()).wrap());
+    ui.add(egui::Label::new(RichText::new(&frame.caption).size(size.caption).monospace()).wrap());
     if p.frame + 1 >= anim.frames.len() {
         ui.add_space(8.0);
         ui.add(
             egui::Label::new(
                 RichText::new(&anim.verdict)
-                    .size(20.0)
+                    .size(size.caption)
                     .color(ui.visuals().warn_fg_color),
             )
             .wrap(),

@@ -460,8 +460,10 @@ impl DataView {
                 egui::vec2(ds.w as f32 * big, ds.h as f32 * big),
             )));
         }
+        // Long model names wrap inside their column rather than push the values off the panel.
         egui::Grid::new("detail_grid")
             .num_columns(2)
+            .max_col_width((ui.available_width() * 0.55).max(80.0))
             .striped(true)
             .show(ui, |ui| {
                 ui.label("Label");

@@ -131,7 +131,7 @@ impl ExposureView {
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>, models: &[PathBuf]) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let l = ui.label("Language model");
             let before = self.chosen.clone();
             egui::ComboBox::from_id_salt("exposure_model")

@@ -161,7 +161,7 @@ impl ExtractionView {
             ui.colored_label(theme::ERROR, e);
         }
         let running = ctx.jobs.running().iter().find(|j| j.kind == JobKind::Extract);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             if model_combo(ui, "Model", &models.cards, &mut self.model)
                 && let Some(m) = &self.model
                 && !self.loaded.contains_key(m)
@@ -244,7 +244,7 @@ impl ExtractionView {
             Criterion::Relative => "Threshold delta on the relative l2",
             Criterion::Absolute => "Threshold delta on the l2 distance",
         };
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let l = ui.label(what);
             // Relative l2 reaches 1/alpha = 2 for a generation no nearer its nearest image than the
             // others; let the slider cover every score.
@@ -283,7 +283,7 @@ impl ExtractionView {
                 );
             }
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.selectable_value(&mut self.tab, ExtractionTab::Generations, "Generations");
             ui.selectable_value(
                 &mut self.tab,

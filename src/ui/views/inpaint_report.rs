@@ -57,7 +57,10 @@ pub fn report_ui(ui: &mut egui::Ui, textures: &mut TextureCache, r: &LoadedInpai
         });
     egui::CentralPanel::default().show(ui, |ui| {
         ui.label("Original · masked · IN completion · OUT completion, with the hidden-region l2 of each");
-        let w = 56.0;
+        // Four thumbnails per row; the row's text goes to the hover when the panel is too narrow.
+        let gap = ui.spacing().item_spacing.x;
+        let w = ((ui.available_width() - 4.0 * gap) / 4.0).clamp(24.0, 56.0);
+        let text_room = ui.available_width() - 4.0 * (w + gap);
         let row_h = (w * ds.h as f32 / ds.w as f32).max(24.0);
         let keep = &rep.keep;
         egui::ScrollArea::vertical()
@@ -67,7 +70,20 @@ pub fn report_ui(ui: &mut egui::Ui, textures: &mut TextureCache, r: &LoadedInpai
                     let row = &rep.rows[k];
                     ui.horizontal(|ui| {
                         ui.set_min_height(row_h);
-                        data_ui(ui, textures, ds, row.index, w).on_hover_text("original");
+                        let text = format!(
+                            "#{}: {}\nIN {} l2 {:.4}\nOUT {} l2 {:.4}",
+                            row.index,
+                            if row.err_in < row.err_out {
+                                "IN closer"
+                            } else {
+                                "OUT closer"
+                            },
+                            row.in_model,
+                            row.err_in,
+                            row.out_model,
+                            row.err_out
+                        );
+                        data_ui(ui, textures, ds, row.index, w).on_hover_text(format!("original {text}"));
                         let masked = ds.image(row.index).unwrap_or(&[]);
                         let key = format!("inpaint-report-masked-{}", r.serial);
                         bytes_ui(ui, textures, &key, row.index, ds, masked, Some(keep), w)
@@ -78,15 +94,10 @@ pub fn report_ui(ui: &mut egui::Ui, textures: &mut TextureCache, r: &LoadedInpai
                         let key = format!("inpaint-report-out-{}", r.serial);
                         bytes_ui(ui, textures, &key, k, ds, &row.completion_out, None, w)
                             .on_hover_text(format!("OUT: {}", row.out_model));
-                        let verdict = if row.err_in < row.err_out {
-                            "IN closer"
-                        } else {
-                            "OUT closer"
-                        };
-                        ui.label(format!(
-                            "#{}: IN {} l2 {:.4} · OUT {} l2 {:.4} · {verdict}",
-                            row.index, row.in_model, row.err_in, row.out_model, row.err_out
-                        ));
+                        // Too narrow for the numbers: the original's hover has them.
+                        if text_room >= 160.0 {
+                            ui.add(egui::Label::new(text).wrap());
+                        }
                     });
                 }
             });

@@ -238,7 +238,7 @@ impl InpaintingView {
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, ctx: &mut AppCtx<'_>, cards: &[DiffusionCard]) {
         let running = ctx.jobs.running().iter().find(|j| j.kind == JobKind::Inpaint);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let mut changed = model_combo(ui, "Model A", cards, &mut self.a);
             changed |= model_combo(ui, "Model B", cards, &mut self.b);
             if changed {

@@ -329,7 +329,17 @@ impl InversionView {
         ui.heading(format!("{name} (class {class})"));
         let saved = report.and_then(|r| r.classes.iter().find(|c| c.class == class));
         let live_curve = self.live.lock().curves.get(&class).cloned();
-        ui.horizontal(|ui| {
+        // The cost plot takes the room beside the image, and goes below it on a narrow panel.
+        let beside = ui.available_width() - 184.0 - 3.0 * ui.spacing().item_spacing.x;
+        let (layout, plot_w) = if beside >= 200.0 {
+            (egui::Layout::left_to_right(egui::Align::Min), beside.min(320.0))
+        } else {
+            (
+                egui::Layout::top_down(egui::Align::Min),
+                ui.available_width().clamp(120.0, 320.0),
+            )
+        };
+        ui.with_layout(layout, |ui| {
             ui.vertical(|ui| {
                 let live = self.live_tex.get(&class).filter(|_| running);
                 if let Some(t) = live {
@@ -352,7 +362,7 @@ impl InversionView {
             ui.vertical(|ui| {
                 ui.label("Cost by step");
                 Plot::new("inversion_cost")
-                    .width(320.0)
+                    .width(plot_w)
                     .height(200.0)
                     .allow_scroll(false)
                     .x_axis_label("step")

@@ -25,7 +25,7 @@ pub fn request(view: &ExposureView, l: &LoadedExposure, device: &str) -> Extract
 pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, ctx: &mut AppCtx<'_>) {
     ui.strong("Extraction: shortest-path search for the secret");
     let digits = l.card.formats.get(view.format).map_or(6, |f| f.digits);
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let p = ui.label("Prefix");
         ui.add(egui::TextEdit::singleline(&mut view.prefix).desired_width(180.0))
             .labelled_by(p.id);
@@ -54,7 +54,7 @@ pub fn panel_ui(ui: &mut egui::Ui, view: &mut ExposureView, l: &LoadedExposure, 
             .labelled_by(m.id);
     });
     let running = ctx.jobs.is_running(JobKind::SecretSearch);
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         if ui
             .add_enabled(!running && !view.prefix.is_empty(), egui::Button::new("Extract"))
             .on_hover_text(
