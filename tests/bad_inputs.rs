@@ -8,12 +8,9 @@
 //! paths, which must show the error and keep working.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-#[path = "bad_inputs/cards.rs"]
 mod cards;
-mod common;
-#[path = "bad_inputs/gui.rs"]
+use crate::common;
 mod gui;
-#[path = "bad_inputs/runtime.rs"]
 mod runtime;
 
 use runtime::runtime_input;

@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! comparison lists the variant under its baseline; bad DP settings are one clear error.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use rote::defence::compare::{defences_report, train_dp_variant};
 use rote::defence::dp_sgd::DpSettings;

@@ -6,7 +6,7 @@
 //! held to autograd in `train::batched_mlp_adv`.)
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use rote::defence::compare::{Defence, defences_report, train_variant};
 use rote::defence::demem::{Adversarial, Demem};

@@ -3,7 +3,7 @@
 //! file is one error naming it.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

@@ -5,7 +5,7 @@
 //! the same.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use rand::{Rng, SeedableRng};
 use rote::measure::fairness_memorization::{Population, Strategy};

@@ -4,7 +4,7 @@
 //! learns in context (new items right). A small sweep, two diversities, one seed.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 #[test]
 fn few_items_are_memorized_and_many_items_are_learned_in_context() {

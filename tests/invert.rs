@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};

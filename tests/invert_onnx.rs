@@ -7,7 +7,7 @@
 #![cfg(feature = "onnx")]
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! must be calibrated.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

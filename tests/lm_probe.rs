@@ -5,7 +5,7 @@
 //! separate them from the activations where the logit-only baseline cannot.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 #[test]
 fn probes_find_memorized_tokens_that_the_logits_cannot() {

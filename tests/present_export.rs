@@ -5,7 +5,7 @@
 #![cfg(feature = "gui")]
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use image::AnimationDecoder as _;
 use rote::story::STEPS;

@@ -3,7 +3,7 @@
 //! on Adult rows with planted duplicates replicates the planted rows far more than the others.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use rote::data::tabular::load_adult;
 use rote::job::{CancelToken, JobCtx, NullSink};

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
