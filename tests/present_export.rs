@@ -22,6 +22,28 @@ fn gif_frames(path: &std::path::Path) -> Vec<image::RgbaImage> {
         .collect()
 }
 
+/// `rote --json present --study STUDY --export OUT --width W --height 720`.
+fn export(
+    study: &std::path::Path,
+    out: &std::path::Path,
+    width: &str,
+    home: &std::path::Path,
+) -> std::process::Output {
+    let args = [
+        "--json",
+        "present",
+        "--study",
+        study.to_str().unwrap(),
+        "--export",
+        out.to_str().unwrap(),
+        "--width",
+        width,
+        "--height",
+        "720",
+    ];
+    common::rote(&args, home)
+}
+
 /// Mean absolute difference per channel (GIF colours are quantized).
 fn mean_diff(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
     let sum: u64 = a
@@ -39,19 +61,7 @@ fn the_demo_talk_exports_as_stills_animations_and_a_page() {
     let study = home.path().join("demo");
     rote::demo::write_demo(&study).unwrap();
     let out = home.path().join("talk");
-    let args = [
-        "--json",
-        "present",
-        "--study",
-        study.to_str().unwrap(),
-        "--export",
-        out.to_str().unwrap(),
-        "--width",
-        "1280",
-        "--height",
-        "720",
-    ];
-    let first = common::json_of(&common::rote(&args, home.path()));
+    let first = common::json_of(&export(&study, &out, "1280", home.path()));
     assert_eq!(first["rendered"], STEPS.len(), "{first}");
     let mut animated = 0;
     for step in STEPS {
@@ -122,32 +132,11 @@ fn the_demo_talk_exports_as_stills_animations_and_a_page() {
     // The second export is copied from the study's cache, byte for byte.
     let before = std::fs::read(out.join("extraction.gif")).unwrap();
     let out2 = home.path().join("talk2");
-    let args2: Vec<&str> = args
-        .iter()
-        .map(|a| {
-            if *a == out.to_str().unwrap() {
-                out2.to_str().unwrap()
-            } else {
-                a
-            }
-        })
-        .collect();
-    let second = common::json_of(&common::rote(&args2, home.path()));
+    let second = common::json_of(&export(&study, &out2, "1280", home.path()));
     assert_eq!(second["rendered"], 0, "{second}");
     assert_eq!(std::fs::read(out2.join("extraction.gif")).unwrap(), before);
     // A bad size is one clear error naming the problem.
-    let bad = common::rote(
-        &[
-            "present",
-            "--study",
-            study.to_str().unwrap(),
-            "--export",
-            out.to_str().unwrap(),
-            "--width",
-            "10",
-        ],
-        home.path(),
-    );
+    let bad = export(&study, &out, "10", home.path());
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a slide size"));
 }
