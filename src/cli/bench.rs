@@ -536,6 +536,22 @@ fn run_all(device: &str, json: bool) -> CoreResult<()> {
             iters: 200,
             device: device.into(),
         },
+        // DDPM training (forward, backward and AdamW) at the 28x28 demo's size and at the 8x8
+        // test model's.
+        BenchWhich::DdpmTrain {
+            data: "mnist10k".into(),
+            base: 32,
+            steps: if gpu { 50 } else { 10 },
+            batch_size: 32,
+            device: device.into(),
+        },
+        BenchWhich::DdpmTrain {
+            data: "digits8x8".into(),
+            base: 32,
+            steps: if gpu { 200 } else { 50 },
+            batch_size: 32,
+            device: device.into(),
+        },
         BenchWhich::Tiled { m: side, n: side },
         BenchWhich::Nn { m: side, n: side },
         BenchWhich::Exposure {

@@ -9,8 +9,9 @@ use crate::model::Family;
 /// Benchmarks.
 #[derive(Clone, Debug, Subcommand)]
 pub enum BenchWhich {
-    /// The suite the PyTorch peers mirror (benches/peers/): zoo, DDIM, MI-FACE, tiled-l2 and
-    /// nearest neighbours, exposure, training; one JSON line each with --json. On the GPU the
+    /// The suite the PyTorch peers mirror (benches/peers/): zoo, DDIM, MI-FACE, DDPM training
+    /// (28x28 and 8x8), tiled-l2 and nearest neighbours, exposure, training, tabular, DP zoo, LM
+    /// scoring; one JSON line each with --json. On the GPU the
     /// peers' sizes (zoo 256 x 10 epochs, DDIM 256 x 50 steps, 10k x 10k searches), smaller on
     /// the CPU. With PEERS_PYTHON set to a Python that has torch (and transformers for the LM
     /// row), each benchmark's PyTorch peer runs right after it with the same sizes and the two

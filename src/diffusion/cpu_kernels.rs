@@ -14,8 +14,12 @@
 //! - forward: y_cm = W · cols (one GEMM, O x n·HW), then `y[i][o][p] = y_cm[o][i*HW + p] +
 //!   bt[i][o]`;
 //! - backward, given dL/dy: dy_cm = dL/dy channel-major, dL/dbt[i][o] = sum over p of
-//!   dL/dy[i][o][p]; dL/dW += dy_cm · colsᵀ (the columns are rebuilt, not kept); dcols = Wᵀ · dy_cm
-//!   and dL/dx = col2im(dcols) (the adjoint of im2col) or, for 1x1, dcols back to batch-major.
+//!   dL/dy[i][o][p]. For 3x3 everything comes from the im2col of dL/dy (9O x n·HW, whose centre
+//!   rows are dy_cm): dL/dx is itself a 3x3 convolution of dL/dy with the weight's channels
+//!   swapped and its kernel turned by 180 degrees (one GEMM with 9O terms per value, back to
+//!   batch-major: no col2im and no 9C x n·HW column gradient), and dL/dW[o][c][k] is row
+//!   o*9 + 8 - k of those columns times x channel-major (x is not im2col'd again, nor kept from
+//!   the forward). For 1x1, dL/dx = Wᵀ · dy_cm and dL/dW = dy_cm · xᵀ.
 //!   The per-group dL/dW are summed in group order, so results do not depend on the thread count.
 //!
 //! Reference: candle's conv2d followed by broadcast adds of the bias and the time embedding,
@@ -34,12 +38,6 @@ const GROUP_VALUES: usize = 262_144;
 /// Images per group for a convolution whose columns hold `per_image` values per image.
 fn group_size(per_image: usize, b: usize) -> usize {
     (GROUP_VALUES / per_image.max(1)).clamp(1, b.max(1))
-}
-
-/// For a kernel offset `d` in 0..3 along a side of length `n`: the output positions that read
-/// inside the image, `lo..hi`, reading input position `p + d - 1`.
-fn valid(d: usize, n: usize) -> (usize, usize) {
-    (usize::from(d == 0), if d == 2 { n.saturating_sub(1) } else { n })
 }
 
 /// im2col of `b` images into channel-major columns (layout in the module docs), every value
@@ -81,36 +79,19 @@ fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) ->
     out
 }
 
-/// The adjoint of [`im2col_cm`]: channel-major columns 9C x (b·HW) summed into `out`
-/// (b x C x H x W, zero on entry).
-#[multiversion::multiversion(targets = "simd")]
-fn col2im_cm<T: WithDType>(src: &[T], out: &mut [T], b: usize, c: usize, h: usize, w: usize) {
-    let hw = h * w;
-    let row_len = b * hw;
-    if hw == 0 {
-        return;
-    }
-    for (p, plane) in out.chunks_exact_mut(hw).enumerate() {
-        let (bi, ci) = (p / c, p % c);
-        for k in 0..9 {
-            let (dy, dx) = (k / 3, k % 3);
-            let (y0, y1) = valid(dy, h);
-            let (x0, x1) = valid(dx, w);
-            let row = (ci * 9 + k) * row_len;
-            let col = &src[row + bi * hw..row + (bi + 1) * hw];
-            if x0 >= x1 {
-                continue;
-            }
-            for y in y0..y1 {
-                // valid() keeps y + dy and x0 + dx at least 1: no index goes below zero.
-                let s = (y + dy - 1) * w + x0 + dx - 1;
-                let dst = &mut plane[s..s + (x1 - x0)];
-                for (d, &v) in dst.iter_mut().zip(&col[y * w + x0..y * w + x1]) {
-                    *d += v;
-                }
-            }
+/// The 3x3 weight (O x C x 3 x 3) as the C x 9O matrix of the convolution that takes dL/dy to
+/// dL/dx: channels swapped and the kernel turned by 180 degrees, row c, column o*9 + k holding
+/// W[o][c][8 - k] (dL/dx = conv3x3(dL/dy, that weight), so the backward is one im2col and one
+/// GEMM with 9O terms per output instead of a GEMM with O terms and a col2im).
+fn flipped_weight<T: WithDType>(wt: &[T], o: usize, c: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); c * 9 * o];
+    for (r, row) in out.chunks_exact_mut(9 * o).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            let (oi, k) = (j / 9, j % 9);
+            *v = wt[(oi * c + r) * 9 + 8 - k];
         }
     }
+    out
 }
 
 /// `b` images of `c` x `hw` side by side: c x (b·hw).
@@ -225,87 +206,18 @@ impl Conv {
         if b * hw == 0 {
             return Ok(out);
         }
+        let wflip = if self.k == 3 {
+            flipped_weight(wt, o, c)
+        } else {
+            Vec::new()
+        };
         let (dx, rest) = out.split_at_mut(b * c * hw);
         let (dw, dbt) = rest.split_at_mut(o * kc);
         let partials = dx
             .par_chunks_mut(self.group * c * hw)
             .zip(dbt.par_chunks_mut(self.group * o))
             .enumerate()
-            .map(|(gi, (dxg, dbtg))| -> Result<Vec<T>> {
-                let (b0, n) = (gi * self.group, dbtg.len() / o.max(1));
-                let nhw = n * hw;
-                let cols = self.columns(&x[b0 * c * hw..(b0 + n) * c * hw], n);
-                let dycm = to_channel_major(&dy[b0 * o * hw..(b0 + n) * o * hw], n, o, hw);
-                for (i, dbt) in dbtg.iter_mut().enumerate() {
-                    let oi = i % o;
-                    let row = &dycm[oi * nhw + (i / o) * hw..oi * nhw + (i / o + 1) * hw];
-                    *dbt = row.iter().fold(T::zero(), |a, &v| a + v);
-                }
-                let mut dwg = vec![T::zero(); if self.dw { o * kc } else { 0 }];
-                if self.dw {
-                    matmul(
-                        &mut dwg,
-                        Mat {
-                            rows: o,
-                            cols: kc,
-                            rs: kc,
-                            cs: 1,
-                        },
-                        false,
-                        &dycm,
-                        Mat {
-                            rows: o,
-                            cols: nhw,
-                            rs: nhw,
-                            cs: 1,
-                        },
-                        &cols,
-                        Mat {
-                            rows: nhw,
-                            cols: kc,
-                            rs: 1,
-                            cs: nhw,
-                        },
-                    )?;
-                }
-                drop(cols);
-                let mut dcols = vec![T::zero(); kc * nhw];
-                matmul(
-                    &mut dcols,
-                    Mat {
-                        rows: kc,
-                        cols: nhw,
-                        rs: nhw,
-                        cs: 1,
-                    },
-                    false,
-                    wt,
-                    Mat {
-                        rows: kc,
-                        cols: o,
-                        rs: 1,
-                        cs: kc,
-                    },
-                    &dycm,
-                    Mat {
-                        rows: o,
-                        cols: nhw,
-                        rs: nhw,
-                        cs: 1,
-                    },
-                )?;
-                if self.k == 3 {
-                    col2im_cm(&dcols, dxg, n, c, self.h, self.w);
-                } else {
-                    for i in 0..n {
-                        for ci in 0..c {
-                            dxg[(i * c + ci) * hw..(i * c + ci + 1) * hw]
-                                .copy_from_slice(&dcols[ci * nhw + i * hw..ci * nhw + (i + 1) * hw]);
-                        }
-                    }
-                }
-                Ok(dwg)
-            })
+            .map(|(gi, (dxg, dbtg))| self.backward_group(gi, x, wt, &wflip, dy, dxg, dbtg))
             .collect::<Result<Vec<_>>>()?;
         for p in &partials {
             for (d, &v) in dw.iter_mut().zip(p) {
@@ -313,6 +225,115 @@ impl Conv {
             }
         }
         Ok(out)
+    }
+
+    /// [`Conv::backward`] for group `gi`: writes its dL/dx and dL/dbt and returns its dL/dW.
+    ///
+    /// 3x3: the columns of dL/dy (9O x n·HW) give dL/dx as one GEMM with the flipped weight
+    /// ([`flipped_weight`]) and dL/dW as one GEMM with x channel-major (x is not im2col'd
+    /// again); their centre rows (offset 0) are dL/dy channel-major, summed for dL/dbt.
+    /// 1x1: dL/dy channel-major, dL/dx = Wᵀ · dL/dy and dL/dW = dL/dy · xᵀ.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one group's slices of the op's operands"
+    )]
+    fn backward_group<T: WithDType>(
+        &self,
+        gi: usize,
+        x: &[T],
+        wt: &[T],
+        wflip: &[T],
+        dy: &[T],
+        dxg: &mut [T],
+        dbtg: &mut [T],
+    ) -> Result<Vec<T>> {
+        let (c, o, hw, kc) = (self.c, self.o, self.hw(), self.kc());
+        let (b0, n) = (gi * self.group, dbtg.len() / o.max(1));
+        let nhw = n * hw;
+        let dy_g = &dy[b0 * o * hw..(b0 + n) * o * hw];
+        // dL/dy channel-major (o x nhw): the centre rows of dL/dy's columns for 3x3.
+        let (dy_cols, dy_cm, dy_rows) = if self.k == 3 {
+            (im2col_cm(dy_g, n, o, self.h, self.w), Vec::new(), 9 * nhw)
+        } else {
+            (Vec::new(), to_channel_major(dy_g, n, o, hw), nhw)
+        };
+        let dycm: &[T] = if self.k == 3 { &dy_cols[4 * nhw..] } else { &dy_cm };
+        let dycm_mat = Mat {
+            rows: o,
+            cols: nhw,
+            rs: dy_rows,
+            cs: 1,
+        };
+        for (i, dbt) in dbtg.iter_mut().enumerate() {
+            let (img, oi) = (i / o, i % o);
+            let row = &dycm[oi * dy_rows + img * hw..oi * dy_rows + (img + 1) * hw];
+            *dbt = row.iter().fold(T::zero(), |a, &v| a + v);
+        }
+        let mut dwg = vec![T::zero(); if self.dw { o * kc } else { 0 }];
+        if self.dw {
+            // The images' channels side by side (c x nhw): one copy, not a second im2col.
+            let xcm = to_channel_major(&x[b0 * c * hw..(b0 + n) * c * hw], n, c, hw);
+            if self.k == 3 {
+                // Row o*9 + k' of dL/dy's columns holds dL/dy shifted by offset k', which is
+                // x's shift for offset 8 - k' the other way round: (dy_cols · xcmᵀ)[o*9 + 8 - k][c]
+                // is dL/dW[o][c][k].
+                let mut m = vec![T::zero(); 9 * o * c];
+                matmul(
+                    &mut m,
+                    Mat::row_major(9 * o, c),
+                    false,
+                    &dy_cols,
+                    Mat::row_major(9 * o, nhw),
+                    &xcm,
+                    Mat::row_major(c, nhw).t(),
+                )?;
+                for (r, dst) in dwg.chunks_exact_mut(9).enumerate() {
+                    let (oi, ci) = (r / c, r % c);
+                    for (k, v) in dst.iter_mut().enumerate() {
+                        *v = m[(oi * 9 + 8 - k) * c + ci];
+                    }
+                }
+            } else {
+                matmul(
+                    &mut dwg,
+                    Mat::row_major(o, kc),
+                    false,
+                    dycm,
+                    dycm_mat,
+                    &xcm,
+                    Mat::row_major(kc, nhw).t(),
+                )?;
+            }
+        }
+        let mut dxcm = vec![T::zero(); c * nhw];
+        if self.k == 3 {
+            matmul(
+                &mut dxcm,
+                Mat::row_major(c, nhw),
+                false,
+                wflip,
+                Mat::row_major(c, 9 * o),
+                &dy_cols,
+                Mat::row_major(9 * o, nhw),
+            )?;
+        } else {
+            matmul(
+                &mut dxcm,
+                Mat::row_major(c, nhw),
+                false,
+                wt,
+                Mat::row_major(o, c).t(),
+                dycm,
+                dycm_mat,
+            )?;
+        }
+        for i in 0..n {
+            for ci in 0..c {
+                dxg[(i * c + ci) * hw..(i * c + ci + 1) * hw]
+                    .copy_from_slice(&dxcm[ci * nhw + i * hw..ci * nhw + (i + 1) * hw]);
+            }
+        }
+        Ok(dwg)
     }
 }
 
