@@ -61,6 +61,13 @@ fn tune_malloc() {}
 /// /proc each time (5% of a DDIM run's samples, docs/performance.md). Setting the variable once to
 /// the machine's parallelism before any thread exists answers it from the environment; a value
 /// the user set is kept.
+///
+/// candle's element-wise CPU ops split themselves over a second pool of threads (its "barrier
+/// pool", `CANDLE_NUM_THREADS`, by default as many as rayon's) that spin after every op, beside
+/// rayon's, on the same cores. rote's CPU kernels put the parallelism in rayon over the batch
+/// (groups of images, models of a zoo, chunks of a sampling batch), so candle's ops run on the
+/// calling thread (`CANDLE_NUM_THREADS=1`) unless the user sets the variable: DDPM training at
+/// 8x8 on two cores +14%, the other benchmarks within noise (docs/performance.md).
 #[allow(
     unsafe_code,
     reason = "set_var is unsafe only because of other threads; it runs before any exists"
@@ -70,5 +77,9 @@ fn pin_thread_count() {
         let n = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         // SAFETY: called first thing in main, before any other thread is started.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
 }
