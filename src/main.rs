@@ -63,11 +63,13 @@ fn tune_malloc() {}
 /// the user set is kept.
 ///
 /// candle's element-wise CPU ops split themselves over a second pool of threads (its "barrier
-/// pool", `CANDLE_NUM_THREADS`, by default as many as rayon's) that spin after every op, beside
-/// rayon's, on the same cores. rote's CPU kernels put the parallelism in rayon over the batch
-/// (groups of images, models of a zoo, chunks of a sampling batch), so candle's ops run on the
-/// calling thread (`CANDLE_NUM_THREADS=1`) unless the user sets the variable: DDPM training at
-/// 8x8 on two cores +14%, the other benchmarks within noise (docs/performance.md).
+/// pool", as many as rayon's) whose threads spin for 25,000 rounds after every op before they
+/// sleep, on the same cores as rayon's threads, which run rote's CPU kernels (groups of images,
+/// models of a zoo) between those ops. A limit of 2,000 rounds (`CANDLE_BARRIER_POOL_SPIN_LIMIT`,
+/// unless the user sets it) lets them sleep before they take a core from rayon's: on two cores
+/// DDPM training +8% (28x28) and +14% (8x8), MLP training +12%, the others within noise
+/// (docs/performance.md). Running candle's ops on one thread instead (`CANDLE_NUM_THREADS=1`)
+/// helped DDPM training as much but cost MLP training and LSTM scoring 15-20%.
 #[allow(
     unsafe_code,
     reason = "set_var is unsafe only because of other threads; it runs before any exists"
@@ -78,8 +80,8 @@ fn pin_thread_count() {
         // SAFETY: called first thing in main, before any other thread is started.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         // SAFETY: as above.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+        unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "2000") };
     }
 }
