@@ -38,7 +38,11 @@ fn open_window(_study: Option<std::path::PathBuf>) -> Result<(), String> {
 /// `rote bench invert` on the dev machine. Every thread arena keeps up to that much, and glibc
 /// makes up to 8 per core: in the window, where each job is a new thread, a 60k-image neighbour
 /// search per selection left a freed 47 MB block in arena after arena (peak RSS 1.06 GiB after 34
-/// selections, `rote bench frames --no-job`); at most 4 arenas: 0.52 GiB.
+/// selections, `rote bench frames --no-job`); at most 4 arenas: 0.52 GiB. One arena: a thread
+/// arena grows in 64 MiB heaps that glibc unmaps whenever one empties, whatever the trim
+/// threshold, so DDPM training on a rayon thread (`diffusion::train_one`) took 200k-550k page
+/// faults per 20 steps where the main arena takes 57k (+10% images/s on two cores), and the
+/// window's peak RSS went down (741 -> 631 MiB in `rote bench frames --seconds 15`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(
     unsafe_code,
@@ -49,7 +53,7 @@ fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_ARENA_MAX, 4);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
