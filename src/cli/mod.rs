@@ -2,6 +2,7 @@
 //! prints one JSON object on stdout with `--json`, human text otherwise. Progress goes to stderr.
 
 mod bench;
+mod bench_all;
 mod bench_args;
 mod bench_peers;
 mod canary;
