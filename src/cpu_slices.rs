@@ -35,3 +35,17 @@ pub(crate) fn f32s_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Resul
         _ => candle_core::bail!("{op}: f32 operands expected"),
     }
 }
+
+/// `len` copies of `zero`, written by rayon's threads side by side: the outputs of the fused CPU
+/// kernels are allocated on the thread that runs the op, and zero-filling a few MB there while
+/// the other cores wait cost 4% of a two-core DDPM training step (`docs/performance.md`). Small
+/// buffers are filled in place.
+pub(crate) fn zeros_par<T: Copy + Send + Sync>(len: usize, zero: T) -> Vec<T> {
+    use rayon::prelude::*;
+    if len < 65_536 {
+        return vec![zero; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(zero, len).with_min_len(16_384));
+    v
+}

@@ -26,18 +26,25 @@
 //! forward and gradients (`cpu_kernels_tests.rs`, f64 and f32). Runs over f32 and f64 (the
 //! UNet's finite-difference gradient test runs in f64).
 
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use crate::cpu_gemm::{Mat, matmul};
+use crate::cpu_gemm::{Mat, matmul, matmul_into, matmul_vec};
 use crate::cpu_slices::slice;
 
 /// Values of the columns per group: about 1 MB of f32.
 const GROUP_VALUES: usize = 262_144;
 
-/// Images per group for a convolution whose columns hold `per_image` values per image.
+/// Images per group for a convolution whose columns hold `per_image` values per image: at most
+/// what fits [`GROUP_VALUES`], spread evenly over as few groups (32 images of 9 that fit make 4
+/// groups of 8, not 9, 9, 9 and 5, which left one of two cores waiting for the last 4 images).
 fn group_size(per_image: usize, b: usize) -> usize {
-    (GROUP_VALUES / per_image.max(1)).clamp(1, b.max(1))
+    let b = b.max(1);
+    let fit = (GROUP_VALUES / per_image.max(1)).clamp(1, b);
+    b.div_ceil(b.div_ceil(fit))
 }
 
 /// im2col of `b` images into channel-major columns (layout in the module docs), every value
@@ -69,10 +76,12 @@ fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) ->
             }
             out.resize(start + hw, T::zero());
             let dst = &mut out[start..];
-            match dx {
-                0 => dst.iter_mut().step_by(w).for_each(|v| *v = T::zero()),
-                2 => dst.iter_mut().skip(w - 1).step_by(w).for_each(|v| *v = T::zero()),
-                _ => {}
+            if dx != 1 {
+                // The first (dx 0) or last (dx 2) column of every row.
+                let col = if dx == 0 { 0 } else { w - 1 };
+                for row in dst.chunks_exact_mut(w) {
+                    row[col] = T::zero();
+                }
             }
         }
     }
@@ -94,31 +103,88 @@ fn flipped_weight<T: WithDType>(wt: &[T], o: usize, c: usize) -> Vec<T> {
     out
 }
 
-/// `b` images of `c` x `hw` side by side: c x (b·hw).
-fn to_channel_major<T: WithDType>(src: &[T], b: usize, c: usize, hw: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); b * c * hw];
-    for bi in 0..b {
-        for ci in 0..c {
-            out[ci * b * hw + bi * hw..ci * b * hw + (bi + 1) * hw]
-                .copy_from_slice(&src[(bi * c + ci) * hw..(bi * c + ci + 1) * hw]);
+/// `b` images of `c` x `hw` side by side: c x (b·hw); one image is that already (borrowed).
+fn to_channel_major<T: WithDType>(src: &[T], b: usize, c: usize, hw: usize) -> Cow<'_, [T]> {
+    if b == 1 {
+        return Cow::Borrowed(&src[..c * hw]);
+    }
+    let mut out = Vec::with_capacity(b * c * hw);
+    for ci in 0..c {
+        for bi in 0..b {
+            out.extend_from_slice(&src[(bi * c + ci) * hw..(bi * c + ci + 1) * hw]);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
-/// Channel-major `ycm` (o x n·hw) into the n images `y` (n x o x hw), plus `bt[i][o]`.
+/// Channel-major `ycm` (o x n·hw) into the n images `y` (n x o x hw), plus `bt[i][o]`: writes
+/// every value of `y` (whose memory the caller hands over unfilled).
 #[multiversion::multiversion(targets = "simd")]
-fn to_batch_major_plus<T: WithDType>(ycm: &[T], y: &mut [T], bt: &[T], o: usize, hw: usize) {
+fn to_batch_major_plus<T: WithDType>(ycm: &[T], y: &mut [MaybeUninit<T>], bt: &[T], o: usize, hw: usize) {
     let nhw = ycm.len() / o.max(1);
     for (i, img) in y.chunks_exact_mut(o * hw).enumerate() {
         for (oi, dst) in img.chunks_exact_mut(hw).enumerate() {
             let add = bt[i * o + oi];
             let src = &ycm[oi * nhw + i * hw..oi * nhw + (i + 1) * hw];
             for (d, &s) in dst.iter_mut().zip(src) {
-                *d = s + add;
+                d.write(s + add);
             }
         }
     }
+}
+
+/// The sum of `xs` in eight lanes (so that it vectorises; a single running sum waits on each
+/// add): the bias gradients' sums over pixels.
+#[multiversion::multiversion(targets = "simd")]
+fn sum_lanes<T: WithDType>(xs: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += v;
+        }
+    }
+    let lanes = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    rest.iter().fold(lanes, |a, &v| a + v)
+}
+
+/// Fills `dst` row by row (`row` values each) with `values[r]` (one value per row) and returns
+/// it as written values: the start of a GEMM that accumulates onto a bias, or writes over zeros.
+#[allow(
+    unsafe_code,
+    reason = "every value is written just before the slice is viewed as written"
+)]
+fn write_rows<'a, T: WithDType>(dst: &'a mut [MaybeUninit<T>], row: usize, values: &[T]) -> &'a mut [T] {
+    for (r, chunk) in dst.chunks_mut(row.max(1)).enumerate() {
+        let v = values.get(r).copied().unwrap_or(T::zero());
+        chunk.iter_mut().for_each(|d| {
+            d.write(v);
+        });
+    }
+    // SAFETY: the chunks cover `dst` and every element was written above; MaybeUninit<T> has
+    // T's layout, so the slice may be read as T.
+    unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(dst) as *mut [T]) }
+}
+
+/// `f` on the first `len` values of a new vector's unfilled memory, then the vector: `f` must
+/// write every one of them (the kernels below do, chunk by chunk, so their outputs are not
+/// zero-filled first: that was 2.4% of a 28x28 DDPM training step).
+#[allow(
+    unsafe_code,
+    reason = "set_len after every value is written; the writers are the safe MaybeUninit loops below"
+)]
+fn filled<T, E>(
+    len: usize,
+    f: impl FnOnce(&mut [MaybeUninit<T>]) -> std::result::Result<(), E>,
+) -> std::result::Result<Vec<T>, E> {
+    let mut v = Vec::with_capacity(len);
+    f(&mut v.spare_capacity_mut()[..len])?;
+    // SAFETY: the capacity is at least `len`, and `f` wrote each of the first `len` values (its
+    // contract: `Conv::forward` and `Conv::backward` cover the slice with chunks and write each
+    // chunk whole; the tests compare every value with candle's).
+    unsafe { v.set_len(len) };
+    Ok(v)
 }
 
 /// A convolution's sizes: `b` images of `c` x `h` x `w` into `o` channels, kernel `k` (1 or 3),
@@ -147,9 +213,9 @@ impl Conv {
     }
 
     /// The columns of `n` images (module docs).
-    fn columns<T: WithDType>(&self, x: &[T], n: usize) -> Vec<T> {
+    fn columns<'a, T: WithDType>(&self, x: &'a [T], n: usize) -> Cow<'a, [T]> {
         if self.k == 3 {
-            im2col_cm(x, n, self.c, self.h, self.w)
+            Cow::Owned(im2col_cm(x, n, self.c, self.h, self.w))
         } else {
             to_channel_major(x, n, self.c, self.hw())
         }
@@ -157,74 +223,83 @@ impl Conv {
 
     fn forward<T: WithDType>(&self, x: &[T], wt: &[T], bt: &[T]) -> Result<Vec<T>> {
         let (o, hw, kc) = (self.o, self.hw(), self.kc());
-        let mut y = vec![T::zero(); self.b * o * hw];
-        if o * hw == 0 {
-            return Ok(y);
+        if o * hw * self.b == 0 {
+            return Ok(vec![T::zero(); self.b * o * hw]);
         }
         let in_img = self.c * hw;
-        y.par_chunks_mut(self.group * o * hw)
-            .enumerate()
-            .try_for_each(|(gi, yg)| -> Result<()> {
-                let (b0, n) = (gi * self.group, yg.len() / (o * hw));
-                let cols = self.columns(&x[b0 * in_img..(b0 + n) * in_img], n);
-                let nhw = n * hw;
-                let mut ycm = vec![T::zero(); o * nhw];
-                matmul(
-                    &mut ycm,
-                    Mat {
-                        rows: o,
-                        cols: nhw,
-                        rs: nhw,
-                        cs: 1,
-                    },
-                    false,
-                    wt,
-                    Mat {
-                        rows: o,
-                        cols: kc,
-                        rs: kc,
-                        cs: 1,
-                    },
-                    &cols,
-                    Mat {
-                        rows: kc,
-                        cols: nhw,
-                        rs: nhw,
-                        cs: 1,
-                    },
-                )?;
-                to_batch_major_plus(&ycm, yg, &bt[b0 * o..(b0 + n) * o], o, hw);
-                Ok(())
-            })?;
-        Ok(y)
+        filled(self.b * o * hw, |y| {
+            y.par_chunks_mut(self.group * o * hw)
+                .enumerate()
+                .try_for_each(|(gi, yg)| -> Result<()> {
+                    let (b0, n) = (gi * self.group, yg.len() / (o * hw));
+                    let cols = self.columns(&x[b0 * in_img..(b0 + n) * in_img], n);
+                    let nhw = n * hw;
+                    if n == 1 {
+                        // One image's O x HW is channel-major already: bt's row, then += W · cols.
+                        let yg = write_rows(yg, hw, &bt[b0 * o..(b0 + 1) * o]);
+                        return matmul(
+                            yg,
+                            Mat::row_major(o, hw),
+                            true,
+                            wt,
+                            Mat::row_major(o, kc),
+                            &cols,
+                            Mat::row_major(kc, hw),
+                        );
+                    }
+                    let ycm = matmul_vec(o, nhw, wt, Mat::row_major(o, kc), &cols, Mat::row_major(kc, nhw))?;
+                    to_batch_major_plus(&ycm, yg, &bt[b0 * o..(b0 + n) * o], o, hw);
+                    Ok(())
+                })
+        })
     }
 
     /// dL/dx, dL/dW and dL/dbt packed into one vector (in that order).
     fn backward<T: WithDType>(&self, x: &[T], wt: &[T], dy: &[T]) -> Result<Vec<T>> {
         let (b, c, o, hw, kc) = (self.b, self.c, self.o, self.hw(), self.kc());
-        let mut out = vec![T::zero(); b * c * hw + o * kc + b * o];
+        let len = b * c * hw + o * kc + b * o;
         if b * hw == 0 {
-            return Ok(out);
+            return Ok(vec![T::zero(); len]);
         }
         let wflip = if self.k == 3 {
             flipped_weight(wt, o, c)
         } else {
             Vec::new()
         };
-        let (dx, rest) = out.split_at_mut(b * c * hw);
-        let (dw, dbt) = rest.split_at_mut(o * kc);
-        let partials = dx
-            .par_chunks_mut(self.group * c * hw)
-            .zip(dbt.par_chunks_mut(self.group * o))
-            .enumerate()
-            .map(|(gi, (dxg, dbtg))| self.backward_group(gi, x, wt, &wflip, dy, dxg, dbtg))
-            .collect::<Result<Vec<_>>>()?;
-        for p in &partials {
-            for (d, &v) in dw.iter_mut().zip(p) {
-                *d += v;
+        filled(len, |out| {
+            let (dx, rest) = out.split_at_mut(b * c * hw);
+            let (dw, dbt) = rest.split_at_mut(o * kc);
+            let partials = dx
+                .par_chunks_mut(self.group * c * hw)
+                .zip(dbt.par_chunks_mut(self.group * o))
+                .enumerate()
+                .map(|(gi, (dxg, dbtg))| self.backward_group(gi, x, wt, &wflip, dy, dxg, dbtg))
+                .collect::<Result<Vec<_>>>()?;
+            // Summed in group order for every element (0 + p0 + p1 + ...), the elements split
+            // across threads, then (3x3) put in the weight's order once. Without dL/dW the
+            // partials are empty and dW is zero.
+            let mut total = vec![T::zero(); o * kc];
+            total.par_chunks_mut(8192).enumerate().for_each(|(ci, acc)| {
+                let lo = ci * 8192;
+                for p in &partials {
+                    for (a, &v) in acc.iter_mut().zip(p.get(lo..).unwrap_or_default()) {
+                        *a += v;
+                    }
+                }
+            });
+            if self.k == 3 {
+                // (dy_cols · xcmᵀ)[o*9 + 8 - k][c] is dL/dW[o][c][k] (backward_group).
+                dw.par_chunks_mut(9).enumerate().for_each(|(r, dst)| {
+                    let (oi, ci) = (r / c, r % c);
+                    for (k, v) in dst.iter_mut().enumerate() {
+                        v.write(total[(oi * 9 + 8 - k) * c + ci]);
+                    }
+                });
+            } else {
+                dw.write_copy_of_slice(&total);
             }
-        }
-        Ok(out)
+            Ok(())
+        })
     }
 
     /// [`Conv::backward`] for group `gi`: writes its dL/dx and dL/dbt and returns its dL/dW.
@@ -244,8 +319,8 @@ impl Conv {
         wt: &[T],
         wflip: &[T],
         dy: &[T],
-        dxg: &mut [T],
-        dbtg: &mut [T],
+        dxg: &mut [MaybeUninit<T>],
+        dbtg: &mut [MaybeUninit<T>],
     ) -> Result<Vec<T>> {
         let (c, o, hw, kc) = (self.c, self.o, self.hw(), self.kc());
         let (b0, n) = (gi * self.group, dbtg.len() / o.max(1));
@@ -253,7 +328,11 @@ impl Conv {
         let dy_g = &dy[b0 * o * hw..(b0 + n) * o * hw];
         // dL/dy channel-major (o x nhw): the centre rows of dL/dy's columns for 3x3.
         let (dy_cols, dy_cm, dy_rows) = if self.k == 3 {
-            (im2col_cm(dy_g, n, o, self.h, self.w), Vec::new(), 9 * nhw)
+            (
+                im2col_cm(dy_g, n, o, self.h, self.w),
+                Cow::Borrowed(&[][..]),
+                9 * nhw,
+            )
         } else {
             (Vec::new(), to_channel_major(dy_g, n, o, hw), nhw)
         };
@@ -267,70 +346,50 @@ impl Conv {
         for (i, dbt) in dbtg.iter_mut().enumerate() {
             let (img, oi) = (i / o, i % o);
             let row = &dycm[oi * dy_rows + img * hw..oi * dy_rows + (img + 1) * hw];
-            *dbt = row.iter().fold(T::zero(), |a, &v| a + v);
+            dbt.write(sum_lanes(row));
         }
-        let mut dwg = vec![T::zero(); if self.dw { o * kc } else { 0 }];
-        if self.dw {
-            // The images' channels side by side (c x nhw): one copy, not a second im2col.
+        // 3x3: dwg is (dy_cols · xcmᵀ), 9O x C; row o*9 + k' of dL/dy's columns holds dL/dy
+        // shifted by offset k', which is x's shift for offset 8 - k' the other way round, so its
+        // row o*9 + 8 - k, column c is dL/dW[o][c][k] ([`Conv::backward`] reorders the sum
+        // once). 1x1: dwg is dL/dW. x goes channel-major (c x nhw): one copy, not a second
+        // im2col (none for one image).
+        let dwg = if !self.dw {
+            Vec::new()
+        } else if self.k == 3 {
             let xcm = to_channel_major(&x[b0 * c * hw..(b0 + n) * c * hw], n, c, hw);
-            if self.k == 3 {
-                // Row o*9 + k' of dL/dy's columns holds dL/dy shifted by offset k', which is
-                // x's shift for offset 8 - k' the other way round: (dy_cols · xcmᵀ)[o*9 + 8 - k][c]
-                // is dL/dW[o][c][k].
-                let mut m = vec![T::zero(); 9 * o * c];
-                matmul(
-                    &mut m,
-                    Mat::row_major(9 * o, c),
-                    false,
-                    &dy_cols,
-                    Mat::row_major(9 * o, nhw),
-                    &xcm,
-                    Mat::row_major(c, nhw).t(),
-                )?;
-                for (r, dst) in dwg.chunks_exact_mut(9).enumerate() {
-                    let (oi, ci) = (r / c, r % c);
-                    for (k, v) in dst.iter_mut().enumerate() {
-                        *v = m[(oi * 9 + 8 - k) * c + ci];
-                    }
-                }
-            } else {
-                matmul(
-                    &mut dwg,
-                    Mat::row_major(o, kc),
-                    false,
-                    dycm,
-                    dycm_mat,
-                    &xcm,
-                    Mat::row_major(kc, nhw).t(),
-                )?;
-            }
-        }
-        let mut dxcm = vec![T::zero(); c * nhw];
-        if self.k == 3 {
-            matmul(
-                &mut dxcm,
-                Mat::row_major(c, nhw),
-                false,
-                wflip,
-                Mat::row_major(c, 9 * o),
+            matmul_vec(
+                9 * o,
+                c,
                 &dy_cols,
                 Mat::row_major(9 * o, nhw),
-            )?;
+                &xcm,
+                Mat::row_major(c, nhw).t(),
+            )?
         } else {
-            matmul(
-                &mut dxcm,
-                Mat::row_major(c, nhw),
-                false,
-                wt,
-                Mat::row_major(o, c).t(),
-                dycm,
-                dycm_mat,
-            )?;
-        }
-        for i in 0..n {
-            for ci in 0..c {
-                dxg[(i * c + ci) * hw..(i * c + ci + 1) * hw]
-                    .copy_from_slice(&dxcm[ci * nhw + i * hw..ci * nhw + (i + 1) * hw]);
+            let xcm = to_channel_major(&x[b0 * c * hw..(b0 + n) * c * hw], n, c, hw);
+            matmul_vec(o, kc, dycm, dycm_mat, &xcm, Mat::row_major(kc, nhw).t())?
+        };
+        // dL/dx: W flipped (3x3) or Wᵀ (1x1) times dL/dy's columns; for one image straight
+        // into its place (its C x HW is channel-major already).
+        let (wl, wl_mat, dr, dr_mat) = if self.k == 3 {
+            (
+                wflip,
+                Mat::row_major(c, 9 * o),
+                &dy_cols[..],
+                Mat::row_major(9 * o, nhw),
+            )
+        } else {
+            (wt, Mat::row_major(o, c).t(), dycm, dycm_mat)
+        };
+        if n == 1 {
+            matmul_into(dxg, c, hw, wl, wl_mat, dr, dr_mat)?;
+        } else {
+            let dxcm = matmul_vec(c, nhw, wl, wl_mat, dr, dr_mat)?;
+            for i in 0..n {
+                for ci in 0..c {
+                    dxg[(i * c + ci) * hw..(i * c + ci + 1) * hw]
+                        .write_copy_of_slice(&dxcm[ci * nhw + i * hw..ci * nhw + (i + 1) * hw]);
+                }
             }
         }
         Ok(dwg)

@@ -16,7 +16,7 @@ pub(crate) struct GroupNormSilu {
 }
 
 /// Checks the shapes and returns (batch, channels, height x width).
-fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, usize, usize)> {
+pub(crate) fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, usize, usize)> {
     let (b, c, h, w) = l1.shape().dims4()?;
     if groups == 0 || c % groups != 0 || l2.shape().elem_count() != c || l3.shape().elem_count() != c {
         candle_core::bail!("group_norm_silu: {c} channels, {groups} groups, weight/bias of the wrong size");
@@ -76,25 +76,48 @@ pub(crate) fn group_norm_silu_cpu(
     hw: usize,
     op: GroupNormSilu,
 ) -> Vec<f32> {
+    group_norm_silu_cpu_stats(x, w, b, c, hw, op).0
+}
+
+/// The mean and rstd (as f32) of one (image, group) of `n` values, summed in f64. Compiled for
+/// AVX-512, AVX2 and the baseline (eight f64 lanes where the CPU has them).
+#[multiversion::multiversion(targets = "simd")]
+pub(crate) fn group_stats(xs: &[f32], eps: f32) -> (f32, f32) {
+    let n = xs.len().max(1) as f64;
+    let mean = sum8(xs, f64::from) / n;
+    let var = sum8(xs, |v| (f64::from(v) - mean).powi(2)) / n;
+    (mean as f32, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
+}
+
+/// [`group_norm_silu_cpu`] and each (image, group)'s [`group_stats`], in that order (what the
+/// backward needs again: `group_norm_grad::Tracked`).
+pub(crate) fn group_norm_silu_cpu_stats(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    c: usize,
+    hw: usize,
+    op: GroupNormSilu,
+) -> (Vec<f32>, Vec<(f32, f32)>) {
     use rayon::prelude::*;
     let cpg = c / op.groups;
     let n = cpg * hw;
-    let mut y = vec![0f32; x.len()];
+    let mut y = crate::cpu_slices::zeros_par(x.len(), 0f32);
     if n == 0 {
-        return y;
+        return (y, Vec::new());
     }
+    let mut stats = vec![(0f32, 0f32); x.len() / n];
     y.par_chunks_exact_mut(n)
         .zip(x.par_chunks_exact(n))
+        .zip(stats.par_iter_mut())
         .enumerate()
-        .for_each(|(gi, (ys, xs))| {
+        .for_each(|(gi, ((ys, xs), st))| {
             let g = gi % op.groups;
-            let mean = sum8(xs, f64::from) / n as f64;
-            let var = sum8(xs, |v| (f64::from(v) - mean).powi(2)) / n as f64;
-            let rstd = (1.0 / (var + f64::from(op.eps)).sqrt()) as f32;
+            *st = group_stats(xs, op.eps);
             let (wg, bg) = (&w[g * cpg..(g + 1) * cpg], &b[g * cpg..(g + 1) * cpg]);
-            normalise_group(ys, xs, (wg, bg), (mean as f32, rstd), hw, op.silu);
+            normalise_group(ys, xs, (wg, bg), *st, hw, op.silu);
         });
-    y
+    (y, stats)
 }
 
 impl CustomOp3 for GroupNormSilu {
@@ -206,7 +229,8 @@ pub(crate) fn group_norm_silu_tracked(
     bias: &Tensor,
     op: GroupNormSilu,
 ) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(weight, bias, op)
+    x.contiguous()?
+        .apply_op3(weight, bias, super::group_norm_grad::Tracked::new(op))
 }
 
 #[cfg(test)]
