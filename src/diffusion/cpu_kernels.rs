@@ -133,19 +133,19 @@ fn to_batch_major_plus<T: WithDType>(ycm: &[T], y: &mut [MaybeUninit<T>], bt: &[
     }
 }
 
-/// The sum of `xs` in eight lanes (so that it vectorises; a single running sum waits on each
+/// The sum of `xs` in sixteen lanes (so that it vectorises; a single running sum waits on each
 /// add): the bias gradients' sums over pixels.
 #[multiversion::multiversion(targets = "simd")]
 fn sum_lanes<T: WithDType>(xs: &[T]) -> T {
-    let mut acc = [T::zero(); 8];
-    let chunks = xs.chunks_exact(8);
+    let mut acc = [T::zero(); 16];
+    let chunks = xs.chunks_exact(16);
     let rest = chunks.remainder();
     for ch in chunks {
         for (a, &v) in acc.iter_mut().zip(ch) {
             *a += v;
         }
     }
-    let lanes = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    let lanes = acc.iter().fold(T::zero(), |a, &v| a + v);
     rest.iter().fold(lanes, |a, &v| a + v)
 }
 
