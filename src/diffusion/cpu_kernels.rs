@@ -39,12 +39,20 @@ use crate::cpu_slices::slice;
 const GROUP_VALUES: usize = 262_144;
 
 /// Images per group for a convolution whose columns hold `per_image` values per image: at most
-/// what fits [`GROUP_VALUES`], spread evenly over as few groups (32 images of 9 that fit make 4
-/// groups of 8, not 9, 9, 9 and 5, which left one of two cores waiting for the last 4 images).
+/// what fits [`GROUP_VALUES`], spread evenly over an even number of groups where the batch
+/// allows (32 images of 9 that fit make 4 groups of 8, not 9, 9, 9 and 5; of 14 that fit, 4
+/// groups of 8, not 3 groups that leave one of two cores idle a third of the time). The count
+/// does not depend on the threads, so neither do the results.
 fn group_size(per_image: usize, b: usize) -> usize {
     let b = b.max(1);
     let fit = (GROUP_VALUES / per_image.max(1)).clamp(1, b);
-    b.div_ceil(b.div_ceil(fit))
+    let groups = b.div_ceil(fit);
+    let groups = if groups > 1 && b >= groups + 1 {
+        groups.next_multiple_of(2).min(b)
+    } else {
+        groups
+    };
+    b.div_ceil(groups)
 }
 
 /// im2col of `b` images into channel-major columns (layout in the module docs), every value

@@ -145,11 +145,13 @@ fn constant_weights_give_the_same_input_gradient() {
 }
 
 /// Groups are as even as the cache allows: 32 images of which 9 fit make 4 groups of 8 (not
-/// 9, 9, 9 and 5), and the group never holds more than fits, nor more than the batch.
+/// 9, 9, 9 and 5), of which 14 fit 4 groups of 8 (not 3: an even count keeps two cores busy),
+/// and a group never holds more than fits, nor more than the batch.
 #[test]
 fn groups_spread_the_batch_evenly() {
     let per = |fit: usize| GROUP_VALUES / fit;
     assert_eq!(group_size(per(9), 32), 8);
+    assert_eq!(group_size(per(14), 32), 8);
     assert_eq!(group_size(per(4), 32), 4);
     assert_eq!(group_size(per(1), 32), 1);
     assert_eq!(group_size(per(100), 32), 32);
@@ -160,10 +162,10 @@ fn groups_spread_the_batch_evenly() {
         for fit in 1..40 {
             let g = group_size(per(fit), b);
             assert!(g >= 1 && g <= fit.min(b), "b {b} fit {fit}: {g}");
-            assert_eq!(
-                b.div_ceil(g),
-                b.div_ceil(fit.min(b)),
-                "b {b} fit {fit}: as few groups"
+            // At most one group more than the fewest that fit.
+            assert!(
+                b.div_ceil(g) <= b.div_ceil(fit.min(b)) + 1,
+                "b {b} fit {fit}: {g}"
             );
         }
     }
