@@ -47,7 +47,7 @@ fn group_size(per_image: usize, b: usize) -> usize {
     let b = b.max(1);
     let fit = (GROUP_VALUES / per_image.max(1)).clamp(1, b);
     let groups = b.div_ceil(fit);
-    let groups = if groups > 1 && b >= groups + 1 {
+    let groups = if groups > 1 && b > groups {
         groups.next_multiple_of(2).min(b)
     } else {
         groups

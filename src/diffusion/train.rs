@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
-use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
+use candle_nn::{Optimizer as _, ParamsAdamW};
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -287,7 +287,8 @@ fn train_steps(
         ));
         model.card.dedup = Some(record);
     }
-    let mut opt = AdamW::new(
+    // candle_nn's AdamW, bit for bit, as one in-place pass per parameter on the CPU.
+    let mut opt = crate::train::AdamWCpu::new(
         model.varmap.all_vars(),
         ParamsAdamW {
             lr: cfg.lr,

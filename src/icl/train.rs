@@ -2,7 +2,7 @@
 //! momentum, batch 128) as the paper, or Adam as a labelled speed option; early stop once the ICL
 //! test accuracy exceeds 0.99; the final ICL ("generalization") and IWL ("memorization") accuracy.
 
-use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, SGD};
+use candle_nn::{Optimizer as _, ParamsAdamW, SGD};
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -162,7 +162,7 @@ fn banks(cfg: &IclRunConfig, seeds: &RunSeeds) -> CoreResult<(ItemBank, ItemBank
 
 enum Opt {
     Sgd(SGD),
-    Adam(AdamW),
+    Adam(crate::train::AdamWCpu),
 }
 
 /// Trains one run. `on_steps(n)` is called after every `n` steps (for progress and cancellation;
@@ -203,7 +203,7 @@ pub fn train_run(
     )?;
     let mut opt = match cfg.optimizer {
         IclOptimizer::Sgd => Opt::Sgd(SGD::new(model.vars(), cfg.lr)?),
-        IclOptimizer::Adam => Opt::Adam(AdamW::new(
+        IclOptimizer::Adam => Opt::Adam(crate::train::AdamWCpu::new(
             model.vars(),
             ParamsAdamW {
                 lr: cfg.lr,

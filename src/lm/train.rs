@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Optimizer as _, ParamsAdamW, VarBuilder, VarMap};
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -199,7 +199,7 @@ pub fn train_gpt_on(
     let varmap = init_varmap(&config, r.seed, &device)?;
     let model = build(&config, &varmap, &device)?;
     let n_params = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
-    let mut opt = AdamW::new(
+    let mut opt = crate::train::AdamWCpu::new(
         varmap.all_vars(),
         ParamsAdamW {
             lr: r.lr,

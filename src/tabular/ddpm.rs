@@ -481,7 +481,7 @@ mod tests {
             t
         };
         let x_num = m.codec.encode_num(&t);
-        let mut opt = candle_nn::AdamW::new(
+        let mut opt = crate::train::AdamWCpu::new(
             m.varmap.all_vars(),
             candle_nn::ParamsAdamW {
                 lr: 3e-3,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use candle_nn::{AdamW, Optimizer as _, ParamsAdamW};
+use candle_nn::{Optimizer as _, ParamsAdamW};
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 
@@ -293,7 +293,7 @@ fn run(
     let n_num = model.codec.schema.n_num();
     let n_cat = model.codec.schema.n_cat();
     let n = training.n_rows();
-    let mut opt = AdamW::new(
+    let mut opt = crate::train::AdamWCpu::new(
         model.varmap.all_vars(),
         ParamsAdamW {
             lr: cfg.lr,

@@ -3,6 +3,7 @@
 //! [`train`] is the one entry point used by the CLI, the GUI and the tests; [`train_into_study`]
 //! also writes the result into a study folder (weights, card and per-sample scores, atomically).
 
+mod adamw_cpu;
 mod batched_mlp;
 mod batched_mlp_adv;
 mod batched_mlp_dp;
@@ -20,6 +21,7 @@ mod zoo_merge;
 mod zoo_record;
 pub mod zoo_subsets;
 
+pub use adamw_cpu::AdamWCpu;
 pub use optim::{Optimizer, OptimizerKind, SgdMomentum};
 pub use run::{
     TrainOutcome, channel_stats, draw_subset, evaluate, sample_scores, train, train_into_study,
