@@ -16,7 +16,7 @@ pub(crate) struct GroupNormSilu {
 }
 
 /// Checks the shapes and returns (batch, channels, height x width).
-pub(crate) fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, usize, usize)> {
+fn dims(l1: &Layout, l2: &Layout, l3: &Layout, groups: usize) -> Result<(usize, usize, usize)> {
     let (b, c, h, w) = l1.shape().dims4()?;
     if groups == 0 || c % groups != 0 || l2.shape().elem_count() != c || l3.shape().elem_count() != c {
         candle_core::bail!("group_norm_silu: {c} channels, {groups} groups, weight/bias of the wrong size");
@@ -65,20 +65,6 @@ pub(crate) fn sum8(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
 }
 
-/// The CPU twin on contiguous slices, one (image, group) at a time split across threads: mean
-/// and variance summed in f64 (eight partial sums, so the loop vectorizes), the normalisation in
-/// f32, SiLU with `fast_math::exp_f32` (a vectorizable exp within 2 ulp of `f32::exp`).
-pub(crate) fn group_norm_silu_cpu(
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    c: usize,
-    hw: usize,
-    op: GroupNormSilu,
-) -> Vec<f32> {
-    group_norm_silu_cpu_stats(x, w, b, c, hw, op).0
-}
-
 /// The mean and rstd (as f32) of one (image, group) of `n` values, summed in f64. Compiled for
 /// AVX-512, AVX2 and the baseline (eight f64 lanes where the CPU has them).
 #[multiversion::multiversion(targets = "simd")]
@@ -89,8 +75,11 @@ pub(crate) fn group_stats(xs: &[f32], eps: f32) -> (f32, f32) {
     (mean as f32, (1.0 / (var + f64::from(eps)).sqrt()) as f32)
 }
 
-/// [`group_norm_silu_cpu`] and each (image, group)'s [`group_stats`], in that order (what the
-/// backward needs again: `group_norm_grad::Tracked`).
+/// The CPU twin on contiguous slices, one (image, group) at a time split across threads: mean
+/// and variance summed in f64 ([`group_stats`]), the normalisation in f32, SiLU with
+/// `fast_math::exp_f32` (a vectorizable exp within 2 ulp of `f32::exp`). Returns y and each
+/// (image, group)'s statistics, in that order (what the backward needs again:
+/// `group_norm_grad::Tracked`).
 pub(crate) fn group_norm_silu_cpu_stats(
     x: &[f32],
     w: &[f32],
@@ -120,6 +109,24 @@ pub(crate) fn group_norm_silu_cpu_stats(
     (y, stats)
 }
 
+/// The op on CPU storages (x, weight, bias): y and each (image, group)'s statistics
+/// ([`group_norm_silu_cpu_stats`]).
+pub(crate) fn cpu_forward(
+    op: GroupNormSilu,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    (s3, l3): (&CpuStorage, &Layout),
+) -> Result<(Vec<f32>, Vec<(f32, f32)>)> {
+    let (_, c, hw) = dims(l1, l2, l3, op.groups)?;
+    let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
+        candle_core::bail!("group_norm_silu: f32 only");
+    };
+    let x = &x[l1.start_offset()..l1.start_offset() + l1.shape().elem_count()];
+    let w = &w[l2.start_offset()..l2.start_offset() + c];
+    let b = &b[l3.start_offset()..l3.start_offset() + c];
+    Ok(group_norm_silu_cpu_stats(x, w, b, c, hw, op))
+}
+
 impl CustomOp3 for GroupNormSilu {
     fn name(&self) -> &'static str {
         "group-norm-silu"
@@ -134,17 +141,8 @@ impl CustomOp3 for GroupNormSilu {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = dims(l1, l2, l3, self.groups)?;
-        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
-            candle_core::bail!("group_norm_silu: f32 only");
-        };
-        let x = &x[l1.start_offset()..l1.start_offset() + l1.shape().elem_count()];
-        let w = &w[l2.start_offset()..l2.start_offset() + c];
-        let b = &b[l3.start_offset()..l3.start_offset() + c];
-        Ok((
-            CpuStorage::F32(group_norm_silu_cpu(x, w, b, c, hw, *self)),
-            l1.shape().clone(),
-        ))
+        let (y, _) = cpu_forward(*self, (s1, l1), (s2, l2), (s3, l3))?;
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
     /// CPU only (`group_norm_grad.rs`): the UNet trains with this op on the CPU, with candle's

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use std::sync::Mutex;
 
-use super::fused_norm::{GroupNormSilu, group_norm_silu_cpu_stats, group_stats};
+use super::fused_norm::{GroupNormSilu, cpu_forward, group_stats};
 
 /// dL/dx, and per image the partial dL/dw and dL/db, packed into one flat output:
 /// B·C·HW values of dL/dx, then B x 2 x C (w row, b row per image).
@@ -56,14 +56,7 @@ impl CustomOp3 for Tracked {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, hw) = super::fused_norm::dims(l1, l2, l3, self.op.groups)?;
-        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
-            candle_core::bail!("group_norm_silu: f32 only");
-        };
-        let x = &x[l1.start_offset()..l1.start_offset() + l1.shape().elem_count()];
-        let w = &w[l2.start_offset()..l2.start_offset() + c];
-        let b = &b[l3.start_offset()..l3.start_offset() + c];
-        let (y, stats) = group_norm_silu_cpu_stats(x, w, b, c, hw, self.op);
+        let (y, stats) = cpu_forward(self.op, (s1, l1), (s2, l2), (s3, l3))?;
         *self
             .stats
             .lock()

@@ -53,29 +53,22 @@ fn down2x<T: WithDType>(src: &[T], planes: usize, h: usize, w: usize, mean: bool
     if ho * wo == 0 {
         return out;
     }
-    if !mean {
-        out.par_chunks_exact_mut(ho * wo)
-            .zip(src.par_chunks_exact(h * w))
-            .for_each(|(dst, p)| {
-                for (y, row) in dst.chunks_exact_mut(wo).enumerate() {
-                    let (r0, r1) = (&p[2 * y * w..2 * y * w + w], &p[(2 * y + 1) * w..(2 * y + 2) * w]);
-                    for (x, d) in row.iter_mut().enumerate() {
-                        *d = (r0[2 * x] + r0[2 * x + 1]) + (r1[2 * x] + r1[2 * x + 1]);
-                    }
-                }
-            });
-        return out;
-    }
     let half = T::from_f64(0.5);
+    // The two rows' pair sums: averaged in candle's order (`mean(5)` then `mean(3)`), or added.
+    let combine = |p0: T, p1: T| {
+        if mean {
+            (p0 * half + p1 * half) * half
+        } else {
+            p0 + p1
+        }
+    };
     out.par_chunks_exact_mut(ho * wo)
         .zip(src.par_chunks_exact(h * w))
         .for_each(|(dst, p)| {
             for (y, row) in dst.chunks_exact_mut(wo).enumerate() {
                 let (r0, r1) = (&p[2 * y * w..2 * y * w + w], &p[(2 * y + 1) * w..(2 * y + 2) * w]);
                 for (x, d) in row.iter_mut().enumerate() {
-                    let a = (r0[2 * x] + r0[2 * x + 1]) * half;
-                    let b = (r1[2 * x] + r1[2 * x + 1]) * half;
-                    *d = (a + b) * half;
+                    *d = combine(r0[2 * x] + r0[2 * x + 1], r1[2 * x] + r1[2 * x + 1]);
                 }
             }
         });
