@@ -65,6 +65,9 @@ pub(crate) fn sum8(xs: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     acc.iter().sum::<f64>() + chunks.remainder().iter().map(|&v| f(v)).sum::<f64>()
 }
 
+/// Each (image, group)'s mean and rstd, image by image.
+pub(crate) type GroupStats = Vec<(f32, f32)>;
+
 /// The mean and rstd (as f32) of one (image, group) of `n` values, summed in f64. Compiled for
 /// AVX-512, AVX2 and the baseline (eight f64 lanes where the CPU has them).
 #[multiversion::multiversion(targets = "simd")]
@@ -87,7 +90,7 @@ pub(crate) fn group_norm_silu_cpu_stats(
     c: usize,
     hw: usize,
     op: GroupNormSilu,
-) -> (Vec<f32>, Vec<(f32, f32)>) {
+) -> (Vec<f32>, GroupStats) {
     use rayon::prelude::*;
     let cpg = c / op.groups;
     let n = cpg * hw;
@@ -116,7 +119,7 @@ pub(crate) fn cpu_forward(
     (s1, l1): (&CpuStorage, &Layout),
     (s2, l2): (&CpuStorage, &Layout),
     (s3, l3): (&CpuStorage, &Layout),
-) -> Result<(Vec<f32>, Vec<(f32, f32)>)> {
+) -> Result<(Vec<f32>, GroupStats)> {
     let (_, c, hw) = dims(l1, l2, l3, op.groups)?;
     let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) = (s1, s2, s3) else {
         candle_core::bail!("group_norm_silu: f32 only");
