@@ -97,11 +97,10 @@ pub(crate) fn matmul_into<'a, T: WithDType>(
         unsafe { gemm_raw(dst.as_mut_ptr().cast::<T>(), d, false, lhs, l, rhs, r) };
     }
     // SAFETY: every value was written above; MaybeUninit<T> has T's layout.
-    Ok(unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(dst) as *mut [T]) })
+    Ok(unsafe { dst.assume_init_mut() })
 }
 
 /// [`matmul_into`] a new vector.
-#[allow(unsafe_code, reason = "set_len after matmul_into wrote every value")]
 pub(crate) fn matmul_vec<T: WithDType>(
     rows: usize,
     cols: usize,
@@ -110,19 +109,9 @@ pub(crate) fn matmul_vec<T: WithDType>(
     rhs: &[T],
     r: Mat,
 ) -> Result<Vec<T>> {
-    let mut v = Vec::with_capacity(rows * cols);
-    matmul_into(
-        &mut v.spare_capacity_mut()[..rows * cols],
-        rows,
-        cols,
-        lhs,
-        l,
-        rhs,
-        r,
-    )?;
-    // SAFETY: the capacity is at least rows * cols, and matmul_into wrote each of those values.
-    unsafe { v.set_len(rows * cols) };
-    Ok(v)
+    crate::cpu_slices::filled(rows * cols, |dst| {
+        matmul_into(dst, rows, cols, lhs, l, rhs, r).map(|_| ())
+    })
 }
 
 /// The shapes agree and every matrix lies inside its buffer.

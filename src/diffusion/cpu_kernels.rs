@@ -33,7 +33,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDTyp
 use rayon::prelude::*;
 
 use crate::cpu_gemm::{Mat, matmul, matmul_into, matmul_vec};
-use crate::cpu_slices::slice;
+use crate::cpu_slices::{filled, slice};
 
 /// Values of the columns per group: about 1 MB of f32.
 const GROUP_VALUES: usize = 262_144;
@@ -172,27 +172,7 @@ fn write_rows<'a, T: WithDType>(dst: &'a mut [MaybeUninit<T>], row: usize, value
     }
     // SAFETY: the chunks cover `dst` and every element was written above; MaybeUninit<T> has
     // T's layout, so the slice may be read as T.
-    unsafe { &mut *(std::ptr::from_mut::<[MaybeUninit<T>]>(dst) as *mut [T]) }
-}
-
-/// `f` on the first `len` values of a new vector's unfilled memory, then the vector: `f` must
-/// write every one of them (the kernels below do, chunk by chunk, so their outputs are not
-/// zero-filled first: that was 2.4% of a 28x28 DDPM training step).
-#[allow(
-    unsafe_code,
-    reason = "set_len after every value is written; the writers are the safe MaybeUninit loops below"
-)]
-fn filled<T, E>(
-    len: usize,
-    f: impl FnOnce(&mut [MaybeUninit<T>]) -> std::result::Result<(), E>,
-) -> std::result::Result<Vec<T>, E> {
-    let mut v = Vec::with_capacity(len);
-    f(&mut v.spare_capacity_mut()[..len])?;
-    // SAFETY: the capacity is at least `len`, and `f` wrote each of the first `len` values (its
-    // contract: `Conv::forward` and `Conv::backward` cover the slice with chunks and write each
-    // chunk whole; the tests compare every value with candle's).
-    unsafe { v.set_len(len) };
-    Ok(v)
+    unsafe { dst.assume_init_mut() }
 }
 
 /// A convolution's sizes: `b` images of `c` x `h` x `w` into `o` channels, kernel `k` (1 or 3),
@@ -297,10 +277,12 @@ impl Conv {
             });
             if self.k == 3 {
                 // (dy_cols · xcmᵀ)[o*9 + 8 - k][c] is dL/dW[o][c][k] (backward_group).
-                dw.par_chunks_mut(9).enumerate().for_each(|(r, dst)| {
-                    let (oi, ci) = (r / c, r % c);
-                    for (k, v) in dst.iter_mut().enumerate() {
-                        v.write(total[(oi * 9 + 8 - k) * c + ci]);
+                // One output channel (C x 9 values) per task.
+                dw.par_chunks_mut(9 * c).enumerate().for_each(|(oi, dst)| {
+                    for (ci, row) in dst.chunks_exact_mut(9).enumerate() {
+                        for (k, v) in row.iter_mut().enumerate() {
+                            v.write(total[(oi * 9 + 8 - k) * c + ci]);
+                        }
                     }
                 });
             } else {
