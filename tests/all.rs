@@ -1,6 +1,7 @@
 //! Every integration test in one binary: one link instead of one per file, and the two test
 //! threads stay busy across files (CI machines have two cores). Each module is one file of
-//! `tests/`, named for what it checks; run one with `cargo test --test all <module>::`.
+//! `tests/` (its submodules, if any, in the folder of the same name), named for what it checks;
+//! run one with `cargo test --test all <module>::`.
 #![allow(clippy::unwrap_used, reason = "tests unwrap freely")]
 
 mod common;

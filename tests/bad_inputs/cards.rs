@@ -10,7 +10,9 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use serde_json::{Value, json};
 
-use super::{card_json, files_dir, good_weights, put, softmax_card};
+use super::committed::put;
+use super::files_dir;
+use super::formats::{card_json, good_weights, softmax_card};
 
 const DDPM_SEED: &str = include_str!("../../fuzz/seeds/card_json/diffusion");
 const LM_SEED: &str = include_str!("../../fuzz/seeds/card_json/lm");

@@ -2,7 +2,8 @@
 //! through the app's open-data-set, open-study and import-model paths.
 #![cfg(feature = "gui")]
 
-use super::{card_json, files_dir, generate, good_weights, softmax_card};
+use super::formats::{card_json, good_weights, softmax_card};
+use super::{files_dir, generate};
 
 /// The app on an empty study takes broken data sets and model folders one after the other: each
 /// is an error naming the file (in the error log and on screen), nothing crashes, and a good data

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::png;
+use super::formats::png;
 
 /// Builds the `runtime:` inputs under `tmp` and returns the path that stands for `{file}`.
 pub fn runtime_input(name: &str, tmp: &Path) -> PathBuf {
