@@ -101,20 +101,29 @@ fn convolutions_match_conv2d_forward_and_backward() {
 #[test]
 fn channel_major_columns_are_the_batch_major_ones_side_by_side() {
     let dev = Device::Cpu;
-    let (b, c, h, w) = (3, 2, 4, 5);
-    let x = Tensor::from_vec(vals(b * c * h * w, 7), (b, c, h, w), &dev).unwrap();
-    let cm = im2col_cm(&x.flatten_all().unwrap().to_vec1::<f64>().unwrap(), b, c, h, w);
-    let cm = Tensor::from_vec(cm, (9 * c, b * h * w), &dev).unwrap();
-    let bm = x.apply_op1(super::super::im2col::Im2Col).unwrap();
-    // Batch-major rows k*C + c -> channel-major rows c*9 + k, columns b*HW + p.
-    let want = bm
-        .reshape((b, 9, c, h * w))
-        .unwrap()
-        .permute((2, 1, 0, 3))
-        .unwrap()
-        .reshape((9 * c, b * h * w))
-        .unwrap();
-    assert_eq!(max_rel(&cm, &want), 0.0);
+    // Small planes (the masked passes), a one-pixel plane, and planes of at least
+    // FLAT_IM2COL_PIXELS (the flat copies), square and not.
+    for (b, c, h, w) in [
+        (3, 2, 4, 5),
+        (2, 3, 1, 1),
+        (2, 3, 2, 1),
+        (3, 2, 17, 19),
+        (1, 2, 16, 16),
+    ] {
+        let x = Tensor::from_vec(vals(b * c * h * w, 7), (b, c, h, w), &dev).unwrap();
+        let cm = im2col_cm(&x.flatten_all().unwrap().to_vec1::<f64>().unwrap(), b, c, h, w);
+        let cm = Tensor::from_vec(cm, (9 * c, b * h * w), &dev).unwrap();
+        let bm = x.apply_op1(super::super::im2col::Im2Col).unwrap();
+        // Batch-major rows k*C + c -> channel-major rows c*9 + k, columns b*HW + p.
+        let want = bm
+            .reshape((b, 9, c, h * w))
+            .unwrap()
+            .permute((2, 1, 0, 3))
+            .unwrap()
+            .reshape((9 * c, b * h * w))
+            .unwrap();
+        assert_eq!(max_rel(&cm, &want), 0.0, "{b} x {c} x {h} x {w}");
+    }
 }
 
 /// With constant weights (a loaded model, differentiated in its input only) the backward skips
