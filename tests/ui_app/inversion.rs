@@ -9,6 +9,18 @@ use rote::ui::{Command, View};
 
 use super::{harness, step_until};
 
+/// The TV report the Inversion view has loaded.
+fn tv_report(h: &egui_kittest::Harness<'static, rote::ui::App>) -> rote::invert::InversionReport {
+    h.state()
+        .inversion_view
+        .loaded
+        .as_ref()
+        .unwrap()
+        .report(rote::invert::Method::Tv)
+        .unwrap()
+        .clone()
+}
+
 #[test]
 fn inversion_view_shows_the_demo_grid_and_inverts_people_live() {
     use rote::invert::Method;
@@ -21,15 +33,7 @@ fn inversion_view_shows_the_demo_grid_and_inverts_people_live() {
     });
     h.run_steps(3);
     // The shipped TV grid: at least 80% of the 40 people identified (the bar).
-    let tv = h
-        .state()
-        .inversion_view
-        .loaded
-        .as_ref()
-        .unwrap()
-        .report(Method::Tv)
-        .unwrap()
-        .clone();
+    let tv = tv_report(&h);
     let hits = tv.classes.iter().filter(|c| c.eval_top1).count();
     assert_eq!(tv.classes.len(), 40);
     assert!(hits >= 32, "{hits} of 40 identified");
@@ -83,15 +87,7 @@ fn inversion_view_shows_the_demo_grid_and_inverts_people_live() {
             "the cost fell while it ran"
         );
     }
-    let r = h
-        .state()
-        .inversion_view
-        .loaded
-        .as_ref()
-        .unwrap()
-        .report(Method::Tv)
-        .unwrap()
-        .clone();
+    let r = tv_report(&h);
     assert_eq!(r.classes.iter().map(|c| c.class).collect::<Vec<_>>(), vec![4, 7]);
     let saved = rote::invert::load_report(&study.join("results/inversion/softmax-orl-demo/tv.json")).unwrap();
     assert_eq!(saved.classes.len(), 2, "the merged report is on disk");
