@@ -4,6 +4,7 @@
 
 pub mod attack;
 pub mod bench;
+mod cpu_columns;
 mod cpu_kernels;
 pub mod denoiser;
 mod diffusers_config;
