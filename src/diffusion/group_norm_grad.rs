@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use std::sync::Mutex;
 
-use super::fused_norm::{GroupNormSilu, cpu_forward, group_stats};
+use super::fused_norm::{GroupNormSilu, GroupStats, cpu_forward, group_stats};
 
 /// dL/dx, and per image the partial dL/dw and dL/db, packed into one flat output:
 /// B·C·HW values of dL/dx, then B x 2 x C (w row, b row per image).
@@ -22,7 +22,7 @@ struct Grad {
     op: GroupNormSilu,
     w: Vec<f32>,
     b: Vec<f32>,
-    stats: Vec<(f32, f32)>,
+    stats: GroupStats,
 }
 
 /// [`GroupNormSilu`] for training on the CPU: its forward keeps each (image, group)'s mean and
@@ -30,7 +30,7 @@ struct Grad {
 /// 28x28 DDPM training step on one thread). The same numbers either way.
 pub(crate) struct Tracked {
     op: GroupNormSilu,
-    stats: Mutex<Vec<(f32, f32)>>,
+    stats: Mutex<GroupStats>,
 }
 
 impl Tracked {
@@ -39,6 +39,13 @@ impl Tracked {
             op,
             stats: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The statistics the last forward kept.
+    fn stats(&self) -> Result<std::sync::MutexGuard<'_, GroupStats>> {
+        self.stats
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("group_norm_silu: statistics lock poisoned".into()))
     }
 }
 
@@ -57,11 +64,7 @@ impl CustomOp3 for Tracked {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (y, stats) = cpu_forward(self.op, (s1, l1), (s2, l2), (s3, l3))?;
-        *self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("group_norm_silu: statistics lock poisoned".into()))? =
-            stats;
+        *self.stats()? = stats;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -73,11 +76,7 @@ impl CustomOp3 for Tracked {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let stats = self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("group_norm_silu: statistics lock poisoned".into()))?
-            .clone();
+        let stats = self.stats()?.clone();
         let (dx, dw, db) = backward_with(x, weight, bias, grad, self.op, stats)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
@@ -267,7 +266,7 @@ fn backward_with(
     bias: &Tensor,
     grad: &Tensor,
     op: GroupNormSilu,
-    stats: Vec<(f32, f32)>,
+    stats: GroupStats,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, c, _, _) = x.dims4()?;
     let g = Grad {
