@@ -70,3 +70,15 @@ pub(crate) fn filled<T, E>(
     unsafe { v.set_len(len) };
     Ok(v)
 }
+
+/// [`filled`] for a writer that cannot fail (the im2col columns, the 2x resampling outputs).
+pub(crate) fn written<T>(len: usize, f: impl FnOnce(&mut [std::mem::MaybeUninit<T>])) -> Vec<T> {
+    let v = filled(len, |out| {
+        f(out);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match v {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}

@@ -10,18 +10,11 @@ use std::mem::MaybeUninit;
 
 use candle_core::WithDType;
 
-use crate::cpu_slices::filled;
+use crate::cpu_slices::written;
 
 /// im2col of `b` images into channel-major columns (layout in the module docs).
 pub(super) fn im2col_cm<T: WithDType>(src: &[T], b: usize, c: usize, h: usize, w: usize) -> Vec<T> {
-    let cols = filled(9 * c * b * h * w, |out| {
-        im2col_into(src, out, b, c, h, w);
-        Ok::<(), std::convert::Infallible>(())
-    });
-    match cols {
-        Ok(v) => v,
-        Err(never) => match never {},
-    }
+    written(9 * c * b * h * w, |out| im2col_into(src, out, b, c, h, w))
 }
 
 /// Planes of at least this many pixels take [`im2col_flat`], smaller ones [`im2col_masked`].
