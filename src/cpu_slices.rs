@@ -71,7 +71,7 @@ pub(crate) fn filled<T, E>(
     Ok(v)
 }
 
-/// [`filled`] for a writer that cannot fail (the im2col columns, the 2x resampling outputs).
+/// [`filled`] for a writer that cannot fail (the im2col columns).
 pub(crate) fn written<T>(len: usize, f: impl FnOnce(&mut [std::mem::MaybeUninit<T>])) -> Vec<T> {
     let v = filled(len, |out| {
         f(out);

@@ -27,28 +27,32 @@ fn plane_len(l: &Layout) -> Result<(usize, usize, usize, usize)> {
 }
 
 fn up2x<T: WithDType>(src: &[T], planes: usize, h: usize, w: usize) -> Vec<T> {
-    crate::cpu_slices::written(planes * 4 * h * w, |out| {
-        if h * w == 0 {
-            return;
-        }
-        out.par_chunks_exact_mut(4 * h * w)
-            .zip(src.par_chunks_exact(h * w))
-            .for_each(|(dst, p)| {
-                for (y, row) in p.chunks_exact(w).enumerate() {
-                    let (top, bottom) = dst[4 * y * w..4 * (y + 1) * w].split_at_mut(2 * w);
-                    for ((t, b), &v) in top.chunks_exact_mut(2).zip(bottom.chunks_exact_mut(2)).zip(row) {
-                        for d in t.iter_mut().chain(b.iter_mut()) {
-                            d.write(v);
-                        }
-                    }
+    let mut out = crate::cpu_slices::zeros_par(planes * 4 * h * w, T::zero());
+    if h * w == 0 {
+        return out;
+    }
+    out.par_chunks_exact_mut(4 * h * w)
+        .zip(src.par_chunks_exact(h * w))
+        .for_each(|(dst, p)| {
+            for (y, row) in p.chunks_exact(w).enumerate() {
+                let (top, bottom) = dst[4 * y * w..4 * (y + 1) * w].split_at_mut(2 * w);
+                for (pair, &v) in top.chunks_exact_mut(2).zip(row) {
+                    pair[0] = v;
+                    pair[1] = v;
                 }
-            });
-    })
+                bottom.copy_from_slice(top);
+            }
+        });
+    out
 }
 
 /// 2x2 blocks averaged (`mean`, [`Down2x`]) or summed ([`Sum2x2`]).
 fn down2x<T: WithDType>(src: &[T], planes: usize, h: usize, w: usize, mean: bool) -> Vec<T> {
     let (ho, wo) = (h / 2, w / 2);
+    let mut out = crate::cpu_slices::zeros_par(planes * ho * wo, T::zero());
+    if ho * wo == 0 {
+        return out;
+    }
     let half = T::from_f64(0.5);
     // The two rows' pair sums: averaged in candle's order (`mean(5)` then `mean(3)`), or added.
     let combine = |p0: T, p1: T| {
@@ -58,21 +62,17 @@ fn down2x<T: WithDType>(src: &[T], planes: usize, h: usize, w: usize, mean: bool
             p0 + p1
         }
     };
-    crate::cpu_slices::written(planes * ho * wo, |out| {
-        if ho * wo == 0 {
-            return;
-        }
-        out.par_chunks_exact_mut(ho * wo)
-            .zip(src.par_chunks_exact(h * w))
-            .for_each(|(dst, p)| {
-                for (y, row) in dst.chunks_exact_mut(wo).enumerate() {
-                    let (r0, r1) = (&p[2 * y * w..2 * y * w + w], &p[(2 * y + 1) * w..(2 * y + 2) * w]);
-                    for (x, d) in row.iter_mut().enumerate() {
-                        d.write(combine(r0[2 * x] + r0[2 * x + 1], r1[2 * x] + r1[2 * x + 1]));
-                    }
+    out.par_chunks_exact_mut(ho * wo)
+        .zip(src.par_chunks_exact(h * w))
+        .for_each(|(dst, p)| {
+            for (y, row) in dst.chunks_exact_mut(wo).enumerate() {
+                let (r0, r1) = (&p[2 * y * w..2 * y * w + w], &p[(2 * y + 1) * w..(2 * y + 2) * w]);
+                for (x, d) in row.iter_mut().enumerate() {
+                    *d = combine(r0[2 * x] + r0[2 * x + 1], r1[2 * x] + r1[2 * x + 1]);
                 }
-            });
-    })
+            }
+        });
+    out
 }
 
 /// Nearest-neighbour 2x upsampling (module docs).
